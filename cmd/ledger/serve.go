@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/migrations"
+	"github.com/stripeledger/ledger/webhook"
+)
+
+type serveOptions struct {
+	db         dbOptions
+	addr       string
+	tlsCert    string
+	tlsKey     string
+	maxBody    int64
+	tolerance  time.Duration
+	appendWait time.Duration
+	secretsEnv string // the STRIPE_WEBHOOK_SECRET value (never logged)
+	// ready is closed once the listener is bound (tests and `ledger dev` wait on it).
+	ready func(addr string)
+}
+
+func serveCmd() *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the ledger's HTTP server (migrates the schema first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.addr, "addr", envOr("LEDGER_ADDR", ":8080"), "listen address (env LEDGER_ADDR)")
+	addServeFlags(cmd, &o)
+	return cmd
+}
+
+// addServeFlags are the flags `serve` and `dev` share.
+func addServeFlags(cmd *cobra.Command, o *serveOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.tlsCert, "tls-cert", os.Getenv("LEDGER_TLS_CERT"), "serve HTTPS with this certificate file (env LEDGER_TLS_CERT; Stripe requires HTTPS in live mode)")
+	f.StringVar(&o.tlsKey, "tls-key", os.Getenv("LEDGER_TLS_KEY"), "the certificate's private key file (env LEDGER_TLS_KEY)")
+	f.Int64Var(&o.maxBody, "max-body-bytes", 1<<20, "largest webhook body accepted; larger answers 413")
+	f.DurationVar(&o.tolerance, "signature-tolerance", 5*time.Minute, "how far a webhook's signed timestamp may be from now, past or future")
+	f.DurationVar(&o.appendWait, "append-timeout", 5*time.Second, "how long a webhook waits for its commit before answering 503")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// serve runs until SIGINT/SIGTERM, then stops taking connections, lets in-flight requests finish
+// (their events are committed before they are answered) and exits 0.
+func serve(ctx context.Context, o serveOptions) error {
+	log := newLogger()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.secretsEnv == "" {
+		o.secretsEnv = os.Getenv("STRIPE_WEBHOOK_SECRET")
+	}
+	secrets, err := webhook.ParseSecrets(o.secretsEnv)
+	if err != nil {
+		return err
+	}
+	db, err := resolveDB(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	from, to, err := migrateURL(ctx, db.URL)
+	if err != nil {
+		return err
+	}
+	log.Info("schema ready", "from_version", from, "version", to)
+
+	pool, err := openPool(ctx, db.URL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := eventstore.New(pool)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := webhook.NewMetrics(reg)
+	appender := eventstore.NewAppender(store, eventstore.AppenderConfig{OnBatch: metrics.ObserveBatch})
+	// Closed after the HTTP server has drained: every answered request's event is committed.
+	defer appender.Close()
+	hooks, err := webhook.New(webhook.Config{
+		Secrets:       secrets,
+		Tolerance:     o.tolerance,
+		MaxBodyBytes:  o.maxBody,
+		AppendTimeout: o.appendWait,
+		Logger:        log,
+	}, appender, store, metrics)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/stripe", hooks)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", webhook.NotFound)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", readyHandler(pool))
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("could not listen on %s: %w", o.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets))
+	if o.ready != nil {
+		o.ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if o.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("could not drain requests: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// readyHandler answers 200 only when the database answers and the schema is at the version this
+// binary embeds: a load balancer then never routes webhooks to a process that would 503 them.
+func readyHandler(pool *pgxpool.Pool) http.HandlerFunc {
+	want, _ := migrations.Latest()
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		have, err := migrations.Current(ctx, pool)
+		switch {
+		case err != nil:
+			slog.Warn("not ready", "reason", "database unreachable", "error", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": "database unreachable"})
+		case have != want:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
+				"error": fmt.Sprintf("schema at version %d, this binary needs %d (run `ledger migrate`)", have, want)})
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "schema_version": have})
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

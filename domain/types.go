@@ -1,0 +1,60 @@
+package domain
+
+import "slices"
+
+// ReadModelEventTypes are the Stripe event types the read models fold. A webhook endpoint should
+// be subscribed to these (`ledger endpoints setup` and the README list them). Events of other
+// types are still stored when they arrive; they are counted as unknown and ignored by projections.
+var ReadModelEventTypes = []string{
+	"customer.created",
+	"customer.updated",
+	"customer.deleted",
+	"customer.subscription.created",
+	"customer.subscription.updated",
+	"customer.subscription.deleted",
+	"customer.subscription.paused",
+	"customer.subscription.resumed",
+	"customer.subscription.trial_will_end",
+	"checkout.session.completed",
+	"checkout.session.async_payment_succeeded",
+	"checkout.session.async_payment_failed",
+	"checkout.session.expired",
+	"invoice.created",
+	"invoice.finalized",
+	"invoice.updated",
+	"invoice.paid",
+	"invoice.payment_failed",
+	"invoice.payment_succeeded",
+	"invoice.voided",
+	"invoice.marked_uncollectible",
+	"invoice.deleted",
+	"charge.succeeded",
+	"charge.failed",
+	"charge.captured",
+	"charge.updated",
+	"charge.refunded",
+	"charge.refund.updated",
+	"refund.created",
+	"refund.updated",
+	"refund.failed",
+	"charge.dispute.created",
+	"charge.dispute.updated",
+	"charge.dispute.closed",
+	"charge.dispute.funds_withdrawn",
+	"charge.dispute.funds_reinstated",
+}
+
+// PinnedAPIVersion is the Stripe API version the read models are written against.
+const PinnedAPIVersion = "2023-10-16"
+
+// KnownEventType reports whether a read model folds events of this type.
+func KnownEventType(t string) bool {
+	_, ok := slices.BinarySearch(sortedTypes, t)
+	return ok
+}
+
+var sortedTypes = func() []string {
+	s := slices.Clone(ReadModelEventTypes)
+	slices.Sort(s)
+	return s
+}()

@@ -1,0 +1,366 @@
+package eventstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/testkit"
+)
+
+type testBundle struct {
+	db    *testkit.DB
+	store *eventstore.Store
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	db := testkit.New(t)
+	return &testBundle{db: db, store: eventstore.New(db.Pool)}
+}
+
+func ev(id, obj string, source domain.Source) domain.Event {
+	return testkit.Event(id, "customer.subscription.updated", obj, 1700000000, 600, source)
+}
+
+func TestAppend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("positions, duplicates and per-event errors", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		bad := ev("evt_bad", "sub_1", domain.SourceWebhook)
+		bad.Signature = "" // webhook events must carry their signature
+		res, err := b.store.Append(ctx, []domain.Event{
+			ev("evt_1", "sub_1", domain.SourceWebhook),
+			ev("evt_2", "sub_2", domain.SourceReconcile),
+			bad,
+			ev("evt_1", "sub_1", domain.SourceWebhook), // same call duplicate
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []eventstore.Result{{Position: 1}, {Position: 2}, {}, {Position: 1, Duplicate: true}}
+		for i, w := range want {
+			if i == 2 {
+				if !errors.Is(res[i].Err, domain.ErrInvalidEvent) {
+					t.Fatalf("result 2: want ErrInvalidEvent, got %+v", res[i])
+				}
+				continue
+			}
+			if res[i] != w {
+				t.Fatalf("result %d: got %+v, want %+v", i, res[i], w)
+			}
+		}
+
+		// A later delivery of a stored event is a no-op answering the original position, even
+		// when its bytes differ (a webhook retry carries a new signature header).
+		again := ev("evt_2", "sub_2", domain.SourceWebhook)
+		res, err = b.store.Append(ctx, []domain.Event{again, ev("evt_3", "sub_1", domain.SourceImport)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0] != (eventstore.Result{Position: 2, Duplicate: true}) || res[1] != (eventstore.Result{Position: 3}) {
+			t.Fatalf("got %+v", res)
+		}
+		got, err := b.store.Get(ctx, "evt_2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Source != domain.SourceReconcile || got.Signature != "" {
+			t.Fatalf("duplicate changed the stored event: %+v", got.Event.Envelope)
+		}
+
+		head, err := b.store.Head(ctx)
+		if err != nil || head.Position != 3 {
+			t.Fatalf("head %+v, %v", head, err)
+		}
+		if _, err := b.store.Get(ctx, "evt_missing"); !errors.Is(err, eventstore.ErrNotFound) {
+			t.Fatalf("want ErrNotFound, got %v", err)
+		}
+	})
+
+	t.Run("stored bytes and fields round-trip exactly", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		// Odd but legal JSON: whitespace, escapes, key order, non-ASCII. Stored as sent.
+		raw := []byte("{ \"type\":\"charge.succeeded\",  \"id\":\"evt_raw\",\n\"created\":1700000001,\"livemode\":true," +
+			"\"account\":\"acct_1\",\"api_version\":\"2020-08-27\",\"data\":{\"object\":{\"object\":\"charge\",\"id\":\"ch_1\"," +
+			"\"description\":\"caf\\u00e9 — ünïcode\"}}}\n")
+		e, err := domain.NewEvent(raw, domain.SourceWebhook, "t=1700000001,v1=abc,v0=def")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.ReceivedAt = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+		if _, err := b.store.Append(ctx, []domain.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.store.Get(ctx, "evt_raw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Payload, raw) {
+			t.Fatalf("payload changed:\n%q\n%q", got.Payload, raw)
+		}
+		if got.Envelope != e.Envelope || got.Signature != e.Signature || got.Source != domain.SourceWebhook {
+			t.Fatalf("got %+v", got.Event)
+		}
+		if !got.ReceivedAt.Equal(e.ReceivedAt.Truncate(time.Microsecond)) {
+			t.Fatalf("received_at %v", got.ReceivedAt)
+		}
+		if got.PrevHash != eventstore.GenesisHash || got.Hash == eventstore.GenesisHash {
+			t.Fatalf("chain not started: %x %x", got.PrevHash, got.Hash)
+		}
+	})
+
+	t.Run("read by position and by object", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		var events []domain.Event
+		for i := 1; i <= 10; i++ {
+			events = append(events, ev(fmt.Sprintf("evt_%02d", i), fmt.Sprintf("sub_%d", i%3), domain.SourceImport))
+		}
+		if _, err := b.store.Append(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+		page, err := b.store.Read(ctx, 4, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) != 3 || page[0].Position != 5 || page[2].Position != 7 || page[0].ID != "evt_05" {
+			t.Fatalf("page %+v", page)
+		}
+		if page[1].PrevHash != page[0].Hash {
+			t.Fatal("chain link missing between consecutive rows")
+		}
+		obj, err := b.store.ReadObject(ctx, "sub_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range obj {
+			ids = append(ids, r.ID)
+		}
+		if fmt.Sprint(ids) != "[evt_01 evt_04 evt_07 evt_10]" {
+			t.Fatalf("object history %v", ids)
+		}
+		if rest, _ := b.store.Read(ctx, 10, 100); len(rest) != 0 {
+			t.Fatalf("read past head: %d", len(rest))
+		}
+	})
+}
+
+// The contract projections rely on: under heavy concurrent appends (with duplicates), a reader
+// tailing by position sees every distinct event exactly once and in order, and every delivery of
+// an event ID is answered with the same position.
+func TestConcurrentAppendTailingReader(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	const (
+		writers  = 32
+		attempts = 20000
+		distinct = attempts * 9 / 10 // 10% of deliveries are duplicates
+	)
+	app := eventstore.NewAppender(b.store, eventstore.AppenderConfig{})
+	defer app.Close()
+
+	// Each attempt is one delivery; the duplicate deliveries pick IDs at random, so some race the
+	// original and some arrive long after it.
+	deliveries := make([]int, 0, attempts)
+	for i := range distinct {
+		deliveries = append(deliveries, i)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range attempts - distinct {
+		deliveries = append(deliveries, rng.IntN(distinct))
+	}
+	rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
+
+	type answer struct {
+		pos int64
+		dup bool
+	}
+	answers := make([][]answer, distinct)
+	var mu sync.Mutex
+	work := make(chan int)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				id := fmt.Sprintf("evt_c%06d", i)
+				res, err := app.Append(ctx, []domain.Event{ev(id, fmt.Sprintf("sub_%d", i%97), domain.SourceReconcile)})
+				if err == nil {
+					err = res[0].Err
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				answers[i] = append(answers[i], answer{res[0].Position, res[0].Duplicate})
+				mu.Unlock()
+			}
+		}()
+	}
+
+	// The tailing reader runs while the writers write.
+	type seen struct {
+		id  string
+		pos int64
+	}
+	readerDone := make(chan []seen)
+	go func() {
+		var got []seen
+		var after int64
+		for len(got) < distinct && ctx.Err() == nil {
+			page, err := b.store.Read(ctx, after, 700)
+			if err != nil {
+				errs <- err
+				break
+			}
+			for _, r := range page {
+				got = append(got, seen{r.ID, r.Position})
+				after = r.Position
+			}
+			if len(page) == 0 {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		readerDone <- got
+	}()
+
+	for _, d := range deliveries {
+		select {
+		case work <- d:
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	close(work)
+	wg.Wait()
+	got := <-readerDone
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+
+	if len(got) != distinct {
+		t.Fatalf("reader saw %d events, want %d", len(got), distinct)
+	}
+	byID := make(map[string]int64, distinct)
+	for i, s := range got {
+		if s.pos != int64(i+1) {
+			t.Fatalf("reader saw position %d at index %d: positions must be dense and ordered", s.pos, i)
+		}
+		if _, ok := byID[s.id]; ok {
+			t.Fatalf("reader saw %s twice", s.id)
+		}
+		byID[s.id] = s.pos
+	}
+	dups := 0
+	for i, as := range answers {
+		id := fmt.Sprintf("evt_c%06d", i)
+		originals := 0
+		for _, a := range as {
+			if a.pos != byID[id] {
+				t.Fatalf("%s answered position %d, stored at %d", id, a.pos, byID[id])
+			}
+			if a.dup {
+				dups++
+			} else {
+				originals++
+			}
+		}
+		if originals != 1 {
+			t.Fatalf("%s appended %d times", id, originals)
+		}
+	}
+	if dups != attempts-distinct {
+		t.Fatalf("%d duplicate answers, want %d", dups, attempts-distinct)
+	}
+	v, err := b.store.Verify(ctx)
+	if err != nil || v.Broken != nil || v.Count != distinct {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+}
+
+func TestLogIsImmutable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if _, err := b.store.Append(ctx, []domain.Event{ev("evt_1", "sub_1", domain.SourceImport), ev("evt_2", "sub_1", domain.SourceImport)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		`UPDATE ledger.events SET type = 'charge.refunded' WHERE event_id = 'evt_1'`,
+		`DELETE FROM ledger.events WHERE event_id = 'evt_2'`,
+		`TRUNCATE ledger.events`,
+		`DELETE FROM ledger.log_head`,
+		`UPDATE ledger.log_head SET position = 0`,
+	} {
+		_, err := b.db.Pool.Exec(ctx, sql)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Fatalf("%s: want insufficient_privilege, got %v", sql, err)
+		}
+	}
+	head, _ := b.store.Head(ctx)
+	if head.Position != 2 {
+		t.Fatalf("head moved: %+v", head)
+	}
+	v, err := b.store.Verify(ctx)
+	if err != nil || v.Broken != nil || v.Count != 2 || v.HeadHash != head.Hash {
+		t.Fatalf("verify %+v %v", v, err)
+	}
+}
+
+func TestVerifyFindsTampering(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cases := map[string]struct {
+		sql    string
+		broken int64
+	}{
+		// A superuser can disable the triggers; the chain still tells.
+		"edited payload": {`UPDATE ledger.events SET payload = convert_to(replace(convert_from(payload,'UTF8'), '1999', '9'), 'UTF8') WHERE position = 3`, 3},
+		"edited type":    {`UPDATE ledger.events SET type = 'charge.refunded' WHERE position = 2`, 2},
+		"deleted row":    {`DELETE FROM ledger.events WHERE position = 4`, 5},
+		"deleted tail":   {`DELETE FROM ledger.events WHERE position = 5`, 5},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			for i := 1; i <= 5; i++ {
+				if _, err := b.store.Append(ctx, []domain.Event{ev(fmt.Sprintf("evt_%d", i), "sub_1", domain.SourceImport)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testkit.Tamper(t, b.db, tc.sql)
+			v, err := b.store.Verify(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Broken == nil || v.Broken.Position != tc.broken {
+				t.Fatalf("want break at %d, got %+v", tc.broken, v.Broken)
+			}
+		})
+	}
+}

@@ -1,0 +1,75 @@
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stripeledger/ledger/internal/testkit"
+)
+
+// The database goes away under a running server: webhooks answer 503 (Stripe retries), nothing
+// half-written remains, and when the database is back the same server answers 200 again without
+// a restart. Every event ever answered 200 is in the log.
+func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	cluster := testkit.StartCluster(t)
+	b := setupOn(t, cluster.DB)
+	ctx := context.Background()
+
+	acked := map[string]bool{}
+	send := func(id string) answer {
+		body := event(id)
+		a := deliver(t, b.url, body, signed(body, secretA, time.Time{}))
+		if a.Status == 200 {
+			acked[id] = true
+		}
+		return a
+	}
+	for i := range 5 {
+		if a := send(fmt.Sprintf("evt_before_%d", i)); a.Status != 200 {
+			t.Fatalf("before outage: %+v", a)
+		}
+	}
+
+	cluster.Stop(t)
+	for i := range 5 {
+		a := send(fmt.Sprintf("evt_during_%d", i))
+		if a.Status != 503 || a.Reason != "database_unavailable" {
+			t.Fatalf("during outage: %+v", a)
+		}
+	}
+
+	cluster.Start(t)
+	// Stripe retries what was answered 503; new events keep coming.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range 5 {
+		for {
+			a := send(fmt.Sprintf("evt_during_%d", i))
+			if a.Status == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no recovery after the database came back: %+v", a)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if a := send(fmt.Sprintf("evt_after_%d", i)); a.Status != 200 {
+			t.Fatalf("after outage: %+v", a)
+		}
+	}
+
+	for id := range acked {
+		if _, err := b.store.Get(ctx, id); err != nil {
+			t.Fatalf("acknowledged %s missing: %v", id, err)
+		}
+	}
+	if events, _ := b.logSize(t); events != 15 || len(acked) != 15 {
+		t.Fatalf("%d events in the log, %d acknowledged", events, len(acked))
+	}
+	v, err := b.store.Verify(ctx)
+	if err != nil || v.Broken != nil {
+		t.Fatalf("verify after outage: %+v %v", v, err)
+	}
+}
