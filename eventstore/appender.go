@@ -21,8 +21,9 @@ type AppenderConfig struct {
 	// waiting; a linger only helps light, bursty traffic and costs every caller that much
 	// latency. Default 0 (take what is queued, never wait).
 	MaxWait time.Duration
-	// Writers is the number of concurrent append transactions. With 2, one batch is gathered and
-	// sent while the other commits; the head lock still orders them. Default 2.
+	// Writers is the number of concurrent append transactions. They all queue on the log's head
+	// lock, so more than one mostly adds lock waits: measured on 2 cores with 64 callers, one
+	// writer appended ~27k events/s in batches of 32, two ~22k in batches of 21. Default 1.
 	Writers int
 	// Timeout bounds one append transaction, so a stalled database fails the batch instead of
 	// holding its callers forever. Default 10 s.
@@ -40,7 +41,7 @@ func (c *AppenderConfig) setDefaults() {
 		c.MaxBatchBytes = 8 << 20
 	}
 	if c.Writers <= 0 {
-		c.Writers = 2
+		c.Writers = 1
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second

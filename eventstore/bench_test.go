@@ -11,6 +11,7 @@ import (
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/loadgen"
 	"github.com/stripeledger/ledger/internal/testkit"
 )
 
@@ -32,9 +33,17 @@ func BenchmarkAppend(b *testing.B) {
 	store := eventstore.New(db.OpenPool(b, benchCallers+4))
 
 	b.Run("group-commit", func(b *testing.B) {
-		app := eventstore.NewAppender(store, eventstore.AppenderConfig{})
+		var batches, events atomic.Int64
+		var busy atomic.Int64
+		app := eventstore.NewAppender(store, eventstore.AppenderConfig{OnBatch: func(n int, took time.Duration, _ error) {
+			batches.Add(1)
+			events.Add(int64(n))
+			busy.Add(int64(took))
+		}})
 		defer app.Close()
 		runAppendBench(b, app.Append)
+		b.ReportMetric(float64(events.Load())/float64(batches.Load()), "events/batch")
+		b.ReportMetric(float64(busy.Load())/float64(batches.Load())/1e6, "ms/batch")
 	})
 	b.Run("per-event", func(b *testing.B) {
 		runAppendBench(b, store.Append)
@@ -45,8 +54,12 @@ func runAppendBench(b *testing.B, appendFn func(context.Context, []domain.Event)
 	ctx := context.Background()
 	run := benchSeq.Add(1)
 	events := make([]domain.Event, b.N)
-	for i := range events {
-		events[i] = testkit.Event(fmt.Sprintf("evt_b%d_%d", run, i), "invoice.paid", fmt.Sprintf("in_%d", i%5000), 1700000000, 3072, domain.SourceWebhook)
+	for i, raw := range loadgen.Events(b.N, uint64(run), fmt.Sprintf("evt_b%d", run), 3072, 3072) {
+		ev, err := domain.NewEvent(raw, domain.SourceWebhook, "t=1700000000,v1=00")
+		if err != nil {
+			b.Fatal(err)
+		}
+		events[i] = ev
 	}
 	latencies := make([]time.Duration, b.N)
 	var next atomic.Int64

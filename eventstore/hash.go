@@ -9,15 +9,19 @@ import (
 // GenesisHash is the prev_hash of the first event: 32 zero bytes.
 var GenesisHash [32]byte
 
-// chainHash computes a row's hash: SHA-256 over the previous row's hash and every stored column of
-// this row, each length-prefixed so no two different rows share an encoding. received_at enters as
-// Unix microseconds, the precision Postgres keeps; created as Unix seconds.
+// The hash chain. A row's hash is
+//
+//	SHA-256("ledger.events/v1" || prev_hash || position || content digest)
+//
+// where the content digest is SHA-256 over every other stored column, each length-prefixed so no
+// two different rows share an encoding (received_at as Unix microseconds, the precision Postgres
+// keeps; created as Unix seconds). Splitting it this way lets an appender hash the payloads before
+// it takes the log's lock; only the cheap outer hash needs the previous row.
 //
 // Changing this encoding invalidates every stored chain: it is versioned by the leading tag.
-func chainHash(prev [32]byte, r *Record) [32]byte {
+
+func contentDigest(r *Record) [32]byte {
 	h := sha256.New()
-	h.Write([]byte("ledger.events/v1"))
-	h.Write(prev[:])
 	var n [8]byte
 	writeInt := func(v int64) {
 		binary.BigEndian.PutUint64(n[:], uint64(v))
@@ -29,7 +33,6 @@ func chainHash(prev [32]byte, r *Record) [32]byte {
 	}
 	writeString := func(s string) { writeBytes([]byte(s)) }
 
-	writeInt(r.Position)
 	writeString(r.ID)
 	writeString(r.Type)
 	writeString(r.APIVersion)
@@ -47,6 +50,20 @@ func chainHash(prev [32]byte, r *Record) [32]byte {
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
+}
+
+func linkHash(prev [32]byte, position int64, content [32]byte) [32]byte {
+	var buf [16 + 32 + 8 + 32]byte
+	copy(buf[:16], "ledger.events/v1")
+	copy(buf[16:48], prev[:])
+	binary.BigEndian.PutUint64(buf[48:56], uint64(position))
+	copy(buf[56:], content[:])
+	return sha256.Sum256(buf[:])
+}
+
+// chainHash is a row's hash given the previous row's.
+func chainHash(prev [32]byte, r *Record) [32]byte {
+	return linkHash(prev, r.Position, contentDigest(r))
 }
 
 func writeBool(h hash.Hash, b bool) {

@@ -74,15 +74,15 @@ const (
 		account, object_type, object_id, source, received_at, payload, signature, prev_hash, hash`
 )
 
-var insertColumns = []string{
-	"position", "event_id", "type", "api_version", "created", "livemode", "account", "object_type",
-	"object_id", "source", "received_at", "payload", "signature", "prev_hash", "hash",
-}
-
 // Append writes events to the log in one transaction and answers each in order. Events whose ID
 // is already in the log (or earlier in the same call) are duplicates and answer the stored
 // position. Invalid events answer their own Err and do not stop the others. The returned error is
 // for the whole call (database unreachable, context done): then nothing was written.
+//
+// The transaction takes two round trips, so the head lock is held for as short a time as
+// possible: a pipelined BEGIN + lock + duplicate lookup, then a pipelined INSERT + head update +
+// COMMIT. While one transaction holds the lock, the next one's first round trip is already
+// waiting on it.
 func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, error) {
 	results := make([]Result, len(events))
 	ids := make([]string, 0, len(events))
@@ -97,21 +97,50 @@ func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, er
 		return results, nil
 	}
 
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("could not begin append: %w", err)
+	// Everything that does not depend on the log's tip is done before taking its lock.
+	now := s.now().UTC().Truncate(time.Microsecond)
+	pending := make([]Record, len(events))
+	digests := make([][32]byte, len(events))
+	for i := range events {
+		if results[i].Err != nil {
+			continue
+		}
+		r := &pending[i]
+		r.Event = events[i]
+		if r.ReceivedAt.IsZero() {
+			r.ReceivedAt = now
+		}
+		r.ReceivedAt = r.ReceivedAt.UTC().Truncate(time.Microsecond)
+		digests[i] = contentDigest(r)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 
-	// One round trip for the lock and the duplicate lookup.
-	batch := &pgx.Batch{}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("could not connect to append: %w", err)
+	}
+	defer conn.Release()
+	open := false // a transaction block is open on conn
+	defer func() {
+		if open {
+			// Covers every failure after BEGIN, including a COMMIT whose answer was lost; on a
+			// broken connection pgx discards the connection instead.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+
 	var head Head
 	var headHash []byte
-	batch.Queue(lockHeadSQL).QueryRow(func(row pgx.Row) error {
+	known := make(map[string]int64)
+	lock := &pgx.Batch{}
+	lock.Queue("BEGIN")
+	// A cached generic plan for the duplicate lookup, made while the log was small, is a
+	// sequential scan, and it stays cached until autovacuum analyses the table: a fresh ledger
+	// under load would scan the whole log on every append. Custom plans see the real size.
+	lock.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
+	lock.Queue(lockHeadSQL).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&head.Position, &headHash)
 	})
-	known := make(map[string]int64)
-	batch.Queue(existingSQL, ids).Query(func(rows pgx.Rows) error {
+	lock.Queue(existingSQL, ids).Query(func(rows pgx.Rows) error {
 		var id string
 		var pos int64
 		_, err := pgx.ForEachRow(rows, []any{&id, &pos}, func() error {
@@ -120,56 +149,88 @@ func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, er
 		})
 		return err
 	})
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+	open = true
+	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
 		return nil, fmt.Errorf("could not lock the log head: %w", err)
 	}
 	copy(head.Hash[:], headHash)
 
-	now := s.now().UTC().Truncate(time.Microsecond)
-	rows := make([][]any, 0, len(ids))
+	var cols insertArrays
 	next, prev := head.Position, head.Hash
 	for i := range events {
 		if results[i].Err != nil {
 			continue
 		}
-		e := &events[i]
-		if pos, ok := known[e.ID]; ok {
+		r := &pending[i]
+		if pos, ok := known[r.ID]; ok {
 			results[i] = Result{Position: pos, Duplicate: true}
 			continue
 		}
 		next++
-		r := Record{Position: next, Event: *e, PrevHash: prev}
-		if r.ReceivedAt.IsZero() {
-			r.ReceivedAt = now
-		}
-		r.ReceivedAt = r.ReceivedAt.UTC().Truncate(time.Microsecond)
-		r.Hash = chainHash(prev, &r)
+		r.Position, r.PrevHash = next, prev
+		r.Hash = linkHash(prev, next, digests[i])
 		prev = r.Hash
-		known[e.ID] = next
+		known[r.ID] = next
 		results[i] = Result{Position: next}
-		var sig any
-		if r.Signature != "" {
-			sig = r.Signature
-		}
-		rows = append(rows, []any{
-			r.Position, r.ID, r.Type, r.APIVersion, r.CreatedTime(), r.Livemode, r.Account, r.ObjectType,
-			r.ObjectID, string(r.Source), r.ReceivedAt, r.Payload, sig, r.PrevHash[:], r.Hash[:],
-		})
+		cols.add(r)
 	}
-	if len(rows) == 0 {
-		// All duplicates: nothing to write, and rolling back releases the lock.
+	if len(cols.position) == 0 {
+		// All duplicates: nothing to write; the deferred ROLLBACK releases the lock.
 		return results, nil
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", "events"}, insertColumns, pgx.CopyFromRows(rows)); err != nil {
-		return nil, fmt.Errorf("could not insert events: %w", err)
+	write := &pgx.Batch{}
+	write.Queue(insertSQL, cols.args()...)
+	write.Queue(advanceHeadSQL, next, prev[:])
+	write.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, write).Close(); err != nil {
+		return nil, fmt.Errorf("could not append events: %w", err)
 	}
-	if _, err := tx.Exec(ctx, advanceHeadSQL, next, prev[:]); err != nil {
-		return nil, fmt.Errorf("could not advance the log head: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("could not commit append: %w", err)
-	}
+	open = false
 	return results, nil
+}
+
+// insertSQL inserts a whole batch in one statement from parallel arrays, so it can be pipelined
+// with the head update and COMMIT (COPY cannot be).
+const insertSQL = `INSERT INTO ledger.events (position, event_id, type, api_version, created, livemode, account,
+		object_type, object_id, source, received_at, payload, signature, prev_hash, hash)
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::boolean[],
+		$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bytea[], $13::text[],
+		$14::bytea[], $15::bytea[])`
+
+type insertArrays struct {
+	position                                                []int64
+	id, typ, apiVersion, account, objectType, objectID, src []string
+	created, receivedAt                                     []time.Time
+	livemode                                                []bool
+	payload, prevHash, hash                                 [][]byte
+	signature                                               []*string
+}
+
+func (a *insertArrays) add(r *Record) {
+	a.position = append(a.position, r.Position)
+	a.id = append(a.id, r.ID)
+	a.typ = append(a.typ, r.Type)
+	a.apiVersion = append(a.apiVersion, r.APIVersion)
+	a.created = append(a.created, r.CreatedTime())
+	a.livemode = append(a.livemode, r.Livemode)
+	a.account = append(a.account, r.Account)
+	a.objectType = append(a.objectType, r.ObjectType)
+	a.objectID = append(a.objectID, r.ObjectID)
+	a.src = append(a.src, string(r.Source))
+	a.receivedAt = append(a.receivedAt, r.ReceivedAt)
+	a.payload = append(a.payload, r.Payload)
+	var sig *string
+	if r.Signature != "" {
+		sig = &r.Signature
+	}
+	a.signature = append(a.signature, sig)
+	a.prevHash = append(a.prevHash, r.PrevHash[:])
+	a.hash = append(a.hash, r.Hash[:])
+}
+
+func (a *insertArrays) args() []any {
+	return []any{a.position, a.id, a.typ, a.apiVersion, a.created, a.livemode, a.account, a.objectType,
+		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.prevHash, a.hash}
 }
 
 // Head returns the tip of the log.
