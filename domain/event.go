@@ -74,27 +74,31 @@ const MaxIDLength = 255
 
 // rawEnvelope mirrors the JSON shape. Pointers tell "absent" from "empty".
 type rawEnvelope struct {
-	ID         *string `json:"id"`
-	Object     *string `json:"object"`
-	Type       *string `json:"type"`
-	APIVersion *string `json:"api_version"`
-	Created    *int64  `json:"created"`
-	Livemode   bool    `json:"livemode"`
-	Account    *string `json:"account"`
-	Data       *struct {
-		Object *struct {
-			ID     *string `json:"id"`
-			Object *string `json:"object"`
-		} `json:"object"`
-	} `json:"data"`
+	ID         *string  `json:"id"`
+	Object     *string  `json:"object"`
+	Type       *string  `json:"type"`
+	APIVersion *string  `json:"api_version"`
+	Created    *int64   `json:"created"`
+	Livemode   bool     `json:"livemode"`
+	Account    *string  `json:"account"`
+	Data       *rawData `json:"data"`
+}
+
+type rawData struct {
+	Object *rawObject `json:"object"`
+}
+
+type rawObject struct {
+	ID     *string `json:"id"`
+	Object *string `json:"object"`
 }
 
 // DecodeEnvelope reads the indexed fields of a Stripe event from its raw JSON. It accepts every
 // event type and API version; it refuses only bodies that are not events at all, with an
 // *EnvelopeError.
 func DecodeEnvelope(raw []byte) (Envelope, error) {
-	var r rawEnvelope
-	if err := json.Unmarshal(raw, &r); err != nil {
+	r, err := scanEnvelope(raw)
+	if err != nil {
 		return Envelope{}, &EnvelopeError{Reason: ReasonNotJSON, Detail: "body is not a JSON object: " + shortJSONError(err)}
 	}
 	if r.Object != nil && *r.Object != "event" {
@@ -223,6 +227,13 @@ func shortJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	}
+	var se2 *typeError
+	if errors.As(err, &se2) {
+		if se2.field == "" {
+			return "not an object"
+		}
+		return se2.Error()
 	}
 	return "malformed"
 }

@@ -8,6 +8,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -203,7 +204,11 @@ func (h *Handler) admit(sig string, contentLength int64, body io.Reader) ([]byte
 	if contentLength > h.cfg.MaxBodyBytes {
 		return nil, h.tooLarge()
 	}
-	raw, err := io.ReadAll(io.LimitReader(body, h.cfg.MaxBodyBytes+1))
+	// Sized from Content-Length when there is one (bounded above), so the body is read into
+	// one allocation instead of a growing series.
+	buf := bytes.NewBuffer(make([]byte, 0, max(min(contentLength, h.cfg.MaxBodyBytes), 512)+1))
+	_, err := buf.ReadFrom(io.LimitReader(body, h.cfg.MaxBodyBytes+1))
+	raw := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

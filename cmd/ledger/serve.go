@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // only reachable through --debug-addr
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,7 +34,8 @@ type serveOptions struct {
 	tolerance  time.Duration
 	appendWait time.Duration
 	secretsEnv string // the STRIPE_WEBHOOK_SECRET value (never logged)
-	// ready is closed once the listener is bound (tests and `ledger dev` wait on it).
+	debugAddr  string
+	// ready is called once the listener is bound (`ledger dev` prints its URLs then).
 	ready func(addr string)
 }
 
@@ -60,6 +62,7 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 	f.Int64Var(&o.maxBody, "max-body-bytes", 1<<20, "largest webhook body accepted; larger answers 413")
 	f.DurationVar(&o.tolerance, "signature-tolerance", 5*time.Minute, "how far a webhook's signed timestamp may be from now, past or future")
 	f.DurationVar(&o.appendWait, "append-timeout", 5*time.Second, "how long a webhook waits for its commit before answering 503")
+	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 }
 
 func envOr(name, def string) string {
@@ -128,6 +131,15 @@ func serve(ctx context.Context, o serveOptions) error {
 	})
 	mux.HandleFunc("GET /readyz", readyHandler(pool))
 
+	if o.debugAddr != "" {
+		go func() {
+			// pprof registers on http.DefaultServeMux; the main server uses its own mux.
+			log.Info("debug listener", "addr", o.debugAddr)
+			if err := http.ListenAndServe(o.debugAddr, http.DefaultServeMux); err != nil {
+				log.Error("debug listener stopped", "error", err)
+			}
+		}()
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("could not listen on %s: %w", o.addr, err)

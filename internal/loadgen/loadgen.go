@@ -134,7 +134,7 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
-	distinct := int(float64(cfg.Requests) * (1 - cfg.DupRate))
+	distinct := max(1, int(float64(cfg.Requests)*(1-cfg.DupRate)))
 	bodies := Events(distinct, cfg.Seed, cfg.IDPrefix, cfg.MinBytes, cfg.MaxBytes)
 	// The delivery order: every event once, plus duplicates of events sent earlier in the run.
 	rng := rand.New(rand.NewPCG(cfg.Seed+1, 7))

@@ -1,0 +1,71 @@
+package domain
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// referenceEnvelope decodes with encoding/json, key by key (exact key match, last duplicate
+// wins), as the scanner does.
+func referenceEnvelope(raw []byte) (rawEnvelope, bool) {
+	var r rawEnvelope
+	var top map[string]json.RawMessage
+	if json.Unmarshal(raw, &top) != nil || top == nil {
+		return r, false
+	}
+	str := func(m map[string]json.RawMessage, k string, dst **string) bool {
+		v, ok := m[k]
+		return !ok || json.Unmarshal(v, dst) == nil
+	}
+	ok := str(top, "id", &r.ID) && str(top, "object", &r.Object) && str(top, "type", &r.Type) &&
+		str(top, "api_version", &r.APIVersion) && str(top, "account", &r.Account)
+	if v, has := top["created"]; has && ok {
+		ok = json.Unmarshal(v, &r.Created) == nil
+	}
+	if v, has := top["livemode"]; has && ok {
+		ok = json.Unmarshal(v, &r.Livemode) == nil
+	}
+	if v, has := top["data"]; has && ok && string(v) != "null" {
+		var data map[string]json.RawMessage
+		if ok = json.Unmarshal(v, &data) == nil && data != nil; ok {
+			r.Data = new(rawData)
+			if o, has := data["object"]; has && string(o) != "null" {
+				var obj map[string]json.RawMessage
+				if ok = json.Unmarshal(o, &obj) == nil && obj != nil; ok {
+					r.Data.Object = new(rawObject)
+					ok = str(obj, "id", &r.Data.Object.ID) && str(obj, "object", &r.Data.Object.Object)
+				}
+			}
+		}
+	}
+	return r, ok
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"evt_1","object":"event","api_version":"2023-10-16","created":1700000000,"livemode":true,"account":"acct_1","type":"invoice.paid","data":{"object":{"id":"in_1","object":"invoice","lines":{"data":[{"id":"x"}]}},"previous_attributes":{"a":[1,{"b":"}"}]}}}`,
+		`{"id":"evt_\u00e9\"x","type":"a","created":-0,"data":null}`,
+		`{"id":"evt_1","id":"evt_2","data":{"object":{"id":"a"}},"data":{"object":{"object":"b"}}}`,
+		`{"created":1.5}`, `{"created":1e3}`, `{"created":99999999999999999999}`, `{"livemode":"yes"}`,
+		`{"data":"x"}`, `{"data":{"object":[]}}`, `[]`, `"s"`, `null`, `{`, ` {"id" : "evt_1" , "type":"t" } `,
+		`{"ID":"evt_1"}`, `{"id":null,"type":null,"created":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := scanEnvelope(raw)
+		want, ok := referenceEnvelope(raw)
+		if (err == nil) != ok {
+			t.Fatalf("scanner err=%v, reference ok=%v for %q", err, ok, raw)
+		}
+		if ok && !reflect.DeepEqual(got, want) {
+			t.Fatalf("scanner %s\nreference %s\nfor %q", dump(got), dump(want), raw)
+		}
+	})
+}
+
+func dump(r rawEnvelope) string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
