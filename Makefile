@@ -36,6 +36,12 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
+## fuzz: every fuzz target for FUZZTIME each (seed corpora also run in `make test`)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzAdmit$$' -fuzztime $(FUZZTIME) ./webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./domain
+
 ## clean-data: stop the private clusters and delete ./.data
 clean-data:
 	-$(GO) run ./cmd/ledger db stop

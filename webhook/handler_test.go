@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -311,4 +312,45 @@ func TestConcurrentDeliveriesOfOneEvent(t *testing.T) {
 	if events, _ := b.logSize(t); events != 1 || originals != 1 {
 		t.Fatalf("%d rows, %d non-duplicate answers", events, originals)
 	}
+}
+
+// A flood of forged requests must not flood the logs: rejections are logged at a bounded rate,
+// and always counted.
+func TestRejectionLogsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	store := eventstore.New(db.Pool)
+	metrics := webhook.NewMetrics(prometheus.NewRegistry())
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
+	h, err := webhook.New(webhook.Config{Secrets: []string{secretA}, Logger: logger, RejectionLogsPerSecond: 1}, nil, store, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for range 100 {
+		post(t, http.MethodPost, srv.URL, strings.NewReader("{}"), map[string]string{"Stripe-Signature": "t=1,v1=00"})
+	}
+	mu.Lock()
+	lines := strings.Count(logs.String(), `"msg":"webhook rejected"`)
+	mu.Unlock()
+	if lines < 20 || lines > 25 {
+		t.Fatalf("%d rejection log lines for 100 rejections (burst 20, then 1/s)", lines)
+	}
+	if got := testutil.ToFloat64(metrics.Rejected.WithLabelValues("malformed_signature_header")); got != 100 {
+		t.Fatalf("counted %v rejections", got)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

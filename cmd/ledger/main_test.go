@@ -6,15 +6,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
@@ -199,14 +203,17 @@ func TestPrivateClusterBootstrap(t *testing.T) {
 	}
 }
 
-func TestServeReadinessAndGracefulStop(t *testing.T) {
+// serve answers health and readiness, keeps its secret out of everything it prints and exports,
+// and on SIGTERM lets in-flight webhooks finish (each answered 200 is in the log) and exits 0.
+func TestServeGracefulStopUnderLoad(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
 	port := freePort(t)
+	secret := "whsec_graceful_0123456789abcdef"
 	cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port)
-	cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET=whsec_test_serve")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
+	cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET="+secret)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,12 +222,104 @@ func TestServeReadinessAndGracefulStop(t *testing.T) {
 	if code := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz %d", code)
 	}
+	// A forged request, so the rejection path logs too.
+	forged, _ := http.NewRequest(http.MethodPost, base+"/webhooks/stripe", strings.NewReader(`{"id":"evt_forged"}`))
+	forged.Header.Set("Stripe-Signature", "t=now,v1=forged")
+	resp, err := http.DefaultClient.Do(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	type outcome struct {
+		id     string
+		status int
+	}
+	outcomes := make(chan outcome, 10000)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("evt_graceful_%02d_%05d", w, i)
+				body := testkit.EventJSON(id, "invoice.paid", "in_1", time.Now().Unix(), 3000)
+				sig := stripewebhook.GenerateTestSignedPayload(&stripewebhook.UnsignedPayload{Payload: body, Secret: secret}).Header
+				req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/stripe", bytes.NewReader(body))
+				req.Header.Set("Stripe-Signature", sig)
+				resp, err := client.Do(req)
+				if err != nil {
+					outcomes <- outcome{id, 0}
+					return // the server is gone
+				}
+				resp.Body.Close()
+				outcomes <- outcome{id, resp.StatusCode}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	metrics := getBody(t, base+"/metrics")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("serve did not exit 0 on SIGTERM: %v\n%s", err, errb.String())
+	waitErr := cmd.Wait()
+	close(stop)
+	wg.Wait()
+	close(outcomes)
+	if waitErr != nil {
+		t.Fatalf("serve did not exit 0 on SIGTERM: %v\n%s", waitErr, stderr.String())
 	}
+
+	var acked []string
+	for o := range outcomes {
+		switch o.status {
+		case http.StatusOK:
+			acked = append(acked, o.id)
+		case 0: // connection refused or closed once the listener was gone
+		default:
+			t.Fatalf("%s answered %d during shutdown", o.id, o.status)
+		}
+	}
+	var present int
+	if err := db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM ledger.events WHERE event_id = ANY($1)", acked).Scan(&present); err != nil {
+		t.Fatal(err)
+	}
+	if len(acked) == 0 || present != len(acked) {
+		t.Fatalf("%d answered 200, %d in the log", len(acked), present)
+	}
+	for _, out := range []string{stderr.String(), metrics} {
+		if strings.Contains(out, secret) || strings.Contains(out, "whsec_") {
+			t.Fatalf("a signing secret was printed or exported")
+		}
+	}
+	for _, want := range []string{`"msg":"webhook rejected"`, `"reason":"malformed_signature_header"`, `"remote":"127.0.0.1:`, `"msg":"webhook","event_id":"evt_graceful_`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Fatalf("log lacks %s", want)
+		}
+	}
+	for _, want := range []string{"ledger_webhooks_appended_total", `ledger_webhooks_rejected_total{reason="malformed_signature_header"} 1`, "ledger_append_batch_events_bucket", "ledger_webhook_duration_seconds_bucket"} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func get(t *testing.T, url string) int {
