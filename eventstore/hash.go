@@ -52,6 +52,8 @@ func contentDigest(r *Record) [32]byte {
 	return out
 }
 
+// linkHash is mirrored by ledger.append_events (migrations/003_append_function.sql), which links
+// rows on the server; Verify recomputes it here, so the two cannot drift apart unnoticed.
 func linkHash(prev [32]byte, position int64, content [32]byte) [32]byte {
 	var buf [16 + 32 + 8 + 32]byte
 	copy(buf[:16], "ledger.events/v1")

@@ -1,8 +1,9 @@
 // Package eventstore is the ledger's append-only log of Stripe events in Postgres (ledger.events).
 //
 // Appends are idempotent by event ID and batch-first: Append takes many events and answers each
-// one. Every append transaction first locks the single row of ledger.log_head, then assigns the
-// next positions and extends the hash chain, so positions are dense and in commit order: a reader
+// one. Every append transaction (one call of ledger.append_events) first locks the single row of
+// ledger.log_head, then assigns the next positions and extends the hash chain, so positions are
+// dense and in commit order: a reader
 // that tails "position > N" sees every event exactly once and can never be overtaken by a smaller
 // position committing later (the gap a bigserial leaves under concurrency). Throughput comes from
 // putting many events in each transaction (see Appender), not from weakening that lock.
@@ -59,15 +60,6 @@ func New(pool *pgxpool.Pool) *Store {
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 const (
-	// FOR UPDATE on the one head row is the log-wide lock: it is held to commit, so appenders
-	// take positions strictly one transaction after another.
-	lockHeadSQL = `SELECT position, hash FROM ledger.log_head FOR UPDATE`
-
-	// Under the head lock no other appender can insert, so this lookup is exact.
-	existingSQL = `SELECT event_id, position FROM ledger.events WHERE event_id = ANY($1)`
-
-	advanceHeadSQL = `UPDATE ledger.log_head SET position = $1, hash = $2`
-
 	headSQL = `SELECT position, hash FROM ledger.log_head`
 
 	recordColumns = `position, event_id, type, api_version, extract(epoch from created)::bigint, livemode,
@@ -79,135 +71,87 @@ const (
 // position. Invalid events answer their own Err and do not stop the others. The returned error is
 // for the whole call (database unreachable, context done): then nothing was written.
 //
-// The transaction takes two round trips, so the head lock is held for as short a time as
-// possible: a pipelined BEGIN + lock + duplicate lookup, then a pipelined INSERT + head update +
-// COMMIT. While one transaction holds the lock, the next one's first round trip is already
-// waiting on it.
+// Everything that does not need the log's tip (validation, hashing each event's content,
+// encoding the batch) happens before the request leaves; the locked part — duplicate lookup,
+// positions, chain links, insert, head update — is one statement on the server
+// (ledger.append_events), so the head lock is held only for the server's own work and the next
+// batch can already be waiting for it.
 func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, error) {
 	results := make([]Result, len(events))
-	ids := make([]string, 0, len(events))
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var cols appendArrays
+	first := make(map[string]int, len(events)) // event ID -> index in cols
+	sent := make([]int, len(events))           // event index -> index in cols, -1 when invalid
 	for i := range events {
+		sent[i] = -1
 		if err := events[i].Validate(); err != nil {
 			results[i].Err = err
 			continue
 		}
-		ids = append(ids, events[i].ID)
-	}
-	if len(ids) == 0 {
-		return results, nil
-	}
-
-	// Everything that does not depend on the log's tip is done before taking its lock.
-	now := s.now().UTC().Truncate(time.Microsecond)
-	pending := make([]Record, len(events))
-	digests := make([][32]byte, len(events))
-	for i := range events {
-		if results[i].Err != nil {
+		if k, ok := first[events[i].ID]; ok {
+			sent[i] = k // a repeat within the call: answered like the first
 			continue
 		}
-		r := &pending[i]
-		r.Event = events[i]
+		r := Record{Event: events[i]}
 		if r.ReceivedAt.IsZero() {
 			r.ReceivedAt = now
 		}
 		r.ReceivedAt = r.ReceivedAt.UTC().Truncate(time.Microsecond)
-		digests[i] = contentDigest(r)
+		first[r.ID] = len(cols.id)
+		sent[i] = len(cols.id)
+		cols.add(&r, contentDigest(&r))
 	}
-
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("could not connect to append: %w", err)
-	}
-	defer conn.Release()
-	open := false // a transaction block is open on conn
-	defer func() {
-		if open {
-			// Covers every failure after BEGIN, including a COMMIT whose answer was lost; on a
-			// broken connection pgx discards the connection instead.
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-
-	var head Head
-	var headHash []byte
-	known := make(map[string]int64)
-	lock := &pgx.Batch{}
-	lock.Queue("BEGIN")
-	// A cached generic plan for the duplicate lookup, made while the log was small, is a
-	// sequential scan, and it stays cached until autovacuum analyses the table: a fresh ledger
-	// under load would scan the whole log on every append. Custom plans see the real size.
-	lock.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
-	lock.Queue(lockHeadSQL).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&head.Position, &headHash)
-	})
-	lock.Queue(existingSQL, ids).Query(func(rows pgx.Rows) error {
-		var id string
-		var pos int64
-		_, err := pgx.ForEachRow(rows, []any{&id, &pos}, func() error {
-			known[id] = pos
-			return nil
-		})
-		return err
-	})
-	open = true
-	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
-		return nil, fmt.Errorf("could not lock the log head: %w", err)
-	}
-	copy(head.Hash[:], headHash)
-
-	var cols insertArrays
-	next, prev := head.Position, head.Hash
-	for i := range events {
-		if results[i].Err != nil {
-			continue
-		}
-		r := &pending[i]
-		if pos, ok := known[r.ID]; ok {
-			results[i] = Result{Position: pos, Duplicate: true}
-			continue
-		}
-		next++
-		r.Position, r.PrevHash = next, prev
-		r.Hash = linkHash(prev, next, digests[i])
-		prev = r.Hash
-		known[r.ID] = next
-		results[i] = Result{Position: next}
-		cols.add(r)
-	}
-	if len(cols.position) == 0 {
-		// All duplicates: nothing to write; the deferred ROLLBACK releases the lock.
+	if len(cols.id) == 0 {
 		return results, nil
 	}
-	write := &pgx.Batch{}
-	write.Queue(insertSQL, cols.args()...)
-	write.Queue(advanceHeadSQL, next, prev[:])
-	write.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, write).Close(); err != nil {
+
+	rows, err := s.pool.Query(ctx, appendSQL, cols.args()...)
+	if err != nil {
 		return nil, fmt.Errorf("could not append events: %w", err)
 	}
-	open = false
+	answers := make([]Result, len(cols.id))
+	var idx int32
+	var pos int64
+	var dup bool
+	_, err = pgx.ForEachRow(rows, []any{&idx, &pos, &dup}, func() error {
+		if idx < 1 || int(idx) > len(answers) {
+			return fmt.Errorf("append answered for event %d of %d", idx, len(answers))
+		}
+		answers[idx-1] = Result{Position: pos, Duplicate: dup}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("could not append events: %w", err)
+	}
+	seen := make([]bool, len(answers))
+	for i, k := range sent {
+		if k < 0 {
+			continue
+		}
+		results[i] = answers[k]
+		if seen[k] {
+			results[i].Duplicate = true
+		}
+		seen[k] = true
+	}
 	return results, nil
 }
 
-// insertSQL inserts a whole batch in one statement from parallel arrays, so it can be pipelined
-// with the head update and COMMIT (COPY cannot be).
-const insertSQL = `INSERT INTO ledger.events (position, event_id, type, api_version, created, livemode, account,
-		object_type, object_id, source, received_at, payload, signature, prev_hash, hash)
-	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::boolean[],
-		$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bytea[], $13::text[],
-		$14::bytea[], $15::bytea[])`
+// appendSQL runs as its own implicit transaction: the function's lock is released at commit.
+const appendSQL = `SELECT idx, event_position, duplicate FROM ledger.append_events(
+	$1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::text[], $7::text[],
+	$8::text[], $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::bytea[])`
 
-type insertArrays struct {
-	position                                                []int64
+// appendArrays are the batch as parallel columns, the shape ledger.append_events takes.
+type appendArrays struct {
 	id, typ, apiVersion, account, objectType, objectID, src []string
 	created, receivedAt                                     []time.Time
 	livemode                                                []bool
-	payload, prevHash, hash                                 [][]byte
+	payload, digest                                         [][]byte
 	signature                                               []*string
 }
 
-func (a *insertArrays) add(r *Record) {
-	a.position = append(a.position, r.Position)
+func (a *appendArrays) add(r *Record, digest [32]byte) {
 	a.id = append(a.id, r.ID)
 	a.typ = append(a.typ, r.Type)
 	a.apiVersion = append(a.apiVersion, r.APIVersion)
@@ -224,13 +168,12 @@ func (a *insertArrays) add(r *Record) {
 		sig = &r.Signature
 	}
 	a.signature = append(a.signature, sig)
-	a.prevHash = append(a.prevHash, r.PrevHash[:])
-	a.hash = append(a.hash, r.Hash[:])
+	a.digest = append(a.digest, digest[:])
 }
 
-func (a *insertArrays) args() []any {
-	return []any{a.position, a.id, a.typ, a.apiVersion, a.created, a.livemode, a.account, a.objectType,
-		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.prevHash, a.hash}
+func (a *appendArrays) args() []any {
+	return []any{a.id, a.typ, a.apiVersion, a.created, a.livemode, a.account, a.objectType,
+		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.digest}
 }
 
 // Head returns the tip of the log.

@@ -3,10 +3,15 @@ package webhook_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/webhook"
 )
 
 // The database goes away under a running server: webhooks answer 503 (Stripe retries), nothing
@@ -71,5 +76,58 @@ func TestDatabaseOutage(t *testing.T) {
 	v, err := b.store.Verify(ctx)
 	if err != nil || v.Broken != nil {
 		t.Fatalf("verify after outage: %+v %v", v, err)
+	}
+}
+
+// A database that answers but is too slow (here: another session holds the log's head lock) makes
+// webhooks answer 503 after the append timeout instead of hanging; once it is fast again, the
+// same delivery is appended.
+func TestSlowDatabaseAnswers503(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	store := eventstore.New(db.Pool)
+	metrics := webhook.NewMetrics(prometheus.NewRegistry())
+	app := eventstore.NewAppender(store, eventstore.AppenderConfig{})
+	t.Cleanup(app.Close)
+	h, err := webhook.New(webhook.Config{Secrets: []string{secretA}, AppendTimeout: 500 * time.Millisecond}, app, store, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+
+	blocker, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocker.Exec(ctx, "SELECT 1 FROM ledger.log_head FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	body := event("evt_slow")
+	start := time.Now()
+	a := deliver(t, srv.URL, body, signed(body, secretA, time.Time{}))
+	if a.Status != 503 || a.Reason != "database_unavailable" {
+		t.Fatalf("while the log is blocked: %+v", a)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("answered after %s, not at the 500ms bound", took)
+	}
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		a = deliver(t, srv.URL, body, signed(body, secretA, time.Time{}))
+		if a.Status == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a.Status != 200 {
+		t.Fatalf("after the block lifted: %+v", a)
+	}
+	if _, err := store.Get(ctx, "evt_slow"); err != nil {
+		t.Fatal(err)
 	}
 }

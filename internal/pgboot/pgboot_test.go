@@ -22,7 +22,7 @@ func TestRedact(t *testing.T) {
 		"postgres://db.example/ledger?password=s3cret&sslmode=disable":    "postgres://db.example/ledger?sslmode=disable",
 		"postgres://ledger@127.0.0.1/ledger":                              "postgres://ledger@127.0.0.1/ledger",
 		"host=db.example user=ledger password=s3cret dbname=ledger":       "host=db.example user=ledger dbname=ledger",
-		"%%%s3cret":                                                       "(unparseable database URL)",
+		"%%%s3cret": "(unparseable database URL)",
 	}
 	for in, want := range cases {
 		if got := pgboot.Redact(in); got != want {
