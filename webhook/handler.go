@@ -8,7 +8,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -204,11 +203,16 @@ func (h *Handler) admit(sig string, contentLength int64, body io.Reader) ([]byte
 	if contentLength > h.cfg.MaxBodyBytes {
 		return nil, h.tooLarge()
 	}
-	// Sized from Content-Length when there is one (bounded above), so the body is read into
-	// one allocation instead of a growing series.
-	buf := bytes.NewBuffer(make([]byte, 0, max(min(contentLength, h.cfg.MaxBodyBytes), 512)+1))
-	_, err := buf.ReadFrom(io.LimitReader(body, h.cfg.MaxBodyBytes+1))
-	raw := buf.Bytes()
+	// With a Content-Length (Stripe sends one) the body is read into one allocation of exactly
+	// that size; net/http ends the body there. Without one, read up to the limit.
+	var raw []byte
+	var err error
+	if contentLength > 0 {
+		raw = make([]byte, contentLength)
+		_, err = io.ReadFull(body, raw)
+	} else {
+		raw, err = io.ReadAll(io.LimitReader(body, h.cfg.MaxBodyBytes+1))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -38,20 +38,23 @@ type testBundle struct {
 
 func setup(t *testing.T, secrets ...string) *testBundle {
 	t.Helper()
-	db := testkit.New(t)
-	return setupOn(t, db, secrets...)
+	return setupOn(t, testkit.New(t), webhook.Config{Secrets: secrets})
 }
 
-func setupOn(t *testing.T, db *testkit.DB, secrets ...string) *testBundle {
+// setupOn serves the handler over real HTTP on db with cfg (default: secretA, 3 s append timeout).
+func setupOn(t *testing.T, db *testkit.DB, cfg webhook.Config) *testBundle {
 	t.Helper()
-	if len(secrets) == 0 {
-		secrets = []string{secretA}
+	if len(cfg.Secrets) == 0 {
+		cfg.Secrets = []string{secretA}
+	}
+	if cfg.AppendTimeout == 0 {
+		cfg.AppendTimeout = 3 * time.Second
 	}
 	store := eventstore.New(db.Pool)
 	metrics := webhook.NewMetrics(prometheus.NewRegistry())
 	app := eventstore.NewAppender(store, eventstore.AppenderConfig{OnBatch: metrics.ObserveBatch})
 	t.Cleanup(app.Close)
-	h, err := webhook.New(webhook.Config{Secrets: secrets, AppendTimeout: 3 * time.Second}, app, store, metrics)
+	h, err := webhook.New(cfg, app, store, metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,20 +321,12 @@ func TestConcurrentDeliveriesOfOneEvent(t *testing.T) {
 // and always counted.
 func TestRejectionLogsAreRateLimited(t *testing.T) {
 	t.Parallel()
-	db := testkit.New(t)
-	store := eventstore.New(db.Pool)
-	metrics := webhook.NewMetrics(prometheus.NewRegistry())
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
-	h, err := webhook.New(webhook.Config{Secrets: []string{secretA}, Logger: logger, RejectionLogsPerSecond: 1}, nil, store, metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	b := setupOn(t, testkit.New(t), webhook.Config{Logger: logger, RejectionLogsPerSecond: 1})
 	for range 100 {
-		post(t, http.MethodPost, srv.URL, strings.NewReader("{}"), map[string]string{"Stripe-Signature": "t=1,v1=00"})
+		post(t, http.MethodPost, b.url, strings.NewReader("{}"), map[string]string{"Stripe-Signature": "t=1,v1=00"})
 	}
 	mu.Lock()
 	lines := strings.Count(logs.String(), `"msg":"webhook rejected"`)
@@ -339,7 +334,7 @@ func TestRejectionLogsAreRateLimited(t *testing.T) {
 	if lines < 20 || lines > 25 {
 		t.Fatalf("%d rejection log lines for 100 rejections (burst 20, then 1/s)", lines)
 	}
-	if got := testutil.ToFloat64(metrics.Rejected.WithLabelValues("malformed_signature_header")); got != 100 {
+	if got := testutil.ToFloat64(b.metrics.Rejected.WithLabelValues("malformed_signature_header")); got != 100 {
 		t.Fatalf("counted %v rejections", got)
 	}
 }

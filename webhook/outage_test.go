@@ -3,13 +3,9 @@ package webhook_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/webhook"
 )
@@ -20,7 +16,7 @@ import (
 func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	cluster := testkit.StartCluster(t)
-	b := setupOn(t, cluster.DB)
+	b := setupOn(t, cluster.DB, webhook.Config{})
 	ctx := context.Background()
 
 	acked := map[string]bool{}
@@ -85,16 +81,7 @@ func TestDatabaseOutage(t *testing.T) {
 func TestSlowDatabaseAnswers503(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
-	store := eventstore.New(db.Pool)
-	metrics := webhook.NewMetrics(prometheus.NewRegistry())
-	app := eventstore.NewAppender(store, eventstore.AppenderConfig{})
-	t.Cleanup(app.Close)
-	h, err := webhook.New(webhook.Config{Secrets: []string{secretA}, AppendTimeout: 500 * time.Millisecond}, app, store, metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	b := setupOn(t, db, webhook.Config{AppendTimeout: 500 * time.Millisecond})
 	ctx := context.Background()
 
 	blocker, err := db.Pool.Begin(ctx)
@@ -106,7 +93,7 @@ func TestSlowDatabaseAnswers503(t *testing.T) {
 	}
 	body := event("evt_slow")
 	start := time.Now()
-	a := deliver(t, srv.URL, body, signed(body, secretA, time.Time{}))
+	a := deliver(t, b.url, body, signed(body, secretA, time.Time{}))
 	if a.Status != 503 || a.Reason != "database_unavailable" {
 		t.Fatalf("while the log is blocked: %+v", a)
 	}
@@ -118,7 +105,7 @@ func TestSlowDatabaseAnswers503(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		a = deliver(t, srv.URL, body, signed(body, secretA, time.Time{}))
+		a = deliver(t, b.url, body, signed(body, secretA, time.Time{}))
 		if a.Status == 200 || time.Now().After(deadline) {
 			break
 		}
@@ -127,7 +114,7 @@ func TestSlowDatabaseAnswers503(t *testing.T) {
 	if a.Status != 200 {
 		t.Fatalf("after the block lifted: %+v", a)
 	}
-	if _, err := store.Get(ctx, "evt_slow"); err != nil {
+	if _, err := b.store.Get(ctx, "evt_slow"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +84,7 @@ func TestPrivateCluster(t *testing.T) {
 		EnvVars:  []string{"PGBOOT_TEST_UNSET"},
 		Probe:    "127.0.0.1:" + freePort(t), // nothing listens there
 		DataDir:  dir,
-		Port:     mustAtoi(freePort(t)),
+		Port:     testkit.FreePort(t),
 		Database: "ledger",
 		Install:  false,
 	}
@@ -134,18 +134,4 @@ func assertDatabase(t *testing.T, url, want string) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, p, _ := net.SplitHostPort(ln.Addr().String())
-	return p
-}
-
-func mustAtoi(s string) int {
-	var n int
-	fmt.Sscan(s, &n)
-	return n
-}
+func freePort(t *testing.T) string { return strconv.Itoa(testkit.FreePort(t)) }

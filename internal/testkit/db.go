@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,8 +50,10 @@ func ServerURL(tb testing.TB) string {
 	serverOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
+		// LEDGER_PG_PROBE=- skips the local server, to exercise the fresh-machine path.
 		db, err := pgboot.Ensure(ctx, pgboot.Options{
 			EnvVars: []string{"TEST_DATABASE_URL", "DATABASE_URL"},
+			Probe:   os.Getenv("LEDGER_PG_PROBE"),
 			DataDir: filepath.Join(pgboot.RepoRoot(), ".data", "test-pg"),
 			Port:    54330,
 			Install: true,
@@ -73,45 +76,51 @@ func New(tb testing.TB) *DB {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	admin := ServerURL(tb)
 	tmpl := templateName(tb)
-	ensureTemplate(tb, ctx, admin, tmpl)
-
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "ledger_test_" + hex.EncodeToString(b[:])
-	exec(tb, ctx, admin, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tmpl))
-	dbURL := withDatabase(tb, admin, name)
-
-	pool, err := pgxpool.New(ctx, dbURL)
+	ensureTemplate(tb, ctx, ServerURL(tb), tmpl)
+	db := create(tb, ctx, "TEMPLATE "+tmpl)
+	pool, err := pgxpool.New(ctx, db.URL)
 	if err != nil {
-		tb.Fatalf("connect to %s: %v", name, err)
+		tb.Fatalf("connect to %s: %v", db.Name, err)
 	}
-	tb.Cleanup(func() {
-		pool.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		exec(tb, ctx, admin, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
-	})
-	return &DB{URL: dbURL, Name: name, Pool: pool}
+	tb.Cleanup(pool.Close) // runs before the drop registered by create
+	db.Pool = pool
+	return db
 }
 
-// NewEmpty creates an unmigrated database (for tests of migrating itself).
+// NewEmpty creates an unmigrated database (for tests of migrating itself), without a pool.
 func NewEmpty(tb testing.TB) *DB {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	return create(tb, ctx, "")
+}
+
+// create makes a uniquely named database on the test server and drops it when the test ends.
+func create(tb testing.TB, ctx context.Context, options string) *DB {
+	tb.Helper()
 	admin := ServerURL(tb)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "ledger_test_" + hex.EncodeToString(b[:])
-	exec(tb, ctx, admin, "CREATE DATABASE "+name)
+	exec(tb, ctx, admin, strings.TrimSpace("CREATE DATABASE "+name+" "+options))
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		exec(tb, ctx, admin, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
 	})
 	return &DB{URL: withDatabase(tb, admin, name), Name: name}
+}
+
+// FreePort returns a loopback TCP port nothing listens on right now.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // templateName changes whenever a migration file changes, so a stale template is never used.
@@ -260,13 +269,7 @@ type Cluster struct {
 // when the test ends.
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	c := &Cluster{Dir: ClusterDir(tb)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c.Port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	c := &Cluster{Dir: ClusterDir(tb), Port: FreePort(tb)}
 	url := c.Start(tb)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
