@@ -177,6 +177,17 @@ func ensureTemplate(tb testing.TB, ctx context.Context, admin, tmpl string) {
 	}
 	tconn.Close(ctx)
 	mustExec(tb, ctx, conn, fmt.Sprintf("ALTER DATABASE %s WITH IS_TEMPLATE true", tmpl))
+
+	// Templates of earlier migration sets are no longer used: drop them, best effort.
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'ledger\\_tmpl\\_%' AND datname <> $1", tmpl)
+	if err != nil {
+		return
+	}
+	stale, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, name := range stale {
+		_, _ = conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH IS_TEMPLATE false", name))
+		_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
+	}
 }
 
 func exec(tb testing.TB, ctx context.Context, connURL, sql string) {
