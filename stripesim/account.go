@@ -1,0 +1,431 @@
+package stripesim
+
+import (
+	"fmt"
+	"time"
+)
+
+const day = 24 * time.Hour
+
+// plan is a product with a monthly price per currency (minor units); yearly is ten months.
+type plan struct {
+	product string
+	name    string
+	monthly map[string]int64
+}
+
+var plans = []plan{
+	{"prod_Basic", "Basic", map[string]int64{"usd": 900, "eur": 900, "gbp": 800, "jpy": 1200}},
+	{"prod_Pro", "Pro", map[string]int64{"usd": 2900, "eur": 2700, "gbp": 2400, "jpy": 3800}},
+	{"prod_Team", "Team", map[string]int64{"usd": 9900, "eur": 9500, "gbp": 8500, "jpy": 13000}},
+}
+
+var currencies = []string{"usd", "usd", "usd", "eur", "eur", "gbp", "jpy"}
+
+func priceFor(p plan, currency, interval string) Price {
+	amount := p.monthly[currency]
+	if interval == "year" {
+		amount *= 10
+	}
+	return Price{
+		ID:     fmt.Sprintf("price_%s_%s_%s", p.name, currency, interval),
+		Object: "price", Active: true, Currency: currency, Product: p.product, Type: "recurring",
+		Recurring:  &Recurring{Interval: interval, IntervalCount: 1, UsageType: "licensed"},
+		UnitAmount: amount, Nickname: p.name + " " + interval + "ly",
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// newCustomer is one arrival: a guest checkout, a Checkout signup or an API signup.
+func (s *Sim) newCustomer(n int) {
+	currency := currencies[s.rng.IntN(len(currencies))]
+	appUser := fmt.Sprintf("user_%05d", n)
+	switch r := s.rng.Float64(); {
+	case r < 0.12:
+		s.guestCheckout(currency, appUser)
+	case r < 0.55:
+		c := s.createCustomer(currency, nil)
+		s.checkoutSubscription(c, appUser)
+	default:
+		c := s.createCustomer(currency, map[string]string{"app_user_id": appUser})
+		s.startSubscription(c, map[string]string{"app_user_id": appUser})
+	}
+}
+
+func (s *Sim) createCustomer(currency string, meta map[string]string) *Customer {
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	id := s.newID("cus", 14)
+	c := &Customer{ID: id, Object: "customer", Created: s.unix(), Currency: ptr(currency),
+		Email: "customer+" + id[4:10] + "@example.com", Name: "Customer " + id[4:10], Livemode: s.cfg.Livemode, Metadata: meta}
+	s.objs.customers = append(s.objs.customers, c)
+	s.emit("customer.created", c, c.ID, nil, true)
+	// Some customers later change their email.
+	if s.chance(0.1) {
+		s.after(time.Duration(1+s.rng.IntN(40))*day, func() {
+			old := c.Email
+			c.Email = "new+" + c.Email
+			s.emit("customer.updated", c, c.ID, map[string]any{"email": old}, true)
+		})
+	}
+	// Some buy one-off extras.
+	if s.chance(0.2) {
+		s.after(time.Duration(1+s.rng.IntN(60))*day, func() { s.oneOffCharge(c) })
+	}
+	return c
+}
+
+// guestCheckout is a one-off payment through Checkout with no customer object.
+func (s *Sim) guestCheckout(currency, appUser string) {
+	cs := &CheckoutSession{ID: s.newID("cs", 24), Object: "checkout.session", Created: s.unix(), Currency: currency,
+		CustomerCreation: "if_required", Livemode: s.cfg.Livemode, Metadata: map[string]string{}, Mode: "payment",
+		PaymentStatus: "paid", Status: "complete", AmountTotal: plans[s.rng.IntN(len(plans))].monthly[currency] * 2}
+	if s.chance(0.5) {
+		cs.ClientReferenceID = ptr(appUser)
+	}
+	s.objs.sessions = append(s.objs.sessions, cs)
+	ch := s.charge(nil, nil, currency, cs.AmountTotal, true, "Guest checkout")
+	s.emit("checkout.session.completed", cs, cs.ID, nil, false)
+	s.maybeRefundOrDispute(ch)
+}
+
+// checkoutSubscription signs a customer up through a Checkout session carrying the app's user ID
+// in client_reference_id and metadata.
+func (s *Sim) checkoutSubscription(c *Customer, appUser string) {
+	cs := &CheckoutSession{ID: s.newID("cs", 24), Object: "checkout.session", Created: s.unix(), Currency: *c.Currency,
+		Customer: ptr(c.ID), CustomerCreation: "always", ClientReferenceID: ptr(appUser), Livemode: s.cfg.Livemode,
+		Metadata: map[string]string{"app_user_id": appUser}, Mode: "subscription", PaymentStatus: "paid", Status: "complete"}
+	s.objs.sessions = append(s.objs.sessions, cs)
+	sub := s.startSubscription(c, map[string]string{})
+	cs.Subscription = ptr(sub.ID)
+	cs.AmountTotal = subscriptionAmount(sub)
+	if sub.Status == "trialing" {
+		cs.PaymentStatus = "no_payment_required"
+	}
+	s.emit("checkout.session.completed", cs, cs.ID, nil, false)
+}
+
+func subscriptionAmount(sub *Subscription) int64 {
+	var total int64
+	for _, it := range sub.Items.Data {
+		total += it.Price.UnitAmount * it.Quantity
+	}
+	if sub.Discount != nil {
+		total -= total * sub.Discount.Coupon.PercentOff / 100
+	}
+	return total
+}
+
+func (s *Sim) startSubscription(c *Customer, meta map[string]string) *Subscription {
+	currency := *c.Currency
+	interval := "month"
+	if s.chance(0.25) {
+		interval = "year"
+	}
+	sub := &Subscription{ID: s.newID("sub", 24), Object: "subscription", Created: s.unix(), Currency: currency,
+		Customer: c.ID, CollectionMethod: "charge_automatically", Livemode: s.cfg.Livemode, Metadata: meta,
+		StartDate: s.unix(), BillingCycleAnchor: s.unix(), Status: "active"}
+	items := []SubscriptionItem{s.item(sub, plans[s.rng.IntN(len(plans))], currency, interval)}
+	if s.chance(0.15) { // a second product on the same subscription
+		items = append(items, s.item(sub, plans[0], currency, interval))
+	}
+	sub.Items = newList("/v1/subscription_items?subscription="+sub.ID, items)
+	if s.chance(0.1) {
+		duration := "forever"
+		if s.chance(0.5) {
+			duration = "repeating"
+		}
+		sub.Discount = &Discount{Object: "discount", Coupon: Coupon{ID: "LAUNCH20", Object: "coupon", Duration: duration, PercentOff: 20}}
+	}
+	trial := s.chance(0.25)
+	if trial {
+		end := s.unix() + int64(14*day/time.Second)
+		sub.Status, sub.TrialStart, sub.TrialEnd = "trialing", ptr(s.unix()), ptr(end)
+		sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), end
+	} else {
+		sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), s.periodEnd(s.now, interval)
+	}
+	s.objs.subscriptions = append(s.objs.subscriptions, sub)
+	s.emit("customer.subscription.created", sub, sub.ID, nil, true)
+	if !trial {
+		s.invoice(sub, "subscription_create")
+	}
+	s.at(time.Unix(sub.CurrentPeriodEnd, 0), func() { s.renew(sub) })
+
+	// What this subscriber will do, decided now so the run is reproducible.
+	switch r := s.rng.Float64(); {
+	case r < 0.2:
+		s.after(time.Duration(3+s.rng.IntN(50))*day, func() { s.changePlan(sub) })
+	case r < 0.25:
+		s.after(time.Duration(5+s.rng.IntN(40))*day, func() { s.pause(sub) })
+	case r < 0.40:
+		s.after(time.Duration(2+s.rng.IntN(60))*day, func() { s.cancelAtPeriodEnd(sub) })
+	case r < 0.45:
+		s.after(time.Duration(1+s.rng.IntN(60))*day, func() { s.cancelNow(sub, true) })
+	}
+	return sub
+}
+
+func (s *Sim) item(sub *Subscription, p plan, currency, interval string) SubscriptionItem {
+	q := int64(1)
+	if s.chance(0.15) {
+		q = int64(2 + s.rng.IntN(9))
+	}
+	return SubscriptionItem{ID: s.newID("si", 14), Object: "subscription_item", Created: s.unix(),
+		Price: priceFor(p, currency, interval), Quantity: q, Subscription: sub.ID}
+}
+
+func (s *Sim) periodEnd(from time.Time, interval string) int64 {
+	if interval == "year" {
+		return from.AddDate(1, 0, 0).Unix()
+	}
+	return from.AddDate(0, 1, 0).Unix()
+}
+
+func interval(sub *Subscription) string { return sub.Items.Data[0].Price.Recurring.Interval }
+
+// renew runs at the end of each period: cancel if asked, otherwise start the next period and bill it.
+func (s *Sim) renew(sub *Subscription) {
+	if sub.Status == "canceled" {
+		return
+	}
+	if sub.CancelAtPeriodEnd {
+		s.cancelNow(sub, false)
+		return
+	}
+	prev := map[string]any{"current_period_start": sub.CurrentPeriodStart, "current_period_end": sub.CurrentPeriodEnd}
+	if sub.Status == "trialing" {
+		prev["status"] = "trialing"
+		sub.Status = "active"
+	}
+	sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), s.periodEnd(s.now, interval(sub))
+	s.emit("customer.subscription.updated", sub, sub.ID, prev, false)
+	if sub.PauseCollection == nil && sub.Status != "unpaid" {
+		s.invoice(sub, "subscription_cycle")
+	}
+	s.at(time.Unix(sub.CurrentPeriodEnd, 0), func() { s.renew(sub) })
+}
+
+// invoice bills the current period: created, finalized and the first payment attempt, all in
+// the same second, as Stripe does for a subscription's first invoice.
+func (s *Sim) invoice(sub *Subscription, reason string) {
+	amount := subscriptionAmount(sub)
+	inv := &Invoice{ID: s.newID("in", 24), Object: "invoice", AmountDue: amount, AmountRemaining: amount,
+		BillingReason: reason, Created: s.unix(), Currency: sub.Currency, Customer: sub.Customer, Livemode: s.cfg.Livemode,
+		PeriodStart: sub.CurrentPeriodStart, PeriodEnd: sub.CurrentPeriodEnd, Status: "draft", Subscription: ptr(sub.ID),
+		Subtotal: amount, Total: amount}
+	inv.Number = fmt.Sprintf("INV-%06d", len(s.objs.invoices)+1)
+	var lines []InvoiceLine
+	for _, it := range sub.Items.Data {
+		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: it.Price.UnitAmount * it.Quantity,
+			Currency: sub.Currency, Description: fmt.Sprintf("%d × %s", it.Quantity, it.Price.Nickname),
+			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity})
+	}
+	inv.Lines = newList("/v1/invoices/"+inv.ID+"/lines", lines)
+	s.objs.invoices = append(s.objs.invoices, inv)
+	sub.LatestInvoice = ptr(inv.ID)
+	s.emit("invoice.created", inv, inv.ID, nil, false)
+	inv.Status = "open"
+	inv.PaymentIntent = ptr(s.newID("pi", 24))
+	s.emit("invoice.finalized", inv, inv.ID, map[string]any{"status": "draft", "payment_intent": nil}, false)
+	s.pay(sub, inv)
+}
+
+// retryDelays is the dunning schedule after a failed invoice payment (Smart Retries-like).
+var retryDelays = []time.Duration{3 * day, 5 * day, 7 * day}
+
+func (s *Sim) pay(sub *Subscription, inv *Invoice) {
+	if inv.Status != "open" || sub.Status == "canceled" {
+		return
+	}
+	ok := s.chance(0.9)
+	if inv.AttemptCount > 0 {
+		ok = s.chance(0.5)
+	}
+	inv.AttemptCount++
+	inv.Attempted = true
+	ch := s.charge(&sub.Customer, inv, inv.Currency, inv.AmountDue, ok, "Subscription update")
+	if ok {
+		prev := map[string]any{"status": "open", "paid": false, "amount_paid": inv.AmountPaid, "amount_remaining": inv.AmountRemaining}
+		inv.Status, inv.Paid, inv.AmountPaid, inv.AmountRemaining, inv.NextPaymentAt = "paid", true, inv.AmountDue, 0, nil
+		inv.Charge = ptr(ch.ID)
+		s.emit("invoice.paid", inv, inv.ID, prev, false)
+		s.emit("invoice.payment_succeeded", inv, inv.ID, nil, false)
+		if sub.Status == "past_due" || sub.Status == "unpaid" {
+			old := sub.Status
+			sub.Status = "active"
+			s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"status": old}, false)
+		}
+		s.maybeRefundOrDispute(ch)
+		return
+	}
+	inv.Charge = ptr(ch.ID)
+	retry := inv.AttemptCount - 1
+	if retry < len(retryDelays) {
+		inv.NextPaymentAt = ptr(s.now.Add(retryDelays[retry]).Unix())
+	} else {
+		inv.NextPaymentAt = nil
+	}
+	s.emit("invoice.payment_failed", inv, inv.ID, map[string]any{"attempt_count": inv.AttemptCount - 1}, false)
+	switch {
+	case sub.Status == "active":
+		sub.Status = "past_due"
+		s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"status": "active"}, false)
+	case retry >= len(retryDelays) && sub.Status == "past_due":
+		sub.Status = "unpaid"
+		s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"status": "past_due"}, false)
+		inv.Status = "uncollectible"
+		s.emit("invoice.marked_uncollectible", inv, inv.ID, map[string]any{"status": "open"}, false)
+	}
+	if retry < len(retryDelays) {
+		s.after(retryDelays[retry], func() { s.pay(sub, inv) })
+	}
+}
+
+var declines = []struct{ code, message string }{
+	{"card_declined", "Your card was declined."},
+	{"insufficient_funds", "Your card has insufficient funds."},
+	{"expired_card", "Your card has expired."},
+}
+
+func (s *Sim) charge(customer *string, inv *Invoice, currency string, amount int64, ok bool, desc string) *Charge {
+	ch := &Charge{ID: s.newID("ch", 24), Object: "charge", Amount: amount, Created: s.unix(), Currency: currency,
+		Customer: customer, Description: desc, Livemode: s.cfg.Livemode, Metadata: map[string]string{},
+		PaymentIntent: ptr(s.newID("pi", 24))}
+	if inv != nil {
+		ch.Invoice, ch.PaymentIntent = ptr(inv.ID), inv.PaymentIntent
+	}
+	s.objs.charges = append(s.objs.charges, ch)
+	if ok {
+		ch.Status, ch.Paid, ch.Captured, ch.AmountCaptured = "succeeded", true, true, amount
+		s.emit("charge.succeeded", ch, ch.ID, nil, inv == nil)
+	} else {
+		d := declines[s.rng.IntN(len(declines))]
+		ch.Status, ch.FailureCode, ch.FailureMessage = "failed", ptr(d.code), ptr(d.message)
+		s.emit("charge.failed", ch, ch.ID, nil, inv == nil)
+	}
+	return ch
+}
+
+func (s *Sim) oneOffCharge(c *Customer) {
+	if c.Deleted {
+		return
+	}
+	ch := s.charge(&c.ID, nil, *c.Currency, plans[s.rng.IntN(len(plans))].monthly[*c.Currency]*3, s.chance(0.9), "One-off purchase")
+	if ch.Status == "succeeded" {
+		s.maybeRefundOrDispute(ch)
+	}
+}
+
+func (s *Sim) maybeRefundOrDispute(ch *Charge) {
+	switch r := s.rng.Float64(); {
+	case r < 0.06:
+		s.after(time.Duration(1+s.rng.IntN(20))*day, func() { s.refund(ch, s.chance(0.5)) })
+	case r < 0.08:
+		s.after(time.Duration(3+s.rng.IntN(30))*day, func() { s.dispute(ch) })
+	}
+}
+
+// refund at API version 2023-10-16: a card refund shows as charge.refunded (the Charge, with
+// amount_refunded) and charge.refund.updated (the Refund); no refund.* event.
+func (s *Sim) refund(ch *Charge, partial bool) {
+	if ch.Refunded || ch.Disputed {
+		return
+	}
+	amount := ch.Amount - ch.AmountRefunded
+	if partial {
+		amount = amount / 2
+	}
+	if amount <= 0 {
+		return
+	}
+	re := &Refund{ID: s.newID("re", 24), Object: "refund", Amount: amount, Charge: ch.ID, Created: s.unix(),
+		Currency: ch.Currency, Metadata: map[string]string{}, Reason: ptr("requested_by_customer"), Status: "pending"}
+	s.objs.refunds = append(s.objs.refunds, re)
+	prev := map[string]any{"amount_refunded": ch.AmountRefunded, "refunded": ch.Refunded}
+	ch.AmountRefunded += amount
+	ch.Refunded = ch.AmountRefunded == ch.Amount
+	s.emit("charge.refunded", ch, ch.ID, prev, true)
+	re.Status = "succeeded"
+	s.emit("charge.refund.updated", re, re.ID, map[string]any{"status": "pending"}, false)
+}
+
+func (s *Sim) dispute(ch *Charge) {
+	if ch.Disputed || ch.Refunded {
+		return
+	}
+	dp := &Dispute{ID: s.newID("dp", 24), Object: "dispute", Amount: ch.Amount - ch.AmountRefunded, Charge: ch.ID,
+		Created: s.unix(), Currency: ch.Currency, Livemode: s.cfg.Livemode, Metadata: map[string]string{},
+		Reason: []string{"fraudulent", "product_not_received", "subscription_canceled"}[s.rng.IntN(3)], Status: "needs_response"}
+	s.objs.disputes = append(s.objs.disputes, dp)
+	ch.Disputed = true
+	s.emit("charge.dispute.created", dp, dp.ID, nil, false)
+	s.emit("charge.dispute.funds_withdrawn", dp, dp.ID, nil, false)
+	s.after(time.Duration(10+s.rng.IntN(40))*day, func() {
+		prev := map[string]any{"status": dp.Status}
+		won := s.chance(0.4)
+		if won {
+			dp.Status = "won"
+		} else {
+			dp.Status = "lost"
+		}
+		s.emit("charge.dispute.closed", dp, dp.ID, prev, false)
+		if won {
+			s.emit("charge.dispute.funds_reinstated", dp, dp.ID, nil, false)
+		}
+	})
+}
+
+// changePlan moves the subscription to another tier or quantity (upgrade or downgrade).
+func (s *Sim) changePlan(sub *Subscription) {
+	if sub.Status == "canceled" {
+		return
+	}
+	old := sub.Items
+	items := append([]SubscriptionItem(nil), sub.Items.Data...)
+	if s.chance(0.5) {
+		items[0].Price = priceFor(plans[s.rng.IntN(len(plans))], sub.Currency, interval(sub))
+	} else {
+		items[0].Quantity = int64(1 + s.rng.IntN(10))
+	}
+	sub.Items = newList(old.URL, items)
+	s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"items": old}, true)
+}
+
+func (s *Sim) pause(sub *Subscription) {
+	if sub.Status == "canceled" || sub.PauseCollection != nil {
+		return
+	}
+	sub.PauseCollection = &PauseCollection{Behavior: "void"}
+	s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"pause_collection": nil}, true)
+	s.after(time.Duration(20+s.rng.IntN(40))*day, func() {
+		if sub.Status == "canceled" || sub.PauseCollection == nil {
+			return
+		}
+		prev := map[string]any{"pause_collection": sub.PauseCollection}
+		sub.PauseCollection = nil
+		s.emit("customer.subscription.updated", sub, sub.ID, prev, true)
+	})
+}
+
+func (s *Sim) cancelAtPeriodEnd(sub *Subscription) {
+	if sub.Status == "canceled" || sub.CancelAtPeriodEnd {
+		return
+	}
+	sub.CancelAtPeriodEnd, sub.CancelAt, sub.CanceledAt = true, ptr(sub.CurrentPeriodEnd), ptr(s.unix())
+	s.emit("customer.subscription.updated", sub, sub.ID,
+		map[string]any{"cancel_at_period_end": false, "cancel_at": nil, "canceled_at": nil}, true)
+}
+
+func (s *Sim) cancelNow(sub *Subscription, request bool) {
+	if sub.Status == "canceled" {
+		return
+	}
+	sub.Status, sub.EndedAt = "canceled", ptr(s.unix())
+	if sub.CanceledAt == nil {
+		sub.CanceledAt = ptr(s.unix())
+	}
+	s.emit("customer.subscription.deleted", sub, sub.ID, nil, request)
+}

@@ -1,0 +1,453 @@
+package stripesim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Retention is how long the Events API keeps events (on the simulated clock).
+const Retention = 30 * 24 * time.Hour
+
+// ServerConfig configures the API. Zero values take the documented defaults.
+type ServerConfig struct {
+	// APIKey, when set, is the only key accepted; otherwise any sk_… or rk_… key is.
+	APIKey string
+	// RateLimit is requests per second before 429 (Stripe's test mode: 25). Default 25; < 0 off.
+	RateLimit float64
+}
+
+// Server serves the account over Stripe's API (GET /v1/…) and the simulator's own views
+// (/sim/truth, /sim/deliveries). stripe-go works against it unchanged.
+type Server struct {
+	sim       *Sim
+	deliverer *Deliverer
+	cfg       ServerConfig
+	limiter   *rate.Limiter
+	mux       *http.ServeMux
+}
+
+// NewServer serves sim; deliverer may be nil.
+func NewServer(sim *Sim, deliverer *Deliverer, cfg ServerConfig) *Server {
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 25
+	}
+	s := &Server{sim: sim, deliverer: deliverer, cfg: cfg, mux: http.NewServeMux()}
+	if cfg.RateLimit > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(1, int(cfg.RateLimit)))
+	}
+	s.mux.HandleFunc("GET /v1/events", s.listEvents)
+	s.mux.HandleFunc("GET /v1/events/{id}", s.getEvent)
+	for _, kind := range []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes"} {
+		s.mux.HandleFunc("GET /v1/"+kind, s.listObjects(kind))
+		s.mux.HandleFunc("GET /v1/"+kind+"/{id}", s.getObject(kind))
+	}
+	s.mux.HandleFunc("GET /v1/checkout/sessions", s.listObjects("checkout_sessions"))
+	s.mux.HandleFunc("GET /v1/checkout/sessions/{id}", s.getObject("checkout_sessions"))
+	s.mux.HandleFunc("GET /sim/truth", s.truth)
+	s.mux.HandleFunc("GET /sim/deliveries", s.deliveries)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		stripeError(w, http.StatusNotFound, "", fmt.Sprintf("Unrecognized request URL (%s: %s).", r.Method, r.URL.Path), "")
+	})
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		switch {
+		case !ok || key == "":
+			stripeError(w, http.StatusUnauthorized, "", "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').", "")
+			return
+		case s.cfg.APIKey != "" && key != s.cfg.APIKey,
+			s.cfg.APIKey == "" && !strings.HasPrefix(key, "sk_") && !strings.HasPrefix(key, "rk_"):
+			stripeError(w, http.StatusUnauthorized, "", "Invalid API Key provided: "+maskKey(key), "")
+			return
+		}
+		if s.limiter != nil && !s.limiter.Allow() {
+			w.Header().Set("Stripe-Rate-Limited-Reason", "global-rate")
+			stripeError(w, http.StatusTooManyRequests, "rate_limit", "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.", "")
+			return
+		}
+	}
+	w.Header().Set("Request-Id", "req_sim")
+	s.mux.ServeHTTP(w, r)
+}
+
+// maskKey shows a key the way Stripe's errors do: never whole.
+func maskKey(k string) string {
+	if len(k) <= 8 {
+		return "****"
+	}
+	return k[:min(8, len(k)-4)] + "****" + k[len(k)-4:]
+}
+
+func stripeError(w http.ResponseWriter, status int, code, message, param string) {
+	e := map[string]string{"type": "invalid_request_error", "message": message}
+	if code != "" {
+		e["code"] = code
+	}
+	if param != "" {
+		e["param"] = param
+	}
+	if status == http.StatusUnauthorized {
+		e["type"] = "invalid_request_error"
+	}
+	writeJSON(w, status, map[string]any{"error": e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// page is one page of a list, newest first.
+type page struct {
+	data    []json.RawMessage
+	hasMore bool
+}
+
+type item struct {
+	id      string
+	created int64
+	raw     func() json.RawMessage
+}
+
+// listParams are the pagination and created filters every list takes.
+type listParams struct {
+	limit         int
+	startingAfter string
+	endingBefore  string
+	created       func(int64) bool
+}
+
+func parseList(q url.Values) (listParams, *apiError) {
+	p := listParams{limit: 10, created: func(int64) bool { return true }}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return p, &apiError{"This value must be between 1 and 100.", "limit", ""}
+		}
+		p.limit = n
+	}
+	p.startingAfter, p.endingBefore = q.Get("starting_after"), q.Get("ending_before")
+	if p.startingAfter != "" && p.endingBefore != "" {
+		return p, &apiError{"You may only specify one of these parameters: ending_before, starting_after.", "ending_before", ""}
+	}
+	var preds []func(int64) bool
+	for _, op := range []string{"gt", "gte", "lt", "lte"} {
+		v := q.Get("created[" + op + "]")
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return p, &apiError{"Invalid integer: " + v, "created[" + op + "]", ""}
+		}
+		switch op {
+		case "gt":
+			preds = append(preds, func(c int64) bool { return c > n })
+		case "gte":
+			preds = append(preds, func(c int64) bool { return c >= n })
+		case "lt":
+			preds = append(preds, func(c int64) bool { return c < n })
+		case "lte":
+			preds = append(preds, func(c int64) bool { return c <= n })
+		}
+	}
+	if v := q.Get("created"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return p, &apiError{"Invalid integer: " + v, "created", ""}
+		}
+		preds = append(preds, func(c int64) bool { return c == n })
+	}
+	p.created = func(c int64) bool {
+		for _, f := range preds {
+			if !f(c) {
+				return false
+			}
+		}
+		return true
+	}
+	return p, nil
+}
+
+type apiError struct{ message, param, code string }
+
+// paginate cuts one page out of items (already filtered, newest first) as Stripe does:
+// starting_after gives the next older items, ending_before the newer items closest to the cursor.
+func paginate(items []item, p listParams, noun string) (page, *apiError) {
+	index := func(id string) int {
+		for i, it := range items {
+			if it.id == id {
+				return i
+			}
+		}
+		return -1
+	}
+	from, to := 0, len(items)
+	switch {
+	case p.startingAfter != "":
+		i := index(p.startingAfter)
+		if i < 0 {
+			return page{}, &apiError{fmt.Sprintf("No such %s: '%s'", noun, p.startingAfter), "starting_after", "resource_missing"}
+		}
+		from = i + 1
+		to = min(from+p.limit, len(items))
+	case p.endingBefore != "":
+		i := index(p.endingBefore)
+		if i < 0 {
+			return page{}, &apiError{fmt.Sprintf("No such %s: '%s'", noun, p.endingBefore), "ending_before", "resource_missing"}
+		}
+		to = i
+		from = max(0, to-p.limit)
+	default:
+		to = min(p.limit, len(items))
+	}
+	pg := page{hasMore: (p.endingBefore != "" && from > 0) || (p.endingBefore == "" && to < len(items))}
+	for _, it := range items[from:to] {
+		pg.data = append(pg.data, it.raw())
+	}
+	if pg.data == nil {
+		pg.data = []json.RawMessage{}
+	}
+	return pg, nil
+}
+
+func writeList(w http.ResponseWriter, path string, pg page) {
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": pg.data, "has_more": pg.hasMore, "url": path})
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p, aerr := parseList(q)
+	if aerr != nil {
+		stripeError(w, http.StatusBadRequest, aerr.code, aerr.message, aerr.param)
+		return
+	}
+	var types []string
+	for k, vs := range q {
+		if k == "types[]" || (strings.HasPrefix(k, "types[") && strings.HasSuffix(k, "]")) {
+			types = append(types, vs...)
+		}
+	}
+	typ := q.Get("type")
+	switch {
+	case typ != "" && len(types) > 0:
+		stripeError(w, http.StatusBadRequest, "", "You may only specify one of these parameters: type, types.", "types")
+		return
+	case len(types) > 20:
+		stripeError(w, http.StatusBadRequest, "", "You may specify at most 20 types.", "types")
+		return
+	}
+	match := func(t string) bool { return true }
+	if typ != "" {
+		types = []string{typ}
+	}
+	if len(types) > 0 {
+		match = func(t string) bool {
+			for _, want := range types {
+				if prefix, ok := strings.CutSuffix(want, "*"); ok && strings.HasPrefix(t, prefix) || want == t {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	var delivery *bool
+	if v := q.Get("delivery_success"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			stripeError(w, http.StatusBadRequest, "", "Invalid boolean: "+v, "delivery_success")
+			return
+		}
+		delivery = &b
+	}
+
+	s.sim.mu.RLock()
+	horizon := s.sim.now.Add(-Retention).Unix()
+	var items []item
+	for i := len(s.sim.events) - 1; i >= 0; i-- {
+		ev := s.sim.events[i]
+		if ev.Created < horizon || !p.created(ev.Created) || !match(ev.Type) {
+			continue
+		}
+		if delivery != nil && ev.Delivered != *delivery {
+			continue
+		}
+		items = append(items, item{id: ev.ID, created: ev.Created, raw: func() json.RawMessage { return ev.API }})
+	}
+	pg, aerr := paginate(items, p, "event")
+	s.sim.mu.RUnlock()
+	if aerr != nil {
+		stripeError(w, http.StatusBadRequest, aerr.code, aerr.message, aerr.param)
+		return
+	}
+	writeList(w, "/v1/events", pg)
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.sim.mu.RLock()
+	ev, ok := s.sim.byID[id]
+	expired := ok && ev.Created < s.sim.now.Add(-Retention).Unix()
+	s.sim.mu.RUnlock()
+	if !ok || expired {
+		stripeError(w, http.StatusNotFound, "resource_missing", fmt.Sprintf("No such event: '%s'", id), "id")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(ev.API)
+}
+
+var nouns = map[string]string{
+	"customers": "customer", "subscriptions": "subscription", "invoices": "invoice", "charges": "charge",
+	"refunds": "refund", "disputes": "dispute", "checkout_sessions": "checkout.session",
+}
+
+func (s *Server) listObjects(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		p, aerr := parseList(q)
+		if aerr != nil {
+			stripeError(w, http.StatusBadRequest, aerr.code, aerr.message, aerr.param)
+			return
+		}
+		status := q.Get("status")
+		customer := q.Get("customer")
+		s.sim.mu.RLock()
+		var items []item
+		for _, o := range s.sim.objs.list(kind) {
+			if !p.created(o.created) {
+				continue
+			}
+			if customer != "" && !hasCustomer(o.v, customer) {
+				continue
+			}
+			if kind == "subscriptions" {
+				st := o.v.(*Subscription).Status
+				// Stripe leaves canceled subscriptions out unless asked: status=all or canceled.
+				if (status == "" && st == "canceled") || (status != "" && status != "all" && status != st) {
+					continue
+				}
+			}
+			raw, _ := json.Marshal(o.v)
+			items = append(items, item{id: o.id, created: o.created, raw: func() json.RawMessage { return raw }})
+		}
+		pg, aerr := paginate(items, p, nouns[kind])
+		s.sim.mu.RUnlock()
+		if aerr != nil {
+			stripeError(w, http.StatusBadRequest, aerr.code, aerr.message, aerr.param)
+			return
+		}
+		writeList(w, r.URL.Path, pg)
+	}
+}
+
+func hasCustomer(v any, customer string) bool {
+	switch o := v.(type) {
+	case *Subscription:
+		return o.Customer == customer
+	case *Invoice:
+		return o.Customer == customer
+	case *Charge:
+		return o.Customer != nil && *o.Customer == customer
+	case *CheckoutSession:
+		return o.Customer != nil && *o.Customer == customer
+	}
+	return false
+}
+
+func (s *Server) getObject(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		s.sim.mu.RLock()
+		var raw []byte
+		for _, o := range s.sim.objs.list(kind) {
+			if o.id == id {
+				raw, _ = json.Marshal(o.v)
+				break
+			}
+		}
+		s.sim.mu.RUnlock()
+		if raw == nil {
+			stripeError(w, http.StatusNotFound, "resource_missing", fmt.Sprintf("No such %s: '%s'", nouns[kind], id), "id")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(raw)
+	}
+}
+
+// Truth is everything the account knows: every object's current state and every event.
+type Truth struct {
+	Now        time.Time                  `json:"now"`
+	Objects    map[string]json.RawMessage `json:"objects"`
+	Events     []TruthEvent               `json:"events"`
+	Deliveries *DeliveryStats             `json:"deliveries,omitempty"`
+}
+
+// TruthEvent summarises one event.
+type TruthEvent struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Created   int64  `json:"created"`
+	Object    string `json:"object_id"`
+	Delivered bool   `json:"delivered"`
+	GaveUp    bool   `json:"gave_up"`
+	Attempts  int    `json:"attempts"`
+}
+
+// Truth snapshots the account.
+func (s *Sim) Truth() Truth {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t := Truth{Now: s.now, Objects: map[string]json.RawMessage{}}
+	for _, kind := range Kinds {
+		var vs []any
+		for _, o := range s.objs.list(kind) {
+			vs = append(vs, o.v)
+		}
+		if vs == nil {
+			vs = []any{}
+		}
+		raw, _ := json.Marshal(vs)
+		t.Objects[kind] = raw
+	}
+	for _, ev := range s.events {
+		t.Events = append(t.Events, TruthEvent{ev.ID, ev.Type, ev.Created, ev.ObjectID, ev.Delivered, ev.GaveUp, ev.Attempts})
+	}
+	return t
+}
+
+// Events returns every event emitted so far, oldest first.
+func (s *Sim) Events() []*Event {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*Event(nil), s.events...)
+}
+
+func (s *Server) truth(w http.ResponseWriter, _ *http.Request) {
+	t := s.sim.Truth()
+	if s.deliverer != nil {
+		st := s.deliverer.Stats()
+		t.Deliveries = &st
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) deliveries(w http.ResponseWriter, _ *http.Request) {
+	if s.deliverer == nil {
+		writeJSON(w, http.StatusOK, []Attempt{})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.deliverer.Log())
+}

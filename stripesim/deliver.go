@@ -1,0 +1,291 @@
+package stripesim
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// LiveRetries is the delay before each retry in live mode: exponential back-off, and nothing is
+// attempted later than three days after the first attempt.
+var LiveRetries = []time.Duration{
+	time.Minute, 5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour,
+	8 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour,
+}
+
+// TestRetries is test mode's: three retries over a few hours.
+var TestRetries = []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}
+
+// Window is a span of simulated time.
+type Window struct{ From, To time.Time }
+
+func (w Window) contains(t time.Time) bool { return !t.Before(w.From) && t.Before(w.To) }
+
+// DeliveryConfig says where and how webhooks go. Zero values take the documented defaults.
+type DeliveryConfig struct {
+	URL string // the endpoint, e.g. http://127.0.0.1:8080/webhooks/stripe
+	// Secrets sign each delivery; with two (a secret roll in progress) every header carries a v1
+	// for each, as Stripe does until the old secret expires.
+	Secrets []string
+	// Retries is the retry schedule; default LiveRetries when the account is in live mode,
+	// TestRetries otherwise.
+	Retries []time.Duration
+	// DupRate is the chance that a delivered event is delivered once more (at-least-once).
+	DupRate float64
+	// Outages are simulated windows in which the endpoint is unreachable.
+	Outages []Window
+	// Concurrency is the number of deliveries in flight at once; default 32.
+	Concurrency int
+	// Timeout bounds one attempt in real time; Stripe's is 30 s in live mode. Default 10 s.
+	Timeout time.Duration
+	// Jitter spreads first attempts over this much simulated time, so events of the same second
+	// arrive in no particular order; default 5 s.
+	Jitter time.Duration
+	// Client sends the requests; default one sized for Concurrency.
+	Client *http.Client
+}
+
+// Attempt is one line of the delivery log.
+type Attempt struct {
+	EventID   string        `json:"event_id"`
+	Type      string        `json:"type"`
+	N         int           `json:"attempt"`  // 1 for the first delivery
+	SimTime   time.Time     `json:"sim_time"` // when Stripe would have sent it
+	Status    int           `json:"status"`   // HTTP status; 0 when unreachable
+	Error     string        `json:"error,omitempty"`
+	Duplicate bool          `json:"duplicate"` // a repeat of a delivered event
+	GaveUp    bool          `json:"gave_up"`   // failed, and it was the last attempt
+	Took      time.Duration `json:"took_ns"`
+}
+
+// Deliverer sends a Sim's events to one endpoint with Stripe's retry behaviour.
+type Deliverer struct {
+	sim *Sim
+	cfg DeliveryConfig
+	rng *rand.Rand
+
+	mu      sync.Mutex
+	pending attemptQueue
+	seq     uint64
+	log     []Attempt
+	stats   DeliveryStats
+}
+
+// DeliveryStats counts what happened.
+type DeliveryStats struct {
+	Events     int `json:"events"`
+	Attempts   int `json:"attempts"`
+	Delivered  int `json:"delivered"`
+	Retried    int `json:"retried"`
+	Duplicates int `json:"duplicates"`
+	GaveUp     int `json:"gave_up"`
+}
+
+type pendingAttempt struct {
+	at        time.Time
+	seq       uint64
+	ev        *Event
+	n         int
+	duplicate bool
+}
+
+// NewDeliverer subscribes to sim's events. Call it before running the sim.
+func NewDeliverer(sim *Sim, cfg DeliveryConfig) *Deliverer {
+	if cfg.Retries == nil {
+		cfg.Retries = TestRetries
+		if sim.cfg.Livemode {
+			cfg.Retries = LiveRetries
+		}
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 32
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Jitter == 0 {
+		cfg.Jitter = 5 * time.Second
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
+			MaxIdleConns: cfg.Concurrency, MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency}}
+	}
+	d := &Deliverer{sim: sim, cfg: cfg, rng: rand.New(rand.NewPCG(sim.cfg.Seed^0xde11, 1))}
+	sim.OnEvent(func(ev *Event) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.stats.Events++
+		at := time.Unix(ev.Created, 0).Add(time.Duration(d.rng.Int64N(int64(d.cfg.Jitter) + 1)))
+		d.push(&pendingAttempt{at: at, ev: ev, n: 1})
+	})
+	return d
+}
+
+func (d *Deliverer) push(a *pendingAttempt) {
+	d.seq++
+	a.seq = d.seq
+	heap.Push(&d.pending, a)
+}
+
+// next is the simulated time of the earliest pending attempt.
+func (d *Deliverer) next() (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending.Len() == 0 {
+		return time.Time{}, false
+	}
+	return d.pending[0].at, true
+}
+
+// Log is the delivery log so far.
+func (d *Deliverer) Log() []Attempt {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Attempt(nil), d.log...)
+}
+
+// Stats are the counts so far.
+func (d *Deliverer) Stats() DeliveryStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// deliverDue sends every attempt due by simulated time t, concurrently and in shuffled order,
+// waits for them, and schedules what follows (retries, duplicates).
+func (d *Deliverer) deliverDue(ctx context.Context, t time.Time) {
+	d.mu.Lock()
+	var batch []*pendingAttempt
+	for d.pending.Len() > 0 && !d.pending[0].at.After(t) {
+		batch = append(batch, heap.Pop(&d.pending).(*pendingAttempt))
+	}
+	d.rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+	d.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	results := make([]Attempt, len(batch))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(d.cfg.Concurrency, len(batch)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i] = d.attempt(ctx, batch[i])
+			}
+		}()
+	}
+	for i := range batch {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	d.sim.mu.Lock() // event delivery state is read by the API under the sim's lock
+	d.mu.Lock()
+	for i, a := range batch {
+		r := &results[i]
+		d.stats.Attempts++
+		a.ev.Attempts++
+		ok := r.Status >= 200 && r.Status < 300
+		switch {
+		case ok && a.duplicate:
+			d.stats.Duplicates++
+		case ok:
+			a.ev.Delivered = true
+			d.stats.Delivered++
+			if d.cfg.DupRate > 0 && d.rng.Float64() < d.cfg.DupRate {
+				d.push(&pendingAttempt{at: a.at.Add(time.Duration(d.rng.Int64N(int64(10 * time.Second)))), ev: a.ev, n: a.n + 1, duplicate: true})
+			}
+		case a.duplicate:
+			// a failed duplicate is not retried: the event was delivered already
+		case a.n-1 < len(d.cfg.Retries):
+			d.stats.Retried++
+			d.push(&pendingAttempt{at: a.at.Add(d.cfg.Retries[a.n-1]), ev: a.ev, n: a.n + 1})
+		default:
+			r.GaveUp = true
+			a.ev.GaveUp = true
+			d.stats.GaveUp++
+		}
+		d.log = append(d.log, *r)
+	}
+	d.mu.Unlock()
+	d.sim.mu.Unlock()
+}
+
+var errUnreachable = errors.New("endpoint unreachable (simulated outage)")
+
+func (d *Deliverer) attempt(ctx context.Context, a *pendingAttempt) Attempt {
+	r := Attempt{EventID: a.ev.ID, Type: a.ev.Type, N: a.n, SimTime: a.at, Duplicate: a.duplicate}
+	for _, w := range d.cfg.Outages {
+		if w.contains(a.at) {
+			r.Error = errUnreachable.Error()
+			return r
+		}
+	}
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL, bytes.NewReader(a.ev.Webhook))
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+	req.Header.Set("Stripe-Signature", SignatureHeader(a.ev.Webhook, time.Now(), d.cfg.Secrets...))
+	resp, err := d.cfg.Client.Do(req)
+	r.Took = time.Since(start)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	r.Status = resp.StatusCode
+	return r
+}
+
+// SignatureHeader is Stripe-Signature for body at time t: "t=…,v1=…" with one v1 per secret.
+func SignatureHeader(body []byte, t time.Time, secrets ...string) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	h := make([]byte, 0, 16+len(secrets)*68)
+	h = append(h, "t="...)
+	h = append(h, ts...)
+	for _, secret := range secrets {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(ts))
+		mac.Write([]byte{'.'})
+		mac.Write(body)
+		h = append(h, ",v1="...)
+		h = hex.AppendEncode(h, mac.Sum(nil))
+	}
+	return string(h)
+}
+
+type attemptQueue []*pendingAttempt
+
+func (q attemptQueue) Len() int { return len(q) }
+func (q attemptQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q attemptQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *attemptQueue) Push(x any)   { *q = append(*q, x.(*pendingAttempt)) }
+func (q *attemptQueue) Pop() any {
+	old := *q
+	a := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return a
+}

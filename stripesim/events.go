@@ -1,0 +1,187 @@
+package stripesim
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// Event is one Stripe event as the simulator emitted it.
+type Event struct {
+	ID       string
+	Type     string
+	Created  int64
+	ObjectID string
+	Seq      int    // emission order, 0-based
+	Webhook  []byte // the body delivered to the endpoint (API version 2023-10-16)
+	API      []byte // as the Events API renders it (the account's default version)
+
+	// Delivery state, guarded by the Sim's lock.
+	Delivered bool // some attempt was answered 2xx
+	GaveUp    bool // every attempt failed and the schedule is exhausted
+	Attempts  int
+}
+
+// emit records an event about obj (a pointer to one of the object structs). prev holds the
+// previous values of the fields that changed, for *.updated events.
+func (s *Sim) emit(typ string, obj any, objectID string, prev map[string]any, request bool) *Event {
+	ev := &Event{ID: s.newID("evt", 24), Type: typ, Created: s.unix(), ObjectID: objectID, Seq: len(s.events)}
+	var reqID string
+	if request {
+		reqID = s.newID("req", 14)
+	}
+	ev.Webhook = renderEvent(ev, APIVersion, obj, prev, reqID, s.cfg.Livemode)
+	ev.API = ev.Webhook
+	if s.cfg.AccountAPIVersion != APIVersion {
+		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, s.versioned(s.cfg.AccountAPIVersion, obj), prev, reqID, s.cfg.Livemode)
+	}
+	s.events = append(s.events, ev)
+	s.byID[ev.ID] = ev
+	for _, f := range s.subscribers {
+		f(ev)
+	}
+	return ev
+}
+
+func renderEvent(ev *Event, version string, obj any, prev map[string]any, reqID string, livemode bool) []byte {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		panic("stripesim: " + err.Error())
+	}
+	var b bytes.Buffer
+	b.Grow(len(data) + 400)
+	b.WriteString(`{"id":"`)
+	b.WriteString(ev.ID)
+	b.WriteString(`","object":"event","api_version":"`)
+	b.WriteString(version)
+	b.WriteString(`","created":`)
+	b.WriteString(strconv.FormatInt(ev.Created, 10))
+	b.WriteString(`,"data":{"object":`)
+	b.Write(data)
+	if prev != nil {
+		p, err := json.Marshal(prev) // maps marshal with sorted keys: deterministic
+		if err != nil {
+			panic("stripesim: " + err.Error())
+		}
+		b.WriteString(`,"previous_attributes":`)
+		b.Write(p)
+	}
+	b.WriteString(`},"livemode":`)
+	b.WriteString(strconv.FormatBool(livemode))
+	b.WriteString(`,"pending_webhooks":1,"request":{"id":`)
+	if reqID == "" {
+		b.WriteString("null")
+	} else {
+		b.WriteString(`"` + reqID + `"`)
+	}
+	b.WriteString(`,"idempotency_key":`)
+	if reqID == "" {
+		b.WriteString("null")
+	} else {
+		b.WriteString(`"` + strings.Replace(reqID, "req_", "ik_", 1) + `"`)
+	}
+	b.WriteString(`},"type":"`)
+	b.WriteString(ev.Type)
+	b.WriteString(`"}`)
+	return b.Bytes()
+}
+
+// versioned renders obj for another API version where Stripe moved fields. Known moves:
+//   - before 2022-11-15 a Charge embedded its refunds as a list;
+//   - from 2025-03-31 (basil) the billing period lives on subscription items, not the subscription.
+func (s *Sim) versioned(version string, obj any) any {
+	switch o := obj.(type) {
+	case *Charge:
+		if version >= "2022-11-15" {
+			return obj
+		}
+		var refunds []Refund
+		for _, re := range s.objs.refunds {
+			if re.Charge == o.ID {
+				refunds = append(refunds, *re)
+			}
+		}
+		return struct {
+			*Charge
+			Refunds List[Refund] `json:"refunds"`
+		}{o, newList("/v1/charges/"+o.ID+"/refunds", refunds)}
+	case *Subscription:
+		if version < "2025-03-31" {
+			return obj
+		}
+		c := *o
+		c.Items.Data = append([]SubscriptionItem(nil), o.Items.Data...)
+		for i := range c.Items.Data {
+			c.Items.Data[i].CurrentPeriodStart = o.CurrentPeriodStart
+			c.Items.Data[i].CurrentPeriodEnd = o.CurrentPeriodEnd
+		}
+		c.CurrentPeriodStart, c.CurrentPeriodEnd = 0, 0
+		return &c
+	}
+	return obj
+}
+
+// objects holds the account's current state, each kind in creation order.
+type objects struct {
+	customers     []*Customer
+	subscriptions []*Subscription
+	invoices      []*Invoice
+	charges       []*Charge
+	refunds       []*Refund
+	disputes      []*Dispute
+	sessions      []*CheckoutSession
+}
+
+func newObjects() objects { return objects{} }
+
+// Kinds are the object lists the API serves.
+var Kinds = []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes", "checkout_sessions"}
+
+// list returns the current objects of a kind, newest first (Stripe's list order), as JSON-ready
+// values paired with their created time and ID.
+func (o *objects) list(kind string) []listed {
+	var out []listed
+	add := func(id string, created int64, v any) { out = append(out, listed{id, created, v}) }
+	switch kind {
+	case "customers":
+		for _, x := range o.customers {
+			add(x.ID, x.Created, x)
+		}
+	case "subscriptions":
+		for _, x := range o.subscriptions {
+			add(x.ID, x.Created, x)
+		}
+	case "invoices":
+		for _, x := range o.invoices {
+			add(x.ID, x.Created, x)
+		}
+	case "charges":
+		for _, x := range o.charges {
+			add(x.ID, x.Created, x)
+		}
+	case "refunds":
+		for _, x := range o.refunds {
+			add(x.ID, x.Created, x)
+		}
+	case "disputes":
+		for _, x := range o.disputes {
+			add(x.ID, x.Created, x)
+		}
+	case "checkout_sessions":
+		for _, x := range o.sessions {
+			add(x.ID, x.Created, x)
+		}
+	}
+	// Creation order is time order; reverse it for newest first.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+type listed struct {
+	id      string
+	created int64
+	v       any
+}

@@ -1,0 +1,185 @@
+// Package stripesim is a stateful, seeded Stripe account for tests, benchmarks and the demo.
+//
+// A Sim runs a business on a simulated clock (customers sign up through Checkout or the API,
+// subscribe, renew, fail payments and retry, change plans, pause, cancel; one-off charges, refunds
+// and disputes), emits the events Stripe emits at API version 2023-10-16, delivers them as signed
+// webhooks with Stripe's retry, duplicate and reordering behaviour (and configurable outages), and
+// serves the Events API and object lists with Stripe's semantics (see Server). The same seed and
+// scenario give the same events, byte for byte.
+package stripesim
+
+import (
+	"container/heap"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// APIVersion is the version events are rendered in for the webhook endpoint.
+const APIVersion = "2023-10-16"
+
+// Config describes the simulated account. Zero values take the documented defaults.
+type Config struct {
+	Seed      uint64
+	Customers int           // customers arriving over ArrivalWindow; default 100
+	Start     time.Time     // simulated time the account opens; default End - Duration
+	End       time.Time     // simulated time the run stops; default now, truncated to the second
+	Duration  time.Duration // default 90 days
+	// ArrivalWindow is how long after Start customers keep arriving; default Duration.
+	ArrivalWindow time.Duration
+	Livemode      bool
+	// AccountAPIVersion renders events for the Events API when it differs from APIVersion, as
+	// Stripe renders each event in the account's default version: the same event ID can then
+	// differ in shape between webhook and API. "" means APIVersion.
+	AccountAPIVersion string
+}
+
+func (c *Config) setDefaults() {
+	if c.Customers <= 0 {
+		c.Customers = 100
+	}
+	if c.Duration <= 0 {
+		c.Duration = 90 * 24 * time.Hour
+	}
+	if c.End.IsZero() {
+		if !c.Start.IsZero() {
+			c.End = c.Start.Add(c.Duration)
+		} else {
+			c.End = time.Now().UTC().Truncate(time.Second)
+		}
+	}
+	if c.Start.IsZero() {
+		c.Start = c.End.Add(-c.Duration)
+	}
+	if c.ArrivalWindow <= 0 || c.ArrivalWindow > c.End.Sub(c.Start) {
+		c.ArrivalWindow = c.End.Sub(c.Start)
+	}
+	if c.AccountAPIVersion == "" {
+		c.AccountAPIVersion = APIVersion
+	}
+}
+
+// Sim is the simulated account. Its methods are safe for concurrent use: the API server reads
+// while the simulation runs.
+type Sim struct {
+	cfg Config
+
+	mu          sync.RWMutex
+	rng         *rand.Rand
+	now         time.Time
+	seq         uint64
+	queue       actionQueue
+	events      []*Event
+	byID        map[string]*Event
+	objs        objects
+	subscribers []func(*Event) // called for each new event, under mu
+}
+
+// New creates the account and schedules its customers' arrivals; Run plays it.
+func New(cfg Config) *Sim {
+	cfg.setDefaults()
+	s := &Sim{
+		cfg:  cfg,
+		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		now:  cfg.Start,
+		byID: map[string]*Event{},
+		objs: newObjects(),
+	}
+	for i := range cfg.Customers {
+		at := cfg.Start.Add(time.Duration(s.rng.Int64N(int64(cfg.ArrivalWindow))))
+		s.at(at, func() { s.newCustomer(i) })
+	}
+	return s
+}
+
+// Config is the configuration in effect (defaults filled in).
+func (s *Sim) Config() Config { return s.cfg }
+
+// Now is the simulated time.
+func (s *Sim) Now() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.now
+}
+
+// OnEvent registers f to be called (synchronously, in order) for every event emitted from now on.
+func (s *Sim) OnEvent(f func(*Event)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subscribers = append(s.subscribers, f)
+}
+
+// Run plays the account until simulated time t (or Config.End when t is zero), running every
+// action due by then in time order. It returns the number of events emitted.
+func (s *Sim) Run(t time.Time) int {
+	if t.IsZero() || t.After(s.cfg.End) {
+		t = s.cfg.End
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := len(s.events)
+	for s.queue.Len() > 0 && !s.queue[0].at.After(t) {
+		a := heap.Pop(&s.queue).(*action)
+		s.now = a.at
+		a.fn()
+	}
+	if t.After(s.now) {
+		s.now = t
+	}
+	return len(s.events) - before
+}
+
+// Done reports whether the simulated clock has reached Config.End.
+func (s *Sim) Done() bool { return !s.Now().Before(s.cfg.End) }
+
+// at schedules fn at simulated time t; actions at the same time run in scheduling order.
+func (s *Sim) at(t time.Time, fn func()) {
+	if t.Before(s.now) {
+		t = s.now
+	}
+	s.seq++
+	heap.Push(&s.queue, &action{at: t, seq: s.seq, fn: fn})
+}
+
+func (s *Sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
+
+type action struct {
+	at  time.Time
+	seq uint64
+	fn  func()
+}
+
+type actionQueue []*action
+
+func (q actionQueue) Len() int { return len(q) }
+func (q actionQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q actionQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *actionQueue) Push(x any)   { *q = append(*q, x.(*action)) }
+func (q *actionQueue) Pop() any {
+	old := *q
+	a := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return a
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newID makes a Stripe-like ID from the seeded generator.
+func (s *Sim) newID(prefix string, n int) string {
+	b := make([]byte, 0, len(prefix)+1+n)
+	b = append(b, prefix...)
+	b = append(b, '_')
+	for range n {
+		b = append(b, base62[s.rng.IntN(len(base62))])
+	}
+	return string(b)
+}
+
+func (s *Sim) chance(p float64) bool { return s.rng.Float64() < p }
+
+func (s *Sim) unix() int64 { return s.now.Unix() }
