@@ -1,32 +1,40 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/internal/pgboot"
+	"github.com/stripeledger/ledger/stripesim"
 )
 
 // devCmd is what `make run` starts: the ledger on its embedded default database, installing
 // Postgres from the distribution if this machine has none.
 func devCmd() *cobra.Command {
 	o := serveOptions{db: dbOptions{install: true}}
+	var simAddr, scenario string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the ledger on the embedded default database (what `make run` starts)",
 		Long: `dev runs serve on the embedded default database. Without STRIPE_WEBHOOK_SECRET it uses a
 signing secret of its own, kept in .data/dev-webhook-secret (mode 0600, never printed), so local
-senders can sign webhooks with it.`,
+senders can sign webhooks with it. Without STRIPE_SECRET_KEY it also starts the Stripe simulator,
+which plays a seeded account and delivers its events to the ledger as signed webhooks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secretNote := "STRIPE_WEBHOOK_SECRET"
-			if os.Getenv("STRIPE_WEBHOOK_SECRET") == "" {
+			o.secretsEnv = os.Getenv("STRIPE_WEBHOOK_SECRET")
+			if o.secretsEnv == "" {
 				path := filepath.Join(pgboot.RepoRoot(), ".data", "dev-webhook-secret")
 				secret, err := devSecret(path)
 				if err != nil {
@@ -35,22 +43,67 @@ senders can sign webhooks with it.`,
 				o.secretsEnv = secret
 				secretNote = path
 			}
-			o.ready = func(addr string) {
+			o.ready = func(ctx context.Context, addr string) {
 				base := "http://" + strings.Replace(strings.Replace(addr, "[::]", "localhost", 1), "0.0.0.0", "localhost", 1)
 				fmt.Printf("\nledger is up:\n"+
 					"  webhooks   POST %s/webhooks/stripe   (signing secret: %s)\n"+
 					"  health     %s/healthz\n"+
 					"  readiness  %s/readyz\n"+
-					"  metrics    %s/metrics\n"+
-					"  forward real test-mode events with: stripe listen --forward-to %s/webhooks/stripe\n\n"+
-					"Ctrl-C stops it.\n\n", base, secretNote, base, base, base, strings.TrimPrefix(base, "http://"))
+					"  metrics    %s/metrics\n", base, secretNote, base, base, base)
+				if os.Getenv("STRIPE_SECRET_KEY") != "" || simAddr == "" {
+					fmt.Printf("  forward real test-mode events with: stripe listen --forward-to %s/webhooks/stripe\n\nCtrl-C stops it.\n\n",
+						strings.TrimPrefix(base, "http://"))
+					return
+				}
+				if err := startSimulator(ctx, simAddr, scenario, base+"/webhooks/stripe", o.secretsEnv); err != nil {
+					fmt.Fprintln(os.Stderr, "ledger dev: Stripe simulator not started:", err)
+				}
 			}
 			return serve(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&o.addr, "addr", envOr("LEDGER_ADDR", "127.0.0.1:8080"), "listen address (env LEDGER_ADDR)")
+	cmd.Flags().StringVar(&simAddr, "sim-addr", "127.0.0.1:12111", "where the Stripe simulator's API listens when STRIPE_SECRET_KEY is unset (\"\" to run without it)")
+	cmd.Flags().StringVar(&scenario, "sim-scenario", "steady", "the simulator's scenario (stripesim scenarios lists them)")
 	addServeFlags(cmd, &o)
 	return cmd
+}
+
+// startSimulator plays a simulated Stripe account that delivers signed webhooks to the ledger and
+// serves the Events API, as real Stripe would with `stripe listen`.
+func startSimulator(ctx context.Context, addr, scenario, webhookURL, secrets string) error {
+	cfg, dc, err := stripesim.Setup(scenario, stripesim.Config{Seed: 1}, stripesim.DeliveryConfig{
+		URL: webhookURL, Secrets: strings.Split(secrets, ",")})
+	if err != nil {
+		return err
+	}
+	sim := stripesim.New(cfg)
+	d := stripesim.NewDeliverer(sim, dc)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: stripesim.NewServer(sim, d, stripesim.ServerConfig{}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	api := "http://" + ln.Addr().String()
+	fmt.Printf("\nStripe simulator (scenario %s, %d customers over %s) is feeding it:\n"+
+		"  API        %s   (STRIPE_API_BASE; any sk_test_… key)\n"+
+		"  truth      %s/sim/truth\n"+
+		"  deliveries %s/sim/deliveries\n\nCtrl-C stops both.\n\n",
+		scenario, cfg.Customers, fmt.Sprintf("%d days", int(cfg.End.Sub(cfg.Start).Hours()/24)), api, api, api)
+	go func() {
+		start := time.Now()
+		if err := (&stripesim.Runner{Sim: sim, Deliverer: d}).Run(ctx); err == nil {
+			st := d.Stats()
+			fmt.Printf("Stripe simulator: %d events played in %s: %d delivered, %d retried, %d duplicates, %d given up\n",
+				st.Events, time.Since(start).Round(time.Millisecond), st.Delivered, st.Retried, st.Duplicates, st.GaveUp)
+		}
+	}()
+	return nil
 }
 
 // devSecret reads the local development signing secret, creating it on first use.

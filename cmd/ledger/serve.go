@@ -36,8 +36,9 @@ type serveOptions struct {
 	appendWait time.Duration
 	secretsEnv string // the STRIPE_WEBHOOK_SECRET value (never logged)
 	debugAddr  string
-	// ready is called once the listener is bound (`ledger dev` prints its URLs then).
-	ready func(addr string)
+	// ready is called once the listener is bound, with the server's context (`ledger dev` prints
+	// its URLs and starts the Stripe simulator then).
+	ready func(ctx context.Context, addr string)
 }
 
 func serveCmd() *cobra.Command {
@@ -160,7 +161,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets))
 	if o.ready != nil {
-		o.ready(ln.Addr().String())
+		o.ready(ctx, ln.Addr().String())
 	}
 	errc := make(chan error, 1)
 	go func() {

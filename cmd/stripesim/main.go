@@ -163,10 +163,6 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	if ctx.Err() == nil {
-		summary := map[string]any{"msg": "account played", "events": len(sim.Events()), "took": time.Since(start).String()}
-		if d != nil {
-			summary["deliveries"] = d.Stats()
-		}
 		log.Info("account played", "events", len(sim.Events()), "took", time.Since(start).Round(time.Millisecond).String(), "deliveries", statsOf(d))
 		<-ctx.Done() // keep serving the API
 	}

@@ -1,0 +1,86 @@
+package stripesim_test
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stripeledger/ledger/stripesim"
+)
+
+// The simulator's objects use Stripe's field names: every field of every event and object it
+// renders must be a property of that object in Stripe's OpenAPI spec for 2023-10-16, as shipped in
+// stripe-mock v0.183.0. testdata/stripe-mock-v0.183.0-properties.json holds those property names,
+// extracted with:
+//
+//	python3 -c 'import json; s=json.load(open("embedded/openapi/spec3.json"))["components"]["schemas"]; …'
+//
+// (run in the stripe-mock module; see the file's _source note).
+func TestShapesFollowStripe(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("testdata/stripe-mock-v0.183.0-properties.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	props := map[string][]string{}
+	for k, v := range spec {
+		if list, ok := v.([]any); ok {
+			for _, p := range list {
+				props[k] = append(props[k], p.(string))
+			}
+		}
+	}
+	check := func(where, object string, fields map[string]any) {
+		t.Helper()
+		known, ok := props[object]
+		if !ok {
+			t.Fatalf("%s: no spec for object %q", where, object)
+		}
+		for f := range fields {
+			if !slices.Contains(known, f) {
+				t.Errorf("%s: %s has field %q, which Stripe's %s does not", where, object, f, object)
+			}
+		}
+	}
+	sim := stripesim.New(stripesim.Config{Seed: 99, Customers: 80, End: end})
+	sim.Run(time.Time{})
+	seen := map[string]bool{}
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if obj, ok := x["object"].(string); ok && obj != "list" {
+				seen[obj] = true
+				check(where, obj, x)
+			}
+			for k, child := range x {
+				if k == "previous_attributes" || k == "metadata" {
+					continue
+				}
+				walk(where+"."+k, child)
+			}
+		case []any:
+			for _, child := range x {
+				walk(where, child)
+			}
+		}
+	}
+	for _, ev := range sim.Events() {
+		var v map[string]any
+		if err := json.Unmarshal(ev.Webhook, &v); err != nil {
+			t.Fatal(err)
+		}
+		walk(ev.Type, v)
+	}
+	for _, obj := range []string{"event", "customer", "subscription", "subscription_item", "price", "invoice", "line_item", "charge", "refund", "dispute", "checkout.session"} {
+		if !seen[obj] {
+			t.Errorf("no %s was rendered", obj)
+		}
+	}
+}
