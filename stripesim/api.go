@@ -193,7 +193,7 @@ func paginate(items []item, p listParams, noun string) (page, *apiError) {
 		}
 		return -1
 	}
-	from, to := 0, len(items)
+	var from, to int
 	switch {
 	case p.startingAfter != "":
 		i := index(p.startingAfter)
