@@ -270,3 +270,37 @@ func TestDeterministicBySeed(t *testing.T) {
 		t.Fatal("no charges to compare")
 	}
 }
+
+// Every named scenario plays to the end; only the outage loses events.
+func TestScenariosPlay(t *testing.T) {
+	t.Parallel()
+	for _, name := range stripesim.ScenarioNames() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			secrets := []string{"whsec_a"}
+			if name == "secret-roll" {
+				secrets = append(secrets, "whsec_b")
+			}
+			_, url := newEndpoint(t, "whsec_a")
+			cfg, dc, err := stripesim.Setup(name, stripesim.Config{Seed: 5, End: end}, stripesim.DeliveryConfig{URL: url, Secrets: secrets})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sim, d := play(t, cfg, dc)
+			st := d.Stats()
+			if st.Events != len(sim.Events()) || st.Events < 100 {
+				t.Fatalf("%+v", st)
+			}
+			lost := st.Events - st.Delivered
+			if (name == "outage-4d") != (lost > 0) || lost != st.GaveUp {
+				t.Fatalf("%s: %+v", name, st)
+			}
+			if name == "burst-retry" && (st.Retried == 0 || st.Duplicates == 0) {
+				t.Fatalf("burst-retry neither retried nor duplicated: %+v", st)
+			}
+		})
+	}
+	if _, _, err := stripesim.Setup("nope", stripesim.Config{}, stripesim.DeliveryConfig{}); err == nil {
+		t.Fatal("unknown scenario accepted")
+	}
+}

@@ -39,10 +39,10 @@ var Scenarios = map[string]Scenario{
 	"burst-retry": {
 		Name: "burst-retry",
 		Description: "Test mode, 300 customers arriving within 2 days (dense same-second bursts); the endpoint is down for " +
-			"the first 2 hours of the third day, so events are retried and delivered later, out of order; 10% duplicates.",
+			"2 hours in the middle of the arrivals, so those events are retried and delivered later, out of order; 10% duplicates.",
 		Apply: func(cfg *Config, dc *DeliveryConfig) {
 			cfg.Customers, cfg.Duration, cfg.ArrivalWindow = 300, 30*day, 2*day
-			from := cfg.End.Add(-cfg.Duration).Add(2 * day) // the third day of the account
+			from := cfg.End.Add(-cfg.Duration).Add(day) // the middle of the arrivals
 			dc.Outages = []Window{{From: from, To: from.Add(2 * time.Hour)}}
 			dc.DupRate = 0.10
 		},
