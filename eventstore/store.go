@@ -3,10 +3,10 @@
 // Appends are idempotent by event ID and batch-first: Append takes many events and answers each
 // one. Every append transaction (one call of ledger.append_events) first locks the single row of
 // ledger.log_head, then assigns the next positions and extends the hash chain, so positions are
-// dense and in commit order: a reader
-// that tails "position > N" sees every event exactly once and can never be overtaken by a smaller
-// position committing later (the gap a bigserial leaves under concurrency). Throughput comes from
-// putting many events in each transaction (see Appender), not from weakening that lock.
+// dense and in commit order: a reader that tails "position > N" sees every event exactly once and
+// can never be overtaken by a smaller position committing later (the gap a bigserial leaves under
+// concurrency). Throughput comes from putting many events in each transaction (see Appender), not
+// from weakening that lock.
 package eventstore
 
 import (
@@ -56,9 +56,6 @@ func New(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, now: time.Now}
 }
 
-// Pool is the connection pool the store uses.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 const (
 	headSQL = `SELECT position, hash FROM ledger.log_head`
 
@@ -69,7 +66,9 @@ const (
 // Append writes events to the log in one transaction and answers each in order. Events whose ID
 // is already in the log (or earlier in the same call) are duplicates and answer the stored
 // position. Invalid events answer their own Err and do not stop the others. The returned error is
-// for the whole call (database unreachable, context done): then nothing was written.
+// for the whole call (database unreachable, context done, commit failed): then no event of the
+// call may be treated as appended. Some may have been committed all the same (an answer lost on
+// the way back); appending them again is safe, as appends are idempotent.
 //
 // Everything that does not need the log's tip (validation, hashing each event's content,
 // encoding the batch) happens before the request leaves; the locked part — duplicate lookup,
@@ -105,22 +104,27 @@ func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, er
 		return results, nil
 	}
 
-	rows, err := s.pool.Query(ctx, appendSQL, cols.args()...)
-	if err != nil {
-		return nil, fmt.Errorf("could not append events: %w", err)
-	}
+	// BEGIN, the append and COMMIT go in one round trip; the answers count only if COMMIT
+	// succeeded, so nothing is reported appended that a failed commit lost. (On any error the
+	// pool discards the connection rather than reuse one left inside a transaction.)
 	answers := make([]Result, len(cols.id))
-	var idx int32
-	var pos int64
-	var dup bool
-	_, err = pgx.ForEachRow(rows, []any{&idx, &pos, &dup}, func() error {
-		if idx < 1 || int(idx) > len(answers) {
-			return fmt.Errorf("append answered for event %d of %d", idx, len(answers))
-		}
-		answers[idx-1] = Result{Position: pos, Duplicate: dup}
-		return nil
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	batch.Queue(appendSQL, cols.args()...).Query(func(rows pgx.Rows) error {
+		var idx int32
+		var pos int64
+		var dup bool
+		_, err := pgx.ForEachRow(rows, []any{&idx, &pos, &dup}, func() error {
+			if idx < 1 || int(idx) > len(answers) {
+				return fmt.Errorf("append answered for event %d of %d", idx, len(answers))
+			}
+			answers[idx-1] = Result{Position: pos, Duplicate: dup}
+			return nil
+		})
+		return err
 	})
-	if err != nil {
+	batch.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, fmt.Errorf("could not append events: %w", err)
 	}
 	seen := make([]bool, len(answers))
@@ -137,7 +141,7 @@ func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, er
 	return results, nil
 }
 
-// appendSQL runs as its own implicit transaction: the function's lock is released at commit.
+// appendSQL's lock on the log head is released at COMMIT.
 const appendSQL = `SELECT idx, event_position, duplicate FROM ledger.append_events(
 	$1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::text[], $7::text[],
 	$8::text[], $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::bytea[])`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -362,5 +363,44 @@ func TestVerifyFindsTampering(t *testing.T) {
 				t.Fatalf("want break at %d, got %+v", tc.broken, v.Broken)
 			}
 		})
+	}
+}
+
+// An append whose COMMIT fails reports an error and leaves nothing behind: no event is answered
+// as appended unless its transaction committed. (A deferred constraint trigger fails at commit
+// time, after the append statement itself has returned its positions.)
+func TestFailedCommitAppendsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, sql := range []string{
+		`CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN IF NEW.event_id LIKE 'evt_fail%' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$`,
+		`CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON ledger.events
+		 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_at_commit()`,
+	} {
+		if _, err := b.db.Pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := b.store.Append(ctx, []domain.Event{ev("evt_ok_1", "sub_1", domain.SourceImport), ev("evt_fail_1", "sub_1", domain.SourceImport)})
+	if err == nil || !strings.Contains(err.Error(), "refused at commit") || res != nil {
+		t.Fatalf("append with a failing commit: %v %v", res, err)
+	}
+	if _, err := b.store.Get(ctx, "evt_ok_1"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("an event of the failed transaction is in the log: %v", err)
+	}
+	// The log and the pool are fine afterwards.
+	for range 3 {
+		res, err = b.store.Append(ctx, []domain.Event{ev("evt_ok_1", "sub_1", domain.SourceImport)})
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res)
+		}
+	}
+	if res[0].Position != 1 || !res[0].Duplicate {
+		t.Fatalf("%+v", res[0])
+	}
+	if v, err := b.store.Verify(ctx); err != nil || v.Broken != nil || v.Count != 1 {
+		t.Fatalf("%+v %v", v, err)
 	}
 }
