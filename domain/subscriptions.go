@@ -1,0 +1,164 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// SubscriptionRow is a subscription as finance reads it. Money is in the currency's minor unit.
+type SubscriptionRow struct {
+	ID                 string
+	Customer           string
+	Status             string
+	Currency           string
+	Items              []SubscriptionItemRow
+	TrialStart         *int64
+	TrialEnd           *int64
+	CurrentPeriodStart *int64
+	CurrentPeriodEnd   *int64
+	CancelAtPeriodEnd  bool
+	CancelAt           *int64
+	CanceledAt         *int64
+	EndedAt            *int64
+	PauseBehavior      string // pause_collection.behavior, "" when not paused
+	Metadata           map[string]string
+	CouponDuration     string // "forever", "once", "repeating" or ""
+	CouponPercentOff   int64
+	// MRR is the monthly-normalised recurring value, Stripe's way: only active and past_due
+	// subscriptions count (not trials); yearly prices ÷ 12 (weekly × 52 ÷ 12, daily × 365 ÷ 12,
+	// over interval_count); a forever coupon reduces it, a finite one does not. Rounded down to
+	// the minor unit after summing the items.
+	MRR int64
+	// Attention says why a person should look at the row ("" when nothing): e.g. an event of
+	// another API version whose billing period could not be found.
+	Attention    string
+	EventID      string // the event whose snapshot this row is
+	EventCreated int64
+}
+
+// SubscriptionItemRow is one price on a subscription.
+type SubscriptionItemRow struct {
+	ID            string
+	Price         string
+	Product       string
+	Quantity      int64
+	Interval      string
+	IntervalCount int64
+	UnitAmount    int64
+}
+
+type rawSubscription struct {
+	ID                 string            `json:"id"`
+	Customer           string            `json:"customer"`
+	Status             string            `json:"status"`
+	Currency           string            `json:"currency"`
+	TrialStart         *int64            `json:"trial_start"`
+	TrialEnd           *int64            `json:"trial_end"`
+	CurrentPeriodStart *int64            `json:"current_period_start"`
+	CurrentPeriodEnd   *int64            `json:"current_period_end"`
+	CancelAtPeriodEnd  bool              `json:"cancel_at_period_end"`
+	CancelAt           *int64            `json:"cancel_at"`
+	CanceledAt         *int64            `json:"canceled_at"`
+	EndedAt            *int64            `json:"ended_at"`
+	Metadata           map[string]string `json:"metadata"`
+	PauseCollection    *struct {
+		Behavior string `json:"behavior"`
+	} `json:"pause_collection"`
+	Discount *struct {
+		Coupon struct {
+			Duration   string `json:"duration"`
+			PercentOff int64  `json:"percent_off"`
+		} `json:"coupon"`
+	} `json:"discount"`
+	Items struct {
+		Data []struct {
+			ID                 string `json:"id"`
+			Quantity           int64  `json:"quantity"`
+			CurrentPeriodStart *int64 `json:"current_period_start"`
+			CurrentPeriodEnd   *int64 `json:"current_period_end"`
+			Price              struct {
+				ID         string `json:"id"`
+				Product    string `json:"product"`
+				UnitAmount int64  `json:"unit_amount"`
+				Recurring  *struct {
+					Interval      string `json:"interval"`
+					IntervalCount int64  `json:"interval_count"`
+				} `json:"recurring"`
+			} `json:"price"`
+		} `json:"data"`
+	} `json:"items"`
+}
+
+// FoldSubscription is a subscription's row from the set of its events.
+func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
+	f, ok := Latest(facts)
+	if !ok {
+		return SubscriptionRow{}, fmt.Errorf("no events")
+	}
+	var s rawSubscription
+	if err := decodeObject(f, &s); err != nil {
+		return SubscriptionRow{}, err
+	}
+	row := SubscriptionRow{
+		ID: s.ID, Customer: s.Customer, Status: s.Status, Currency: s.Currency,
+		TrialStart: s.TrialStart, TrialEnd: s.TrialEnd,
+		CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CancelAt: s.CancelAt, CanceledAt: s.CanceledAt, EndedAt: s.EndedAt,
+		Metadata: s.Metadata, EventID: f.EventID, EventCreated: f.Created,
+	}
+	if s.PauseCollection != nil {
+		row.PauseBehavior = s.PauseCollection.Behavior
+	}
+	if s.Discount != nil {
+		row.CouponDuration, row.CouponPercentOff = s.Discount.Coupon.Duration, s.Discount.Coupon.PercentOff
+	}
+	for _, it := range s.Items.Data {
+		item := SubscriptionItemRow{ID: it.ID, Price: it.Price.ID, Product: it.Price.Product, Quantity: it.Quantity, UnitAmount: it.Price.UnitAmount}
+		if r := it.Price.Recurring; r != nil {
+			item.Interval, item.IntervalCount = r.Interval, r.IntervalCount
+		}
+		row.Items = append(row.Items, item)
+		// From API version 2025-03-31 the billing period lives on the items: map it back.
+		if row.CurrentPeriodEnd == nil && it.CurrentPeriodEnd != nil {
+			row.CurrentPeriodStart, row.CurrentPeriodEnd = it.CurrentPeriodStart, it.CurrentPeriodEnd
+		}
+	}
+	if row.CurrentPeriodEnd == nil && row.Status != "incomplete_expired" {
+		row.Attention = fmt.Sprintf("no current_period_end in a %s event at API version %q", f.Type, f.APIVersion)
+	}
+	row.MRR = MRR(row)
+	return row, nil
+}
+
+// MRR is a subscription row's monthly recurring revenue (see SubscriptionRow.MRR).
+func MRR(row SubscriptionRow) int64 {
+	if row.Status != "active" && row.Status != "past_due" {
+		return 0
+	}
+	var perYear int64
+	for _, it := range row.Items {
+		count := max(it.IntervalCount, 1)
+		amount := it.UnitAmount * max(it.Quantity, 0)
+		switch it.Interval {
+		case "year":
+			perYear += amount / count
+		case "month":
+			perYear += amount * 12 / count
+		case "week":
+			perYear += amount * 52 / count
+		case "day":
+			perYear += amount * 365 / count
+		}
+	}
+	if row.CouponDuration == "forever" && row.CouponPercentOff > 0 {
+		perYear -= perYear * row.CouponPercentOff / 100
+	}
+	return perYear / 12
+}
+
+func decodeObject(f Fact, v any) error {
+	if err := json.Unmarshal(f.ObjectRaw, v); err != nil {
+		return fmt.Errorf("event %s: could not read data.object: %w", f.EventID, err)
+	}
+	return nil
+}
