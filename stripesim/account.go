@@ -278,6 +278,10 @@ func (s *Sim) pay(sub *Subscription, inv *Invoice) {
 		s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"status": "past_due"}, false)
 		inv.Status = "uncollectible"
 		s.emit("invoice.marked_uncollectible", inv, inv.ID, map[string]any{"status": "open"}, false)
+		// Some customers come back and settle the invoice by hand; the subscription reactivates.
+		if s.chance(0.4) {
+			s.after(time.Duration(5+s.rng.IntN(20))*day, func() { s.settle(sub, inv) })
+		}
 	}
 	if retry < len(retryDelays) {
 		s.after(retryDelays[retry], func() { s.pay(sub, inv) })
@@ -428,4 +432,17 @@ func (s *Sim) cancelNow(sub *Subscription, request bool) {
 		sub.CanceledAt = ptr(s.unix())
 	}
 	s.emit("customer.subscription.deleted", sub, sub.ID, nil, request)
+}
+
+// settle pays an uncollectible invoice out of band and reactivates its unpaid subscription.
+func (s *Sim) settle(sub *Subscription, inv *Invoice) {
+	if inv.Status != "uncollectible" || sub.Status != "unpaid" {
+		return
+	}
+	ch := s.charge(&sub.Customer, inv, inv.Currency, inv.AmountDue, true, "Subscription update")
+	prev := map[string]any{"status": "uncollectible", "paid": false, "amount_paid": inv.AmountPaid, "amount_remaining": inv.AmountRemaining}
+	inv.Status, inv.Paid, inv.AmountPaid, inv.AmountRemaining, inv.Charge = "paid", true, inv.AmountDue, 0, ptr(ch.ID)
+	s.emit("invoice.paid", inv, inv.ID, prev, true)
+	sub.Status = "active"
+	s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"status": "unpaid"}, false)
 }
