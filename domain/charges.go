@@ -1,7 +1,5 @@
 package domain
 
-import "fmt"
-
 // ChargeRow is a charge as finance reads it, with its refunds and dispute folded in. Money is in
 // the currency's minor unit.
 type ChargeRow struct {
@@ -46,12 +44,9 @@ type rawCharge struct {
 // (charge.dispute.*, whose object is the Dispute). Refunds arrive, at API version 2023-10-16, as
 // charge.refunded with the Charge's amount_refunded, so they are in the charge's own snapshot.
 func FoldCharge(charge, disputes []Fact) (ChargeRow, error) {
-	f, ok := Latest(charge)
-	if !ok {
-		return ChargeRow{}, fmt.Errorf("no events")
-	}
 	var c rawCharge
-	if err := decodeObject(f, &c); err != nil {
+	f, err := fold(charge, &c)
+	if err != nil {
 		return ChargeRow{}, err
 	}
 	row := ChargeRow{

@@ -91,12 +91,9 @@ type rawSubscription struct {
 
 // FoldSubscription is a subscription's row from the set of its events.
 func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
-	f, ok := Latest(facts)
-	if !ok {
-		return SubscriptionRow{}, fmt.Errorf("no events")
-	}
 	var s rawSubscription
-	if err := decodeObject(f, &s); err != nil {
+	f, err := fold(facts, &s)
+	if err != nil {
 		return SubscriptionRow{}, err
 	}
 	row := SubscriptionRow{

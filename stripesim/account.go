@@ -60,7 +60,7 @@ func (s *Sim) createCustomer(currency string, meta map[string]string) *Customer 
 	id := s.newID("cus", 14)
 	c := &Customer{ID: id, Object: "customer", Created: s.unix(), Currency: ptr(currency),
 		Email: "customer+" + id[4:10] + "@example.com", Name: "Customer " + id[4:10], Livemode: s.cfg.Livemode, Metadata: meta}
-	s.objs.customers = append(s.objs.customers, c)
+	s.objs.add("customers", c.ID, c.Created, c)
 	s.emit("customer.created", c, c.ID, nil, true)
 	// Some customers later change their email.
 	if s.chance(0.1) {
@@ -85,7 +85,7 @@ func (s *Sim) guestCheckout(currency, appUser string) {
 	if s.chance(0.5) {
 		cs.ClientReferenceID = ptr(appUser)
 	}
-	s.objs.sessions = append(s.objs.sessions, cs)
+	s.objs.add("checkout_sessions", cs.ID, cs.Created, cs)
 	ch := s.charge(nil, nil, currency, cs.AmountTotal, true, "Guest checkout")
 	s.emit("checkout.session.completed", cs, cs.ID, nil, false)
 	s.maybeRefundOrDispute(ch)
@@ -97,7 +97,7 @@ func (s *Sim) checkoutSubscription(c *Customer, appUser string) {
 	cs := &CheckoutSession{ID: s.newID("cs", 24), Object: "checkout.session", Created: s.unix(), Currency: *c.Currency,
 		Customer: ptr(c.ID), CustomerCreation: "always", ClientReferenceID: ptr(appUser), Livemode: s.cfg.Livemode,
 		Metadata: map[string]string{"app_user_id": appUser}, Mode: "subscription", PaymentStatus: "paid", Status: "complete"}
-	s.objs.sessions = append(s.objs.sessions, cs)
+	s.objs.add("checkout_sessions", cs.ID, cs.Created, cs)
 	sub := s.startSubscription(c, map[string]string{})
 	cs.Subscription = ptr(sub.ID)
 	cs.AmountTotal = subscriptionAmount(sub)
@@ -147,7 +147,7 @@ func (s *Sim) startSubscription(c *Customer, meta map[string]string) *Subscripti
 	} else {
 		sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), s.periodEnd(s.now, interval)
 	}
-	s.objs.subscriptions = append(s.objs.subscriptions, sub)
+	s.objs.add("subscriptions", sub.ID, sub.Created, sub)
 	s.emit("customer.subscription.created", sub, sub.ID, nil, true)
 	if !trial {
 		s.invoice(sub, "subscription_create")
@@ -216,7 +216,7 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 		BillingReason: reason, Created: s.unix(), Currency: sub.Currency, Customer: sub.Customer, Livemode: s.cfg.Livemode,
 		PeriodStart: sub.CurrentPeriodStart, PeriodEnd: sub.CurrentPeriodEnd, Status: "draft", Subscription: ptr(sub.ID),
 		Subtotal: amount, Total: amount}
-	inv.Number = fmt.Sprintf("INV-%06d", len(s.objs.invoices)+1)
+	inv.Number = fmt.Sprintf("INV-%06d", len(s.objs.kinds["invoices"])+1)
 	var lines []InvoiceLine
 	for _, it := range sub.Items.Data {
 		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: it.Price.UnitAmount * it.Quantity,
@@ -224,7 +224,7 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity})
 	}
 	inv.Lines = newList("/v1/invoices/"+inv.ID+"/lines", lines)
-	s.objs.invoices = append(s.objs.invoices, inv)
+	s.objs.add("invoices", inv.ID, inv.Created, inv)
 	sub.LatestInvoice = ptr(inv.ID)
 	s.emit("invoice.created", inv, inv.ID, nil, false)
 	inv.Status = "open"
@@ -301,7 +301,7 @@ func (s *Sim) charge(customer *string, inv *Invoice, currency string, amount int
 	if inv != nil {
 		ch.Invoice, ch.PaymentIntent = ptr(inv.ID), inv.PaymentIntent
 	}
-	s.objs.charges = append(s.objs.charges, ch)
+	s.objs.add("charges", ch.ID, ch.Created, ch)
 	if ok {
 		ch.Status, ch.Paid, ch.Captured, ch.AmountCaptured = "succeeded", true, true, amount
 		s.emit("charge.succeeded", ch, ch.ID, nil, inv == nil)
@@ -347,7 +347,7 @@ func (s *Sim) refund(ch *Charge, partial bool) {
 	}
 	re := &Refund{ID: s.newID("re", 24), Object: "refund", Amount: amount, Charge: ch.ID, Created: s.unix(),
 		Currency: ch.Currency, Metadata: map[string]string{}, Reason: ptr("requested_by_customer"), Status: "pending"}
-	s.objs.refunds = append(s.objs.refunds, re)
+	s.objs.add("refunds", re.ID, re.Created, re)
 	prev := map[string]any{"amount_refunded": ch.AmountRefunded, "refunded": ch.Refunded}
 	ch.AmountRefunded += amount
 	ch.Refunded = ch.AmountRefunded == ch.Amount
@@ -363,7 +363,7 @@ func (s *Sim) dispute(ch *Charge) {
 	dp := &Dispute{ID: s.newID("dp", 24), Object: "dispute", Amount: ch.Amount - ch.AmountRefunded, Charge: ch.ID,
 		Created: s.unix(), Currency: ch.Currency, Livemode: s.cfg.Livemode, Metadata: map[string]string{},
 		Reason: []string{"fraudulent", "product_not_received", "subscription_canceled"}[s.rng.IntN(3)], Status: "needs_response"}
-	s.objs.disputes = append(s.objs.disputes, dp)
+	s.objs.add("disputes", dp.ID, dp.Created, dp)
 	ch.Disputed = true
 	s.emit("charge.dispute.created", dp, dp.ID, nil, false)
 	s.emit("charge.dispute.funds_withdrawn", dp, dp.ID, nil, false)

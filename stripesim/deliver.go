@@ -2,7 +2,6 @@ package stripesim
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -75,8 +74,7 @@ type Deliverer struct {
 	rng *rand.Rand
 
 	mu      sync.Mutex
-	pending attemptQueue
-	seq     uint64
+	pending timeQueue[*pendingAttempt]
 	log     []Attempt
 	stats   DeliveryStats
 }
@@ -93,7 +91,6 @@ type DeliveryStats struct {
 
 type pendingAttempt struct {
 	at        time.Time
-	seq       uint64
 	ev        *Event
 	n         int
 	duplicate bool
@@ -131,20 +128,13 @@ func NewDeliverer(sim *Sim, cfg DeliveryConfig) *Deliverer {
 	return d
 }
 
-func (d *Deliverer) push(a *pendingAttempt) {
-	d.seq++
-	a.seq = d.seq
-	heap.Push(&d.pending, a)
-}
+func (d *Deliverer) push(a *pendingAttempt) { d.pending.push(a.at, a) }
 
 // next is the simulated time of the earliest pending attempt.
 func (d *Deliverer) next() (time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.pending.Len() == 0 {
-		return time.Time{}, false
-	}
-	return d.pending[0].at, true
+	return d.pending.next()
 }
 
 // Log is the delivery log so far.
@@ -166,8 +156,12 @@ func (d *Deliverer) Stats() DeliveryStats {
 func (d *Deliverer) deliverDue(ctx context.Context, t time.Time) {
 	d.mu.Lock()
 	var batch []*pendingAttempt
-	for d.pending.Len() > 0 && !d.pending[0].at.After(t) {
-		batch = append(batch, heap.Pop(&d.pending).(*pendingAttempt))
+	for {
+		_, a, ok := d.pending.popDue(t)
+		if !ok {
+			break
+		}
+		batch = append(batch, a)
 	}
 	d.rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
 	d.mu.Unlock()
@@ -270,22 +264,4 @@ func SignatureHeader(body []byte, t time.Time, secrets ...string) string {
 		h = hex.AppendEncode(h, mac.Sum(nil))
 	}
 	return string(h)
-}
-
-type attemptQueue []*pendingAttempt
-
-func (q attemptQueue) Len() int { return len(q) }
-func (q attemptQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q attemptQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *attemptQueue) Push(x any)   { *q = append(*q, x.(*pendingAttempt)) }
-func (q *attemptQueue) Pop() any {
-	old := *q
-	a := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return a
 }

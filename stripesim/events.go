@@ -97,8 +97,8 @@ func (s *Sim) versioned(version string, obj any) any {
 			return obj
 		}
 		var refunds []Refund
-		for _, re := range s.objs.refunds {
-			if re.Charge == o.ID {
+		for _, l := range s.objs.kinds["refunds"] {
+			if re := l.v.(*Refund); re.Charge == o.ID {
 				refunds = append(refunds, *re)
 			}
 		}
@@ -122,60 +122,27 @@ func (s *Sim) versioned(version string, obj any) any {
 	return obj
 }
 
-// objects holds the account's current state, each kind in creation order.
+// objects holds the account's current state: per kind, the objects in creation order.
 type objects struct {
-	customers     []*Customer
-	subscriptions []*Subscription
-	invoices      []*Invoice
-	charges       []*Charge
-	refunds       []*Refund
-	disputes      []*Dispute
-	sessions      []*CheckoutSession
+	kinds map[string][]listed
 }
 
-func newObjects() objects { return objects{} }
+func newObjects() objects { return objects{kinds: map[string][]listed{}} }
+
+func (o *objects) add(kind, id string, created int64, v any) {
+	o.kinds[kind] = append(o.kinds[kind], listed{id, created, v})
+}
 
 // Kinds are the object lists the API serves.
 var Kinds = []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes", "checkout_sessions"}
 
-// list returns the current objects of a kind, newest first (Stripe's list order), as JSON-ready
-// values paired with their created time and ID.
+// list returns the current objects of a kind newest first, Stripe's list order (creation order is
+// time order).
 func (o *objects) list(kind string) []listed {
-	var out []listed
-	add := func(id string, created int64, v any) { out = append(out, listed{id, created, v}) }
-	switch kind {
-	case "customers":
-		for _, x := range o.customers {
-			add(x.ID, x.Created, x)
-		}
-	case "subscriptions":
-		for _, x := range o.subscriptions {
-			add(x.ID, x.Created, x)
-		}
-	case "invoices":
-		for _, x := range o.invoices {
-			add(x.ID, x.Created, x)
-		}
-	case "charges":
-		for _, x := range o.charges {
-			add(x.ID, x.Created, x)
-		}
-	case "refunds":
-		for _, x := range o.refunds {
-			add(x.ID, x.Created, x)
-		}
-	case "disputes":
-		for _, x := range o.disputes {
-			add(x.ID, x.Created, x)
-		}
-	case "checkout_sessions":
-		for _, x := range o.sessions {
-			add(x.ID, x.Created, x)
-		}
-	}
-	// Creation order is time order; reverse it for newest first.
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	all := o.kinds[kind]
+	out := make([]listed, len(all))
+	for i, l := range all {
+		out[len(all)-1-i] = l
 	}
 	return out
 }
@@ -183,5 +150,5 @@ func (o *objects) list(kind string) []listed {
 type listed struct {
 	id      string
 	created int64
-	v       any
+	v       any // a pointer to the object, marshalled when listed
 }

@@ -54,8 +54,9 @@ func (r *Runner) Run(ctx context.Context) error {
 func (s *Sim) nextAt() (time.Time, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.queue.Len() == 0 || s.queue[0].at.After(s.cfg.End) {
+	t, ok := s.queue.next()
+	if !ok || t.After(s.cfg.End) {
 		return time.Time{}, false
 	}
-	return s.queue[0].at, true
+	return t, true
 }

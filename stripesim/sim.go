@@ -9,7 +9,6 @@
 package stripesim
 
 import (
-	"container/heap"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -67,8 +66,7 @@ type Sim struct {
 	mu          sync.RWMutex
 	rng         *rand.Rand
 	now         time.Time
-	seq         uint64
-	queue       actionQueue
+	queue       timeQueue[func()]
 	events      []*Event
 	byID        map[string]*Event
 	objs        objects
@@ -118,10 +116,13 @@ func (s *Sim) Run(t time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before := len(s.events)
-	for s.queue.Len() > 0 && !s.queue[0].at.After(t) {
-		a := heap.Pop(&s.queue).(*action)
-		s.now = a.at
-		a.fn()
+	for {
+		at, fn, ok := s.queue.popDue(t)
+		if !ok {
+			break
+		}
+		s.now = at
+		fn()
 	}
 	if t.After(s.now) {
 		s.now = t
@@ -137,35 +138,10 @@ func (s *Sim) at(t time.Time, fn func()) {
 	if t.Before(s.now) {
 		t = s.now
 	}
-	s.seq++
-	heap.Push(&s.queue, &action{at: t, seq: s.seq, fn: fn})
+	s.queue.push(t, fn)
 }
 
 func (s *Sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
-
-type action struct {
-	at  time.Time
-	seq uint64
-	fn  func()
-}
-
-type actionQueue []*action
-
-func (q actionQueue) Len() int { return len(q) }
-func (q actionQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q actionQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *actionQueue) Push(x any)   { *q = append(*q, x.(*action)) }
-func (q *actionQueue) Pop() any {
-	old := *q
-	a := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return a
-}
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
