@@ -1,0 +1,42 @@
+package domain
+
+import "strings"
+
+// Kind names a read model (and the Stripe object it holds, in the plural).
+type Kind string
+
+const (
+	KindCustomers        Kind = "customers"
+	KindSubscriptions    Kind = "subscriptions"
+	KindInvoices         Kind = "invoices"
+	KindCharges          Kind = "charges"
+	KindRefunds          Kind = "refunds"
+	KindDisputes         Kind = "disputes"
+	KindCheckoutSessions Kind = "checkout_sessions"
+)
+
+// Route says which read model an event type feeds, "" for types no read model folds (they stay
+// in the log and are ignored by projections). Disputes also change their charge's row (its
+// dispute status): projections fold charge.dispute.* into both.
+func Route(eventType string) Kind {
+	if !KnownEventType(eventType) {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(eventType, "customer.subscription."):
+		return KindSubscriptions
+	case strings.HasPrefix(eventType, "customer."):
+		return KindCustomers
+	case strings.HasPrefix(eventType, "invoice."):
+		return KindInvoices
+	case strings.HasPrefix(eventType, "charge.dispute."):
+		return KindDisputes
+	case eventType == "charge.refund.updated", strings.HasPrefix(eventType, "refund."):
+		return KindRefunds
+	case strings.HasPrefix(eventType, "charge."):
+		return KindCharges
+	case strings.HasPrefix(eventType, "checkout.session."):
+		return KindCheckoutSessions
+	}
+	return ""
+}
