@@ -21,7 +21,8 @@ import (
 // devCmd is what `make run` starts: the ledger on its embedded default database, installing
 // Postgres from the distribution if this machine has none.
 func devCmd() *cobra.Command {
-	o := serveOptions{db: dbOptions{install: true}}
+	// A line per webhook would bury the URLs while the simulator replays months of events.
+	o := serveOptions{db: dbOptions{install: true}, logLevel: "warn"}
 	var simAddr, scenario string
 	cmd := &cobra.Command{
 		Use:   "dev",

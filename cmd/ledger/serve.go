@@ -36,13 +36,14 @@ type serveOptions struct {
 	appendWait time.Duration
 	secretsEnv string // the STRIPE_WEBHOOK_SECRET value (never logged)
 	debugAddr  string
+	logLevel   string
 	// ready is called once the listener is bound, with the server's context (`ledger dev` prints
 	// its URLs and starts the Stripe simulator then).
 	ready func(ctx context.Context, addr string)
 }
 
 func serveCmd() *cobra.Command {
-	o := serveOptions{}
+	o := serveOptions{logLevel: "info"}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ledger's HTTP server (migrates the schema first)",
@@ -65,6 +66,7 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 	f.DurationVar(&o.tolerance, "signature-tolerance", 5*time.Minute, "how far a webhook's signed timestamp may be from now, past or future")
 	f.DurationVar(&o.appendWait, "append-timeout", 5*time.Second, "how long a webhook waits for its commit before answering 503")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
+	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info (a line per accepted webhook), warn or error")
 }
 
 func envOr(name, def string) string {
@@ -77,7 +79,11 @@ func envOr(name, def string) string {
 // serve runs until SIGINT/SIGTERM, then stops taking connections, lets in-flight requests finish
 // (their events are committed before they are answered) and exits 0.
 func serve(ctx context.Context, o serveOptions) error {
-	log := newLogger()
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	log := newLogger(level)
 	// The live heap is small (tens of MB) and every webhook allocates its body, so with Go's
 	// default GOGC=100 the collector runs constantly; 400 trades a little memory for ~10% more
 	// webhooks/s (measured with BenchmarkIngest). GOGC in the environment still wins.
