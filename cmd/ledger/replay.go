@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/projections"
+)
+
+func replayCmd() *cobra.Command {
+	var identity domain.Identity
+	var mode string
+	cmd := &cobra.Command{
+		Use:   "replay",
+		Short: "Rebuild the read models from the whole log, beside the live ones, and swap them in",
+		Long: `replay folds every event of the log into new read-model tables (ledger.subscriptions,
+ledger.charges, …) and swaps them in atomically: queries keep answering from the old tables until
+the new ones replace them. Ctrl-C rolls it back; it is safe to run again at any time.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			identity.Mode = domain.IdentityMode(mode)
+			if err := identity.Validate(); err != nil {
+				return err
+			}
+			db, err := resolveDB(ctx, dbOptions{})
+			if err != nil {
+				return err
+			}
+			if _, _, err := migrateURL(ctx, db.URL); err != nil {
+				return err
+			}
+			pool, err := openPool(ctx, db.URL)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			start := time.Now()
+			last := time.Time{}
+			st, err := projections.Rebuild(ctx, pool, projections.Config{
+				Identity: identity,
+				Progress: func(done, total int64) {
+					if time.Since(last) < time.Second && done < total {
+						return
+					}
+					last = time.Now()
+					rate := float64(done) / time.Since(start).Seconds()
+					eta := time.Duration(float64(total-done)/rate) * time.Second
+					fmt.Fprintf(os.Stderr, "\rreplay: %d/%d events (%.0f%%), %.0f events/s, ETA %s   ",
+						done, total, 100*float64(done)/float64(max(total, 1)), rate, eta.Round(time.Second))
+				},
+			})
+			fmt.Fprintln(os.Stderr)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("replayed %d events in %s (%.0f events/s) up to position %d:", st.Events, st.Took.Round(time.Millisecond),
+				float64(st.Events)/st.Took.Seconds(), st.Position)
+			for _, name := range []string{"customers", "subscriptions", "subscription_movements", "invoices", "charges", "refunds", "disputes", "checkout_sessions"} {
+				fmt.Printf(" %s %d,", name, st.Rows[name])
+			}
+			fmt.Println()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&mode, "identity", "metadata", "how app user IDs are found: metadata, customer_id or anonymous")
+	cmd.Flags().StringVar(&identity.MetadataKey, "metadata-key", "app_user_id", "the metadata key holding the app user ID (identity metadata)")
+	return cmd
+}
