@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -16,28 +17,91 @@ type Fact struct {
 	Created    int64
 	APIVersion string
 	ObjectRaw  json.RawMessage            // data.object as sent
-	Object     map[string]json.RawMessage // data.object, top-level fields
 	Prev       map[string]json.RawMessage // data.previous_attributes; nil when absent
+
+	fields map[string]json.RawMessage // data.object's top-level fields, decoded on first use
 }
 
-// DecodeFact reads the parts of an event the reducers use.
+// Field is one top-level field of data.object as raw JSON (nil when absent). The object is
+// decoded on the first call only: most facts never need it, and replay decodes millions.
+func (f *Fact) Field(name string) json.RawMessage {
+	if f.fields == nil {
+		if err := json.Unmarshal(f.ObjectRaw, &f.fields); err != nil || f.fields == nil {
+			f.fields = map[string]json.RawMessage{}
+		}
+	}
+	return f.fields[name]
+}
+
+// DecodeFact reads the parts of an event the reducers use. It walks the event with the envelope
+// scanner and keeps data.object as raw bytes, so replay pays for one pass over each payload.
 func DecodeFact(raw []byte) (Fact, error) {
-	var e struct {
-		ID         string `json:"id"`
-		Type       string `json:"type"`
-		Created    int64  `json:"created"`
-		APIVersion string `json:"api_version"`
-		Data       struct {
-			Object json.RawMessage            `json:"object"`
-			Prev   map[string]json.RawMessage `json:"previous_attributes"`
-		} `json:"data"`
+	var f Fact
+	if !json.Valid(raw) {
+		return f, fmt.Errorf("could not decode event: not valid JSON")
 	}
-	if err := json.Unmarshal(raw, &e); err != nil {
-		return Fact{}, fmt.Errorf("could not decode event: %w", err)
+	var prevRaw json.RawMessage
+	s := &scanner{b: raw}
+	str := func(dst *string) error {
+		if s.peek() == 'n' {
+			s.literal()
+			return nil
+		}
+		v, err := s.str()
+		*dst = v
+		return err
 	}
-	f := Fact{EventID: e.ID, Type: e.Type, Created: e.Created, APIVersion: e.APIVersion, ObjectRaw: e.Data.Object, Prev: e.Data.Prev}
-	if err := json.Unmarshal(e.Data.Object, &f.Object); err != nil || f.Object == nil {
-		return Fact{}, fmt.Errorf("event %s has no data.object", e.ID)
+	rawValue := func() json.RawMessage {
+		s.ws()
+		start := s.i
+		if s.skip() != nil {
+			return nil
+		}
+		return json.RawMessage(raw[start:s.i])
+	}
+	err := s.object(func(key string) error {
+		switch key {
+		case "id":
+			return str(&f.EventID)
+		case "type":
+			return str(&f.Type)
+		case "api_version":
+			return str(&f.APIVersion)
+		case "created":
+			n, err := strconv.ParseInt(string(s.literal()), 10, 64)
+			if err != nil {
+				return fmt.Errorf("created is not an integer")
+			}
+			f.Created = n
+			return nil
+		case "data":
+			if s.peek() != '{' {
+				return s.skip()
+			}
+			return s.object(func(key string) error {
+				switch key {
+				case "object":
+					f.ObjectRaw = rawValue()
+				case "previous_attributes":
+					prevRaw = rawValue()
+				default:
+					return s.skip()
+				}
+				return nil
+			})
+		}
+		return s.skip()
+	})
+	if err != nil {
+		return Fact{}, fmt.Errorf("could not decode event %s: %w", f.EventID, err)
+	}
+	if len(f.ObjectRaw) == 0 || f.ObjectRaw[0] != '{' {
+		return Fact{}, fmt.Errorf("event %s has no data.object", f.EventID)
+	}
+	if len(prevRaw) > 0 && prevRaw[0] == '{' {
+		if err := json.Unmarshal(prevRaw, &f.Prev); err != nil {
+			return Fact{}, fmt.Errorf("event %s: previous_attributes: %w", f.EventID, err)
+		}
 	}
 	return f, nil
 }
@@ -86,7 +150,7 @@ func follows(b, a *Fact) bool {
 		return false
 	}
 	for k, prev := range b.Prev {
-		if !jsonEqual(prev, a.Object[k]) {
+		if !jsonEqual(prev, a.Field(k)) {
 			return false
 		}
 	}

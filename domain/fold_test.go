@@ -31,11 +31,11 @@ func play(t *testing.T, seed uint64, customers int) *account {
 			t.Fatal(err)
 		}
 		var id string
-		_ = json.Unmarshal(f.Object["id"], &id)
+		_ = json.Unmarshal(f.Field("id"), &id)
 		a.byObject[id] = append(a.byObject[id], f)
-		if f.Object["object"] != nil && string(f.Object["object"]) == `"dispute"` {
+		if string(f.Field("object")) == `"dispute"` {
 			var charge string
-			_ = json.Unmarshal(f.Object["charge"], &charge)
+			_ = json.Unmarshal(f.Field("charge"), &charge)
 			a.disputes[charge] = append(a.disputes[charge], f)
 		}
 	}
@@ -128,7 +128,7 @@ func TestSubscriptionsAreOrderIndependentAndTrue(t *testing.T) {
 		t.Fatalf("only %d subscription-days checked", checked)
 	}
 	for id, facts := range byObject {
-		if len(facts) == 0 || facts[0].Object["object"] == nil || string(facts[0].Object["object"]) != `"subscription"` {
+		if len(facts) == 0 || string(facts[0].Field("object")) != `"subscription"` {
 			continue
 		}
 		want, err := domain.FoldSubscription(facts)

@@ -264,3 +264,29 @@ func (s *Store) Quarantine(ctx context.Context, reason, detail, signature string
 	}
 	return nil
 }
+
+// ForEach streams every event up to position upTo, in position order, to fn — in one query, with
+// only the columns a fold needs (no hashes or signatures): replaying the log is one sequential
+// read. fn's payload is its own copy.
+func (s *Store) ForEach(ctx context.Context, upTo int64, fn func(position int64, eventType, objectID string, payload []byte) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT position, type, object_id, payload FROM ledger.events WHERE position <= $1 ORDER BY position`, upTo)
+	if err != nil {
+		return fmt.Errorf("could not read events: %w", err)
+	}
+	defer rows.Close()
+	var pos int64
+	var typ, objectID string
+	for rows.Next() {
+		var payload []byte
+		if err := rows.Scan(&pos, &typ, &objectID, &payload); err != nil {
+			return fmt.Errorf("could not read event: %w", err)
+		}
+		if err := fn(pos, typ, objectID, payload); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("could not read events: %w", err)
+	}
+	return nil
+}

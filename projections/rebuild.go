@@ -18,9 +18,9 @@ import (
 // Config tunes a rebuild. Zero values take the documented defaults.
 type Config struct {
 	Identity  domain.Identity // how app user IDs are found; default metadata key app_user_id
-	BatchSize int             // events read per query; default 5,000
-	// Progress, if set, is called after every batch read with the events folded so far and the
-	// total to fold.
+	BatchSize int             // events between Progress calls; default 5,000
+	// Progress, if set, is called every BatchSize events with the position read so far and the
+	// position the rebuild goes up to.
 	Progress func(done, total int64)
 }
 
@@ -53,24 +53,17 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 		return Stats{}, err
 	}
 	set := newFactSet()
-	var after int64
-	for after < head.Position {
-		recs, err := store.Read(ctx, after, min(cfg.BatchSize, int(head.Position-after)))
-		if err != nil {
-			return Stats{}, err
+	err = store.ForEach(ctx, head.Position, func(pos int64, typ, objectID string, payload []byte) error {
+		if err := set.add(pos, typ, objectID, payload); err != nil {
+			return err
 		}
-		if len(recs) == 0 {
-			break
+		if cfg.Progress != nil && (pos%int64(cfg.BatchSize) == 0 || pos == head.Position) {
+			cfg.Progress(pos, head.Position)
 		}
-		for i := range recs {
-			if err := set.add(&recs[i]); err != nil {
-				return Stats{}, err
-			}
-		}
-		after = recs[len(recs)-1].Position
-		if cfg.Progress != nil {
-			cfg.Progress(after, head.Position)
-		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return Stats{}, err
 	}
 	tables, err := set.fold(cfg.Identity)
 	if err != nil {
@@ -97,22 +90,22 @@ func newFactSet() *factSet {
 	return &factSet{byKind: map[domain.Kind]map[string][]domain.Fact{}, disputes: map[string][]domain.Fact{}}
 }
 
-func (s *factSet) add(r *eventstore.Record) error {
-	kind := domain.Route(r.Type)
-	if kind == "" || r.ObjectID == "" {
+func (s *factSet) add(position int64, eventType, objectID string, payload []byte) error {
+	kind := domain.Route(eventType)
+	if kind == "" || objectID == "" {
 		return nil // unknown types stay in the log and are ignored here
 	}
-	f, err := domain.DecodeFact(r.Payload)
+	f, err := domain.DecodeFact(payload)
 	if err != nil {
-		return fmt.Errorf("position %d: %w", r.Position, err)
+		return fmt.Errorf("position %d: %w", position, err)
 	}
 	if s.byKind[kind] == nil {
 		s.byKind[kind] = map[string][]domain.Fact{}
 	}
-	s.byKind[kind][r.ObjectID] = append(s.byKind[kind][r.ObjectID], f)
+	s.byKind[kind][objectID] = append(s.byKind[kind][objectID], f)
 	if kind == domain.KindDisputes {
 		var charge string
-		_ = json.Unmarshal(f.Object["charge"], &charge)
+		_ = json.Unmarshal(f.Field("charge"), &charge)
 		s.disputes[charge] = append(s.disputes[charge], f)
 	}
 	return nil
