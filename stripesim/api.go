@@ -390,6 +390,7 @@ func (s *Server) getObject(kind string) http.HandlerFunc {
 // Truth is everything the account knows: every object's current state and every event.
 type Truth struct {
 	Now        time.Time                  `json:"now"`
+	Done       bool                       `json:"done"` // the simulated clock has reached the account's end
 	Objects    map[string]json.RawMessage `json:"objects"`
 	Events     []TruthEvent               `json:"events"`
 	Deliveries *DeliveryStats             `json:"deliveries,omitempty"`
@@ -410,7 +411,7 @@ type TruthEvent struct {
 func (s *Sim) Truth() Truth {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t := Truth{Now: s.now, Objects: map[string]json.RawMessage{}}
+	t := Truth{Now: s.now, Done: !s.now.Before(s.cfg.End), Objects: map[string]json.RawMessage{}}
 	for _, kind := range Kinds {
 		var vs []any
 		for _, o := range s.objs.list(kind) {

@@ -31,6 +31,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		if !ok {
+			r.Sim.Run(time.Time{}) // nothing left to do: the clock moves to the account's end
 			return nil
 		}
 		end := t.Add(step)

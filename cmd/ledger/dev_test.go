@@ -38,6 +38,7 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 	waitFor(t, "http://127.0.0.1:"+port+"/readyz", http.StatusOK)
 
 	var truth struct {
+		Done       bool                  `json:"done"`
 		Events     []struct{ ID string } `json:"events"`
 		Deliveries struct {
 			Events, Delivered, GaveUp int
@@ -50,7 +51,8 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 			_ = json.NewDecoder(resp.Body).Decode(&truth)
 			resp.Body.Close()
 		}
-		if truth.Deliveries.Events > 0 && truth.Deliveries.Delivered == truth.Deliveries.Events {
+		// Done: the account has played to its end (until then more events keep coming).
+		if truth.Done && truth.Deliveries.Events > 0 && truth.Deliveries.Delivered == truth.Deliveries.Events {
 			break
 		}
 		if time.Now().After(deadline) {
