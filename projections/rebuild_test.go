@@ -198,3 +198,43 @@ func TestRebuildInterrupted(t *testing.T) {
 		t.Fatalf("rebuild after an interrupted one: %v", err)
 	}
 }
+
+// ledger.object_history lists every event of an object in log order, with what changed.
+func TestObjectHistory(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 65, Customers: 30, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	events := sim.Events()
+	db := load(t, events)
+	want := map[string][]string{}
+	for _, ev := range events {
+		want[ev.ObjectID] = append(want[ev.ObjectID], ev.ID)
+	}
+	for objectID, ids := range want {
+		rows, err := db.Pool.Query(context.Background(), `SELECT event_id FROM ledger.object_history WHERE object_id = $1 ORDER BY position`, objectID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, id)
+		}
+		rows.Close()
+		if len(got) != len(ids) {
+			t.Fatalf("%s: %d events in the history, %d emitted", objectID, len(got), len(ids))
+		}
+		for i := range ids {
+			if got[i] != ids[i] {
+				t.Fatalf("%s: history out of order", objectID)
+			}
+		}
+	}
+	var withPrev int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.object_history WHERE previous_attributes IS NOT NULL`).Scan(&withPrev); err != nil || withPrev == 0 {
+		t.Fatalf("no previous_attributes in the history (%v)", err)
+	}
+}
