@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,16 +53,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	if err != nil {
 		return Stats{}, err
 	}
-	set := newFactSet()
-	err = store.ForEach(ctx, head.Position, func(pos int64, typ, objectID string, payload []byte) error {
-		if err := set.add(pos, typ, objectID, payload); err != nil {
-			return err
-		}
-		if cfg.Progress != nil && (pos%int64(cfg.BatchSize) == 0 || pos == head.Position) {
-			cfg.Progress(pos, head.Position)
-		}
-		return ctx.Err()
-	})
+	set, err := readFacts(ctx, store, head.Position, cfg)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -80,6 +72,83 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	return st, nil
 }
 
+// readFacts streams the log up to position upTo and decodes it on two workers while Postgres is
+// still sending: the fold needs the *set* of each object's facts, so the order in which they are
+// grouped does not matter.
+func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Config) (*factSet, error) {
+	type raw struct {
+		pos           int64
+		typ, objectID string
+		payload       []byte
+	}
+	type decoded struct {
+		kind     domain.Kind
+		objectID string
+		fact     domain.Fact
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	raws := make(chan raw, 512)
+	facts := make(chan decoded, 512)
+	errc := make(chan error, 3)
+	var workers sync.WaitGroup
+	for range 2 {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for r := range raws {
+				kind := domain.Route(r.typ)
+				if kind == "" || r.objectID == "" {
+					continue // unknown types stay in the log and are ignored here
+				}
+				f, err := domain.DecodeFact(r.payload)
+				if err != nil {
+					errc <- fmt.Errorf("position %d: %w", r.pos, err)
+					cancel()
+					return
+				}
+				select {
+				case facts <- decoded{kind, r.objectID, f}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	set := newFactSet()
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for d := range facts {
+			set.add(d.kind, d.objectID, d.fact)
+		}
+	}()
+	err := store.ForEach(ctx, upTo, func(pos int64, typ, objectID string, payload []byte) error {
+		select {
+		case raws <- raw{pos, typ, objectID, payload}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if cfg.Progress != nil && (pos%int64(cfg.BatchSize) == 0 || pos == upTo) {
+			cfg.Progress(pos, upTo)
+		}
+		return nil
+	})
+	close(raws)
+	workers.Wait()
+	close(facts)
+	<-collected
+	select {
+	case werr := <-errc:
+		return nil, werr
+	default:
+	}
+	if err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
 // factSet is the log grouped by read model and object.
 type factSet struct {
 	byKind   map[domain.Kind]map[string][]domain.Fact
@@ -90,15 +159,7 @@ func newFactSet() *factSet {
 	return &factSet{byKind: map[domain.Kind]map[string][]domain.Fact{}, disputes: map[string][]domain.Fact{}}
 }
 
-func (s *factSet) add(position int64, eventType, objectID string, payload []byte) error {
-	kind := domain.Route(eventType)
-	if kind == "" || objectID == "" {
-		return nil // unknown types stay in the log and are ignored here
-	}
-	f, err := domain.DecodeFact(payload)
-	if err != nil {
-		return fmt.Errorf("position %d: %w", position, err)
-	}
+func (s *factSet) add(kind domain.Kind, objectID string, f domain.Fact) {
 	if s.byKind[kind] == nil {
 		s.byKind[kind] = map[string][]domain.Fact{}
 	}
@@ -108,7 +169,6 @@ func (s *factSet) add(position int64, eventType, objectID string, payload []byte
 		_ = json.Unmarshal(f.Field("charge"), &charge)
 		s.disputes[charge] = append(s.disputes[charge], f)
 	}
-	return nil
 }
 
 // table is one read model's new contents.
@@ -163,6 +223,47 @@ func (s *factSet) fold(id domain.Identity) ([]table, error) {
 			cs.PaymentStatus, cs.Currency, cs.AmountTotal, meta(cs.Metadata), user, ts(cs.Created), cs.EventID, ts(cs.EventCreated)})
 	}
 
+	// The remaining tables depend only on the above: fold them concurrently.
+	var subs, moves, invoices, charges, refunds, disputes table
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	run := func(i int, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	run(0, func() error {
+		var err error
+		subs, moves, err = s.foldSubscriptions(id, customerMeta, sessionOf)
+		return err
+	})
+	run(1, func() error {
+		var err error
+		invoices, err = s.foldInvoices()
+		return err
+	})
+	run(2, func() error {
+		var err error
+		charges, err = s.foldCharges()
+		return err
+	})
+	run(3, func() error {
+		var err error
+		refunds, disputes, err = s.foldRefundsAndDisputes()
+		return err
+	})
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return []table{customers, sessions, subs, moves, invoices, charges, refunds, disputes}, nil
+}
+
+func (s *factSet) foldSubscriptions(id domain.Identity, customerMeta map[string]map[string]string, sessionOf map[string]*domain.CheckoutSessionRow) (table, table, error) {
 	subs := table{name: "subscriptions", columns: []string{"id", "customer", "app_user_id", "status", "currency", "items", "trial_start", "trial_end",
 		"current_period_start", "current_period_end", "cancel_at_period_end", "cancel_at", "canceled_at", "ended_at", "pause_behavior",
 		"coupon_duration", "coupon_percent_off", "metadata", "mrr", "attention", "event_id", "event_created"}}
@@ -170,7 +271,7 @@ func (s *factSet) fold(id domain.Identity) ([]table, error) {
 	for _, facts := range s.byKind[domain.KindSubscriptions] {
 		r, err := domain.FoldSubscription(facts)
 		if err != nil {
-			return nil, err
+			return subs, moves, err
 		}
 		items := make([]map[string]any, 0, len(r.Items))
 		for _, it := range r.Items {
@@ -183,42 +284,54 @@ func (s *factSet) fold(id domain.Identity) ([]table, error) {
 			r.PauseBehavior, r.CouponDuration, r.CouponPercentOff, meta(r.Metadata), r.MRR, r.Attention, r.EventID, ts(r.EventCreated)})
 		ms, err := domain.Movements(facts)
 		if err != nil {
-			return nil, err
+			return subs, moves, err
 		}
 		for _, m := range ms {
 			moves.rows = append(moves.rows, []any{m.Subscription, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter, m.EventID, ts(m.At)})
 		}
 	}
 
+	return subs, moves, nil
+}
+
+func (s *factSet) foldInvoices() (table, error) {
 	invoices := table{name: "invoices", columns: []string{"id", "customer", "subscription", "status", "billing_reason", "currency", "amount_due",
 		"amount_paid", "amount_remaining", "total", "attempt_count", "charge", "payment_intent", "period_start", "period_end", "created", "event_id", "event_created"}}
 	for _, facts := range s.byKind[domain.KindInvoices] {
 		r, err := domain.FoldInvoice(facts)
 		if err != nil {
-			return nil, err
+			return invoices, err
 		}
 		invoices.rows = append(invoices.rows, []any{r.ID, r.Customer, r.Subscription, r.Status, r.BillingReason, r.Currency, r.AmountDue,
 			r.AmountPaid, r.AmountRemaining, r.Total, r.AttemptCount, r.Charge, r.PaymentIntent, ts(r.PeriodStart), ts(r.PeriodEnd),
 			ts(r.Created), r.EventID, ts(r.EventCreated)})
 	}
 
+	return invoices, nil
+}
+
+func (s *factSet) foldCharges() (table, error) {
 	charges := table{name: "charges", columns: []string{"id", "amount", "amount_captured", "amount_refunded", "refunded", "currency", "status",
 		"paid", "failure_code", "failure_message", "payment_intent", "invoice", "customer", "dispute_id", "dispute_status", "created", "event_id", "event_created"}}
 	for chargeID, facts := range s.byKind[domain.KindCharges] {
 		r, err := domain.FoldCharge(facts, s.disputes[chargeID])
 		if err != nil {
-			return nil, err
+			return charges, err
 		}
 		charges.rows = append(charges.rows, []any{r.ID, r.Amount, r.AmountCaptured, r.AmountRefunded, r.Refunded, r.Currency, r.Status,
 			r.Paid, r.FailureCode, r.FailureMessage, r.PaymentIntent, r.Invoice, r.Customer, r.DisputeID, r.DisputeStatus, ts(r.Created),
 			r.EventID, ts(r.EventCreated)})
 	}
 
+	return charges, nil
+}
+
+func (s *factSet) foldRefundsAndDisputes() (table, table, error) {
 	refunds := table{name: "refunds", columns: []string{"id", "charge", "amount", "currency", "status", "reason", "created", "event_id", "event_created"}}
 	for _, facts := range s.byKind[domain.KindRefunds] {
 		r, err := domain.FoldRefund(facts)
 		if err != nil {
-			return nil, err
+			return refunds, table{}, err
 		}
 		refunds.rows = append(refunds.rows, []any{r.ID, r.Charge, r.Amount, r.Currency, r.Status, r.Reason, ts(r.Created), r.EventID, ts(r.EventCreated)})
 	}
@@ -227,11 +340,11 @@ func (s *factSet) fold(id domain.Identity) ([]table, error) {
 	for _, facts := range s.byKind[domain.KindDisputes] {
 		r, err := domain.FoldDispute(facts)
 		if err != nil {
-			return nil, err
+			return refunds, disputes, err
 		}
 		disputes.rows = append(disputes.rows, []any{r.ID, r.Charge, r.Amount, r.Currency, r.Status, r.Reason, ts(r.Created), r.EventID, ts(r.EventCreated)})
 	}
-	return []table{customers, sessions, subs, moves, invoices, charges, refunds, disputes}, nil
+	return refunds, disputes, nil
 }
 
 // swapIn writes each table's rows into a new table shaped like the live one and renames it into
