@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/internal/pgboot"
+	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/stripesim"
 )
 
@@ -44,7 +46,7 @@ which plays a seeded account and delivers its events to the ledger as signed web
 				o.secretsEnv = secret
 				secretNote = path
 			}
-			o.ready = func(ctx context.Context, addr string) {
+			o.ready = func(ctx context.Context, addr string, pool *pgxpool.Pool) {
 				base := "http://" + strings.Replace(strings.Replace(addr, "[::]", "localhost", 1), "0.0.0.0", "localhost", 1)
 				fmt.Printf("\nledger is up:\n"+
 					"  webhooks   POST %s/webhooks/stripe   (signing secret: %s)\n"+
@@ -56,7 +58,7 @@ which plays a seeded account and delivers its events to the ledger as signed web
 						strings.TrimPrefix(base, "http://"))
 					return
 				}
-				if err := startSimulator(ctx, simAddr, scenario, base+"/webhooks/stripe", o.secretsEnv); err != nil {
+				if err := startSimulator(ctx, simAddr, scenario, base+"/webhooks/stripe", o.secretsEnv, pool); err != nil {
 					fmt.Fprintln(os.Stderr, "ledger dev: Stripe simulator not started:", err)
 				}
 			}
@@ -72,7 +74,10 @@ which plays a seeded account and delivers its events to the ledger as signed web
 
 // startSimulator plays a simulated Stripe account that delivers signed webhooks to the ledger and
 // serves the Events API, as real Stripe would with `stripe listen`.
-func startSimulator(ctx context.Context, addr, scenario, webhookURL, secrets string) error {
+//
+// Once the account has played, the read models are rebuilt from the log (as `ledger replay`
+// does), so finance's tables have something in them to query.
+func startSimulator(ctx context.Context, addr, scenario, webhookURL, secrets string, pool *pgxpool.Pool) error {
 	cfg, dc, err := stripesim.Setup(scenario, stripesim.Config{Seed: 1}, stripesim.DeliveryConfig{
 		URL: webhookURL, Secrets: strings.Split(secrets, ",")})
 	if err != nil {
@@ -102,6 +107,13 @@ func startSimulator(ctx context.Context, addr, scenario, webhookURL, secrets str
 			st := d.Stats()
 			fmt.Printf("Stripe simulator: %d events played in %s: %d delivered, %d retried, %d duplicates, %d given up\n",
 				st.Events, time.Since(start).Round(time.Millisecond), st.Delivered, st.Retried, st.Duplicates, st.GaveUp)
+			rs, err := projections.Rebuild(ctx, pool, projections.Config{})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "ledger dev: read models not rebuilt:", err)
+				return
+			}
+			fmt.Printf("read models rebuilt from %d events: %d subscriptions, %d invoices, %d charges, %d customers (ledger replay does this on demand)\n",
+				rs.Events, rs.Rows["subscriptions"], rs.Rows["invoices"], rs.Rows["charges"], rs.Rows["customers"])
 		}
 	}()
 	return nil

@@ -68,6 +68,20 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 	if inLog != len(truth.Events) || inLog < 1000 {
 		t.Fatalf("%d events in the log, the simulator emitted %d", inLog, len(truth.Events))
 	}
+	// Then the read models are rebuilt from the log.
+	deadline = time.Now().Add(time.Minute)
+	for {
+		var position, subs int
+		err := db.Pool.QueryRow(context.Background(), `SELECT coalesce((SELECT position FROM ledger.projection_state), 0),
+			(SELECT count(*) FROM ledger.subscriptions)`).Scan(&position, &subs)
+		if err == nil && position == inLog && subs > 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read models not rebuilt: position %d of %d, %d subscriptions (%v)", position, inLog, subs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if r := ledger(t, []string{"DATABASE_URL=" + db.URL}, "verify"); r.code != 0 {
 		t.Fatalf("verify: %+v", r)
 	}

@@ -37,9 +37,9 @@ type serveOptions struct {
 	secretsEnv string // the STRIPE_WEBHOOK_SECRET value (never logged)
 	debugAddr  string
 	logLevel   string
-	// ready is called once the listener is bound, with the server's context (`ledger dev` prints
-	// its URLs and starts the Stripe simulator then).
-	ready func(ctx context.Context, addr string)
+	// ready is called once the listener is bound, with the server's context and pool (`ledger
+	// dev` prints its URLs and starts the Stripe simulator then).
+	ready func(ctx context.Context, addr string, pool *pgxpool.Pool)
 }
 
 func serveCmd() *cobra.Command {
@@ -167,7 +167,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets))
 	if o.ready != nil {
-		o.ready(ctx, ln.Addr().String())
+		o.ready(ctx, ln.Addr().String(), pool)
 	}
 	errc := make(chan error, 1)
 	go func() {
