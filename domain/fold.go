@@ -36,10 +36,30 @@ func (f *Fact) Field(name string) json.RawMessage {
 // DecodeFact reads the parts of an event the reducers use. It walks the event with the envelope
 // scanner and keeps data.object as raw bytes, so replay pays for one pass over each payload.
 func DecodeFact(raw []byte) (Fact, error) {
-	var f Fact
 	if !json.Valid(raw) {
-		return f, fmt.Errorf("could not decode event: not valid JSON")
+		return Fact{}, fmt.Errorf("could not decode event: not valid JSON")
 	}
+	return decodeFact(raw)
+}
+
+// DecodeStoredFact is DecodeFact for payloads read back from the log, which were checked with
+// json.Valid when they were appended and cannot change since (the log is append-only and its
+// hash chain shows any edit): it skips the second validation pass, a quarter of replay's decoding
+// time. Should the scanner still trip on a payload, DecodeFact gives the definitive answer.
+func DecodeStoredFact(raw []byte) (f Fact, err error) {
+	defer func() {
+		if recover() != nil {
+			f, err = DecodeFact(raw)
+		}
+	}()
+	if f, err = decodeFact(raw); err != nil {
+		return DecodeFact(raw)
+	}
+	return f, nil
+}
+
+func decodeFact(raw []byte) (Fact, error) {
+	var f Fact
 	var prevRaw json.RawMessage
 	s := &scanner{b: raw}
 	str := func(dst *string) error {

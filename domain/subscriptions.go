@@ -32,6 +32,7 @@ type SubscriptionRow struct {
 	// Attention says why a person should look at the row ("" when nothing): e.g. an event of
 	// another API version whose billing period could not be found.
 	Attention    string
+	Created      int64  // when the subscription was created in Stripe
 	EventID      string // the event whose snapshot this row is
 	EventCreated int64
 }
@@ -52,6 +53,7 @@ type rawSubscription struct {
 	Customer           string            `json:"customer"`
 	Status             string            `json:"status"`
 	Currency           string            `json:"currency"`
+	Created            int64             `json:"created"`
 	TrialStart         *int64            `json:"trial_start"`
 	TrialEnd           *int64            `json:"trial_end"`
 	CurrentPeriodStart *int64            `json:"current_period_start"`
@@ -101,7 +103,7 @@ func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
 		TrialStart: s.TrialStart, TrialEnd: s.TrialEnd,
 		CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
 		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CancelAt: s.CancelAt, CanceledAt: s.CanceledAt, EndedAt: s.EndedAt,
-		Metadata: s.Metadata, EventID: f.EventID, EventCreated: f.Created,
+		Metadata: s.Metadata, Created: s.Created, EventID: f.EventID, EventCreated: f.Created,
 	}
 	if s.PauseCollection != nil {
 		row.PauseBehavior = s.PauseCollection.Behavior

@@ -36,7 +36,6 @@ var ReadModelEventTypes = []string{
 	"charge.refund.updated",
 	"refund.created",
 	"refund.updated",
-	"refund.failed",
 	"charge.dispute.created",
 	"charge.dispute.updated",
 	"charge.dispute.closed",
@@ -53,8 +52,13 @@ func KnownEventType(t string) bool {
 	return ok
 }
 
+// foldedOnly are types the read models fold when they arrive but an endpoint at API version
+// 2023-10-16 cannot subscribe to (Stripe's API rejects them in enabled_events at that version):
+// refund.failed came later. The stripe-mock contract test checks the subscribed list.
+var foldedOnly = []string{"refund.failed"}
+
 var sortedTypes = func() []string {
-	s := slices.Clone(ReadModelEventTypes)
+	s := append(slices.Clone(ReadModelEventTypes), foldedOnly...)
 	slices.Sort(s)
 	return s
 }()

@@ -4,7 +4,6 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -30,7 +29,10 @@ type Stats struct {
 	Position int64          // the log position the read models now reflect
 	Events   int64          // events read
 	Rows     map[string]int // rows written, by table
-	Took     time.Duration
+	// Quarantined is how many events could not be folded: they are in
+	// ledger.projection_quarantine and left out of the read models.
+	Quarantined int
+	Took        time.Duration
 }
 
 // StateName is the row of ledger.projection_state the read models' position is kept under.
@@ -57,15 +59,16 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	if err != nil {
 		return Stats{}, err
 	}
-	tables, err := set.fold(cfg.Identity)
+	out, err := set.fold(cfg.Identity)
 	if err != nil {
 		return Stats{}, err
 	}
-	st := Stats{Position: head.Position, Events: head.Position, Rows: map[string]int{}}
-	if err := swapIn(ctx, pool, tables, head.Position); err != nil {
+	out.poison = append(out.poison, set.undecoded...)
+	st := Stats{Position: head.Position, Events: head.Position, Rows: map[string]int{}, Quarantined: len(out.poison)}
+	if err := swapIn(ctx, pool, out, head.Position); err != nil {
 		return Stats{}, err
 	}
-	for _, t := range tables {
+	for _, t := range out.tables {
 		st.Rows[t.name] = len(t.rows)
 	}
 	st.Took = time.Since(start)
@@ -85,12 +88,12 @@ func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Con
 		kind     domain.Kind
 		objectID string
 		fact     domain.Fact
+		poison   *Poison // the payload could not be decoded
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	raws := make(chan raw, 512)
 	facts := make(chan decoded, 512)
-	errc := make(chan error, 3)
 	var workers sync.WaitGroup
 	for range 2 {
 		workers.Add(1)
@@ -101,14 +104,13 @@ func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Con
 				if kind == "" || r.objectID == "" {
 					continue // unknown types stay in the log and are ignored here
 				}
-				f, err := domain.DecodeFact(r.payload)
+				f, err := domain.DecodeStoredFact(r.payload)
+				d := decoded{kind: kind, objectID: r.objectID, fact: f}
 				if err != nil {
-					errc <- fmt.Errorf("position %d: %w", r.pos, err)
-					cancel()
-					return
+					d.poison = &Poison{Position: r.pos, Err: err}
 				}
 				select {
-				case facts <- decoded{kind, r.objectID, f}:
+				case facts <- d:
 				case <-ctx.Done():
 					return
 				}
@@ -120,6 +122,10 @@ func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Con
 	go func() {
 		defer close(collected)
 		for d := range facts {
+			if d.poison != nil {
+				set.undecoded = append(set.undecoded, *d.poison)
+				continue
+			}
 			set.add(d.kind, d.objectID, d.fact)
 		}
 	}()
@@ -138,25 +144,21 @@ func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Con
 	workers.Wait()
 	close(facts)
 	<-collected
-	select {
-	case werr := <-errc:
-		return nil, werr
-	default:
-	}
 	if err != nil {
 		return nil, err
 	}
 	return set, nil
 }
 
-// factSet is the log grouped by read model and object.
+// factSet is the log grouped by read model and object, and the events that could not even be
+// decoded.
 type factSet struct {
-	byKind   map[domain.Kind]map[string][]domain.Fact
-	disputes map[string][]domain.Fact // charge ID -> its disputes' facts
+	byKind    map[domain.Kind]map[string][]domain.Fact
+	undecoded []Poison
 }
 
 func newFactSet() *factSet {
-	return &factSet{byKind: map[domain.Kind]map[string][]domain.Fact{}, disputes: map[string][]domain.Fact{}}
+	return &factSet{byKind: map[domain.Kind]map[string][]domain.Fact{}}
 }
 
 func (s *factSet) add(kind domain.Kind, objectID string, f domain.Fact) {
@@ -164,198 +166,160 @@ func (s *factSet) add(kind domain.Kind, objectID string, f domain.Fact) {
 		s.byKind[kind] = map[string][]domain.Fact{}
 	}
 	s.byKind[kind][objectID] = append(s.byKind[kind][objectID], f)
-	if kind == domain.KindDisputes {
-		var charge string
-		_ = json.Unmarshal(f.Field("charge"), &charge)
-		s.disputes[charge] = append(s.disputes[charge], f)
-	}
 }
 
 // table is one read model's new contents.
 type table struct {
-	name    string
-	columns []string
-	rows    [][]any
+	spec
+	rows [][]any
 }
 
-func ts(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
-
-func tsp(sec *int64) *time.Time {
-	if sec == nil {
-		return nil
-	}
-	t := ts(*sec)
-	return &t
+// folded is the read models' new contents and the events that could not be folded.
+type folded struct {
+	tables []table
+	poison []Poison
 }
 
-func meta(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
-}
-
-func (s *factSet) fold(id domain.Identity) ([]table, error) {
-	customers := table{name: "customers", columns: []string{"id", "email", "name", "currency", "metadata", "deleted", "created", "event_id", "event_created"}}
+func (s *factSet) fold(id domain.Identity) (folded, error) {
+	var out folded
+	customers := table{spec: customersTable}
 	customerMeta := map[string]map[string]string{}
 	for _, facts := range s.byKind[domain.KindCustomers] {
-		c, err := domain.FoldCustomer(facts)
-		if err != nil {
-			return nil, err
+		c, ok, poison := foldClean(facts, domain.FoldCustomer)
+		out.poison = append(out.poison, poison...)
+		if !ok {
+			continue
 		}
 		customerMeta[c.ID] = c.Metadata
-		customers.rows = append(customers.rows, []any{c.ID, c.Email, c.Name, c.Currency, meta(c.Metadata), c.Deleted, ts(c.Created), c.EventID, ts(c.EventCreated)})
+		customers.rows = append(customers.rows, customerRow(c))
 	}
 
-	sessions := table{name: "checkout_sessions", columns: []string{"id", "customer", "client_reference_id", "subscription", "mode", "status",
-		"payment_status", "currency", "amount_total", "metadata", "app_user_id", "created", "event_id", "event_created"}}
-	sessionOf := map[string]*domain.CheckoutSessionRow{}
+	sessions := table{spec: sessionsTable}
+	sessionsOf := map[string][]domain.CheckoutSessionRow{}
 	for _, facts := range s.byKind[domain.KindCheckoutSessions] {
-		cs, err := domain.FoldCheckoutSession(facts)
-		if err != nil {
-			return nil, err
+		cs, ok, poison := foldClean(facts, domain.FoldCheckoutSession)
+		out.poison = append(out.poison, poison...)
+		if !ok {
+			continue
 		}
 		if cs.Subscription != "" {
-			sessionOf[cs.Subscription] = &cs
+			sessionsOf[cs.Subscription] = append(sessionsOf[cs.Subscription], cs)
 		}
 		user := id.AppUserID(domain.IdentityInput{Customer: cs.Customer, CustomerMeta: customerMeta[cs.Customer], Session: &cs})
-		sessions.rows = append(sessions.rows, []any{cs.ID, cs.Customer, cs.ClientReferenceID, cs.Subscription, cs.Mode, cs.Status,
-			cs.PaymentStatus, cs.Currency, cs.AmountTotal, meta(cs.Metadata), user, ts(cs.Created), cs.EventID, ts(cs.EventCreated)})
+		sessions.rows = append(sessions.rows, sessionRow(cs, user))
 	}
 
 	// The remaining tables depend only on the above: fold them concurrently.
 	var subs, moves, invoices, charges, refunds, disputes table
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	run := func(i int, fn func() error) {
+	poisons := make([][]Poison, 3)
+	run := func(i int, fn func() []Poison) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = fn()
+			poisons[i] = fn()
 		}()
 	}
-	run(0, func() error {
-		var err error
-		subs, moves, err = s.foldSubscriptions(id, customerMeta, sessionOf)
-		return err
+	run(0, func() []Poison {
+		subs, moves = table{spec: subscriptionsTable}, table{spec: movementsTable}
+		var all []Poison
+		for _, facts := range s.byKind[domain.KindSubscriptions] {
+			f, ok, poison := foldClean(facts, foldSubscription)
+			all = append(all, poison...)
+			if !ok {
+				continue
+			}
+			user := id.AppUserID(domain.IdentityInput{Customer: f.row.Customer, SubscriptionMeta: f.row.Metadata,
+				CustomerMeta: customerMeta[f.row.Customer], Session: sessionForSubscription(sessionsOf[f.row.ID])})
+			subs.rows = append(subs.rows, subscriptionRow(f.row, user))
+			moves.rows = append(moves.rows, movementRows(f.moves)...)
+		}
+		return all
 	})
-	run(1, func() error {
-		var err error
-		invoices, err = s.foldInvoices()
-		return err
+	run(1, func() []Poison {
+		invoices = table{spec: invoicesTable}
+		var all []Poison
+		for _, facts := range s.byKind[domain.KindInvoices] {
+			r, ok, poison := foldClean(facts, domain.FoldInvoice)
+			all = append(all, poison...)
+			if ok {
+				invoices.rows = append(invoices.rows, invoiceRow(r))
+			}
+		}
+		refunds = table{spec: refundsTable}
+		for _, facts := range s.byKind[domain.KindRefunds] {
+			r, ok, poison := foldClean(facts, domain.FoldRefund)
+			all = append(all, poison...)
+			if ok {
+				refunds.rows = append(refunds.rows, refundRow(r))
+			}
+		}
+		return all
 	})
-	run(2, func() error {
-		var err error
-		charges, err = s.foldCharges()
-		return err
-	})
-	run(3, func() error {
-		var err error
-		refunds, disputes, err = s.foldRefundsAndDisputes()
-		return err
+	run(2, func() []Poison {
+		// A charge's row carries its latest dispute's status, so disputes are folded first and a
+		// poisoned dispute event is kept out of its charge too, as the live runner does.
+		disputes = table{spec: disputesTable}
+		var all []Poison
+		byCharge := map[string][]domain.Fact{}
+		for _, facts := range s.byKind[domain.KindDisputes] {
+			r, ok, poison := foldClean(facts, domain.FoldDispute)
+			all = append(all, poison...)
+			if !ok {
+				continue
+			}
+			disputes.rows = append(disputes.rows, disputeRow(r))
+			byCharge[r.Charge] = append(byCharge[r.Charge], without(facts, poison)...)
+		}
+		charges = table{spec: chargesTable}
+		for chargeID, facts := range s.byKind[domain.KindCharges] {
+			r, ok, poison := foldClean(facts, func(fs []domain.Fact) (domain.ChargeRow, error) {
+				return domain.FoldCharge(fs, byCharge[chargeID])
+			})
+			all = append(all, poison...)
+			if ok {
+				charges.rows = append(charges.rows, chargeRow(r))
+			}
+		}
+		return all
 	})
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	for _, p := range poisons {
+		out.poison = append(out.poison, p...)
 	}
-	return []table{customers, sessions, subs, moves, invoices, charges, refunds, disputes}, nil
+	out.tables = []table{customers, sessions, subs, moves, invoices, charges, refunds, disputes}
+	return out, nil
 }
 
-func (s *factSet) foldSubscriptions(id domain.Identity, customerMeta map[string]map[string]string, sessionOf map[string]*domain.CheckoutSessionRow) (table, table, error) {
-	subs := table{name: "subscriptions", columns: []string{"id", "customer", "app_user_id", "status", "currency", "items", "trial_start", "trial_end",
-		"current_period_start", "current_period_end", "cancel_at_period_end", "cancel_at", "canceled_at", "ended_at", "pause_behavior",
-		"coupon_duration", "coupon_percent_off", "metadata", "mrr", "attention", "event_id", "event_created"}}
-	moves := table{name: "subscription_movements", columns: []string{"subscription", "customer", "currency", "kind", "amount", "mrr_before", "mrr_after", "event_id", "at"}}
-	for _, facts := range s.byKind[domain.KindSubscriptions] {
-		r, err := domain.FoldSubscription(facts)
-		if err != nil {
-			return subs, moves, err
-		}
-		items := make([]map[string]any, 0, len(r.Items))
-		for _, it := range r.Items {
-			items = append(items, map[string]any{"id": it.ID, "price": it.Price, "product": it.Product, "quantity": it.Quantity,
-				"interval": it.Interval, "interval_count": it.IntervalCount, "unit_amount": it.UnitAmount})
-		}
-		user := id.AppUserID(domain.IdentityInput{Customer: r.Customer, SubscriptionMeta: r.Metadata, CustomerMeta: customerMeta[r.Customer], Session: sessionOf[r.ID]})
-		subs.rows = append(subs.rows, []any{r.ID, r.Customer, user, r.Status, r.Currency, items, tsp(r.TrialStart), tsp(r.TrialEnd),
-			tsp(r.CurrentPeriodStart), tsp(r.CurrentPeriodEnd), r.CancelAtPeriodEnd, tsp(r.CancelAt), tsp(r.CanceledAt), tsp(r.EndedAt),
-			r.PauseBehavior, r.CouponDuration, r.CouponPercentOff, meta(r.Metadata), r.MRR, r.Attention, r.EventID, ts(r.EventCreated)})
-		ms, err := domain.Movements(facts)
-		if err != nil {
-			return subs, moves, err
-		}
-		for _, m := range ms {
-			moves.rows = append(moves.rows, []any{m.Subscription, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter, m.EventID, ts(m.At)})
+// without is facts less the poisoned ones.
+func without(facts []domain.Fact, poison []Poison) []domain.Fact {
+	if len(poison) == 0 {
+		return facts
+	}
+	bad := map[string]bool{}
+	for _, p := range poison {
+		bad[p.EventID] = true
+	}
+	var keep []domain.Fact
+	for _, f := range facts {
+		if !bad[f.EventID] {
+			keep = append(keep, f)
 		}
 	}
-
-	return subs, moves, nil
-}
-
-func (s *factSet) foldInvoices() (table, error) {
-	invoices := table{name: "invoices", columns: []string{"id", "customer", "subscription", "status", "billing_reason", "currency", "amount_due",
-		"amount_paid", "amount_remaining", "total", "attempt_count", "charge", "payment_intent", "period_start", "period_end", "created", "event_id", "event_created"}}
-	for _, facts := range s.byKind[domain.KindInvoices] {
-		r, err := domain.FoldInvoice(facts)
-		if err != nil {
-			return invoices, err
-		}
-		invoices.rows = append(invoices.rows, []any{r.ID, r.Customer, r.Subscription, r.Status, r.BillingReason, r.Currency, r.AmountDue,
-			r.AmountPaid, r.AmountRemaining, r.Total, r.AttemptCount, r.Charge, r.PaymentIntent, ts(r.PeriodStart), ts(r.PeriodEnd),
-			ts(r.Created), r.EventID, ts(r.EventCreated)})
-	}
-
-	return invoices, nil
-}
-
-func (s *factSet) foldCharges() (table, error) {
-	charges := table{name: "charges", columns: []string{"id", "amount", "amount_captured", "amount_refunded", "refunded", "currency", "status",
-		"paid", "failure_code", "failure_message", "payment_intent", "invoice", "customer", "dispute_id", "dispute_status", "created", "event_id", "event_created"}}
-	for chargeID, facts := range s.byKind[domain.KindCharges] {
-		r, err := domain.FoldCharge(facts, s.disputes[chargeID])
-		if err != nil {
-			return charges, err
-		}
-		charges.rows = append(charges.rows, []any{r.ID, r.Amount, r.AmountCaptured, r.AmountRefunded, r.Refunded, r.Currency, r.Status,
-			r.Paid, r.FailureCode, r.FailureMessage, r.PaymentIntent, r.Invoice, r.Customer, r.DisputeID, r.DisputeStatus, ts(r.Created),
-			r.EventID, ts(r.EventCreated)})
-	}
-
-	return charges, nil
-}
-
-func (s *factSet) foldRefundsAndDisputes() (table, table, error) {
-	refunds := table{name: "refunds", columns: []string{"id", "charge", "amount", "currency", "status", "reason", "created", "event_id", "event_created"}}
-	for _, facts := range s.byKind[domain.KindRefunds] {
-		r, err := domain.FoldRefund(facts)
-		if err != nil {
-			return refunds, table{}, err
-		}
-		refunds.rows = append(refunds.rows, []any{r.ID, r.Charge, r.Amount, r.Currency, r.Status, r.Reason, ts(r.Created), r.EventID, ts(r.EventCreated)})
-	}
-
-	disputes := table{name: "disputes", columns: []string{"id", "charge", "amount", "currency", "status", "reason", "created", "event_id", "event_created"}}
-	for _, facts := range s.byKind[domain.KindDisputes] {
-		r, err := domain.FoldDispute(facts)
-		if err != nil {
-			return refunds, disputes, err
-		}
-		disputes.rows = append(disputes.rows, []any{r.ID, r.Charge, r.Amount, r.Currency, r.Status, r.Reason, ts(r.Created), r.EventID, ts(r.EventCreated)})
-	}
-	return refunds, disputes, nil
+	return keep
 }
 
 // swapIn writes each table's rows into a new table shaped like the live one and renames it into
-// place, in one transaction. The live tables are locked only for the renames, after the COPYs.
-func swapIn(ctx context.Context, pool *pgxpool.Pool, tables []table, position int64) error {
+// place, in one transaction. The live tables are locked only for the renames, after the COPYs; the
+// projection's transaction lock is taken first so a live runner's batch and the swap never wait on
+// each other's tables (which would deadlock).
+func swapIn(ctx context.Context, pool *pgxpool.Pool, out folded, position int64) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("could not begin rebuild: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	for _, t := range tables {
+	for _, t := range out.tables {
 		shadow := t.name + "_rebuild"
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE ledger.%s (LIKE ledger.%s INCLUDING ALL)`, shadow, t.name)); err != nil {
 			return fmt.Errorf("could not create ledger.%s: %w", shadow, err)
@@ -364,10 +328,16 @@ func swapIn(ctx context.Context, pool *pgxpool.Pool, tables []table, position in
 			return fmt.Errorf("could not fill ledger.%s: %w", shadow, err)
 		}
 	}
-	for _, t := range tables {
+	if err := lockProjection(ctx, tx, StateName); err != nil {
+		return err
+	}
+	for _, t := range out.tables {
 		for _, sql := range []string{
 			fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s_old`, t.name, t.name),
 			fmt.Sprintf(`ALTER TABLE ledger.%s_rebuild RENAME TO %s`, t.name, t.name),
+			// LIKE … INCLUDING ALL copies the column comments, not the table's: carry it over.
+			fmt.Sprintf(`DO $$ BEGIN EXECUTE format('COMMENT ON TABLE ledger.%%I IS %%L', '%s',
+				obj_description('ledger.%s_old'::regclass, 'pg_class')); END $$`, t.name, t.name),
 			fmt.Sprintf(`DROP TABLE ledger.%s_old`, t.name),
 		} {
 			if _, err := tx.Exec(ctx, sql); err != nil {
@@ -375,8 +345,20 @@ func swapIn(ctx context.Context, pool *pgxpool.Pool, tables []table, position in
 			}
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO ledger.projection_state (name, position, rebuilt_at) VALUES ($1, $2, now())
-		ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, rebuilt_at = EXCLUDED.rebuilt_at`, StateName, position); err != nil {
+	// A replay folds every event up to position again, quarantined ones included: those that
+	// folded this time are resolved, those that did not are (still) quarantined.
+	if _, err := tx.Exec(ctx, `UPDATE ledger.projection_quarantine SET resolved_at = now(), last_attempt_at = now()
+		WHERE projection = $1 AND resolved_at IS NULL AND position <= $2`, StateName, position); err != nil {
+		return fmt.Errorf("could not update the quarantine: %w", err)
+	}
+	for _, p := range out.poison {
+		if err := quarantine(ctx, tx, StateName, p); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger.projection_state (name, position, rebuilt_at, updated_at) VALUES ($1, $2, now(), now())
+		ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, rebuilt_at = EXCLUDED.rebuilt_at, updated_at = EXCLUDED.updated_at`,
+		StateName, position); err != nil {
 		return fmt.Errorf("could not record the rebuilt position: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

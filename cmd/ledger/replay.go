@@ -7,34 +7,32 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/projections"
 )
 
 func replayCmd() *cobra.Command {
-	var identity domain.Identity
-	var mode string
+	var projection string
+	var idf *identityFlags
 	cmd := &cobra.Command{
 		Use:   "replay",
 		Short: "Rebuild the read models from the whole log, beside the live ones, and swap them in",
 		Long: `replay folds every event of the log into new read-model tables (ledger.subscriptions,
 ledger.charges, …) and swaps them in atomically: queries keep answering from the old tables until
-the new ones replace them. Ctrl-C rolls it back; it is safe to run again at any time.`,
+the new ones replace them. Ctrl-C rolls it back; it is safe to run again at any time, also while
+` + "`ledger serve`" + ` runs the live projection: the swap waits for the runner's current batch, and the
+runner folds whatever was appended after the replay's starting point. Quarantined events are
+tried again; those that still cannot be folded stay quarantined. Use the same --identity as serve.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			identity.Mode = domain.IdentityMode(mode)
-			if err := identity.Validate(); err != nil {
+			if err := checkProjection(projection); err != nil {
 				return err
 			}
-			db, err := resolveDB(ctx, dbOptions{})
+			identity, err := idf.identity()
 			if err != nil {
 				return err
 			}
-			if _, _, err := migrateURL(ctx, db.URL); err != nil {
-				return err
-			}
-			pool, err := openPool(ctx, db.URL)
+			pool, err := openMigrated(ctx)
 			if err != nil {
 				return err
 			}
@@ -64,10 +62,13 @@ the new ones replace them. Ctrl-C rolls it back; it is safe to run again at any 
 				fmt.Printf(" %s %d,", name, st.Rows[name])
 			}
 			fmt.Println()
+			if st.Quarantined > 0 {
+				return failed("%d event(s) could not be folded and are quarantined: ledger projections status", st.Quarantined)
+			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&mode, "identity", "metadata", "how app user IDs are found: metadata, customer_id or anonymous")
-	cmd.Flags().StringVar(&identity.MetadataKey, "metadata-key", "app_user_id", "the metadata key holding the app user ID (identity metadata)")
+	cmd.Flags().StringVar(&projection, "projection", projections.StateName, "the projection to rebuild")
+	idf = addIdentityFlags(cmd)
 	return cmd
 }

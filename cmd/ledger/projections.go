@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/projections"
+)
+
+// identityFlags are how app user IDs are found. serve (the live runner), replay and
+// `projections retry` must agree, so all three read the same flags and environment.
+type identityFlags struct {
+	mode, key string
+}
+
+func addIdentityFlags(cmd *cobra.Command) *identityFlags {
+	f := &identityFlags{}
+	cmd.Flags().StringVar(&f.mode, "identity", envOr("LEDGER_IDENTITY", "metadata"),
+		"how app user IDs are found: metadata, customer_id or anonymous (env LEDGER_IDENTITY)")
+	cmd.Flags().StringVar(&f.key, "metadata-key", envOr("LEDGER_IDENTITY_METADATA_KEY", "app_user_id"),
+		"the metadata key holding the app user ID with --identity metadata (env LEDGER_IDENTITY_METADATA_KEY)")
+	return f
+}
+
+func (f *identityFlags) identity() (domain.Identity, error) {
+	id := domain.Identity{Mode: domain.IdentityMode(f.mode), MetadataKey: f.key}
+	return id, id.Validate()
+}
+
+// checkProjection validates replay's --projection: the read models are one projection today, named so
+// that more can be added without changing the command.
+func checkProjection(name string) error {
+	if name != projections.StateName {
+		return fmt.Errorf("--projection %q: the only projection is %q (every read model)", name, projections.StateName)
+	}
+	return nil
+}
+
+// openMigrated resolves the database, brings its schema up to date and opens a pool.
+func openMigrated(ctx context.Context) (*pgxpool.Pool, error) {
+	db, err := resolveDB(ctx, dbOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := migrateURL(ctx, db.URL); err != nil {
+		return nil, err
+	}
+	return openPool(ctx, db.URL)
+}
+
+func projectionsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "projections",
+		Short: "Inspect the live projection and re-apply quarantined events",
+	}
+	var asJSON bool
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the projection's position, lag, active runner and quarantined events",
+		Long: `status prints how far the read models are behind the log (in events and seconds), which
+process runs the live projection, and every quarantined event with its error.
+Exit code 0 when nothing needs attention, 1 when events are quarantined, 2 when it could not run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pool, err := openMigrated(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			st, err := projections.ReadStatus(cmd.Context(), pool)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				printStatus(st)
+			}
+			if len(st.Quarantine) > 0 {
+				return failed("%d event(s) quarantined; fix the cause, then: ledger projections retry --all", len(st.Quarantine))
+			}
+			return nil
+		},
+	}
+	status.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+
+	var all bool
+	retry := &cobra.Command{
+		Use:   "retry [EVENT_ID...]",
+		Short: "Fold quarantined events again (name them, or --all)",
+		Long: `retry lets quarantined events back in and re-folds their objects. Events that still cannot
+be folded go back into the quarantine with the new error. Use the same --identity as serve.
+Exit code 0 when every retried event was folded, 1 when some are still quarantined.`,
+	}
+	idf := addIdentityFlags(retry)
+	retry.Flags().BoolVar(&all, "all", false, "retry every quarantined event")
+	retry.RunE = func(cmd *cobra.Command, args []string) error {
+		if all == (len(args) > 0) {
+			return errors.New("name the events to retry, or pass --all (not both)")
+		}
+		id, err := idf.identity()
+		if err != nil {
+			return err
+		}
+		pool, err := openMigrated(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		res, err := projections.Retry(cmd.Context(), pool, projections.RetryConfig{EventIDs: args, Identity: id})
+		if errors.Is(err, projections.ErrNotQuarantined) {
+			return failed("%v", err)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Printf("retried %d event(s): %d folded, %d still quarantined\n", res.Resolved+res.Failed, res.Resolved, res.Failed)
+		for id, why := range res.Errors {
+			fmt.Printf("  %s: %s\n", id, why)
+		}
+		if res.Failed > 0 {
+			return failed("%d event(s) still quarantined", res.Failed)
+		}
+		return nil
+	}
+	cmd.AddCommand(status, retry)
+	return cmd
+}
+
+func printStatus(st projections.Status) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	runner := st.Runner
+	if runner == "" {
+		runner = "none active (is `ledger serve` running?)"
+	}
+	fmt.Fprintf(w, "projection\t%s\n", st.Projection)
+	fmt.Fprintf(w, "position\t%d of %d\n", st.Position, st.Head)
+	fmt.Fprintf(w, "lag\t%d events, %.3fs\n", st.Lag, st.LagSeconds)
+	fmt.Fprintf(w, "runner\t%s\n", runner)
+	fmt.Fprintf(w, "last moved\t%s\n", fmtTime(st.UpdatedAt))
+	fmt.Fprintf(w, "last replay\t%s\n", fmtTime(st.RebuiltAt))
+	fmt.Fprintf(w, "quarantined\t%d\n", len(st.Quarantine))
+	_ = w.Flush()
+	if len(st.Quarantine) == 0 {
+		return
+	}
+	fmt.Println()
+	w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "POSITION\tEVENT\tTYPE\tOBJECT\tATTEMPTS\tERROR")
+	for _, q := range st.Quarantine {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", q.Position, q.EventID, q.EventType, q.ObjectID, q.Attempts, strings.ReplaceAll(q.Error, "\n", " "))
+	}
+	_ = w.Flush()
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339) + " (" + time.Since(*t).Round(time.Second).String() + " ago)"
+}

@@ -1,0 +1,314 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/stripesim"
+)
+
+// startRunner runs a live runner until the test ends.
+func startRunner(t *testing.T, pool *pgxpool.Pool, cfg projections.RunnerConfig) *projections.Runner {
+	t.Helper()
+	r, err := projections.NewRunner(pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return r
+}
+
+// caughtUp waits until the live runner has folded the whole log.
+func caughtUp(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var head, pos int64
+		err := pool.QueryRow(context.Background(), `SELECT (SELECT position FROM ledger.log_head),
+			coalesce((SELECT position FROM ledger.projection_state WHERE name = $1), -1)`, projections.StateName).Scan(&head, &pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos == head {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live runner is at %d of %d after 60s", pos, head)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// appendInBatches appends events in batches of random size, as webhooks would arrive.
+func appendInBatches(t *testing.T, pool *pgxpool.Pool, events []*stripesim.Event, rng *rand.Rand) {
+	t.Helper()
+	store := eventstore.New(pool)
+	for len(events) > 0 {
+		n := min(len(events), 1+rng.IntN(40))
+		batch := make([]domain.Event, 0, n)
+		for _, ev := range events[:n] {
+			e, err := domain.NewEvent(ev.Webhook, domain.SourceImport, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, e)
+		}
+		if _, err := store.Append(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+		events = events[n:]
+	}
+}
+
+func diffDumps(t *testing.T, what string, a, b map[string]string) {
+	t.Helper()
+	for _, name := range tables {
+		if a[name] != b[name] {
+			t.Errorf("%s: ledger.%s differs", what, name)
+		}
+	}
+}
+
+// The live runner, fed a simulated account in several random orders with duplicates while it
+// runs, ends with read models byte-identical to a replay of the same log and to a replay of the
+// events in emission order; for every identity mode.
+func TestLiveEqualsReplay(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 71, Customers: 80, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	events := sim.Events()
+
+	for i, id := range []domain.Identity{{}, {Mode: domain.IdentityCustomer}, {Mode: domain.IdentityAnonymous}, {Mode: domain.IdentityMetadata, MetadataKey: "crm_id"}} {
+		t.Run(fmt.Sprintf("order%d-%s", i, id.Mode), func(t *testing.T) {
+			t.Parallel()
+			reference := load(t, events)
+			if _, err := projections.Rebuild(context.Background(), reference.Pool, projections.Config{Identity: id}); err != nil {
+				t.Fatal(err)
+			}
+			want := dump(t, reference)
+
+			rng := rand.New(rand.NewPCG(uint64(i), 71))
+			order := append([]*stripesim.Event(nil), events...)
+			rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+			for range 60 { // retries and redeliveries
+				order = append(order, order[rng.IntN(len(order))])
+			}
+			db := testkit.New(t)
+			startRunner(t, db.Pool, projections.RunnerConfig{Identity: id, BatchSize: 1 + rng.IntN(64)})
+			appendInBatches(t, db.Pool, order, rng)
+			caughtUp(t, db.Pool)
+			live := dump(t, db)
+			diffDumps(t, "live vs replay in emission order", live, want)
+
+			if _, err := projections.Rebuild(context.Background(), db.Pool, projections.Config{Identity: id}); err != nil {
+				t.Fatal(err)
+			}
+			diffDumps(t, "live vs replay of the same log", live, dump(t, db))
+		})
+	}
+}
+
+// A replay swapping tables in while the live runner folds new events neither deadlocks nor loses
+// an event's effect: after both, the rows equal a fresh replay's.
+func TestReplayWhileLive(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 72, Customers: 80, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	events := sim.Events()
+	db := testkit.New(t)
+	startRunner(t, db.Pool, projections.RunnerConfig{BatchSize: 16})
+	rng := rand.New(rand.NewPCG(7, 2))
+	half := len(events) / 2
+	appendInBatches(t, db.Pool, events[:half], rng)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		appendInBatches(t, db.Pool, events[half:], rng)
+	}()
+	for range 3 {
+		if _, err := projections.Rebuild(context.Background(), db.Pool, projections.Config{}); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Wait()
+	caughtUp(t, db.Pool)
+	live := dump(t, db)
+
+	reference := load(t, events)
+	if _, err := projections.Rebuild(context.Background(), reference.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	diffDumps(t, "live after concurrent replays vs replay", live, dump(t, reference))
+}
+
+// Two runners on one database: one is active, the other stands by and takes over when the
+// first stops; events appended after the handover are folded by the new runner.
+func TestRunnerTakeover(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 73, Customers: 30, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	events := sim.Events()
+	db := testkit.New(t)
+	cfg := projections.RunnerConfig{TakeoverInterval: 100 * time.Millisecond}
+
+	first, err := projections.NewRunner(db.Pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx1, stop1 := context.WithCancel(context.Background())
+	done1 := make(chan struct{})
+	go func() { defer close(done1); _ = first.Run(ctx1) }()
+	waitFor(t, "the first runner to become active", first.Active)
+	second := startRunner(t, db.Pool, cfg)
+
+	rng := rand.New(rand.NewPCG(3, 3))
+	appendInBatches(t, db.Pool, events[:len(events)/2], rng)
+	caughtUp(t, db.Pool)
+	if !first.Active() || second.Active() {
+		t.Fatalf("active: first %v, second %v; want only the first", first.Active(), second.Active())
+	}
+	stop1()
+	<-done1
+	waitFor(t, "the standby to take over", second.Active)
+	appendInBatches(t, db.Pool, events[len(events)/2:], rng)
+	caughtUp(t, db.Pool)
+
+	reference := load(t, events)
+	if _, err := projections.Rebuild(context.Background(), reference.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	diffDumps(t, "after takeover", dump(t, db), dump(t, reference))
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// poisonCharge is a charge event whose amount is not a number: no reducer can fold it.
+func poisonCharge(id, charge string, created int64) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"type":"charge.updated",`+
+		`"data":{"object":{"id":%q,"object":"charge","amount":"twelve","currency":"usd","status":"succeeded","created":%d}}}`,
+		id, created, charge, created)
+}
+
+func validCharge(id, typ, charge string, created, amount int64) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"type":%q,`+
+		`"data":{"object":{"id":%q,"object":"charge","amount":%d,"amount_captured":%d,"currency":"usd","status":"succeeded","paid":true,"created":%d}}}`,
+		id, created, typ, charge, amount, amount, created)
+}
+
+// hugeCustomer is a customer whose `created` is beyond what Postgres' timestamptz can hold: the
+// reducer folds it, the database refuses the row.
+func hugeCustomer(id, customer string) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2023-10-16","created":1780000000,"livemode":false,"type":"customer.created",`+
+		`"data":{"object":{"id":%q,"object":"customer","email":"a@example.com","name":"A","metadata":{},"created":-300000000000}}}`,
+		id, customer)
+}
+
+func appendRaw(t *testing.T, pool *pgxpool.Pool, bodies ...[]byte) {
+	t.Helper()
+	var evs []domain.Event
+	for _, b := range bodies {
+		e, err := domain.NewEvent(b, domain.SourceImport, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	res, err := eventstore.New(pool).Append(context.Background(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+}
+
+// One poison event is quarantined while everything after it proceeds; `retry` keeps it out while
+// it still cannot be folded and folds it once it can; the database refusing a row (not the
+// reducer) is quarantined the same way.
+func TestPoisonQuarantined(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	ctx := context.Background()
+	startRunner(t, db.Pool, projections.RunnerConfig{})
+	appendRaw(t, db.Pool,
+		validCharge("evt_1", "charge.succeeded", "ch_a", 1780000000, 500),
+		poisonCharge("evt_2", "ch_a", 1780000001),
+		validCharge("evt_3", "charge.succeeded", "ch_b", 1780000002, 700),
+		hugeCustomer("evt_4", "cus_huge"),
+		validCharge("evt_5", "charge.succeeded", "ch_c", 1780000003, 900),
+	)
+	caughtUp(t, db.Pool)
+
+	var amounts []int64
+	rows, _ := db.Pool.Query(ctx, `SELECT amount FROM ledger.charges ORDER BY id`)
+	for rows.Next() {
+		var a int64
+		_ = rows.Scan(&a)
+		amounts = append(amounts, a)
+	}
+	rows.Close()
+	if fmt.Sprint(amounts) != "[500 700 900]" {
+		t.Fatalf("charges %v, want [500 700 900]: the poison event must not stop the others nor change ch_a", amounts)
+	}
+	st, err := projections.ReadStatus(ctx, db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Lag != 0 || len(st.Quarantine) != 2 || st.Quarantine[0].EventID != "evt_2" || st.Quarantine[1].EventID != "evt_4" {
+		t.Fatalf("status %+v", st)
+	}
+	if !strings.Contains(st.Quarantine[0].Error, "amount") || !strings.Contains(st.Quarantine[1].Error, "22008") {
+		t.Fatalf("quarantine errors %q / %q", st.Quarantine[0].Error, st.Quarantine[1].Error)
+	}
+
+	// Still poison: retry keeps it out and counts the attempt.
+	res, err := projections.Retry(ctx, db.Pool, projections.RetryConfig{EventIDs: []string{"evt_2"}})
+	if err != nil || res.Resolved != 0 || res.Failed != 1 {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	// A later, valid event for ch_a makes the bad one no longer the charge's latest state: a
+	// retry then folds it.
+	appendRaw(t, db.Pool, validCharge("evt_6", "charge.updated", "ch_a", 1780000010, 500))
+	caughtUp(t, db.Pool)
+	res, err = projections.Retry(ctx, db.Pool, projections.RetryConfig{})
+	if err != nil || res.Resolved != 1 || res.Failed != 1 {
+		t.Fatalf("retry all: %+v %v", res, err)
+	}
+	st, _ = projections.ReadStatus(ctx, db.Pool)
+	if len(st.Quarantine) != 1 || st.Quarantine[0].EventID != "evt_4" || st.Quarantine[0].Attempts != 2 {
+		t.Fatalf("after retry: %+v", st.Quarantine)
+	}
+}

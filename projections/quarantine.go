@@ -1,0 +1,48 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// execer is what the projection's writes need from a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// quarantine records (or re-records) an event the projection could not fold. A quarantined event
+// is left out of every fold until it is resolved; the log itself is not touched.
+func quarantine(ctx context.Context, tx execer, projection string, p Poison) error {
+	sql, args := quarantineSQL(projection, p)
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("could not quarantine event %v: %w", args[1], err)
+	}
+	return nil
+}
+
+func quarantineSQL(projection string, p Poison) (string, []any) {
+	where, key := "e.event_id = $2", any(p.EventID)
+	if p.EventID == "" {
+		where, key = "e.position = $2", p.Position
+	}
+	return `INSERT INTO ledger.projection_quarantine AS q (projection, event_id, position, event_type, object_id, error)
+		SELECT $1, e.event_id, e.position, e.type, e.object_id, $3 FROM ledger.events e WHERE ` + where + `
+		ON CONFLICT (projection, event_id) DO UPDATE
+		SET error = EXCLUDED.error, attempts = q.attempts + 1, last_attempt_at = now(), resolved_at = NULL`,
+		[]any{projection, key, p.Err.Error()}
+}
+
+// lockProjection takes the projection's transaction lock: a live runner holds it for each batch
+// and a replay for its swap, so the two never interleave.
+func lockProjection(ctx context.Context, tx pgx.Tx, projection string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, txLockKey(projection)); err != nil {
+		return fmt.Errorf("could not lock projection %s: %w", projection, err)
+	}
+	return nil
+}
+
+func txLockKey(projection string) string     { return "ledger.projection.batch:" + projection }
+func runnerLockKey(projection string) string { return "ledger.projection.runner:" + projection }
