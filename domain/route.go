@@ -19,6 +19,14 @@ const (
 // in the log and are ignored by projections). Disputes also change their charge's row (its
 // dispute status): projections fold charge.dispute.* into both.
 func Route(eventType string) Kind {
+	switch eventType {
+	case SnapshotSubscription:
+		return KindSubscriptions
+	case SnapshotCharge:
+		return KindCharges
+	case SnapshotInvoice:
+		return KindInvoices
+	}
 	if !KnownEventType(eventType) {
 		return ""
 	}

@@ -58,6 +58,7 @@ func (s *Sim) createCustomer(currency string, meta map[string]string) *Customer 
 		meta = map[string]string{}
 	}
 	id := s.newID("cus", 14)
+	meta["crm_id"] = "crm_" + id[4:10] // a key only the customer carries, for identity by customer metadata
 	c := &Customer{ID: id, Object: "customer", Created: s.unix(), Currency: ptr(currency),
 		Email: "customer+" + id[4:10] + "@example.com", Name: "Customer " + id[4:10], Livemode: s.cfg.Livemode, Metadata: meta}
 	s.objs.add("customers", c.ID, c.Created, c)

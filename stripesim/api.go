@@ -21,6 +21,9 @@ type ServerConfig struct {
 	APIKey string
 	// RateLimit is requests per second before 429 (Stripe's test mode: 25). Default 25; < 0 off.
 	RateLimit float64
+	// Burst is how many requests may arrive at once before the rate applies. Default: one
+	// second's worth (RateLimit).
+	Burst int
 }
 
 // Server serves the account over Stripe's API (GET /v1/…) and the simulator's own views
@@ -31,6 +34,7 @@ type Server struct {
 	cfg       ServerConfig
 	limiter   *rate.Limiter
 	mux       *http.ServeMux
+	eps       endpoints
 }
 
 // NewServer serves sim; deliverer may be nil.
@@ -38,9 +42,13 @@ func NewServer(sim *Sim, deliverer *Deliverer, cfg ServerConfig) *Server {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 25
 	}
-	s := &Server{sim: sim, deliverer: deliverer, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{sim: sim, deliverer: deliverer, cfg: cfg, mux: http.NewServeMux(), eps: endpoints{byID: map[string]*WebhookEndpoint{}}}
 	if cfg.RateLimit > 0 {
-		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(1, int(cfg.RateLimit)))
+		burst := cfg.Burst
+		if burst <= 0 {
+			burst = max(1, int(cfg.RateLimit))
+		}
+		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), burst)
 	}
 	s.mux.HandleFunc("GET /v1/events", s.listEvents)
 	s.mux.HandleFunc("GET /v1/events/{id}", s.getEvent)
@@ -50,6 +58,9 @@ func NewServer(sim *Sim, deliverer *Deliverer, cfg ServerConfig) *Server {
 	}
 	s.mux.HandleFunc("GET /v1/checkout/sessions", s.listObjects("checkout_sessions"))
 	s.mux.HandleFunc("GET /v1/checkout/sessions/{id}", s.getObject("checkout_sessions"))
+	s.mux.HandleFunc("GET /v1/webhook_endpoints", s.listEndpoints)
+	s.mux.HandleFunc("POST /v1/webhook_endpoints", s.createEndpoint)
+	s.mux.HandleFunc("POST /v1/webhook_endpoints/{id}", s.updateEndpoint)
 	s.mux.HandleFunc("GET /sim/truth", s.truth)
 	s.mux.HandleFunc("GET /sim/deliveries", s.deliveries)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

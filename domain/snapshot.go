@@ -1,0 +1,48 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// Snapshot event types: events the ledger itself makes, carrying a Stripe object exactly as
+// Stripe's API returned it, when reconciliation finds the ledger's state of the object differs
+// from Stripe's and no event Stripe still keeps explains it (the events are older than 30 days,
+// or were never generated). Projections fold them by the same ordering rule as Stripe's events;
+// they rank as updates.
+const (
+	SnapshotSubscription = "ledger.snapshot.subscription"
+	SnapshotCharge       = "ledger.snapshot.charge"
+	SnapshotInvoice      = "ledger.snapshot.invoice"
+)
+
+// SnapshotTypes maps each read model reconciliation can repair to its snapshot event type.
+var SnapshotTypes = map[Kind]string{
+	KindSubscriptions: SnapshotSubscription,
+	KindCharges:       SnapshotCharge,
+	KindInvoices:      SnapshotInvoice,
+}
+
+// SnapshotID is a snapshot's event ID. It is derived from the object's exact bytes, so
+// reconciling the same Stripe state again makes the same event, which the log then ignores.
+func SnapshotID(eventType string, object []byte) string {
+	sum := sha256.Sum256(append([]byte(eventType+"\x00"), object...))
+	return "evt_ledger_snapshot_" + hex.EncodeToString(sum[:12])
+}
+
+// NewSnapshot builds the snapshot event for a Stripe object of the given kind, dated created.
+func NewSnapshot(kind Kind, object json.RawMessage, created int64, livemode bool, apiVersion string) (Event, error) {
+	typ, ok := SnapshotTypes[kind]
+	if !ok {
+		return Event{}, fmt.Errorf("no snapshot event for %s", kind)
+	}
+	id := SnapshotID(typ, object)
+	body := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":%q,"created":%d,"livemode":%s,"type":%q,"data":{"object":`,
+		id, apiVersion, created, strconv.FormatBool(livemode), typ)
+	body = append(body, object...)
+	body = append(body, `}}`...)
+	return NewEvent(body, SourceSnapshot, "")
+}

@@ -1,0 +1,468 @@
+package reconcile_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/reconcile"
+	"github.com/stripeledger/ledger/stripesim"
+	"github.com/stripeledger/ledger/webhook"
+)
+
+const secret = "whsec_reconcile_test"
+
+var end = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// account is a simulated Stripe account that has played into a ledger over real HTTP: webhooks
+// to the real handler, the Events API and object lists served for the reconciler.
+type account struct {
+	db     *testkit.DB
+	sim    *stripesim.Sim
+	server *stripesim.Server
+	api    string
+}
+
+func play(t *testing.T, scenario string, customize func(*stripesim.Config, *stripesim.DeliveryConfig), serverCfg stripesim.ServerConfig) *account {
+	t.Helper()
+	db := testkit.New(t)
+	store := eventstore.New(db.Pool)
+	appender := eventstore.NewAppender(store, eventstore.AppenderConfig{})
+	t.Cleanup(appender.Close)
+	h, err := webhook.New(webhook.Config{Secrets: []string{secret}, Logger: slog.New(slog.DiscardHandler)}, appender, store,
+		webhook.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := httptest.NewServer(h)
+	t.Cleanup(hook.Close)
+	cfg, dc, err := stripesim.Setup(scenario, stripesim.Config{Seed: 5, End: end}, stripesim.DeliveryConfig{URL: hook.URL, Secrets: []string{secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if customize != nil {
+		customize(&cfg, &dc)
+	}
+	sim := stripesim.New(cfg)
+	d := stripesim.NewDeliverer(sim, dc)
+	server := stripesim.NewServer(sim, d, serverCfg)
+	api := httptest.NewServer(server)
+	t.Cleanup(api.Close)
+	if err := (&stripesim.Runner{Sim: sim, Deliverer: d}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &account{db: db, sim: sim, server: server, api: api.URL}
+}
+
+func (a *account) reconciler(rateLimit float64) *reconcile.Reconciler {
+	return a.reconcilerPaged(rateLimit, 0)
+}
+
+func (a *account) reconcilerPaged(rateLimit float64, pageSize int) *reconcile.Reconciler {
+	return reconcile.New(a.db.Pool, reconcile.Config{
+		PageSize: pageSize,
+		Stripe:   reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond},
+		Now:      a.sim.Now,
+	})
+}
+
+// logged is the set of event IDs in the log.
+func (a *account) logged(t *testing.T) map[string]bool {
+	t.Helper()
+	rows, err := a.db.Pool.Query(context.Background(), `SELECT event_id FROM ledger.events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		out[id] = true
+	}
+	rows.Close()
+	return out
+}
+
+// missing is the simulator's events (created at or after since) not in the log.
+func (a *account) missing(t *testing.T, since time.Time) []string {
+	t.Helper()
+	have := a.logged(t)
+	var out []string
+	for _, ev := range a.sim.Events() {
+		if ev.Created >= since.Unix() && !have[ev.ID] {
+			out = append(out, ev.ID)
+		}
+	}
+	return out
+}
+
+// matchesTruth rebuilds the read models and compares the given kinds with the simulator's state.
+func (a *account) matchesTruth(t *testing.T, kinds ...string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := projections.Rebuild(ctx, a.db.Pool, projections.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := a.sim.Truth()
+	for _, kind := range kinds {
+		var objs []json.RawMessage
+		_ = json.Unmarshal(truth.Objects[kind], &objs)
+		if st.Rows[kind] != len(objs) {
+			t.Errorf("ledger.%s has %d rows, the account %d objects", kind, st.Rows[kind], len(objs))
+		}
+	}
+	queries := map[string]string{
+		"subscriptions": `SELECT count(*) FROM ledger.subscriptions s JOIN jsonb_array_elements($1::jsonb) o ON o->>'id' = s.id
+			WHERE o->>'status' <> s.status OR (o->>'current_period_end')::bigint <> extract(epoch FROM s.current_period_end)
+			   OR (o->>'cancel_at_period_end')::boolean <> s.cancel_at_period_end`,
+		"charges": `SELECT count(*) FROM ledger.charges c JOIN jsonb_array_elements($1::jsonb) o ON o->>'id' = c.id
+			WHERE (o->>'amount')::bigint <> c.amount OR (o->>'amount_refunded')::bigint <> c.amount_refunded OR o->>'status' <> c.status`,
+		"invoices": `SELECT count(*) FROM ledger.invoices i JOIN jsonb_array_elements($1::jsonb) o ON o->>'id' = i.id
+			WHERE o->>'status' <> i.status OR (o->>'amount_paid')::bigint <> i.amount_paid`,
+	}
+	for _, kind := range kinds {
+		q, ok := queries[kind]
+		if !ok {
+			continue
+		}
+		var n int
+		if err := a.db.Pool.QueryRow(ctx, q, string(truth.Objects[kind])).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%d %s differ from the account", n, kind)
+		}
+	}
+}
+
+// After a four-day outage Stripe gave up on some events; one events run appends exactly those,
+// after which the log holds every event of the account and the read models equal its state. A
+// second run finds nothing.
+func TestEventsRunRepairsTheOutage(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", nil, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	before := a.missing(t, time.Time{})
+	if len(before) < 10 {
+		t.Fatalf("the outage left only %d events undelivered", len(before))
+	}
+	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != "succeeded" || run.MissingFound != len(before) || run.Repaired != len(before) || run.EventsSeen == 0 {
+		t.Fatalf("run %+v; %d events were missing", run, len(before))
+	}
+	if after := a.missing(t, time.Time{}); len(after) != 0 {
+		t.Fatalf("%d events still missing: %v", len(after), after[:min(5, len(after))])
+	}
+	var reconciled int
+	_ = a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.events WHERE source = 'reconcile'`).Scan(&reconciled)
+	if reconciled != len(before) || len(a.logged(t)) != len(a.sim.Events()) {
+		t.Fatalf("%d reconciled events, %d in the log, %d in the account", reconciled, len(a.logged(t)), len(a.sim.Events()))
+	}
+	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
+
+	again, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil || again.MissingFound != 0 || again.Repaired != 0 {
+		t.Fatalf("second run: %+v %v", again, err)
+	}
+	if !again.WindowFrom.After(*run.WindowFrom) {
+		t.Fatalf("the second run did not start from the proven window: %v vs %v", again.WindowFrom, run.WindowFrom)
+	}
+	fast, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEventsFast})
+	if err != nil || fast.MissingFound != 0 || fast.EventsSeen == 0 {
+		t.Fatalf("fast pass after repair: %+v %v", fast, err)
+	}
+}
+
+// A dry run reports what is missing and writes nothing but its run row; the fast pass
+// (delivery_success=false) finds the same events.
+func TestDryRunWritesNothing(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 80 }, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	missing := a.missing(t, time.Time{})
+	for _, job := range []reconcile.Job{reconcile.JobEvents, reconcile.JobEventsFast} {
+		run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: job, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !run.DryRun || run.MissingFound != len(missing) || run.Repaired != 0 {
+			t.Fatalf("%s dry run: %+v, %d missing", job, run, len(missing))
+		}
+		var findings []map[string]any
+		_ = json.Unmarshal(run.Findings, &findings)
+		if len(findings) != len(missing) {
+			t.Fatalf("%s dry run lists %d findings, want %d", job, len(findings), len(missing))
+		}
+	}
+	if still := a.missing(t, time.Time{}); len(still) != len(missing) {
+		t.Fatalf("a dry run appended %d events", len(missing)-len(still))
+	}
+	var coverage int
+	_ = a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.reconcile_coverage`).Scan(&coverage)
+	if coverage != 0 {
+		t.Fatal("a dry run recorded a proven window")
+	}
+}
+
+// With the simulator enforcing a rate limit and the reconciler asking for more, the run still
+// completes: 429s are retried with back-off, and nothing is appended twice. The simulator allows
+// one request per 100 ms with no burst, so any two requests closer than that meet a 429 however
+// fast or slow the machine is.
+func TestRateLimitedRunCompletes(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 60 }, stripesim.ServerConfig{RateLimit: 10, Burst: 1})
+	missing := a.missing(t, time.Time{})
+	run, err := a.reconcilerPaged(200, 10).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.RateLimited == 0 || run.Requests <= run.RateLimited || run.Repaired != len(missing) {
+		t.Fatalf("run %+v, %d missing", run, len(missing))
+	}
+	if len(a.logged(t)) != len(a.sim.Events()) {
+		t.Fatalf("%d events in the log, %d in the account", len(a.logged(t)), len(a.sim.Events()))
+	}
+}
+
+// A run cancelled halfway is recorded as cancelled with its cursor; the next run resumes from it
+// (same window) and the two together append every missing event once.
+func TestCancelledRunResumes(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", nil, stripesim.ServerConfig{RateLimit: -1})
+	missing := a.missing(t, time.Time{})
+	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	defer cancel()
+	first, err := a.reconcilerPaged(20, 50).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	if first.Status != "cancelled" || first.Cursor == "" || first.EventsSeen == 0 {
+		t.Fatalf("first run recorded as %+v", first)
+	}
+	second, err := a.reconciler(0).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ResumedFrom == nil || *second.ResumedFrom != first.ID || !second.WindowFrom.Equal(*first.WindowFrom) {
+		t.Fatalf("second run did not resume the first: %+v", second)
+	}
+	if first.Repaired+second.Repaired != len(missing) || len(a.missing(t, time.Time{})) != 0 {
+		t.Fatalf("repaired %d + %d, %d were missing", first.Repaired, second.Repaired, len(missing))
+	}
+	inWindow := 0
+	for _, ev := range a.sim.Events() {
+		if ev.Created >= first.WindowFrom.Unix() && ev.Created <= first.WindowTo.Unix() {
+			inWindow++
+		}
+	}
+	if first.EventsSeen+second.EventsSeen > inWindow+50 {
+		t.Fatalf("the resumed run re-listed the window: %d + %d seen, %d in it", first.EventsSeen, second.EventsSeen, inWindow)
+	}
+}
+
+// Two processes starting the same job at the same moment: one runs it, the other is told it is
+// already running.
+func TestOneRunAtATime(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 60 }, stripesim.ServerConfig{RateLimit: -1})
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Slow enough that the runs overlap.
+			_, errs[i] = a.reconciler(10).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+		}()
+	}
+	wg.Wait()
+	var ran, refused int
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ran++
+		case errors.Is(err, reconcile.ErrAlreadyRunning):
+			refused++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if ran != 1 || refused != 1 {
+		t.Fatalf("%d ran, %d refused", ran, refused)
+	}
+	runs, err := reconcile.ListRuns(context.Background(), a.db.Pool, reconcile.JobEvents, 10)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("%d runs recorded (%v)", len(runs), err)
+	}
+}
+
+// Events older than 30 days that were never delivered are beyond the Events API: the drift check
+// finds the objects they changed, appends snapshots of Stripe's objects, and the read models then
+// equal the account's state. A second run finds nothing and appends nothing.
+func TestObjectDriftRepairedBySnapshots(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, dc *stripesim.DeliveryConfig) {
+		c.Customers = 120
+		from := c.End.Add(-60 * 24 * time.Hour)
+		dc.Outages = []stripesim.Window{{From: from, To: from.Add(4 * 24 * time.Hour)}}
+	}, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	if len(a.missing(t, time.Time{})) == 0 {
+		t.Fatal("the outage lost no events")
+	}
+	if recent := a.missing(t, end.Add(-reconcile.Retention)); len(recent) != 0 {
+		t.Fatalf("%d lost events are still in the Events API; this test is about older ones", len(recent))
+	}
+
+	dry, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobObjects, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Drift) == 0 || dry.Repaired != 0 || dry.ObjectsChecked == 0 {
+		t.Fatalf("dry run: %+v", dry)
+	}
+	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobObjects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Repaired == 0 || len(run.Drift) == 0 {
+		t.Fatalf("run: %+v", run)
+	}
+	var snapshots int
+	_ = a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.events WHERE source = 'snapshot' AND type LIKE 'ledger.snapshot.%'`).Scan(&snapshots)
+	if snapshots != run.Repaired {
+		t.Fatalf("%d snapshot events, %d repaired", snapshots, run.Repaired)
+	}
+	a.matchesTruth(t, "subscriptions", "charges", "invoices")
+
+	again, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobObjects})
+	if err != nil || again.Repaired != 0 || len(again.Drift) != 0 {
+		t.Fatalf("second run: %+v %v", again, err)
+	}
+}
+
+// The endpoints job reports disabled endpoints, missing event types and other API versions;
+// setup creates an endpoint with the right events and version (showing its secret once) and then
+// updates it in place.
+func TestEndpoints(t *testing.T) {
+	t.Parallel()
+	a := play(t, "steady", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 5 }, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	v := "2023-10-16"
+	old := "2020-08-27"
+	a.server.AddWebhookEndpoint(stripesim.WebhookEndpoint{URL: "https://a.example/webhooks/stripe", APIVersion: &v, EnabledEvents: []string{"*"}, Status: "disabled"})
+	a.server.AddWebhookEndpoint(stripesim.WebhookEndpoint{URL: "https://b.example/webhooks/stripe", APIVersion: &old, EnabledEvents: []string{"charge.succeeded"}})
+	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEndpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Drift["endpoints.disabled"] != 1 || run.Drift["endpoints.missing_events"] != 1 || run.Drift["endpoints.api_version"] != 1 || run.ObjectsChecked != 2 {
+		t.Fatalf("endpoints run: %+v", run.Drift)
+	}
+
+	cfg := reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api}
+	url := "https://ledger.example/webhooks/stripe"
+	res, err := reconcile.SetupEndpoint(ctx, cfg, url)
+	if err != nil || !res.Created || len(res.Secret) < 10 || res.Endpoint.APIVersion != v {
+		t.Fatalf("setup: %+v %v", res, err)
+	}
+	if problems := reconcile.CheckEndpoint(res.Endpoint); len(problems) != 0 {
+		t.Fatalf("the endpoint setup made has problems: %+v", problems)
+	}
+	again, err := reconcile.SetupEndpoint(ctx, cfg, url)
+	if err != nil || again.Created || again.Endpoint.ID != res.Endpoint.ID || again.Secret != "" {
+		t.Fatalf("second setup: %+v %v", again, err)
+	}
+	// An endpoint at an old API version cannot be changed: setup makes a new one and says which to delete.
+	replaced, err := reconcile.SetupEndpoint(ctx, cfg, "https://b.example/webhooks/stripe")
+	if err != nil || !replaced.Created || replaced.Replaces == "" {
+		t.Fatalf("setup over an old version: %+v %v", replaced, err)
+	}
+}
+
+// Two schedulers (two serve processes) on one database: a missed run is caught up at start, the
+// schedule then fires, and runs of the job never overlap.
+func TestSchedulers(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 40 }, stripesim.ServerConfig{RateLimit: -1})
+	if _, _, err := reconcile.ParseSchedule("events=not a spec"); err == nil {
+		t.Fatal("a bad spec was accepted")
+	}
+	if _, _, err := reconcile.ParseSchedule("refunds=@hourly"); err == nil {
+		t.Fatal("an unknown job was accepted")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 2 {
+		s, err := reconcile.NewScheduler(a.reconciler(0), "events-fast=@every 1s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Run(ctx) }()
+	}
+	wg.Wait()
+	runs, err := reconcile.ListRuns(context.Background(), a.db.Pool, reconcile.JobEventsFast, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	triggers := map[string]int{}
+	for i, r := range runs {
+		triggers[r.Trigger]++
+		if r.Status != "succeeded" && !(i == 0 && r.Status == "cancelled") { // the last may be stopped by the shutdown
+			t.Errorf("run %d: %s %s", r.ID, r.Status, r.Error)
+		}
+		if i > 0 && r.FinishedAt != nil && r.FinishedAt.After(runs[i-1].StartedAt) {
+			t.Errorf("runs %d and %d overlap", r.ID, runs[i-1].ID)
+		}
+	}
+	if triggers["catch-up"] != 1 || triggers["schedule"] < 2 {
+		t.Fatalf("runs by trigger: %v", triggers)
+	}
+	if len(a.missing(t, time.Time{})) != 0 {
+		t.Fatal("the scheduled runs did not repair the outage")
+	}
+}
+
+// A run whose process died (its heartbeat stopped) is closed as failed by the next run of the
+// job, which resumes from its cursor over the same window.
+func TestDeadRunResumed(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 60 }, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	missing := a.missing(t, time.Time{})
+	// What a process killed mid-run leaves: a running row, its window and cursor, a stale heartbeat.
+	from, to := end.Add(-reconcile.Retention+time.Hour), end
+	var dead int64
+	if err := a.db.Pool.QueryRow(ctx, `INSERT INTO ledger.reconcile_runs (job, status, window_from, window_to, cursor, heartbeat_at, started_at)
+		VALUES ('events', 'running', $1, $2, 'desc:', now() - interval '5 minutes', now() - interval '6 minutes') RETURNING id`, from, to).Scan(&dead); err != nil {
+		t.Fatal(err)
+	}
+	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ResumedFrom == nil || *run.ResumedFrom != dead || !run.WindowFrom.Equal(from) || run.Repaired != len(missing) {
+		t.Fatalf("run %+v did not resume dead run %d", run, dead)
+	}
+	old, err := reconcile.GetRun(ctx, a.db.Pool, dead)
+	if err != nil || old.Status != "failed" || !strings.Contains(old.Error, "stopped") {
+		t.Fatalf("dead run recorded as %+v %v", old, err)
+	}
+}
