@@ -1,0 +1,274 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/migrations"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/stripesim"
+)
+
+// Finance-scale read models: a simulated account's rows replicated (new IDs, dates moved back
+// in steps of 90 days) to 1,000,000 charges and 100,000 subscriptions with their movements. The
+// database is built once and kept on the test server under a name that carries the schema
+// version, so later `make bench` runs reuse it.
+var (
+	bigOnce sync.Once
+	bigPool *pgxpool.Pool
+	bigErr  error
+)
+
+const (
+	wantCharges = 1_000_000
+	wantSubs    = 100_000
+)
+
+func bigLedger(b *testing.B) *pgxpool.Pool {
+	bigOnce.Do(func() { bigPool, bigErr = buildBig(testkit.ServerURL(b)) })
+	if bigErr != nil {
+		b.Fatal(bigErr)
+	}
+	return bigPool
+}
+
+func buildBig(admin string) (*pgxpool.Pool, error) {
+	ctx := context.Background()
+	version, _ := migrations.Latest()
+	name := fmt.Sprintf("ledger_bench_finance_v%d", version)
+	cfg, err := pgxpool.ParseConfig(admin)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.Database = name
+	adminConn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return nil, err
+	}
+	defer adminConn.Close(ctx)
+	var exists bool
+	_ = adminConn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists)
+	if exists {
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err == nil {
+			var ready bool
+			if pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'bench_ready')`).Scan(&ready) == nil && ready {
+				return pool, nil
+			}
+			pool.Close()
+		}
+		if _, err := adminConn.Exec(ctx, `DROP DATABASE `+name+` WITH (FORCE)`); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := adminConn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
+	if err != nil {
+		return nil, err
+	}
+	_, _, err = migrations.Apply(ctx, conn)
+	conn.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sim := stripesim.New(stripesim.Config{Seed: 95, Customers: 3000, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	var evs []domain.Event
+	for _, ev := range sim.Events() {
+		e, _ := domain.NewEvent(ev.Webhook, domain.SourceImport, "")
+		evs = append(evs, e)
+	}
+	store := eventstore.New(pool)
+	for i := 0; i < len(evs); i += 1000 {
+		if _, err := store.Append(ctx, evs[i:min(i+1000, len(evs))]); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := projections.Rebuild(ctx, pool, projections.Config{}); err != nil {
+		return nil, err
+	}
+	var charges, subs int
+	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger.charges), (SELECT count(*) FROM ledger.subscriptions)`).Scan(&charges, &subs)
+	kc, ks := (wantCharges+charges-1)/charges, (wantSubs+subs-1)/subs
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO ledger.charges SELECT c.id || '_' || n, amount, amount_captured, amount_refunded, refunded, currency, status,
+			paid, failure_code, failure_message, payment_intent, invoice, customer || '_' || n, dispute_id, dispute_status,
+			created - n * interval '90 days', event_id, event_created - n * interval '90 days'
+			FROM ledger.charges c, generate_series(1, %d) n LIMIT %d`, kc, wantCharges-charges),
+		fmt.Sprintf(`INSERT INTO ledger.subscriptions (id, customer, app_user_id, status, currency, items, trial_start, trial_end,
+			current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at, pause_behavior,
+			coupon_duration, coupon_percent_off, metadata, mrr, attention, created, event_id, event_created) SELECT s.id || '_' || n, customer || '_' || n, app_user_id || '_' || n, status, currency,
+			items, trial_start, trial_end, current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at,
+			pause_behavior, coupon_duration, coupon_percent_off, metadata, mrr, attention, created - n * interval '90 days', event_id, event_created
+			FROM ledger.subscriptions s, generate_series(1, %d) n LIMIT %d`, ks, wantSubs-subs),
+		`INSERT INTO ledger.subscription_movements SELECT s.id, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
+			m.mrr_before, m.mrr_after, m.event_id, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days'
+			FROM ledger.subscriptions s JOIN ledger.subscription_movements m ON s.id LIKE m.subscription || '\_%'`,
+		`ANALYZE`,
+		`CREATE TABLE public.bench_ready ()`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("building the finance-scale database: %w", err)
+		}
+	}
+	return pool, nil
+}
+
+func serveBig(b *testing.B) *httptest.Server {
+	srv := httptest.NewServer(api.New(bigLedger(b), api.Config{Tokens: []string{token}}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+func fetch(b *testing.B, client *http.Client, url string) (int64, time.Duration) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("%s: %d", url, resp.StatusCode)
+	}
+	return n, time.Since(t0)
+}
+
+// BenchmarkAPIList is a page of 100 from 1,000,000 charges or 100,000 subscriptions: the first
+// page, a filtered page and pages deep in the cursor chain; min(b.N, 500) requests a run.
+// Target: p99 ≤ 20 ms.
+func BenchmarkAPIList(b *testing.B) {
+	srv := serveBig(b)
+	client := &http.Client{}
+	for _, c := range []struct{ name, path string }{
+		{"charges", "/api/v1/charges?limit=100"},
+		{"charges-filtered", "/api/v1/charges?limit=100&currency=eur&status=succeeded"},
+		{"subscriptions", "/api/v1/subscriptions?limit=100&status=active"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			// Cursors for pages deep in the list, collected first.
+			var cursors []string
+			next := c.path
+			for range 20 {
+				_, _ = fetch(b, client, srv.URL+next)
+				resp := fetchJSON(b, client, srv.URL+next)
+				if resp.NextCursor == "" {
+					break
+				}
+				cursors = append(cursors, resp.NextCursor)
+				next = c.path + "&cursor=" + resp.NextCursor
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			n := min(b.N, 500)
+			lat := make([]time.Duration, 0, n)
+			b.ResetTimer()
+			for i := range n {
+				url := srv.URL + c.path
+				if i%2 == 1 && len(cursors) > 0 {
+					url += "&cursor=" + cursors[rng.IntN(len(cursors))]
+				}
+				_, d := fetch(b, client, url)
+				lat = append(lat, d)
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+func fetchJSON(b *testing.B, client *http.Client, url string) (p struct {
+	NextCursor string `json:"next_cursor"`
+}) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &p); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// BenchmarkMRRSeries is a 12-month MRR series over 100,000 subscriptions' movements and
+// 1,000,000 charges; min(b.N, 20) requests a run. Target ≤ 200 ms.
+func BenchmarkMRRSeries(b *testing.B) {
+	srv := serveBig(b)
+	client := &http.Client{}
+	n := min(b.N, 20)
+	lat := make([]time.Duration, 0, n)
+	b.ResetTimer()
+	for range n {
+		_, d := fetch(b, client, srv.URL+"/api/v1/metrics/mrr?interval=month&from=2025-06-01&to=2026-05-31")
+		lat = append(lat, d)
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkCSVExport streams all 1,000,000 charges as CSV over HTTP once a run (whatever b.N),
+// sampling the heap while it runs. Target ≥ 100,000 rows/s with flat memory.
+func BenchmarkCSVExport(b *testing.B) {
+	srv := serveBig(b)
+	client := &http.Client{}
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	var base runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+	b.ResetTimer()
+	bytes, took := fetch(b, client, srv.URL+"/api/v1/charges?format=csv")
+	b.StopTimer()
+	close(stop)
+	b.ReportMetric(float64(wantCharges)/took.Seconds(), "rows/s")
+	b.ReportMetric(float64(bytes)/float64(1<<20), "csv-MB")
+	b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/float64(1<<20), "heap-growth-MB")
+}

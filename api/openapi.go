@@ -1,0 +1,175 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// The OpenAPI document is built from the same resource and metric tables the handlers serve, so
+// it cannot drift from them; the tests validate real responses against it.
+
+var (
+	intColumns = set("amount", "amount_captured", "amount_refunded", "amount_due", "amount_paid", "amount_remaining", "total",
+		"attempt_count", "amount_total", "coupon_percent_off", "mrr", "arr", "active_subscribers", "new_mrr", "expansion_mrr",
+		"contraction_mrr", "churned_mrr", "reactivation_mrr", "gross_revenue", "refunds", "disputed", "dispute_losses",
+		"net_revenue", "payments", "failed_payments", "failed_amount", "mrr_start", "churn_rate_bps", "net_mrr")
+	boolColumns     = set("refunded", "paid", "cancel_at_period_end", "deleted")
+	timeColumns     = set("created", "event_created", "period_start", "period_end")
+	nullTimeColumns = set("trial_start", "trial_end", "current_period_start", "current_period_end", "cancel_at", "canceled_at", "ended_at")
+)
+
+func set(xs ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+func columnSchema(c string) map[string]any {
+	switch {
+	case intColumns[c]:
+		return map[string]any{"type": "integer", "format": "int64"}
+	case boolColumns[c]:
+		return map[string]any{"type": "boolean"}
+	case timeColumns[c]:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case nullTimeColumns[c]:
+		return map[string]any{"type": "string", "format": "date-time", "nullable": true}
+	case c == "metadata":
+		return map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}}
+	case c == "items":
+		return map[string]any{"type": "array", "items": map[string]any{"type": "object"}}
+	}
+	return map[string]any{"type": "string"}
+}
+
+func objectSchema(cols []string) map[string]any {
+	props := map[string]any{}
+	for _, c := range cols {
+		props[c] = columnSchema(c)
+	}
+	return map[string]any{"type": "object", "required": cols, "properties": props, "additionalProperties": false}
+}
+
+func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
+
+func jsonResponse(schema any, desc string) map[string]any {
+	return map[string]any{"description": desc, "content": map[string]any{"application/json": map[string]any{"schema": schema}}}
+}
+
+func param(name, in, desc string, schema map[string]any) map[string]any {
+	return map[string]any{"name": name, "in": in, "description": desc, "required": in == "path", "schema": schema}
+}
+
+var str = map[string]any{"type": "string"}
+
+var openAPI = sync.OnceValue(func() []byte {
+	schemas := map[string]any{
+		"Error": map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
+			"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": map[string]any{
+				"code": str, "message": str}}}},
+		"Event": map[string]any{"type": "object", "required": []string{"position", "event_id", "type", "created", "source"},
+			"properties": map[string]any{"position": map[string]any{"type": "integer"}, "event_id": str, "type": str,
+				"created": map[string]any{"type": "string", "format": "date-time"}, "source": str,
+				"received_at": map[string]any{"type": "string", "format": "date-time"}, "previous_attributes": map[string]any{"type": "object", "nullable": true}}},
+	}
+	errors := map[string]any{
+		"400": jsonResponse(ref("Error"), "A parameter is wrong; the message says which and why."),
+		"401": jsonResponse(ref("Error"), "No valid bearer token."),
+		"503": jsonResponse(ref("Error"), "The database did not answer."),
+	}
+	with := func(ok map[string]any, extra ...string) map[string]any {
+		out := map[string]any{"200": ok}
+		for k, v := range errors {
+			out[k] = v
+		}
+		for _, code := range extra {
+			out[code] = jsonResponse(ref("Error"), "Not found.")
+		}
+		return out
+	}
+	paths := map[string]any{}
+	for _, res := range resources {
+		name := strings.TrimSuffix(res.name, "s")
+		schemaName := strings.ToUpper(name[:1]) + name[1:]
+		schemas[schemaName] = objectSchema(res.columns)
+		params := []any{
+			param("limit", "query", "rows per page, 1–1000 (default 100)", map[string]any{"type": "integer"}),
+			param("cursor", "query", "next_cursor of the previous page", str),
+			param("created_gte", "query", "created at or after (RFC 3339 or date)", str),
+			param("created_lt", "query", "created before (RFC 3339 or date)", str),
+			param("format", "query", "json (default) or csv; or send Accept: text/csv", str),
+		}
+		for _, f := range res.filters {
+			params = append(params, param(f, "query", "only rows whose "+f+" equals this", str))
+		}
+		if res.asOf {
+			params = append(params, param("as_of", "query", "the state at this time, folded from the log", str))
+		}
+		list := map[string]any{"type": "object", "required": []string{"object", "data", "has_more"}, "properties": map[string]any{
+			"object": str, "data": map[string]any{"type": "array", "items": ref(schemaName)},
+			"has_more": map[string]any{"type": "boolean"}, "next_cursor": str}}
+		ok := jsonResponse(list, "Newest first.")
+		ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": str}
+		paths["/api/v1/"+res.name] = map[string]any{"get": map[string]any{"summary": "List " + res.name, "parameters": params,
+			"responses": with(ok)}}
+		getParams := []any{param("id", "path", "Stripe ID", str)}
+		if res.asOf {
+			getParams = append(getParams, param("as_of", "query", "the state at this time, folded from the log", str))
+		}
+		one := map[string]any{"type": "object", "required": []string{"object", "events"}, "properties": map[string]any{
+			"object": ref(schemaName), "events": map[string]any{"type": "array", "items": ref("Event")}}}
+		paths["/api/v1/"+res.name+"/{id}"] = map[string]any{"get": map[string]any{"summary": "One " + name + " and the events that produced it",
+			"parameters": getParams, "responses": with(jsonResponse(one, "The row and its events."), "404")}}
+	}
+	for name, cols := range metrics {
+		props := map[string]any{"period": map[string]any{"type": "string", "format": "date"}, "currency": str}
+		for _, c := range cols {
+			props[c] = columnSchema(c)
+		}
+		row := map[string]any{"type": "object", "required": append([]string{"period", "currency"}, cols...), "properties": props, "additionalProperties": false}
+		body := map[string]any{"type": "object", "required": []string{"object", "metric", "interval", "data"}, "properties": map[string]any{
+			"object": str, "metric": str, "interval": str, "data": map[string]any{"type": "array", "items": row}}}
+		ok := jsonResponse(body, "One row per period and currency.")
+		ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": str}
+		paths["/api/v1/metrics/"+name] = map[string]any{"get": map[string]any{"summary": "Metric " + name, "parameters": []any{
+			param("from", "query", "first period (date)", str), param("to", "query", "last period (date)", str),
+			param("interval", "query", "day or month (default)", str), param("currency", "query", "one currency", str),
+			param("format", "query", "json or csv", str)}, "responses": with(ok)}}
+	}
+	anyObject := map[string]any{"type": "object"}
+	paths["/api/v1/events/{id}"] = map[string]any{"get": map[string]any{"summary": "One event of the log, payload as stored",
+		"parameters": []any{param("id", "path", "event ID", str)}, "responses": with(jsonResponse(anyObject, "The event."), "404")}}
+	paths["/api/v1/summary"] = map[string]any{"get": map[string]any{"summary": "Subscriptions by status, events per minute, log size, projection lag (the dashboard's header)",
+		"responses": with(jsonResponse(anyObject, "Summary."))}}
+	paths["/api/v1/projections/status"] = map[string]any{"get": map[string]any{"summary": "The live projection's position, lag and quarantine",
+		"responses": with(jsonResponse(anyObject, "Status."))}}
+	paths["/api/v1/reconcile/runs"] = map[string]any{"get": map[string]any{"summary": "Reconciliation runs, newest first",
+		"parameters": []any{param("job", "query", "events, events-fast, objects or endpoints", str), param("limit", "query", "1–500", map[string]any{"type": "integer"})},
+		"responses": with(jsonResponse(map[string]any{"type": "object", "required": []string{"object", "data"}, "properties": map[string]any{
+			"object": str, "data": map[string]any{"type": "array", "items": anyObject}}}, "Runs."))}}
+	paths["/api/v1/reconcile/runs/{id}"] = map[string]any{"get": map[string]any{"summary": "One reconciliation run",
+		"parameters": []any{param("id", "path", "run ID", str)}, "responses": with(jsonResponse(anyObject, "The run."), "404")}}
+	doc := map[string]any{
+		"openapi": "3.0.3",
+		"info": map[string]any{"title": "Stripe ledger API", "version": "1",
+			"description": "Read models, metrics and run history of the event-sourced Stripe ledger. Money is integer minor units with the currency beside it."},
+		"components": map[string]any{"schemas": schemas, "securitySchemes": map[string]any{
+			"bearer": map[string]any{"type": "http", "scheme": "bearer"}}},
+		"security": []any{map[string]any{"bearer": []any{}}},
+		"paths":    paths,
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	return b
+})
+
+func (a *API) openapi(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPI())
+}
+
+// OpenAPI is the API's OpenAPI 3 document.
+func OpenAPI() []byte { return openAPI() }

@@ -1,0 +1,194 @@
+package dashboard_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/dashboard"
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/pgboot"
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/stripesim"
+)
+
+var installOnce sync.Once
+
+// chromium finds Debian's Chromium, installing the package when it is missing and the tests run
+// as root (as on a fresh CI machine).
+func chromium(t *testing.T) string {
+	t.Helper()
+	const path = "/usr/bin/chromium"
+	installOnce.Do(func() {
+		if _, err := os.Stat(path); err == nil || os.Geteuid() != 0 {
+			return
+		}
+		t.Log("installing Debian's chromium for the dashboard test")
+		cmd := exec.Command("apt-get", "install", "-y", "-q", "chromium")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			upd := exec.Command("apt-get", "update", "-q")
+			_ = upd.Run()
+			if out2, err2 := exec.Command("apt-get", "install", "-y", "-q", "chromium").CombinedOutput(); err2 != nil {
+				t.Logf("apt-get install chromium: %v\n%s\n%s", err, out, out2)
+			}
+		}
+	})
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the dashboard test needs Chromium at %s: apt-get install chromium", path)
+	}
+	return path
+}
+
+// In headless Chromium: the login form takes the token, the dashboard loads with data, its charts
+// draw, the CSV download link downloads the subscriptions; a screenshot is kept in
+// .data/test-artifacts/dashboard.png.
+func TestDashboardInChromium(t *testing.T) {
+	t.Parallel()
+	bin := chromium(t)
+	sim := stripesim.New(stripesim.Config{Seed: 90, Customers: 150, Duration: 80 * 24 * time.Hour, End: time.Now().UTC().Truncate(time.Second)})
+	sim.Run(time.Time{})
+	db := testkit.New(t)
+	var evs []domain.Event
+	for _, ev := range sim.Events() {
+		e, _ := domain.NewEvent(ev.Webhook, domain.SourceImport, "")
+		evs = append(evs, e)
+	}
+	ctx := context.Background()
+	if _, err := eventstore.New(db.Pool).Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO ledger.reconcile_runs (job, status, missing_found, repaired, finished_at)
+		VALUES ('events', 'succeeded', 12, 12, now())`); err != nil {
+		t.Fatal(err)
+	}
+	const token = "tok_dashboard_test"
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", api.New(db.Pool, api.Config{Tokens: []string{token}}))
+	mux.Handle("/", dashboard.New(dashboard.Config{Tokens: []string{token}}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	downloads := t.TempDir()
+	// Chromium's helper processes may still be writing its profile when the test ends: the
+	// profile is removed on a best-effort basis rather than by t.TempDir (which fails on that).
+	profile, err := os.MkdirTemp("", "ledger-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		time.Sleep(200 * time.Millisecond)
+		_ = os.RemoveAll(profile)
+	}()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1400, 1800))
+	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelA()
+	// This cdproto predates the installed Chromium's newest event fields; what it cannot decode
+	// is not what the test reads.
+	bctx, cancelB := chromedp.NewContext(actx, chromedp.WithErrorf(func(string, ...any) {}))
+	defer cancelB()
+	bctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
+	defer cancelT()
+
+	var mrrPath, status, firstCard string
+	var bars, runRows, subRows int
+	var nan bool
+	var shot []byte
+	err = chromedp.Run(bctx,
+		browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(downloads).WithEventsEnabled(true),
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(`#token`, chromedp.ByQuery), // redirected to the login form
+		chromedp.SendKeys(`#token`, token, chromedp.ByQuery),
+		chromedp.Click(`#signin`, chromedp.ByQuery),
+		chromedp.WaitVisible(`body[data-loaded="true"]`, chromedp.ByQuery),
+		chromedp.AttributeValue(`#chart-mrr path.line`, "d", &mrrPath, nil, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('#chart-revenue rect').length`, &bars),
+		chromedp.Evaluate(`document.querySelectorAll('#runs tbody tr').length`, &runRows),
+		chromedp.Evaluate(`document.querySelectorAll('#subscriptions tbody tr').length`, &subRows),
+		chromedp.Text(`#status`, &status, chromedp.ByQuery),
+		chromedp.Evaluate(`document.body.innerHTML.includes('NaN') || document.body.innerHTML.includes('undefined')`, &nan),
+		chromedp.Text(`#cards .card .value`, &firstCard, chromedp.ByQuery),
+		chromedp.FullScreenshot(&shot, 100), // quality 100: PNG
+		chromedp.Click(`#csv-subscriptions`, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nan {
+		t.Fatal("the dashboard shows NaN or undefined")
+	}
+	if strings.Count(mrrPath, "L") < 30 || bars < 10 || runRows != 1 || subRows == 0 || !strings.HasPrefix(status, "updated") || firstCard == "" {
+		t.Fatalf("dashboard: MRR path with %d points, %d revenue bars, %d runs, %d subscriptions, status %q, MRR card %q",
+			strings.Count(mrrPath, "L"), bars, runRows, subRows, status, firstCard)
+	}
+	art := filepath.Join(pgboot.RepoRoot(), ".data", "test-artifacts")
+	if err := os.MkdirAll(art, 0o755); err == nil {
+		if err := os.WriteFile(filepath.Join(art, "dashboard.png"), shot, 0o644); err == nil {
+			t.Logf("screenshot: %s", filepath.Join(art, "dashboard.png"))
+		}
+	}
+	// The download lands in the folder under its GUID; .crdownload while it is in progress.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		entries, _ := os.ReadDir(downloads)
+		var got []byte
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".crdownload") {
+				got, _ = os.ReadFile(filepath.Join(downloads, e.Name()))
+			}
+		}
+		if strings.HasPrefix(string(got), "id,customer,app_user_id,status,currency") && strings.Count(string(got), "\n") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the CSV download did not complete: %d files, %.200s", len(entries), got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Without the token the dashboard sends the browser to the login form, and the form refuses a
+// wrong token.
+func TestDashboardNeedsTheToken(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(dashboard.New(dashboard.Config{Tokens: []string{"tok_right"}}))
+	defer srv.Close()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(srv.URL + "/")
+	if err != nil || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("/ without a token: %v %v", resp, err)
+	}
+	resp, err = noFollow.PostForm(srv.URL+"/login", map[string][]string{"token": {"tok_wrong"}})
+	if err != nil || resp.Header.Get("Location") != "/login?failed=1" || len(resp.Cookies()) != 0 {
+		t.Fatalf("wrong token: %v %v", resp, err)
+	}
+	resp, err = noFollow.PostForm(srv.URL+"/login", map[string][]string{"token": {"tok_right"}})
+	if err != nil || resp.Header.Get("Location") != "/" || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly {
+		t.Fatalf("right token: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.AddCookie(resp.Cookies()[0])
+	page, err := noFollow.Do(req)
+	if err != nil || page.StatusCode != 200 {
+		t.Fatalf("/ with the cookie: %v %v", page, err)
+	}
+}

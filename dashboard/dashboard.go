@@ -1,0 +1,114 @@
+// Package dashboard serves the finance dashboard at /: one page, its script and styles embedded
+// in the binary (no CDN: it works offline), behind the API's token (a login form sets it as an
+// HttpOnly cookie the API also accepts).
+package dashboard
+
+import (
+	"crypto/subtle"
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+)
+
+//go:embed static
+var static embed.FS
+
+// CookieName is the cookie holding the token after login; the API accepts it too.
+const CookieName = "ledger_token"
+
+// Config configures the dashboard.
+type Config struct {
+	Tokens   []string     // as the API's; none: open (serve allows that only on loopback)
+	NotFound http.Handler // answers every other path; default http.NotFound
+}
+
+// Handler serves /, /login, /logout and /static/.
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New makes the dashboard.
+func New(cfg Config) *Handler {
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	sub, _ := fs.Sub(static, "static")
+	files := http.FileServerFS(sub)
+	h.mux.Handle("GET /static/", http.StripPrefix("/static/", files))
+	h.mux.HandleFunc("GET /login", h.loginForm)
+	h.mux.HandleFunc("POST /login", h.login)
+	h.mux.HandleFunc("POST /logout", h.logout)
+	h.mux.HandleFunc("GET /{$}", h.page)
+	if cfg.NotFound != nil {
+		h.mux.Handle("/", cfg.NotFound)
+	}
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	h.mux.ServeHTTP(w, r)
+}
+
+// Valid reports whether token is one of tokens, in constant time.
+func Valid(tokens []string, token string) bool {
+	if token == "" {
+		return false
+	}
+	match := 0
+	for _, t := range tokens {
+		match |= subtle.ConstantTimeCompare([]byte(token), []byte(t))
+	}
+	return match == 1
+}
+
+func (h *Handler) signedIn(r *http.Request) bool {
+	if len(h.cfg.Tokens) == 0 {
+		return true
+	}
+	c, err := r.Cookie(CookieName)
+	return err == nil && Valid(h.cfg.Tokens, c.Value)
+}
+
+func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
+	if !h.signedIn(r) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	serveFile(w, "static/index.html")
+}
+
+func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
+	serveFile(w, "static/login.html")
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	if !Valid(h.cfg.Tokens, token) && len(h.cfg.Tokens) > 0 {
+		http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, Expires: time.Now().Add(30 * 24 * time.Hour)})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, MaxAge: -1})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func serveFile(w http.ResponseWriter, name string) {
+	b, err := static.ReadFile(name)
+	if err != nil {
+		http.Error(w, "missing asset", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,150 @@
+// The finance dashboard: everything comes from /api/v1 (the session cookie is the token), and
+// every chart is drawn here as SVG: no library, nothing fetched from elsewhere.
+'use strict';
+
+const zeroDecimal = new Set(['bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf']);
+
+// money renders integer minor units in major units, by integer arithmetic (amounts stay exact).
+function money(minor, currency) {
+  if (minor === null || minor === undefined) return '';
+  const sign = minor < 0 ? '-' : '';
+  const abs = Math.abs(minor);
+  if (zeroDecimal.has(currency)) return sign + abs.toLocaleString('en') + ' ' + currency.toUpperCase();
+  const major = Math.trunc(abs / 100), cents = String(abs % 100).padStart(2, '0');
+  return sign + major.toLocaleString('en') + '.' + cents + ' ' + currency.toUpperCase();
+}
+
+async function api(path) {
+  const r = await fetch('/api/v1/' + path, { credentials: 'same-origin' });
+  if (r.status === 401) { location.href = '/login'; throw new Error('signed out'); }
+  if (!r.ok) throw new Error(path + ': ' + r.status);
+  return r.json();
+}
+
+function isoDay(d) { return d.toISOString().slice(0, 10); }
+function daysAgo(n) { return isoDay(new Date(Date.now() - n * 864e5)); }
+const NS = 'http://www.w3.org/2000/svg';
+function el(name, attrs, parent) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+function text(parent, x, y, s, anchor) { const t = el('text', { x, y, 'text-anchor': anchor || 'start' }, parent); t.textContent = s; return t; }
+
+const W = 600, H = 220, L = 100, R = 10, T = 10, B = 28;
+
+// lineChart draws series [{name, points: [[label, value]]}] sharing the x labels.
+function lineChart(svg, labels, series, fmt) {
+  svg.replaceChildren();
+  const all = series.flatMap(s => s.points.map(p => p[1]));
+  if (!labels.length || !all.length) { text(svg, W / 2, H / 2, 'no data yet', 'middle'); return; }
+  const max = Math.max(1, ...all), min = Math.min(0, ...all);
+  const x = i => L + (labels.length === 1 ? 0 : i * (W - L - R) / (labels.length - 1));
+  const y = v => T + (H - T - B) * (1 - (v - min) / (max - min || 1));
+  el('line', { x1: L, y1: y(min), x2: W - R, y2: y(min), class: 'axis' }, svg);
+  el('line', { x1: L, y1: T, x2: L, y2: H - B, class: 'axis' }, svg);
+  text(svg, L - 4, y(max) + 4, fmt(max), 'end');
+  text(svg, L - 4, y(min), fmt(min), 'end');
+  text(svg, L, H - 8, labels[0]);
+  text(svg, W - R, H - 8, labels[labels.length - 1], 'end');
+  series.forEach((s, i) => {
+    const idx = new Map(labels.map((l, j) => [l, j]));
+    const d = s.points.map((p, j) => (j ? 'L' : 'M') + x(idx.get(p[0])).toFixed(1) + ' ' + y(p[1]).toFixed(1)).join(' ');
+    el('path', { d, class: 'line s' + (i % 4), 'data-series': s.name }, svg);
+    text(svg, L + 8 + i * 120, T + 12, s.name).setAttribute('class', 's' + (i % 4));
+  });
+}
+
+// barChart draws grouped bars: groups [{label, values: [..]}], one colour per value.
+function barChart(svg, groups, names, fmt) {
+  svg.replaceChildren();
+  if (!groups.length) { text(svg, W / 2, H / 2, 'no data yet', 'middle'); return; }
+  const max = Math.max(1, ...groups.flatMap(g => g.values));
+  const gw = (W - L - R) / groups.length, bw = Math.max(1, gw / (names.length + 1));
+  const y = v => T + (H - T - B) * (1 - v / max);
+  el('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, class: 'axis' }, svg);
+  text(svg, L - 4, T + 8, fmt(max), 'end');
+  text(svg, L - 4, H - B, fmt(0), 'end');
+  groups.forEach((g, i) => g.values.forEach((v, j) => {
+    el('rect', { x: (L + i * gw + j * bw).toFixed(1), y: y(v).toFixed(1), width: bw.toFixed(1), height: (H - B - y(v)).toFixed(1), class: 's' + j }, svg);
+  }));
+  text(svg, L, H - 8, groups[0].label);
+  text(svg, W - R, H - 8, groups[groups.length - 1].label, 'end');
+  names.forEach((n, j) => text(svg, L + 8 + j * 110, T + 12, n).setAttribute('class', 's' + j));
+}
+
+function fillTable(id, rows, cells) {
+  const tbody = document.querySelector('#' + id + ' tbody');
+  tbody.replaceChildren();
+  for (const r of rows) {
+    const tr = document.createElement('tr');
+    for (const c of cells(r)) { const td = document.createElement('td'); td.textContent = c; tr.appendChild(td); }
+    tbody.appendChild(tr);
+  }
+}
+
+let currency = '';
+
+async function load() {
+  const status = document.getElementById('status');
+  try {
+    const [mrr, revenue, summary, runs] = await Promise.all([
+      api('metrics/mrr?interval=day&from=' + daysAgo(90)),
+      api('metrics/revenue?interval=day&from=' + daysAgo(30)),
+      api('summary'),
+      api('reconcile/runs?limit=10'),
+    ]);
+    const currencies = [...new Set(mrr.data.map(r => r.currency).concat(summary.subscriptions.map(s => s.currency)))].sort();
+    const sel = document.getElementById('currency');
+    if (!currency) currency = currencies.includes('usd') ? 'usd' : (currencies[0] || '');
+    sel.replaceChildren(...currencies.map(c => { const o = document.createElement('option'); o.value = o.textContent = c; return o; }));
+    sel.value = currency;
+    const cur = r => r.currency === currency;
+    const m = mrr.data.filter(cur), rv = revenue.data.filter(cur);
+    const last = m[m.length - 1] || { mrr: 0, arr: 0, active_subscribers: 0 };
+    const month = rv.reduce((a, r) => ({ gross: a.gross + r.gross_revenue, refunds: a.refunds + r.refunds, net: a.net + r.net_revenue, failed: a.failed + r.failed_payments }),
+      { gross: 0, refunds: 0, net: 0, failed: 0 });
+    const cards = [
+      ['MRR', money(last.mrr, currency)], ['ARR', money(last.arr, currency)], ['Active subscribers', last.active_subscribers],
+      ['Revenue, 30 days', money(month.gross, currency)], ['Refunds, 30 days', money(month.refunds, currency)],
+      ['Net revenue, 30 days', money(month.net, currency)], ['Failed payments, 30 days', month.failed],
+      ['Events in the log', summary.log.events], ['Projection lag', summary.projection.lag_events + ' events, ' + summary.projection.lag_seconds.toFixed(2) + ' s'],
+    ];
+    document.getElementById('cards').replaceChildren(...cards.map(([k, v]) => {
+      const d = document.createElement('div'); d.className = 'card';
+      d.innerHTML = '<div class="label"></div><div class="value"></div>';
+      d.firstChild.textContent = k; d.lastChild.textContent = v; return d;
+    }));
+    lineChart(document.getElementById('chart-mrr'), m.map(r => r.period), [{ name: 'MRR ' + currency, points: m.map(r => [r.period, r.mrr]) }], v => money(Math.round(v), currency));
+    lineChart(document.getElementById('chart-subs'), m.map(r => r.period), [{ name: 'active', points: m.map(r => [r.period, r.active_subscribers]) }], v => String(Math.round(v)));
+    barChart(document.getElementById('chart-revenue'), rv.map(r => ({ label: r.period, values: [r.gross_revenue, r.refunds, r.disputed] })), ['revenue', 'refunds', 'disputes'], v => money(Math.round(v), currency));
+    const st = summary.subscriptions.filter(cur);
+    barChart(document.getElementById('chart-status'), st.map(s => ({ label: s.status, values: [s.count] })), st.map(s => s.status + ' ' + s.count).slice(0, 5), v => String(Math.round(v)));
+    const per = summary.events_per_minute;
+    lineChart(document.getElementById('chart-ingest'), per.map(p => p.minute.slice(11, 16)), [{ name: 'events/min', points: per.map(p => [p.minute.slice(11, 16), p.count]) }], v => String(Math.round(v)));
+    fillTable('runs', runs.data, r => [r.id, r.job + (r.dry_run ? ' (dry run)' : ''), r.status, r.started_at.slice(0, 19).replace('T', ' '),
+      r.missing_found, r.repaired, Object.entries(r.drift || {}).map(([k, v]) => k + '=' + v).join(' ') || '—']);
+    await loadTables();
+    status.textContent = 'updated ' + new Date().toLocaleTimeString();
+    document.body.dataset.loaded = 'true';
+  } catch (e) {
+    status.textContent = 'error: ' + e.message;
+  }
+}
+
+async function loadTables() {
+  const q = document.getElementById('search').value.trim();
+  let filter = 'currency=' + currency;
+  if (q) filter += (q.startsWith('cus_') ? '&customer=' : '&app_user_id=') + encodeURIComponent(q);
+  document.getElementById('csv-subscriptions').href = '/api/v1/subscriptions?format=csv&' + filter;
+  document.getElementById('csv-charges').href = '/api/v1/charges?format=csv&currency=' + currency;
+  const [subs, charges] = await Promise.all([api('subscriptions?limit=25&' + filter), api('charges?limit=25&currency=' + currency)]);
+  fillTable('subscriptions', subs.data, s => [s.id, s.customer, s.app_user_id, s.status, money(s.mrr, s.currency), (s.current_period_end || '').slice(0, 10)]);
+  fillTable('charges', charges.data, c => [c.id, c.customer, c.status, money(c.amount, c.currency), money(c.amount_refunded, c.currency), c.dispute_status, c.created.slice(0, 10)]);
+}
+
+document.getElementById('currency').addEventListener('change', e => { currency = e.target.value; load(); });
+document.getElementById('search').addEventListener('change', () => loadTables());
+load();
+setInterval(load, 10000);
