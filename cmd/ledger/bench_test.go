@@ -24,7 +24,10 @@ const benchSecret = "whsec_bench_secret"
 // BenchmarkIngest sends realistic signed webhooks (2–6 KB, 15 types, 10% duplicates) over
 // loopback HTTP at concurrency 64 and reports acknowledged webhooks/s with p50/p99 latency:
 //   - ledger: a real `ledger serve` process (verification on the raw bytes, envelope-only
-//     decoding, group commit);
+//     decoding, group commit), its live projection off: the ingest path alone, as the naive
+//     handlers below have no projection either;
+//   - ledger+projection: the same with the live projection folding every event into the read
+//     models on the same two cores while the load runs;
 //   - naive:  the textbook handler in this process: stripe-go's ConstructEvent (full decode)
 //     and one INSERT transaction per request into a plain table (bigserial, no ordering or
 //     chain guarantees: Postgres overlaps the concurrent commits freely);
@@ -35,18 +38,20 @@ const benchSecret = "whsec_bench_secret"
 // The load generator, the server and Postgres share this machine's cores. b.N is the number of
 // deliveries.
 func BenchmarkIngest(b *testing.B) {
-	b.Run("ledger", func(b *testing.B) {
-		db := testkit.New(b)
-		port := freePortB(b)
-		cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port)
-		cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET="+benchSecret)
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
-		waitReady(b, "http://127.0.0.1:"+port+"/readyz")
-		runIngest(b, "http://127.0.0.1:"+port+"/webhooks/stripe")
-	})
+	for _, c := range []struct{ name, runner string }{{"ledger", "off"}, {"ledger+projection", "on"}} {
+		b.Run(c.name, func(b *testing.B) {
+			db := testkit.New(b)
+			port := freePortB(b)
+			cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port)
+			cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET="+benchSecret, "LEDGER_PROJECTION_RUNNER="+c.runner)
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+			waitReady(b, "http://127.0.0.1:"+port+"/readyz")
+			runIngest(b, "http://127.0.0.1:"+port+"/webhooks/stripe")
+		})
+	}
 	b.Run("naive", func(b *testing.B) {
 		db := testkit.New(b)
 		pool := db.OpenPool(b, 68)

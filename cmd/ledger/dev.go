@@ -15,8 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/stripeledger/ledger/api"
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/stripesim"
 )
 
@@ -26,13 +28,17 @@ func devCmd() *cobra.Command {
 	// A line per webhook would bury the URLs while the simulator replays months of events.
 	o := serveOptions{db: dbOptions{install: true}, logLevel: "warn"}
 	var simAddr, scenario string
+	var simSeconds float64
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the ledger on the embedded default database (what `make run` starts)",
 		Long: `dev runs serve on the embedded default database. Without STRIPE_WEBHOOK_SECRET it uses a
 signing secret of its own, kept in .data/dev-webhook-secret (mode 0600, never printed), so local
 senders can sign webhooks with it. Without STRIPE_SECRET_KEY it also starts the Stripe simulator,
-which plays a seeded account and delivers its events to the ledger as signed webhooks.`,
+which plays a seeded account and delivers its events to the ledger as signed webhooks — by
+default with a four-day outage whose lost events the scheduled reconciliation then repairs,
+watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of its own kept in
+.data/dev-api-token and printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secretNote := "STRIPE_WEBHOOK_SECRET"
@@ -46,19 +52,39 @@ which plays a seeded account and delivers its events to the ledger as signed web
 				o.secretsEnv = secret
 				secretNote = path
 			}
+			token := os.Getenv("LEDGER_API_TOKEN")
+			if token == "" {
+				t, err := devSecretWithPrefix(filepath.Join(pgboot.RepoRoot(), ".data", "dev-api-token"), "tok_")
+				if err != nil {
+					return err
+				}
+				token = t
+			}
+			o.apiTokens = api.ParseTokens(token)
+			if !cmd.Flags().Changed("reconcile-schedule") && os.Getenv("LEDGER_RECONCILE_SCHEDULE") == "" {
+				// Often enough that the outage's repair shows within a minute.
+				o.schedule = "events-fast=@every 20s; events=@every 2m; objects=@every 10m; endpoints=@every 1h"
+			}
+			if os.Getenv("STRIPE_SECRET_KEY") == "" && simAddr != "" {
+				// Reconciliation runs against the simulator's Events API and object lists.
+				o.stripe = &reconcile.StripeConfig{APIKey: "sk_test_ledger_dev", APIBase: "http://" + simAddr}
+			}
 			o.ready = func(ctx context.Context, addr string, pool *pgxpool.Pool) {
 				base := "http://" + strings.Replace(strings.Replace(addr, "[::]", "localhost", 1), "0.0.0.0", "localhost", 1)
 				fmt.Printf("\nledger is up:\n"+
 					"  webhooks   POST %s/webhooks/stripe   (signing secret: %s)\n"+
 					"  health     %s/healthz\n"+
 					"  readiness  %s/readyz\n"+
-					"  metrics    %s/metrics\n", base, secretNote, base, base, base)
+					"  metrics    %s/metrics\n"+
+					"  dashboard  %s/   (token: %s)\n"+
+					"  API        %s/api/v1/   (Authorization: Bearer <token>; %s/api/v1/openapi.json)\n",
+					base, secretNote, base, base, base, base, o.apiTokens[0], base, base)
 				if os.Getenv("STRIPE_SECRET_KEY") != "" || simAddr == "" {
 					fmt.Printf("  forward real test-mode events with: stripe listen --forward-to %s/webhooks/stripe\n\nCtrl-C stops it.\n\n",
 						strings.TrimPrefix(base, "http://"))
 					return
 				}
-				if err := startSimulator(ctx, simAddr, scenario, base+"/webhooks/stripe", o.secretsEnv, pool); err != nil {
+				if err := startSimulator(ctx, simAddr, scenario, simSeconds, base+"/webhooks/stripe", o.secretsEnv, pool); err != nil {
 					fmt.Fprintln(os.Stderr, "ledger dev: Stripe simulator not started:", err)
 				}
 			}
@@ -67,7 +93,8 @@ which plays a seeded account and delivers its events to the ledger as signed web
 	}
 	cmd.Flags().StringVar(&o.addr, "addr", envOr("LEDGER_ADDR", "127.0.0.1:8080"), "listen address (env LEDGER_ADDR)")
 	cmd.Flags().StringVar(&simAddr, "sim-addr", "127.0.0.1:12111", "where the Stripe simulator's API listens when STRIPE_SECRET_KEY is unset (\"\" to run without it)")
-	cmd.Flags().StringVar(&scenario, "sim-scenario", "steady", "the simulator's scenario (stripesim scenarios lists them)")
+	cmd.Flags().StringVar(&scenario, "sim-scenario", "outage-4d", "the simulator's scenario (stripesim scenarios lists them)")
+	cmd.Flags().Float64Var(&simSeconds, "sim-seconds", 45, "real seconds the simulated account takes to play (0: as fast as the ledger answers)")
 	addServeFlags(cmd, &o)
 	return cmd
 }
@@ -75,9 +102,8 @@ which plays a seeded account and delivers its events to the ledger as signed web
 // startSimulator plays a simulated Stripe account that delivers signed webhooks to the ledger and
 // serves the Events API, as real Stripe would with `stripe listen`.
 //
-// Once the account has played, the read models are rebuilt from the log (as `ledger replay`
-// does), so finance's tables have something in them to query.
-func startSimulator(ctx context.Context, addr, scenario, webhookURL, secrets string, pool *pgxpool.Pool) error {
+// serve's live projection folds the events into the read models as they arrive.
+func startSimulator(ctx context.Context, addr, scenario string, seconds float64, webhookURL, secrets string, pool *pgxpool.Pool) error {
 	cfg, dc, err := stripesim.Setup(scenario, stripesim.Config{Seed: 1}, stripesim.DeliveryConfig{
 		URL: webhookURL, Secrets: strings.Split(secrets, ",")})
 	if err != nil {
@@ -103,24 +129,27 @@ func startSimulator(ctx context.Context, addr, scenario, webhookURL, secrets str
 		scenario, cfg.Customers, fmt.Sprintf("%d days", int(cfg.End.Sub(cfg.Start).Hours()/24)), api, api, api)
 	go func() {
 		start := time.Now()
-		if err := (&stripesim.Runner{Sim: sim, Deliverer: d}).Run(ctx); err == nil {
+		runner := &stripesim.Runner{Sim: sim, Deliverer: d}
+		if seconds > 0 {
+			runner.Speed = cfg.End.Sub(cfg.Start).Seconds() / seconds
+		}
+		if err := runner.Run(ctx); err == nil {
 			st := d.Stats()
 			fmt.Printf("Stripe simulator: %d events played in %s: %d delivered, %d retried, %d duplicates, %d given up\n",
 				st.Events, time.Since(start).Round(time.Millisecond), st.Delivered, st.Retried, st.Duplicates, st.GaveUp)
-			rs, err := projections.Rebuild(ctx, pool, projections.Config{})
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "ledger dev: read models not rebuilt:", err)
-				return
+			if st, err := projections.ReadStatus(ctx, pool); err == nil {
+				fmt.Printf("read models: the live projection is at position %d of %d (ledger projections status)\n", st.Position, st.Head)
 			}
-			fmt.Printf("read models rebuilt from %d events: %d subscriptions, %d invoices, %d charges, %d customers (ledger replay does this on demand)\n",
-				rs.Events, rs.Rows["subscriptions"], rs.Rows["invoices"], rs.Rows["charges"], rs.Rows["customers"])
 		}
 	}()
 	return nil
 }
 
 // devSecret reads the local development signing secret, creating it on first use.
-func devSecret(path string) (string, error) {
+func devSecret(path string) (string, error) { return devSecretWithPrefix(path, "whsec_") }
+
+// devSecretWithPrefix reads a local development secret, creating it on first use.
+func devSecretWithPrefix(path, prefix string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -128,7 +157,7 @@ func devSecret(path string) (string, error) {
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", err
 	}
-	secret := "whsec_" + hex.EncodeToString(raw[:])
+	secret := prefix + hex.EncodeToString(raw[:])
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("could not create %s: %w", filepath.Dir(path), err)
 	}

@@ -21,8 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/dashboard"
 	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/forward"
 	"github.com/stripeledger/ledger/migrations"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/webhook"
 )
 
@@ -37,6 +42,12 @@ type serveOptions struct {
 	secretsEnv string // the STRIPE_WEBHOOK_SECRET value (never logged)
 	debugAddr  string
 	logLevel   string
+	runner     bool                    // run the live projection (one process at a time takes it)
+	poll       time.Duration           // the runner's poll interval when caught up
+	idf        *identityFlags          // how app user IDs are found
+	schedule   string                  // LEDGER_RECONCILE_SCHEDULE
+	stripe     *reconcile.StripeConfig // nil: STRIPE_SECRET_KEY / STRIPE_API_BASE
+	apiTokens  []string                // nil: LEDGER_API_TOKEN
 	// ready is called once the listener is bound, with the server's context and pool (`ledger
 	// dev` prints its URLs and starts the Stripe simulator then).
 	ready func(ctx context.Context, addr string, pool *pgxpool.Pool)
@@ -67,6 +78,12 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 	f.DurationVar(&o.appendWait, "append-timeout", 5*time.Second, "how long a webhook waits for its commit before answering 503")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info (a line per accepted webhook), warn or error")
+	f.BoolVar(&o.runner, "projection-runner", envOr("LEDGER_PROJECTION_RUNNER", "on") != "off",
+		"keep the read models current from the log; across processes one runs it, the others stand by (env LEDGER_PROJECTION_RUNNER=off to disable)")
+	f.DurationVar(&o.poll, "projection-poll", 10*time.Millisecond, "how often the caught-up runner looks for new events")
+	o.idf = addIdentityFlags(cmd)
+	f.StringVar(&o.schedule, "reconcile-schedule", envOr("LEDGER_RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
+		"when to run each reconciliation job: \"job=cron spec; …\" in UTC, or off (env LEDGER_RECONCILE_SCHEDULE); needs STRIPE_SECRET_KEY")
 }
 
 func envOr(name, def string) string {
@@ -103,6 +120,13 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	identity, err := o.idf.identity()
+	if err != nil {
+		return err
+	}
+	if _, _, err := reconcile.ParseSchedule(o.schedule); err != nil {
+		return fmt.Errorf("--reconcile-schedule: %w", err)
+	}
 	db, err := resolveDB(ctx, o.db)
 	if err != nil {
 		return err
@@ -136,10 +160,94 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
+	// The live projection runs until the HTTP server has drained, then stops between batches.
+	runnerCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	runnerDone := make(chan struct{})
+	defer func() {
+		stopRunner()
+		<-runnerDone
+	}()
+	if o.runner {
+		runner, err := projections.NewRunner(pool, projections.RunnerConfig{
+			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg)})
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(runnerDone)
+			_ = runner.Run(runnerCtx)
+		}()
+	} else {
+		close(runnerDone)
+	}
+
+	// Every appended event forwarded to NATS JetStream, when LEDGER_NATS_URL is set.
+	fwdDone := make(chan struct{})
+	defer func() {
+		stopRunner()
+		<-fwdDone
+	}()
+	if url := os.Getenv("LEDGER_NATS_URL"); url != "" {
+		fwd, err := forward.New(pool, forward.Config{URL: url, Stream: os.Getenv("LEDGER_NATS_STREAM"),
+			Subject: os.Getenv("LEDGER_NATS_SUBJECT"), Logger: log})
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(fwdDone)
+			_ = fwd.Run(runnerCtx)
+		}()
+	} else {
+		close(fwdDone)
+	}
+
+	// Scheduled reconciliation, when there is a key to reach Stripe with. Every process schedules
+	// the jobs; each run happens in one of them.
+	sc := stripeConfig()
+	if o.stripe != nil {
+		sc = *o.stripe
+	}
+	schedDone := make(chan struct{})
+	defer func() {
+		stopRunner()
+		<-schedDone
+	}()
+	switch {
+	case sc.APIKey == "":
+		log.Info("reconciliation off: STRIPE_SECRET_KEY is not set")
+		close(schedDone)
+	default:
+		sched, err := reconcile.NewScheduler(reconcile.New(pool, reconcile.Config{Stripe: sc, Logger: log,
+			WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL")}), o.schedule)
+		if err != nil {
+			return fmt.Errorf("--reconcile-schedule: %w", err)
+		}
+		go func() {
+			defer close(schedDone)
+			sched.Run(runnerCtx)
+		}()
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/stripe", hooks)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", webhook.NotFound)
+	// The API: behind LEDGER_API_TOKEN; without one only on a loopback address.
+	tokens := o.apiTokens
+	if tokens == nil {
+		tokens = api.ParseTokens(os.Getenv("LEDGER_API_TOKEN"))
+	}
+	switch {
+	case len(tokens) > 0:
+		mux.Handle("/api/v1/", api.New(pool, api.Config{Tokens: tokens, Logger: log}))
+		mux.Handle("/", dashboard.New(dashboard.Config{Tokens: tokens, NotFound: http.HandlerFunc(webhook.NotFound)}))
+	case isLoopback(o.addr):
+		log.Warn("API and dashboard open without a token: LEDGER_API_TOKEN is not set and the address is loopback only")
+		mux.Handle("/api/v1/", api.New(pool, api.Config{Logger: log}))
+		mux.Handle("/", dashboard.New(dashboard.Config{NotFound: http.HandlerFunc(webhook.NotFound)}))
+	default:
+		log.Warn("API and dashboard off: set LEDGER_API_TOKEN to serve them on a non-loopback address")
+		mux.HandleFunc("/", webhook.NotFound)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
@@ -190,6 +298,19 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// isLoopback says whether a listen address only accepts local connections.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // readyHandler answers 200 only when the database answers and the schema is at the version this

@@ -1,0 +1,196 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/stripesim"
+)
+
+// End to end through `ledger serve`: a simulated account with a four-day outage delivers its
+// webhooks to the ledger; serve's scheduled reconciliation appends exactly the events Stripe gave
+// up on; the log then holds every event of the account and the live read models equal its state.
+// The CLI lists the runs and a dry run afterwards finds nothing.
+func TestServeReconcilesAnOutage(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	port := freePort(t)
+	hookURL := "http://127.0.0.1:" + port + "/webhooks/stripe"
+	cfg, dc, err := stripesim.Setup("outage-4d", stripesim.Config{Seed: 11}, stripesim.DeliveryConfig{URL: hookURL, Secrets: []string{"whsec_e2e"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Customers = 80
+	sim := stripesim.New(cfg)
+	d := stripesim.NewDeliverer(sim, dc)
+	api := httptest.NewServer(stripesim.NewServer(sim, d, stripesim.ServerConfig{}))
+	defer api.Close()
+
+	env := []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_e2e", "STRIPE_SECRET_KEY=sk_test_e2e_key_123456",
+		"STRIPE_API_BASE=" + api.URL, "LEDGER_RECONCILE_SCHEDULE=events-fast=@every 1s; events=@every 2s", "LEDGER_API_TOKEN=tok_e2e_secret"}
+	cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port, "--log-level", "info")
+	cmd.Env = append(baseEnv(), env...)
+	var logs syncBuffer
+	cmd.Stderr, cmd.Stdout = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if out := logs.String(); strings.Contains(out, "sk_test_e2e_key_123456") || strings.Contains(out, "whsec_e2e") || strings.Contains(out, "tok_e2e_secret") {
+			t.Error("a secret appeared in serve's output")
+		}
+	}()
+	waitFor(t, "http://127.0.0.1:"+port+"/readyz", http.StatusOK)
+	if err := (&stripesim.Runner{Sim: sim, Deliverer: d}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d.Stats().GaveUp == 0 {
+		t.Fatal("the outage lost nothing")
+	}
+	want := map[string]bool{}
+	for _, ev := range sim.Events() {
+		want[ev.ID] = true
+	}
+
+	ctx := context.Background()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var inLog, reconciled, head, folded int
+		err := db.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE source = 'reconcile'),
+			coalesce(max(position), 0), coalesce((SELECT position FROM ledger.projection_state WHERE name = 'read_models'), 0)
+			FROM ledger.events`).Scan(&inLog, &reconciled, &head, &folded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Reconciliation may append an event still in Stripe's retry schedule before its webhook
+		// arrives (the webhook is then a duplicate), so it may repair more than Stripe gave up on.
+		if inLog == len(want) && reconciled >= d.Stats().GaveUp && folded == head {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90s: %d of %d events in the log, %d reconciled of %d given up, folded %d of %d\n%s",
+				inLog, len(want), reconciled, d.Stats().GaveUp, folded, head, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The live read models equal the account.
+	truth := sim.Truth()
+	var differ int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.subscriptions s JOIN jsonb_array_elements($1::jsonb) o ON o->>'id' = s.id
+		WHERE o->>'status' <> s.status OR (o->>'current_period_end')::bigint <> extract(epoch FROM s.current_period_end)`,
+		string(truth.Objects["subscriptions"])).Scan(&differ); err != nil || differ != 0 {
+		t.Fatalf("%d subscriptions differ from the account (%v)", differ, err)
+	}
+	for kind, raw := range truth.Objects {
+		var objs []json.RawMessage
+		_ = json.Unmarshal(raw, &objs)
+		var n int
+		_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.`+kind).Scan(&n)
+		if n != len(objs) {
+			t.Errorf("ledger.%s has %d rows, the account %d", kind, n, len(objs))
+		}
+	}
+
+	r := ledger(t, env, "reconcile", "runs", "--json")
+	var runs []struct {
+		Job, Status, Trigger string
+		Repaired             int
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || r.code != 0 || len(runs) < 2 {
+		t.Fatalf("reconcile runs: %v %+v", err, r)
+	}
+	repaired := 0
+	for _, run := range runs {
+		repaired += run.Repaired
+	}
+	var reconciled int
+	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.events WHERE source = 'reconcile'`).Scan(&reconciled)
+	if repaired != reconciled || reconciled < d.Stats().GaveUp {
+		t.Fatalf("runs repaired %d events, %d in the log from reconcile, %d given up", repaired, reconciled, d.Stats().GaveUp)
+	}
+	// Every event Stripe gave up on came in through reconciliation.
+	for _, ev := range sim.Events() {
+		if ev.GaveUp {
+			var source string
+			if err := db.Pool.QueryRow(ctx, `SELECT source FROM ledger.events WHERE event_id = $1`, ev.ID).Scan(&source); err != nil || source != "reconcile" {
+				t.Fatalf("given-up event %s: source %q (%v)", ev.ID, source, err)
+			}
+		}
+	}
+	// The same history over the API, behind the token.
+	apiURL := "http://127.0.0.1:" + port + "/api/v1/reconcile/runs"
+	if resp, err := http.Get(apiURL); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API without a token: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, apiURL+"?limit=500", nil)
+	req.Header.Set("Authorization", "Bearer tok_e2e_secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Data []json.RawMessage }
+	_ = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(list.Data) < len(runs) {
+		t.Fatalf("API runs: %d, %d runs (CLI saw %d)", resp.StatusCode, len(list.Data), len(runs))
+	}
+	r = ledger(t, env, "reconcile", "run", "--job", "events", "--since", "720h", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "succeeded (dry run)") {
+		t.Fatalf("dry run after repair: %+v", r)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a running process may write while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The reconcile commands' bad arguments and a missing key exit 2 with a message.
+func TestReconcileCommandErrors(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	env := []string{"DATABASE_URL=" + db.URL}
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"reconcile", "run"}, "STRIPE_SECRET_KEY"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--job", "refunds"}, "unknown job"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--since", "soon"}, "--since"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--from", "yesterday"}, "--from"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x", "STRIPE_API_BASE=http://127.0.0.1:1"}, []string{"reconcile", "run"}, "could not list events"},
+		{nil, []string{"endpoints", "setup"}, "--url is required"},
+		{[]string{"STRIPE_WEBHOOK_SECRET=whsec_x", "LEDGER_RECONCILE_SCHEDULE=events=every now and then"}, []string{"serve", "--addr", "127.0.0.1:0"}, "--reconcile-schedule"},
+	} {
+		r := ledger(t, append(append([]string{}, env...), c.env...), c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "sk_test_x") {
+			t.Errorf("%v: want exit 2 mentioning %q, got %+v", c.args, c.want, r)
+		}
+	}
+}
