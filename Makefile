@@ -9,7 +9,7 @@ BENCHCOUNT ?= 6
 STATICCHECK_VERSION ?= v0.8.2
 BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run test bench lint fuzz build clean-data
+.PHONY: run test bench lint fuzz build chaos clean-data
 
 ## run: the ledger on its embedded default database (Ctrl-C stops it)
 run:
@@ -36,11 +36,22 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
-## fuzz: every fuzz target for FUZZTIME each (seed corpora also run in `make test`)
+## fuzz: every fuzz target in the repository for FUZZTIME each (their seed corpora also run in
+## `make test`); targets are found with `go test -list`, so a new one is fuzzed without editing this
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzAdmit$$' -fuzztime $(FUZZTIME) ./webhook
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./domain
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$target ($$pkg, $(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## chaos: the fault harness (SIGKILLs, lock-holder takeover, a Postgres restart) on a private
+## cluster under .data/chaos; CHAOS_FLAGS passes options (go run ./cmd/chaos -h lists them)
+CHAOS_FLAGS ?=
+chaos: build
+	$(GO) run ./cmd/chaos --ledger bin/ledger $(CHAOS_FLAGS)
 
 ## clean-data: stop the private clusters and delete ./.data
 clean-data:

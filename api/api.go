@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -74,7 +76,32 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required: Authorization: Bearer <LEDGER_API_TOKEN>")
 		return
 	}
+	if msg := unstorable(r); msg != "" {
+		writeError(w, http.StatusBadRequest, "invalid_text", msg)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// unstorable names a path or query value Postgres could not take as text (a NUL byte, or bytes
+// that are not UTF-8). Every value reaches SQL as a parameter, but Postgres refuses such a
+// parameter outright, which would otherwise read as the database failing rather than the request.
+func unstorable(r *http.Request) string {
+	ok := func(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+	if !ok(r.URL.Path) {
+		return "the path holds a NUL byte or is not valid UTF-8"
+	}
+	for k, vs := range r.URL.Query() {
+		if !ok(k) {
+			return "a parameter name holds a NUL byte or is not valid UTF-8"
+		}
+		for _, v := range vs {
+			if !ok(v) {
+				return fmt.Sprintf("parameter %q holds a NUL byte or is not valid UTF-8", k)
+			}
+		}
+	}
+	return ""
 }
 
 // authorized compares the bearer token (or the dashboard's session cookie) with every

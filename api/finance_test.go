@@ -184,16 +184,19 @@ func TestListsAndObjects(t *testing.T) {
 		t.Fatalf("event: %d %s", code, body)
 	}
 	for path, wantCode := range map[string]string{
-		"/api/v1/charges?limit=0":                           "invalid_limit",
-		"/api/v1/charges?limit=many":                        "invalid_limit",
-		"/api/v1/charges?cursor=abc":                        "invalid_cursor",
-		"/api/v1/charges?created_gte=tomorrow":              "invalid_created_gte",
-		"/api/v1/charges?currency=USD":                      "invalid_currency",
-		"/api/v1/charges?colour=red":                        "unknown_parameter",
-		"/api/v1/invoices?as_of=2026-05-01":                 "unknown_parameter",
-		"/api/v1/charges?format=xml":                        "invalid_format",
-		"/api/v1/metrics/mrr?interval=week":                 "invalid_interval",
-		"/api/v1/metrics/mrr?from=2026-05-01&to=2026-04-01": "invalid_range",
+		"/api/v1/charges?limit=0":                                            "invalid_limit",
+		"/api/v1/charges?limit=many":                                         "invalid_limit",
+		"/api/v1/charges?cursor=abc":                                         "invalid_cursor",
+		"/api/v1/charges?created_gte=tomorrow":                               "invalid_created_gte",
+		"/api/v1/charges?currency=USD":                                       "invalid_currency",
+		"/api/v1/charges?colour=red":                                         "unknown_parameter",
+		"/api/v1/invoices?as_of=2026-05-01":                                  "unknown_parameter",
+		"/api/v1/charges?format=xml":                                         "invalid_format",
+		"/api/v1/metrics/mrr?interval=week":                                  "invalid_interval",
+		"/api/v1/metrics/mrr?from=2026-05-01&to=2026-04-01":                  "invalid_range",
+		"/api/v1/metrics/revenue?interval=day&from=0001-01-01&to=9999-12-31": "range_too_long",
+		"/api/v1/charges?customer=cus_%00":                                   "invalid_text",
+		"/api/v1/subscriptions/sub_%FF":                                      "invalid_text",
 	} {
 		code, _, body := c.do(path)
 		if code != 400 || !strings.Contains(string(body), wantCode) {

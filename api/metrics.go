@@ -85,6 +85,10 @@ var metricExpr = map[string]string{
 	"net_mrr": "(p.new_mrr + p.expansion_mrr + p.contraction_mrr + p.churned_mrr + p.reactivation_mrr)",
 }
 
+// maxSeries is the longest range a series answers, per interval: ten years by day, a century by
+// month.
+var maxSeries = map[string]time.Duration{"day": 3660 * 24 * time.Hour, "month": 36525 * 24 * time.Hour}
+
 func (a *API) metric(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	cols, ok := metrics[name]
@@ -128,6 +132,12 @@ func (a *API) metric(w http.ResponseWriter, r *http.Request) {
 	}
 	if to.Before(from) {
 		a.fail(w, &badRequest{"invalid_range", "to is before from"})
+		return
+	}
+	// A series is one row per period: bound it, so that one request cannot ask Postgres for
+	// millions of periods.
+	if limit := maxSeries[interval]; to.Sub(from) > limit {
+		a.fail(w, &badRequest{"range_too_long", fmt.Sprintf("a %s series spans at most %d days; split the request", interval, int(limit.Hours()/24))})
 		return
 	}
 	currency := q.Get("currency")
