@@ -108,11 +108,15 @@ func GetRun(ctx context.Context, pool *pgxpool.Pool, id int64) (Run, error) {
 // ErrAlreadyRunning is returned when a live run of the same job exists (in any process).
 var ErrAlreadyRunning = errors.New("a run of this job is already in progress")
 
-// staleAfter is how old a running run's heartbeat may be before the run is taken for dead.
-const staleAfter = time.Minute
+// staleAfter is how old a running run's heartbeat may be before the run is taken for dead. Short,
+// because a process killed mid-run blocks the job until then; a live run taken for dead by mistake
+// (a stall longer than this) costs only a second run over the same window, which appends nothing
+// twice (events by ID, snapshots by deterministic ID).
+const staleAfter = 20 * time.Second
 
-// heartbeatEvery is how often a run proves it is alive, whatever it is waiting for.
-const heartbeatEvery = 10 * time.Second
+// heartbeatEvery is how often a run proves it is alive, whatever it is waiting for: four beats
+// fit in staleAfter.
+const heartbeatEvery = 5 * time.Second
 
 func runnerName() string {
 	host, _ := os.Hostname()
