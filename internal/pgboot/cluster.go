@@ -86,10 +86,20 @@ func ensureCluster(ctx context.Context, o Options) (*DB, error) {
 
 	bin := binDir()
 	if bin == "" && o.Install {
-		if err := install(ctx, o.Log); err != nil {
+		// Clusters in other data directories (the tests', the chaos harness's) may be starting
+		// at the same moment: one apt-get at a time, and the others find its binaries.
+		unlockInstall, err := lockFile(filepath.Join(os.TempDir(), "ledger-pg-install.lock"))
+		if err != nil {
 			return nil, err
 		}
-		bin = binDir()
+		if bin = binDir(); bin == "" {
+			err = install(ctx, o.Log)
+			bin = binDir()
+		}
+		unlockInstall()
+		if err != nil {
+			return nil, err
+		}
 	}
 	if bin == "" {
 		return nil, errors.New("no Postgres binaries found (looked at pg_config --bindir, /usr/lib/postgresql/*/bin and PATH): install postgresql (make run does so as root), or set DATABASE_URL")
