@@ -23,13 +23,15 @@ build:
 test:
 	$(GO) test -count=1 -race -timeout 9m $(PKGS)
 
-## bench: the benchmarks, $(BENCHCOUNT) runs each, summarised as medians by benchstat
+## bench: the benchmarks, $(BENCHCOUNT) runs each, summarised as medians by benchstat, then the
+## one table of every target (also kept in .data/bench-table.md)
 bench:
 	@mkdir -p .data
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 30m $(PKGS) | tee .data/bench.txt
 	@echo
 	@echo "== medians of $(BENCHCOUNT) runs ($$(nproc) cores) =="
 	@$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) .data/bench.txt
+	@$(GO) run ./cmd/benchtable .data/bench.txt | tee .data/bench-table.md
 
 ## lint: go vet and staticcheck
 lint:

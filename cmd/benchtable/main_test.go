@@ -1,0 +1,51 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+BenchmarkAppend/group-commit-2         	   20000	     42000 ns/op	        32.0 events/batch	  21000 events/s	         4.4 p50-ms	        10.1 p99-ms
+BenchmarkAppend/group-commit-2         	   20000	     42000 ns/op	        32.0 events/batch	  23000 events/s	         4.4 p50-ms	        12.1 p99-ms
+BenchmarkAppend/group-commit-2         	   20000	     42000 ns/op	        32.0 events/batch	  25000 events/s	         4.4 p50-ms	        11.1 p99-ms
+BenchmarkAppend/per-event-2            	   20000	     42000 ns/op	   5000 events/s
+BenchmarkReplay-2   	   50000	      10 ns/op	     50000 events	 44950 events/s
+BenchmarkReplay-2   	   50000	      10 ns/op	     50000 events	 46000 events/s
+BenchmarkReconcileScan-2 1 1 ns/op 2486 events/s 99.4 pct-of-bound
+BenchmarkLiveLag/runner=ledger-2 1 1 ns/op 12 p50-lag-ms 31 p99-lag-ms
+BenchmarkAPIList/charges-2 1 1 ns/op 3.0 p99-ms
+BenchmarkAPIList/subscriptions-2 1 1 ns/op 24.5 p99-ms
+BenchmarkReplay-2 is also how a log line may start
+`
+
+func TestTable(t *testing.T) {
+	s, err := parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.median("BenchmarkAppend/group-commit", "events/s"); v != 23000 {
+		t.Fatalf("median of three: %v", v)
+	}
+	if v, _ := s.median("BenchmarkReplay", "events/s"); v != 45475 {
+		t.Fatalf("median of two: %v", v)
+	}
+	got := map[string]row{}
+	for _, r := range table(s) {
+		got[strings.SplitN(r.what, ",", 2)[0]] = r
+	}
+	for what, want := range map[string]struct{ figure, met string }{
+		"group-commit append":    {"23,000 events/s, p99 11.1 ms", "yes"},
+		"replay (ledger replay)": {"45,475 events/s over 50,000 events", "no"},
+		"reconcile events scan":  {"2,486 events/s = 99.4% of the bound", "yes"},
+		"projection lag at 1":    {"p99 31.0 ms, p50 12.0 ms", "yes"},
+		"API list":               {"p99 24.5 ms (worst case: subscriptions)", "no"},
+		"webhook ingest":         {missing, "—"},
+		"simulator":              {missing, "—"},
+	} {
+		r, ok := got[what]
+		if !ok || r.figure != want.figure || r.met != want.met {
+			t.Errorf("%s: %+v, want %+v", what, r, want)
+		}
+	}
+}
