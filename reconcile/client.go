@@ -4,6 +4,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -97,7 +98,12 @@ func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
 		if err := t.limiter.Wait(ctx); err != nil {
-			return nil, err
+			if ctx.Err() == nil {
+				// The limiter refuses at once when the next token comes after ctx's deadline:
+				// the run is out of time, which is a deadline, not a Stripe failure.
+				return nil, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+			}
+			return nil, ctx.Err()
 		}
 		r := req
 		if attempt > 0 && req.Body != nil {
@@ -151,7 +157,17 @@ func (e *stripeError) Error() string {
 func (e *stripeError) Unwrap() error { return e.err }
 
 // apiError describes a Stripe API failure without the key or the request body.
-func apiError(what string, err error) error {
+//
+// When ctx has ended, the request was abandoned for that reason (stripe-go reports it as a plain
+// transport error): the answer is ctx's error, so that a cancelled run is recorded as cancelled
+// and resumed rather than failed.
+func apiError(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, context.DeadlineExceeded)
+	}
 	var se *stripe.Error
 	if errors.As(err, &se) {
 		return &stripeError{what: what, err: se}

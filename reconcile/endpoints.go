@@ -22,13 +22,13 @@ type EndpointProblem struct {
 // listEndpoints reads every webhook endpoint of the account.
 func listEndpoints(ctx context.Context, api *stripeAPI) ([]*stripe.WebhookEndpoint, error) {
 	var out []*stripe.WebhookEndpoint
-	lp := stripe.ListParams{Limit: stripe.Int64(100)}
+	lp := stripe.ListParams{Limit: stripe.Int64(100), Context: ctx}
 	it := api.WebhookEndpoints.List(&stripe.WebhookEndpointListParams{ListParams: lp})
 	for it.Next() {
 		out = append(out, it.WebhookEndpoint())
 	}
 	if err := it.Err(); err != nil {
-		return nil, apiError("could not list webhook endpoints", err)
+		return nil, apiError(ctx, "could not list webhook endpoints", err)
 	}
 	return out, nil
 }
@@ -136,7 +136,7 @@ func SetupEndpoint(ctx context.Context, cfg StripeConfig, url string) (SetupResu
 		params.Context = ctx
 		updated, err := api.WebhookEndpoints.Update(ep.ID, params)
 		if err != nil {
-			return res, apiError("could not update webhook endpoint "+ep.ID, err)
+			return res, apiError(ctx, "could not update webhook endpoint "+ep.ID, err)
 		}
 		res.Endpoint = updated
 		return res, nil
@@ -146,7 +146,7 @@ func SetupEndpoint(ctx context.Context, cfg StripeConfig, url string) (SetupResu
 	params.Context = ctx
 	created, err := api.WebhookEndpoints.New(params)
 	if err != nil {
-		return res, apiError("could not create the webhook endpoint", err)
+		return res, apiError(ctx, "could not create the webhook endpoint", err)
 	}
 	res.Endpoint, res.Created, res.Secret = created, true, created.Secret
 	return res, nil

@@ -81,6 +81,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 	rec.run.WindowFrom, rec.run.WindowTo = &from, &to
 	filter := func() *stripe.EventListParams {
 		p := &stripe.EventListParams{}
+		p.Context = ctx // a cancelled run stops waiting on the limiter, a back-off or Stripe
 		p.Limit = stripe.Int64(int64(r.cfg.PageSize))
 		p.Single = true
 		if job == JobEventsFast {
@@ -104,7 +105,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 		p := filter()
 		p.Limit = stripe.Int64(1)
 		p.CreatedRange = &stripe.RangeQueryParams{LesserThan: from.Unix()}
-		pg, err := fetchEvents(api, p)
+		pg, err := fetchEvents(ctx, api, p)
 		if err != nil {
 			return err
 		}
@@ -132,7 +133,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 				p.StartingAfter = stripe.String(id)
 			}
 		}
-		pg, err := fetchEvents(api, p)
+		pg, err := fetchEvents(ctx, api, p)
 		var se *stripe.Error
 		if errors.As(err, &se) && se.Code == stripe.ErrorCodeResourceMissing && id != "" {
 			// The cursor's event has aged out of the 30 days: start the window again.
@@ -174,10 +175,10 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 }
 
 // fetchEvents makes one Events API request.
-func fetchEvents(api *stripeAPI, p *stripe.EventListParams) (eventPage, error) {
+func fetchEvents(ctx context.Context, api *stripeAPI, p *stripe.EventListParams) (eventPage, error) {
 	it := api.Events.List(p)
 	if err := it.Err(); err != nil {
-		return eventPage{}, apiError("could not list events", err)
+		return eventPage{}, apiError(ctx, "could not list events", err)
 	}
 	var pg eventPage
 	list := it.EventList()

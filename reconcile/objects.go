@@ -85,7 +85,7 @@ func (r *Reconciler) runObjects(ctx context.Context, api *stripeAPI, rec *record
 
 // listObjects is one page of a Stripe list, newest first, as raw objects.
 func listObjects(ctx context.Context, api *stripeAPI, kind domain.Kind, startingAfter string, pageSize int) ([]json.RawMessage, bool, error) {
-	lp := stripe.ListParams{Limit: stripe.Int64(int64(pageSize)), Single: true}
+	lp := stripe.ListParams{Limit: stripe.Int64(int64(pageSize)), Single: true, Context: ctx}
 	if startingAfter != "" {
 		lp.StartingAfter = stripe.String(startingAfter)
 	}
@@ -112,7 +112,7 @@ func listObjects(ctx context.Context, api *stripeAPI, kind domain.Kind, starting
 		return nil, false, fmt.Errorf("cannot list %s", kind)
 	}
 	if err != nil {
-		return nil, false, apiError("could not list "+string(kind), err)
+		return nil, false, apiError(ctx, "could not list "+string(kind), err)
 	}
 	var pg eventPage
 	if err := json.Unmarshal(raw, &pg); err != nil {
