@@ -109,7 +109,7 @@ func (f *Forwarder) lead(ctx context.Context) error {
 	if err := lock.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, "ledger.forward:"+f.cfg.Stream).Scan(&got); err != nil || !got {
 		return err
 	}
-	return f.forward(ctx)
+	return f.forward(ctx, lock)
 }
 
 // Publisher connects to NATS and makes sure the stream exists with the duplicate window.
@@ -146,7 +146,12 @@ func (f *Forwarder) publisher() (*wnats.Publisher, *nats.Conn, error) {
 	return pub, conn, nil
 }
 
-func (f *Forwarder) forward(ctx context.Context) error {
+// forward publishes batches while lock (the connection holding the advisory lock) is alive. The
+// lock goes with its connection: once the connection is gone (Postgres restarted, network cut)
+// another process may lead, so each batch starts by checking it, and a dead one ends the lead —
+// two forwarders publishing at once would not lose or duplicate a message (JetStream drops
+// copies by ID) but could interleave the order consumers see.
+func (f *Forwarder) forward(ctx context.Context, lock *pgx.Conn) error {
 	pub, conn, err := f.publisher()
 	if err != nil {
 		return err
@@ -157,6 +162,12 @@ func (f *Forwarder) forward(ctx context.Context) error {
 		return err
 	}
 	for {
+		if err := lock.Ping(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("lost the connection holding the forwarder's lock: %w", err)
+		}
 		var after int64
 		if err := f.pool.QueryRow(ctx, `SELECT position FROM ledger.projection_state WHERE name = $1`, name).Scan(&after); err != nil {
 			return err

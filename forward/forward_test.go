@@ -135,3 +135,80 @@ func TestForwardExactlyOnceAcrossARestart(t *testing.T) {
 		t.Fatalf("the stream holds %v messages (%v), want %d", info, err, len(evs))
 	}
 }
+
+// A forwarder whose lock connection is cut (Postgres restarted, the backend terminated) no longer
+// leads: it stops publishing, takes the lock again on a new connection, and carries on from its
+// checkpoint — the consumer still sees every event once, in order.
+func TestForwarderLeadsOnlyWhileItHoldsTheLock(t *testing.T) {
+	t.Parallel()
+	url := natsURL(t)
+	db := testkit.New(t)
+	ctx := context.Background()
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	stream, subject := "LEDGER_TEST_"+suffix, "ledger_test_"+suffix
+	var evs []domain.Event
+	for i := range 100 {
+		evs = append(evs, testkit.Event(fmt.Sprintf("evt_lock_%04d", i), "charge.succeeded", fmt.Sprintf("ch_%d", i), 1780000000+int64(i), 400, domain.SourceImport))
+	}
+	store := eventstore.New(db.Pool)
+	if _, err := store.Append(ctx, evs[:50]); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := forward.New(db.Pool, forward.Config{URL: url, Stream: stream, Subject: subject, BatchSize: 20})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+
+	lockBackend := func() int {
+		var pid int
+		_ = db.Pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'ledger nats forwarder ' || $1::text || ' %'`, stream).Scan(&pid)
+		return pid
+	}
+	var first int
+	for deadline := time.Now().Add(10 * time.Second); first == 0; time.Sleep(20 * time.Millisecond) {
+		if first = lockBackend(); first == 0 && time.Now().After(deadline) {
+			t.Fatal("the forwarder never took its lock")
+		}
+	}
+	if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, first); err != nil {
+		t.Fatal(err)
+	}
+	var second int
+	for deadline := time.Now().Add(10 * time.Second); second == 0 || second == first; time.Sleep(20 * time.Millisecond) {
+		if second = lockBackend(); (second == 0 || second == first) && time.Now().After(deadline) {
+			t.Fatal("the forwarder went on without its lock connection instead of taking the lock again")
+		}
+	}
+	if _, err := store.Append(ctx, evs[50:]); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	defer func() { _ = js.DeleteStream(stream) }()
+	sub, err := js.PullSubscribe(subject+".>", "ledger-lock-consumer", nats.BindStream(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); len(got) < len(evs) && time.Now().Before(deadline); {
+		msgs, _ := sub.Fetch(50, nats.MaxWait(500*time.Millisecond))
+		for _, m := range msgs {
+			got = append(got, m.Header.Get(nats.MsgIdHdr))
+			_ = m.Ack()
+		}
+	}
+	if len(got) != len(evs) {
+		t.Fatalf("the consumer received %d of %d events", len(got), len(evs))
+	}
+	for i, id := range got {
+		if id != evs[i].ID {
+			t.Fatalf("message %d is %s, want %s", i, id, evs[i].ID)
+		}
+	}
+}
