@@ -2,7 +2,6 @@ package chaos_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,9 +26,17 @@ func TestChaosShort(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	// Under the repository, not t.TempDir(): the postgres user must reach the cluster's directory.
-	dir := filepath.Join(pgboot.RepoRoot(), ".data", fmt.Sprintf("chaos-test-%d", os.Getpid()))
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// Not t.TempDir() (mode 0700 under a 0700 parent): when the tests run as root the cluster
+	// runs as postgres, which must reach its directory wherever the repository was cloned.
+	parent, err := os.MkdirTemp("", "ledger-chaos-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(parent) })
+	dir := filepath.Join(parent, "run")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	report, err := chaos.Run(ctx, chaos.Config{
