@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+)
+
+// eventRow is one event of the log as the events commands print it (the payload only in show).
+type eventRow struct {
+	Position   int64           `json:"position"`
+	EventID    string          `json:"event_id"`
+	Type       string          `json:"type"`
+	Created    time.Time       `json:"created"`
+	ObjectID   string          `json:"object_id"`
+	Source     string          `json:"source"`
+	APIVersion string          `json:"api_version"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+}
+
+// eventsCmd reads the log: what arrived, from where, in which order, and each event's exact bytes.
+func eventsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Read the event log: list events (by object, type, source, time) or show one with its exact payload",
+	}
+	var object, typ, source, since string
+	var limit int
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List events in log order (newest last), filtered",
+		Long: `list prints events of ledger.events in log order: position, Stripe's created, type, object,
+source (webhook, reconcile, snapshot, import) and when the ledger received it.
+
+  ledger events list --object sub_123                # an object's whole history
+  ledger events list --type charge.refunded --since 72h
+  ledger events list --source reconcile --json       # what reconciliation repaired
+
+The last --limit events (default 50) that match are printed. Exit code 2 for a bad flag.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > 100000 {
+				return fmt.Errorf("--limit %d: want 1 to 100000", limit)
+			}
+			if source != "" && source != "webhook" && source != "reconcile" && source != "snapshot" && source != "import" {
+				return fmt.Errorf("--source %q: want webhook, reconcile, snapshot or import", source)
+			}
+			var after time.Time
+			if since != "" {
+				d, err := time.ParseDuration(since)
+				if err != nil || d <= 0 {
+					return fmt.Errorf("--since %q: want a positive duration such as 72h", since)
+				}
+				after = time.Now().Add(-d)
+			}
+			ctx := cmd.Context()
+			pool, err := openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			rows, err := pool.Query(ctx, `SELECT * FROM (
+				SELECT position, event_id, type, created, object_id, source, api_version, received_at FROM ledger.events
+				WHERE ($1 = '' OR object_id = $1) AND ($2 = '' OR type = $2) AND ($3 = '' OR source = $3)
+				  AND ($4::timestamptz IS NULL OR created >= $4)
+				ORDER BY position DESC LIMIT $5) e ORDER BY position`,
+				object, typ, source, nullableTime(after), limit)
+			if err != nil {
+				return fmt.Errorf("could not read the log: %w", err)
+			}
+			evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventRow, error) {
+				var e eventRow
+				err := r.Scan(&e.Position, &e.EventID, &e.Type, &e.Created, &e.ObjectID, &e.Source, &e.APIVersion, &e.ReceivedAt)
+				return e, err
+			})
+			if err != nil {
+				return fmt.Errorf("could not read the log: %w", err)
+			}
+			if asJSON {
+				if evs == nil {
+					evs = []eventRow{}
+				}
+				return json.NewEncoder(os.Stdout).Encode(evs)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "POSITION\tCREATED\tTYPE\tOBJECT\tSOURCE\tEVENT\tRECEIVED")
+			for _, e := range evs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Position, e.Created.UTC().Format(time.RFC3339), e.Type, e.ObjectID,
+					e.Source, e.EventID, e.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z"))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&object, "object", "", "only events of this object (sub_…, ch_…, in_…)")
+	list.Flags().StringVar(&typ, "type", "", "only events of this type (e.g. invoice.paid)")
+	list.Flags().StringVar(&source, "source", "", "only events from webhook, reconcile, snapshot or import")
+	list.Flags().StringVar(&since, "since", "", "only events Stripe created in this last duration (e.g. 72h)")
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many (the latest that match)")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	var raw bool
+	show := &cobra.Command{
+		Use:   "show EVENT_ID",
+		Short: "Show one event: where it sits in the log and its payload exactly as received",
+		Long: `show prints an event's place in the log and its payload, the exact bytes Stripe sent (webhook)
+or listed (reconcile). --raw prints only the payload, byte for byte. Exit code 1 when the log does
+not hold the event.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pool, err := openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			e, err := readEvent(ctx, pool.QueryRow, args[0])
+			if errors.Is(err, pgx.ErrNoRows) {
+				return failed("the log holds no event %s", args[0])
+			}
+			if err != nil {
+				return fmt.Errorf("could not read the log: %w", err)
+			}
+			if raw {
+				_, err := os.Stdout.Write(e.Payload)
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(os.Stdout).Encode(e)
+			}
+			fmt.Printf("event        %s\nposition     %d\ntype         %s\ncreated      %s\nobject       %s\nsource       %s\napi_version  %s\nreceived_at  %s\n\n",
+				e.EventID, e.Position, e.Type, e.Created.UTC().Format(time.RFC3339), e.ObjectID, e.Source, e.APIVersion,
+				e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+			fmt.Println(strings.TrimRight(string(e.Payload), "\n"))
+			return nil
+		},
+	}
+	show.Flags().BoolVar(&raw, "raw", false, "print only the payload, byte for byte")
+	show.Flags().BoolVar(&asJSON, "json", false, "print JSON (payload included)")
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func readEvent(ctx context.Context, queryRow func(context.Context, string, ...any) pgx.Row, id string) (eventRow, error) {
+	var e eventRow
+	var payload []byte
+	err := queryRow(ctx, `SELECT position, event_id, type, created, object_id, source, api_version, received_at, payload
+		FROM ledger.events WHERE event_id = $1`, id).Scan(&e.Position, &e.EventID, &e.Type, &e.Created, &e.ObjectID, &e.Source,
+		&e.APIVersion, &e.ReceivedAt, &payload)
+	e.Payload = payload
+	return e, err
+}
+
+func nullableTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
