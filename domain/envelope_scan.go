@@ -71,18 +71,38 @@ func (s *scanner) str() (string, error) {
 	return "", errScan
 }
 
+// skipStr passes over a string token without decoding it: skipping is most of the walk over a
+// payload, and a string allocated per skipped value was most of its cost.
+func (s *scanner) skipStr() error {
+	if s.peek() != '"' {
+		return errScan
+	}
+	s.i++
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '\\':
+			s.i += 2
+			continue
+		case '"':
+			s.i++
+			return nil
+		}
+		s.i++
+	}
+	return errScan
+}
+
 // skip passes over one value of any kind.
 func (s *scanner) skip() error {
 	switch s.peek() {
 	case '"':
-		_, err := s.str()
-		return err
+		return s.skipStr()
 	case '{', '[':
 		depth := 0
 		for s.i < len(s.b) {
 			switch s.b[s.i] {
 			case '"':
-				if _, err := s.str(); err != nil {
+				if err := s.skipStr(); err != nil {
 					return err
 				}
 				continue
@@ -110,6 +130,30 @@ func (s *scanner) skip() error {
 	}
 }
 
+// rawFields is the top-level fields of the JSON object raw (already known to be valid) as raw
+// values sliced from it, as json.Unmarshal into map[string]json.RawMessage would give them.
+func rawFields(raw []byte) (map[string]json.RawMessage, error) {
+	s := &scanner{b: raw}
+	out := map[string]json.RawMessage{}
+	err := s.object(func(key string) error {
+		s.ws()
+		start := s.i
+		if err := s.skip(); err != nil {
+			return err
+		}
+		out[key] = json.RawMessage(raw[start:s.i:s.i])
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.ws()
+	if s.i != len(raw) {
+		return nil, errScan
+	}
+	return out, nil
+}
+
 // literal reads a number or true/false/null token.
 func (s *scanner) literal() []byte {
 	s.ws()
@@ -132,6 +176,53 @@ func (s *scanner) object(field func(key string) error) error {
 		key, err := s.str()
 		if err != nil {
 			return err
+		}
+		if s.peek() != ':' {
+			return errScan
+		}
+		s.i++
+		if err := field(key); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return errScan
+		}
+	}
+}
+
+// objectKeys is object with each key as bytes: sliced from the input when it has no escapes or
+// non-ASCII bytes (no allocation: most keys of a decoded object are looked up and dropped),
+// decoded as str decodes it otherwise. key is only valid during the call.
+func (s *scanner) objectKeys(field func(key []byte) error) error {
+	if s.peek() != '{' {
+		return errScan
+	}
+	s.i++
+	if s.peek() == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		start := s.i
+		if err := s.skipStr(); err != nil {
+			return err
+		}
+		key := s.b[start+1 : s.i-1]
+		if !isPlain(s.b[start:s.i]) {
+			end := s.i
+			s.i = start
+			v, err := s.str()
+			if err != nil {
+				return err
+			}
+			s.i = end
+			key = []byte(v)
 		}
 		if s.peek() != ':' {
 			return errScan

@@ -70,3 +70,34 @@ func dump(r rawEnvelope) string {
 	b, _ := json.Marshal(r)
 	return string(b)
 }
+
+// FuzzRawFields checks the scanner's field split (previous_attributes, and the top-level fields
+// the ordering rule compares) against json.Unmarshal into map[string]json.RawMessage, on every
+// valid JSON object.
+func FuzzRawFields(f *testing.F) {
+	for _, s := range []string{
+		`{"status":"active","items":{"data":[{"id":"si_1","price":{"unit_amount":1000}}]},"metadata":{}}`,
+		`{"a":null,"b":true,"c":-1.5e3,"d":"\u00e9\"}","e":[],"f":{"g":"]"}}`,
+		` { "k" : 1 , "k" : 2 } `, `{"\u0041":"x","A":"y"}`, `{}`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var want map[string]json.RawMessage
+		if !json.Valid(raw) || json.Unmarshal(raw, &want) != nil || want == nil {
+			return // rawFields is only given valid JSON objects
+		}
+		got, err := rawFields(raw)
+		if err != nil {
+			t.Fatalf("rawFields(%q): %v", raw, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("rawFields(%q) = %q, want %q", raw, got, want)
+		}
+		for k, v := range want {
+			if string(got[k]) != string(v) {
+				t.Fatalf("rawFields(%q)[%q] = %q, want %q", raw, k, got[k], v)
+			}
+		}
+	})
+}

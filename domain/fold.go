@@ -26,9 +26,11 @@ type Fact struct {
 // decoded on the first call only: most facts never need it, and replay decodes millions.
 func (f *Fact) Field(name string) json.RawMessage {
 	if f.fields == nil {
-		if err := json.Unmarshal(f.ObjectRaw, &f.fields); err != nil || f.fields == nil {
-			f.fields = map[string]json.RawMessage{}
+		fields, err := rawFields(f.ObjectRaw)
+		if err != nil {
+			fields = map[string]json.RawMessage{}
 		}
+		f.fields = fields
 	}
 	return f.fields[name]
 }
@@ -119,9 +121,11 @@ func decodeFact(raw []byte) (Fact, error) {
 		return Fact{}, fmt.Errorf("event %s has no data.object", f.EventID)
 	}
 	if len(prevRaw) > 0 && prevRaw[0] == '{' {
-		if err := json.Unmarshal(prevRaw, &f.Prev); err != nil {
+		prev, err := rawFields(prevRaw)
+		if err != nil {
 			return Fact{}, fmt.Errorf("event %s: previous_attributes: %w", f.EventID, err)
 		}
+		f.Prev = prev
 	}
 	return f, nil
 }
