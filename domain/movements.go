@@ -31,14 +31,20 @@ type Movement struct {
 // order. Each event's snapshot is the subscription's state after it; a movement is recorded
 // whenever the MRR changes. The amounts sum to the current MRR.
 func Movements(facts []Fact) ([]Movement, error) {
+	ordered := Order(facts)
+	return movementsOf(ordered, func(i int) (SubscriptionRow, error) { return FoldSubscription(ordered[i : i+1]) })
+}
+
+// movementsOf is the movement log of ordered facts, rowAt(i) being the state after the i-th.
+func movementsOf(ordered []Fact, rowAt func(i int) (SubscriptionRow, error)) ([]Movement, error) {
 	var out []Movement
 	var mrr int64
 	churned, deleted := false, false
-	for _, f := range Order(facts) {
+	for i, f := range ordered {
 		if deleted {
 			break // a deletion is terminal; anything after it is a late echo
 		}
-		row, err := FoldSubscription([]Fact{f})
+		row, err := rowAt(i)
 		if err != nil {
 			return nil, fmt.Errorf("event %s: %w", f.EventID, err)
 		}
@@ -67,4 +73,51 @@ func Movements(facts []Fact) ([]Movement, error) {
 		mrr = row.MRR
 	}
 	return out, nil
+}
+
+// FoldSubscriptionHistory is FoldSubscription and Movements of the same facts, with the same
+// answers, ordering them once and decoding each event's snapshot once: replay folds every
+// subscription this way. When an event cannot be decoded, the two are run apart so that the
+// error is theirs, word for word.
+func FoldSubscriptionHistory(facts []Fact) (SubscriptionRow, []Movement, error) {
+	ordered := Order(facts)
+	if len(ordered) == 0 {
+		return SubscriptionRow{}, nil, fmt.Errorf("no events")
+	}
+	latest := len(ordered) - 1 // Latest's rule: the last, or the last deletion once there is one
+	for i := len(ordered) - 1; i >= 0; i-- {
+		if terminal(ordered[i].Type) {
+			latest = i
+			break
+		}
+	}
+	rows := make([]*SubscriptionRow, len(ordered))
+	rowAt := func(i int) (SubscriptionRow, error) {
+		if rows[i] != nil {
+			return *rows[i], nil
+		}
+		r, err := FoldSubscription(ordered[i : i+1])
+		if err == nil {
+			rows[i] = &r
+		}
+		return r, err
+	}
+	moves, err := movementsOf(ordered, rowAt)
+	if err != nil {
+		return separately(facts)
+	}
+	row, err := rowAt(latest)
+	if err != nil {
+		return separately(facts)
+	}
+	return row, moves, nil
+}
+
+func separately(facts []Fact) (SubscriptionRow, []Movement, error) {
+	row, err := FoldSubscription(facts)
+	if err != nil {
+		return SubscriptionRow{}, nil, err
+	}
+	moves, err := Movements(facts)
+	return row, moves, err
 }

@@ -130,11 +130,7 @@ type subscriptionFold struct {
 }
 
 func foldSubscription(facts []domain.Fact) (subscriptionFold, error) {
-	r, err := domain.FoldSubscription(facts)
-	if err != nil {
-		return subscriptionFold{}, err
-	}
-	ms, err := domain.Movements(facts)
+	r, ms, err := domain.FoldSubscriptionHistory(facts)
 	return subscriptionFold{r, ms}, err
 }
 
