@@ -265,11 +265,13 @@ func (s *Store) Quarantine(ctx context.Context, reason, detail, signature string
 	return nil
 }
 
-// ForEach streams every event up to position upTo, in position order, to fn — in one query, with
-// only the columns a fold needs (no hashes or signatures): replaying the log is one sequential
-// read. fn's payload is its own copy.
+// ForEach streams every event up to position upTo to fn, with only the columns a fold needs (no
+// hashes or signatures), in no particular order: replaying the log is one sequential pass over
+// the table. Ordering by position would make Postgres sort the whole log (on disk, once it is
+// larger than work_mem) before sending the first row, and a fold needs each object's set of
+// events, not their order. fn's payload is its own copy.
 func (s *Store) ForEach(ctx context.Context, upTo int64, fn func(position int64, eventType, objectID string, payload []byte) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT position, type, object_id, payload FROM ledger.events WHERE position <= $1 ORDER BY position`, upTo)
+	rows, err := s.pool.Query(ctx, `SELECT position, type, object_id, payload FROM ledger.events WHERE position <= $1`, upTo)
 	if err != nil {
 		return fmt.Errorf("could not read events: %w", err)
 	}

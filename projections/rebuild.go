@@ -5,6 +5,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 type Config struct {
 	Identity  domain.Identity // how app user IDs are found; default metadata key app_user_id
 	BatchSize int             // events between Progress calls; default 5,000
-	// Progress, if set, is called every BatchSize events with the position read so far and the
+	// Progress, if set, is called every BatchSize events with the number of events read so far and the
 	// position the rebuild goes up to.
 	Progress func(done, total int64)
 }
@@ -55,7 +56,24 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	if err != nil {
 		return Stats{}, err
 	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("could not begin rebuild: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	// The shadow tables are created while the log is read: that is Postgres's work on a
+	// connection of its own, and the read is mostly ours.
+	var shadows []shadowTable
+	prepared := make(chan error, 1)
+	go func() {
+		var err error
+		shadows, err = createShadows(ctx, tx)
+		prepared <- err
+	}()
 	set, err := readFacts(ctx, store, head.Position, cfg)
+	if perr := <-prepared; err == nil {
+		err = perr
+	}
 	if err != nil {
 		return Stats{}, err
 	}
@@ -65,7 +83,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	}
 	out.poison = append(out.poison, set.undecoded...)
 	st := Stats{Position: head.Position, Events: head.Position, Rows: map[string]int{}, Quarantined: len(out.poison)}
-	if err := swapIn(ctx, pool, out, head.Position); err != nil {
+	if err := swapIn(ctx, tx, shadows, out, head.Position); err != nil {
 		return Stats{}, err
 	}
 	for _, t := range out.tables {
@@ -129,14 +147,16 @@ func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Con
 			set.add(d.kind, d.objectID, d.fact)
 		}
 	}()
+	var read int64
 	err := store.ForEach(ctx, upTo, func(pos int64, typ, objectID string, payload []byte) error {
 		select {
 		case raws <- raw{pos, typ, objectID, payload}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if cfg.Progress != nil && (pos%int64(cfg.BatchSize) == 0 || pos == upTo) {
-			cfg.Progress(pos, upTo)
+		// The read is in no particular order: progress is the count of events read.
+		if read++; cfg.Progress != nil && read%int64(cfg.BatchSize) == 0 {
+			cfg.Progress(min(read, upTo), upTo)
 		}
 		return nil
 	})
@@ -146,6 +166,9 @@ func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Con
 	<-collected
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(upTo, upTo)
 	}
 	return set, nil
 }
@@ -309,41 +332,78 @@ func without(facts []domain.Fact, poison []Poison) []domain.Fact {
 	return keep
 }
 
-// swapIn writes each table's rows into a new table shaped like the live one and renames it into
-// place, in one transaction. The live tables are locked only for the renames, after the COPYs; the
-// projection's transaction lock is taken first so a live runner's batch and the swap never wait on
-// each other's tables (which would deadlock).
-func swapIn(ctx context.Context, pool *pgxpool.Pool, out folded, position int64) error {
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("could not begin rebuild: %w", err)
+// rebuiltTables is every read model a rebuild replaces, in the order fold returns them.
+var rebuiltTables = []spec{customersTable, sessionsTable, subscriptionsTable, movementsTable,
+	invoicesTable, chargesTable, refundsTable, disputesTable}
+
+// shadowTable is an empty table shaped like a live read model, and the indexes it gets once full.
+type shadowTable struct {
+	live, name string
+	indexes    []indexStatement
+}
+
+// createShadows creates an empty ledger.X_rebuild beside each live read model X. It has the live
+// table's columns, defaults, constraints and column comments, not yet its indexes: building an
+// index from the loaded rows (one sort) costs a fraction of inserting every row into it. The DDL
+// goes as one simple-protocol statement list: one round trip, and nothing prepared for statements
+// that run once.
+func createShadows(ctx context.Context, tx pgx.Tx) ([]shadowTable, error) {
+	var ddl []string
+	var out []shadowTable
+	for _, t := range rebuiltTables {
+		sh := shadowTable{live: t.name, name: t.name + "_rebuild"}
+		ddl = append(ddl, fmt.Sprintf(`CREATE TABLE ledger.%s (LIKE ledger.%s INCLUDING ALL EXCLUDING INDEXES)`, sh.name, t.name))
+		out = append(out, sh)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	for _, t := range out.tables {
-		shadow := t.name + "_rebuild"
-		if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE ledger.%s (LIKE ledger.%s INCLUDING ALL)`, shadow, t.name)); err != nil {
-			return fmt.Errorf("could not create ledger.%s: %w", shadow, err)
+	if _, err := tx.Exec(ctx, strings.Join(ddl, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return nil, fmt.Errorf("could not create the rebuild's tables: %w", err)
+	}
+	for i := range out {
+		idx, err := indexStatements(ctx, tx, out[i].live, out[i].name)
+		if err != nil {
+			return nil, err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", shadow}, t.columns, pgx.CopyFromRows(t.rows)); err != nil {
-			return fmt.Errorf("could not fill ledger.%s: %w", shadow, err)
+		out[i].indexes = idx
+	}
+	return out, nil
+}
+
+// swapIn fills the shadow tables, indexes them and renames them into place, in the rebuild's
+// transaction. The live tables are locked only for the renames, after the COPYs; the projection's
+// transaction lock is taken first so a live runner's batch and the swap never wait on each
+// other's tables (which would deadlock).
+func swapIn(ctx context.Context, tx pgx.Tx, shadows []shadowTable, out folded, position int64) error {
+	var indexes, swaps, renames []string
+	for i, t := range out.tables {
+		sh := shadows[i]
+		if sh.live != t.name {
+			return fmt.Errorf("internal error: rebuilt %s into the shadow of %s", t.name, sh.live)
 		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", sh.name}, t.columns, pgx.CopyFromRows(t.rows)); err != nil {
+			return fmt.Errorf("could not fill ledger.%s: %w", sh.name, err)
+		}
+		for _, ix := range sh.indexes {
+			indexes = append(indexes, ix.create)
+			renames = append(renames, ix.rename)
+		}
+		swaps = append(swaps,
+			fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s_old`, t.name, t.name),
+			fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s`, sh.name, t.name),
+			// LIKE … INCLUDING ALL copies the column comments, not the table's: carry it over.
+			fmt.Sprintf(`DO $$ BEGIN EXECUTE format('COMMENT ON TABLE ledger.%%I IS %%L', '%s',
+				obj_description('ledger.%s_old'::regclass, 'pg_class')); END $$`, t.name, t.name),
+			fmt.Sprintf(`DROP TABLE ledger.%s_old`, t.name))
+	}
+	if _, err := tx.Exec(ctx, strings.Join(indexes, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("could not index the rebuilt tables: %w", err)
 	}
 	if err := lockProjection(ctx, tx, StateName); err != nil {
 		return err
 	}
-	for _, t := range out.tables {
-		for _, sql := range []string{
-			fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s_old`, t.name, t.name),
-			fmt.Sprintf(`ALTER TABLE ledger.%s_rebuild RENAME TO %s`, t.name, t.name),
-			// LIKE … INCLUDING ALL copies the column comments, not the table's: carry it over.
-			fmt.Sprintf(`DO $$ BEGIN EXECUTE format('COMMENT ON TABLE ledger.%%I IS %%L', '%s',
-				obj_description('ledger.%s_old'::regclass, 'pg_class')); END $$`, t.name, t.name),
-			fmt.Sprintf(`DROP TABLE ledger.%s_old`, t.name),
-		} {
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("could not swap ledger.%s: %w", t.name, err)
-			}
-		}
+	// The old tables go first, then the new ones' indexes take the names theirs had.
+	swaps = append(swaps, renames...)
+	if _, err := tx.Exec(ctx, strings.Join(swaps, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("could not swap the rebuilt tables in: %w", err)
 	}
 	// A replay folds every event up to position again, quarantined ones included: those that
 	// folded this time are resolved, those that did not are (still) quarantined.
@@ -365,4 +425,52 @@ func swapIn(ctx context.Context, pool *pgxpool.Pool, out folded, position int64)
 		return fmt.Errorf("could not commit the rebuild: %w", err)
 	}
 	return nil
+}
+
+// indexStatement creates one of a live table's indexes (or the primary key or unique constraint
+// it backs) on its shadow table under a temporary name, and renames it to the live name once the
+// live table is dropped.
+type indexStatement struct{ create, rename string }
+
+// indexStatements reads the live table's indexes from the catalog, so that a rebuilt table has
+// exactly the indexes the migrations gave the live one, whatever they are.
+func indexStatements(ctx context.Context, tx pgx.Tx, live, shadow string) ([]indexStatement, error) {
+	rows, err := tx.Query(ctx, `SELECT i.relname, pg_get_indexdef(x.indexrelid), coalesce(pg_get_constraintdef(c.oid), '')
+		FROM pg_index x
+		JOIN pg_class i ON i.oid = x.indexrelid
+		LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u')
+		WHERE x.indrelid = $1::regclass
+		ORDER BY i.relname`, "ledger."+live)
+	if err != nil {
+		return nil, fmt.Errorf("could not read the indexes of ledger.%s: %w", live, err)
+	}
+	var out []indexStatement
+	var name, def, constraint string
+	_, err = pgx.ForEachRow(rows, []any{&name, &def, &constraint}, func() error {
+		tmp := name + "_rebuild"
+		var create string
+		if constraint != "" {
+			create = fmt.Sprintf(`ALTER TABLE ledger.%s ADD CONSTRAINT %s %s`, shadow, pgx.Identifier{tmp}.Sanitize(), constraint)
+		} else {
+			// "CREATE [UNIQUE] INDEX name ON ledger.t USING btree (cols) [WHERE …]": keep what
+			// follows USING, put the temporary name and the shadow table before it.
+			using := strings.Index(def, " USING ")
+			if using < 0 {
+				return fmt.Errorf("unexpected definition of index %s: %s", name, def)
+			}
+			unique := ""
+			if strings.HasPrefix(def, "CREATE UNIQUE ") {
+				unique = "UNIQUE "
+			}
+			create = fmt.Sprintf(`CREATE %sINDEX %s ON ledger.%s%s`, unique, pgx.Identifier{tmp}.Sanitize(), shadow, def[using:])
+		}
+		// Renaming an index that backs a constraint renames the constraint too.
+		rename := fmt.Sprintf(`ALTER INDEX ledger.%s RENAME TO %s`, pgx.Identifier{tmp}.Sanitize(), pgx.Identifier{name}.Sanitize())
+		out = append(out, indexStatement{create: create, rename: rename})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("could not read the indexes of ledger.%s: %w", live, err)
+	}
+	return out, nil
 }
