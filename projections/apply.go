@@ -104,23 +104,56 @@ func links(rows pgx.Rows) (map[string]string, error) {
 	return out, err
 }
 
-// writes is a pipeline of statements whose results are not read.
-type writes struct{ b pgx.Batch }
+// writes is a pipeline of statements whose results are not read, each with the event whose
+// snapshot its row holds ("" for other statements): when Postgres refuses a row, that event is
+// the one at fault, whichever event's arrival made the row be written.
+type writes struct {
+	b     pgx.Batch
+	blame []string
+}
+
+func (w *writes) queue(blame, sql string, args ...any) {
+	w.b.Queue(sql, args...)
+	w.blame = append(w.blame, blame)
+}
 
 func (w *writes) put(t spec, id string, ok bool, row []any, keep ...string) {
 	if ok {
-		w.b.Queue(t.upsert(keep...), row...)
+		w.queue(t.rowEvent(row), t.upsert(keep...), row...)
 	} else {
-		w.b.Queue(`DELETE FROM ledger.`+t.name+` WHERE id = $1`, id)
+		w.queue("", `DELETE FROM ledger.`+t.name+` WHERE id = $1`, id)
 	}
 }
 
 func (w *writes) quarantine(projection string, poison []Poison) {
 	for _, p := range poison {
 		sql, args := quarantineSQL(projection, p)
-		w.b.Queue(sql, args...)
+		w.queue("", sql, args...)
 	}
 }
+
+// exec runs the first n statements of the batch br was sent from, stopping at the first error;
+// a refused row's error names its event (refusedRow).
+func (w *writes) exec(br pgx.BatchResults, n int) error {
+	for i := range n {
+		if _, err := br.Exec(); err != nil {
+			if i < len(w.blame) && w.blame[i] != "" {
+				return &refusedRow{eventID: w.blame[i], err: err}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// refusedRow is the database refusing a read-model row, and the event whose snapshot it holds.
+type refusedRow struct {
+	eventID string
+	err     error
+}
+
+func (e *refusedRow) Error() string { return e.err.Error() }
+func (e *refusedRow) Unwrap() error { return e.err }
 
 // fold folds the events' objects, and everything that reads them, into the read models.
 // Poisoned events are quarantined, not returned as errors: an error means the database refused
@@ -196,9 +229,9 @@ func (a *applier) fold(ctx context.Context, tx pgx.Tx, changes []change) error {
 		f, ok, poison := foldClean(hist[domain.KindSubscriptions][id], foldSubscription)
 		w.quarantine(a.projection, poison)
 		w.put(subscriptionsTable, id, ok, rowIf(ok, func() []any { return subscriptionRow(f.row, "") }), "app_user_id")
-		w.b.Queue(`DELETE FROM ledger.subscription_movements WHERE subscription = $1`, id)
+		w.queue("", `DELETE FROM ledger.subscription_movements WHERE subscription = $1`, id)
 		for _, m := range movementRows(f.moves) {
-			w.b.Queue(movementsTable.insert(), m...)
+			w.queue(movementsTable.rowEvent(m), movementsTable.insert(), m...)
 		}
 		identitySubs.add(id)
 	}
@@ -225,11 +258,7 @@ func (a *applier) fold(ctx context.Context, tx pgx.Tx, changes []change) error {
 	w.b.Queue(subscriptionIdentitySQL, identitySubs.sorted(), customerIDs)
 	w.b.Queue(sessionIdentitySQL, identitySessions.sorted(), customerIDs)
 	br := tx.SendBatch(ctx, &w.b)
-	n := w.b.Len() - 3
-	var err error
-	for i := 0; i < n && err == nil; i++ {
-		_, err = br.Exec()
-	}
+	err := w.exec(br, w.b.Len()-3)
 	disputesOf := map[string][]string{}
 	var subUpdates, sessionUpdates [][2]string
 	if err == nil {
@@ -292,15 +321,20 @@ func (a *applier) fold(ctx context.Context, tx pgx.Tx, changes []change) error {
 		w.put(chargesTable, id, ok, rowIf(ok, func() []any { return chargeRow(r) }))
 	}
 	for _, u := range subUpdates {
-		w.b.Queue(`UPDATE ledger.subscriptions SET app_user_id = $2 WHERE id = $1`, u[0], u[1])
+		w.queue("", `UPDATE ledger.subscriptions SET app_user_id = $2 WHERE id = $1`, u[0], u[1])
 	}
 	for _, u := range sessionUpdates {
-		w.b.Queue(`UPDATE ledger.checkout_sessions SET app_user_id = $2 WHERE id = $1`, u[0], u[1])
+		w.queue("", `UPDATE ledger.checkout_sessions SET app_user_id = $2 WHERE id = $1`, u[0], u[1])
 	}
 	if w.b.Len() == 0 {
 		return nil
 	}
-	if err := tx.SendBatch(ctx, &w.b).Close(); err != nil {
+	br = tx.SendBatch(ctx, &w.b)
+	err = w.exec(br, w.b.Len())
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("could not write charges and app user IDs: %w", err)
 	}
 	return nil

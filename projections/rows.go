@@ -34,6 +34,15 @@ type spec struct {
 	columns []string
 }
 
+// rowEvent is the event a row of the table was folded from (its event_id column).
+func (s spec) rowEvent(row []any) string {
+	if i := slices.Index(s.columns, "event_id"); i >= 0 && i < len(row) {
+		id, _ := row[i].(string)
+		return id
+	}
+	return ""
+}
+
 // upsert is the statement that writes one row keyed by id, replacing whatever was there except
 // the keep columns of an existing row.
 func (s spec) upsert(keep ...string) string {

@@ -279,23 +279,35 @@ func (r *Runner) flush(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// foldOne folds one event in a savepoint; if the database refuses its fold, the event is
-// quarantined and its objects folded without it.
+// foldOne folds one event in a savepoint. If the database refuses a row, the event whose
+// snapshot the row holds is quarantined — the one replay quarantines, which need not be the event
+// being folded (an update that arrived first, say) — and the fold is tried again without it.
 func (r *Runner) foldOne(ctx context.Context, tx pgx.Tx, p pending) error {
 	one := []change{p.change}
-	err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.applier.fold(ctx, sp, one) })
-	if err == nil {
-		return nil
+	blamed := map[string]bool{}
+	for {
+		err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.applier.fold(ctx, sp, one) })
+		if err == nil {
+			return nil
+		}
+		if !poisonous(tx, err) {
+			return err
+		}
+		culprit := p.eventID
+		var refused *refusedRow
+		if errors.As(err, &refused) {
+			culprit = refused.eventID
+		}
+		if blamed[culprit] {
+			return err // quarantining it did not help: not that event's fault after all
+		}
+		blamed[culprit] = true
+		r.cfg.Metrics.quarantined()
+		r.cfg.Logger.Warn("quarantined an event the read models cannot hold", "event", culprit, "folding", p.eventID, "error", err)
+		if err := quarantine(ctx, tx, StateName, Poison{EventID: culprit, Err: err}); err != nil {
+			return err
+		}
 	}
-	if !poisonous(tx, err) {
-		return err
-	}
-	r.cfg.Metrics.quarantined()
-	r.cfg.Logger.Warn("quarantined an event the read models cannot hold", "event", p.eventID, "type", p.change.eventType, "error", err)
-	if err := quarantine(ctx, tx, StateName, Poison{EventID: p.eventID, Err: err}); err != nil {
-		return err
-	}
-	return inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.applier.fold(ctx, sp, one) })
 }
 
 func inSavepoint(ctx context.Context, tx pgx.Tx, fn func(pgx.Tx) error) error {
