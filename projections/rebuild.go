@@ -4,7 +4,9 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +62,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	if err != nil {
 		return Stats{}, fmt.Errorf("could not begin rebuild: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	defer func() { tx.Rollback(context.WithoutCancel(ctx)) }() //nolint:errcheck // no-op after commit
 	// The shadow tables are created while the log is read: that is Postgres's work on a
 	// connection of its own, and the read is mostly ours.
 	var shadows []shadowTable
@@ -77,20 +79,115 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	if err != nil {
 		return Stats{}, err
 	}
-	out, err := set.fold(cfg.Identity)
+	// A row Postgres refuses (a timestamp out of its range, a NUL byte, …) is the fault of the
+	// event whose snapshot it holds: that event is quarantined and its object folded without it,
+	// as the live runner does, and the swap is tried again in a new transaction.
+	excluded := map[string]bool{}
+	var refusedPoison []Poison
+	for attempt := 0; ; attempt++ {
+		out, err := set.without(excluded).fold(cfg.Identity)
+		if err != nil {
+			return Stats{}, err
+		}
+		out.poison = append(out.poison, set.undecoded...)
+		out.poison = append(out.poison, refusedPoison...)
+		err = swapIn(ctx, tx, shadows, out, head.Position)
+		var refused *refusedRowsError
+		if errors.As(err, &refused) && attempt < maxRefusedRounds {
+			_ = tx.Rollback(ctx)
+			bad, err := findRefused(ctx, pool, refused)
+			if err != nil {
+				return Stats{}, err
+			}
+			for _, p := range bad {
+				if !excluded[p.EventID] {
+					excluded[p.EventID] = true
+					refusedPoison = append(refusedPoison, p)
+				}
+			}
+			if tx, err = pool.Begin(ctx); err != nil {
+				return Stats{}, fmt.Errorf("could not begin rebuild: %w", err)
+			}
+			if shadows, err = createShadows(ctx, tx); err != nil {
+				return Stats{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Stats{}, err
+		}
+		st := Stats{Position: head.Position, Events: head.Position, Rows: map[string]int{}, Quarantined: len(out.poison), Took: time.Since(start)}
+		for _, t := range out.tables {
+			st.Rows[t.name] = len(t.rows)
+		}
+		return st, nil
+	}
+}
+
+// maxRefusedRounds bounds the swaps retried after Postgres refused rows; each round quarantines at
+// least one more event.
+const maxRefusedRounds = 20
+
+// refusedRowsError is Postgres refusing the rows of one read model's COPY.
+type refusedRowsError struct {
+	table table
+	err   error
+}
+
+func (e *refusedRowsError) Error() string {
+	return fmt.Sprintf("could not fill ledger.%s: %v", e.table.name, e.err)
+}
+
+func (e *refusedRowsError) Unwrap() error { return e.err }
+
+// findRefused finds, by halving the COPY in savepoints of a scratch transaction, the rows
+// Postgres refuses, and blames each on the event that produced it.
+func findRefused(ctx context.Context, pool *pgxpool.Pool, refused *refusedRowsError) ([]Poison, error) {
+	tx, err := pool.Begin(ctx)
 	if err != nil {
-		return Stats{}, err
+		return nil, fmt.Errorf("could not begin rebuild: %w", err)
 	}
-	out.poison = append(out.poison, set.undecoded...)
-	st := Stats{Position: head.Position, Events: head.Position, Rows: map[string]int{}, Quarantined: len(out.poison)}
-	if err := swapIn(ctx, tx, shadows, out, head.Position); err != nil {
-		return Stats{}, err
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // scratch work only
+	t := refused.table
+	scratch := t.name + "_refused"
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TEMP TABLE %s (LIKE ledger.%s INCLUDING ALL) ON COMMIT DROP`, scratch, t.name)); err != nil {
+		return nil, fmt.Errorf("could not check the rows of ledger.%s: %w", t.name, err)
 	}
-	for _, t := range out.tables {
-		st.Rows[t.name] = len(t.rows)
+	eventCol := slices.Index(t.columns, "event_id")
+	if eventCol < 0 {
+		return nil, refused
 	}
-	st.Took = time.Since(start)
-	return st, nil
+	var bad []Poison
+	var halve func(rows [][]any) error
+	halve = func(rows [][]any) error {
+		err := inSavepoint(ctx, tx, func(sp pgx.Tx) error {
+			_, err := sp.CopyFrom(ctx, pgx.Identifier{scratch}, t.columns, pgx.CopyFromRows(rows))
+			return err
+		})
+		switch {
+		case err == nil:
+			return nil
+		case !poisonous(tx, err):
+			return fmt.Errorf("could not check the rows of ledger.%s: %w", t.name, err)
+		case len(rows) == 1:
+			id, _ := rows[0][eventCol].(string)
+			bad = append(bad, Poison{EventID: id, Err: fmt.Errorf("could not write the read models: %w", err)})
+			return nil
+		}
+		if err := halve(rows[:len(rows)/2]); err != nil {
+			return err
+		}
+		return halve(rows[len(rows)/2:])
+	}
+	if err := halve(t.rows); err != nil {
+		return nil, err
+	}
+	if len(bad) == 0 {
+		// Refused together, accepted apart (a uniqueness the rows break between them): not an
+		// event's fault that one row can show.
+		return nil, refused
+	}
+	return bad, nil
 }
 
 // readFacts streams the log up to position upTo and decodes it on two workers while Postgres is
@@ -189,6 +286,27 @@ func (s *factSet) add(kind domain.Kind, objectID string, f domain.Fact) {
 		s.byKind[kind] = map[string][]domain.Fact{}
 	}
 	s.byKind[kind][objectID] = append(s.byKind[kind][objectID], f)
+}
+
+// without is the set less the excluded events (the set itself when there are none).
+func (s *factSet) without(excluded map[string]bool) *factSet {
+	if len(excluded) == 0 {
+		return s
+	}
+	out := &factSet{byKind: map[domain.Kind]map[string][]domain.Fact{}, undecoded: s.undecoded}
+	for kind, objects := range s.byKind {
+		out.byKind[kind] = make(map[string][]domain.Fact, len(objects))
+		for id, facts := range objects {
+			if slices.ContainsFunc(facts, func(f domain.Fact) bool { return excluded[f.EventID] }) {
+				facts = slices.DeleteFunc(slices.Clone(facts), func(f domain.Fact) bool { return excluded[f.EventID] })
+				if len(facts) == 0 {
+					continue
+				}
+			}
+			out.byKind[kind][id] = facts
+		}
+	}
+	return out
 }
 
 // table is one read model's new contents.
@@ -380,6 +498,9 @@ func swapIn(ctx context.Context, tx pgx.Tx, shadows []shadowTable, out folded, p
 			return fmt.Errorf("internal error: rebuilt %s into the shadow of %s", t.name, sh.live)
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", sh.name}, t.columns, pgx.CopyFromRows(t.rows)); err != nil {
+			if poisonous(tx, err) {
+				return &refusedRowsError{table: t, err: err}
+			}
 			return fmt.Errorf("could not fill ledger.%s: %w", sh.name, err)
 		}
 		for _, ix := range sh.indexes {

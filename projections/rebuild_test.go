@@ -3,7 +3,10 @@ package projections_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,5 +239,63 @@ func TestObjectHistory(t *testing.T) {
 	var withPrev int
 	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.object_history WHERE previous_attributes IS NOT NULL`).Scan(&withPrev); err != nil || withPrev == 0 {
 		t.Fatalf("no previous_attributes in the history (%v)", err)
+	}
+}
+
+// customerEvent is a customer event whose object was created at objectCreated (Unix seconds).
+func customerEvent(id, typ, customer string, created, objectCreated int64) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"type":%q,`+
+		`"data":{"object":{"id":%q,"object":"customer","email":"b@example.com","name":"B","metadata":{},"created":%d}}}`,
+		id, created, typ, customer, objectCreated)
+}
+
+// A row Postgres refuses does not stop a replay: the event whose snapshot the row holds is
+// quarantined, its object folded without it, and the read models are the live runner's.
+func TestReplayQuarantinesRowsPostgresRefuses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bodies := [][]byte{
+		validCharge("evt_1", "charge.succeeded", "ch_a", 1780000000, 500),
+		hugeCustomer("evt_2", "cus_huge"),
+		customerEvent("evt_3", "customer.created", "cus_b", 1780000000, 1700000000),
+		customerEvent("evt_4", "customer.updated", "cus_b", 1780000100, -300000000000), // beyond timestamptz
+		validCharge("evt_5", "charge.succeeded", "ch_b", 1780000002, 700),
+	}
+	replayed := testkit.New(t)
+	appendRaw(t, replayed.Pool, bodies...)
+	st, err := projections.Rebuild(ctx, replayed.Pool, projections.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Quarantined != 2 || st.Rows["customers"] != 1 || st.Rows["charges"] != 2 {
+		t.Fatalf("replay %+v", st)
+	}
+	status, err := projections.ReadStatus(ctx, replayed.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status.Quarantine) != 2 || status.Quarantine[0].EventID != "evt_2" || status.Quarantine[1].EventID != "evt_4" ||
+		!strings.Contains(status.Quarantine[1].Error, "22008") {
+		t.Fatalf("quarantine %+v", status.Quarantine)
+	}
+	var from string
+	if err := replayed.Pool.QueryRow(ctx, `SELECT event_id FROM ledger.customers WHERE id = 'cus_b'`).Scan(&from); err != nil || from != "evt_3" {
+		t.Fatalf("cus_b from %q (%v), want its first event", from, err)
+	}
+
+	live := testkit.New(t)
+	appendRaw(t, live.Pool, bodies...)
+	startRunner(t, live.Pool, projections.RunnerConfig{})
+	caughtUp(t, live.Pool)
+	if got, want := dump(t, replayed), dump(t, live); !reflect.DeepEqual(got, want) {
+		t.Fatalf("replay and live differ:\nreplay %v\nlive   %v", got, want)
+	}
+
+	// Run again, the same: the quarantine stays as it is.
+	if _, err := projections.Rebuild(ctx, replayed.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := projections.ReadStatus(ctx, replayed.Pool); len(again.Quarantine) != 2 {
+		t.Fatalf("second replay quarantine %+v", again.Quarantine)
 	}
 }
