@@ -120,13 +120,22 @@ func table(s samples) []row {
 		p99, _ := s.median("BenchmarkIngest/ledger", "p99-ms")
 		naive, nok := s.median("BenchmarkIngest/naive", "acked/s")
 		naiveLog, lok := s.median("BenchmarkIngest/naive-log", "acked/s")
-		base, ratio := missing, 0.0
+		base, met := missing, "—"
 		if nok && lok {
-			ratio = v / naiveLog
-			base = fmt.Sprintf("naive handler %s/s (%.1f×); naive on the log %s/s (%.1f×)", num(naive), v/naive, num(naiveLog), ratio)
+			base = fmt.Sprintf("naive handler %s/s (%.1f×); naive on the log %s/s (%.1f×)", num(naive), v/naive, num(naiveLog), v/naiveLog)
+			// The 4× is claimed against the plain naive handler; against the naive handler with
+			// the log's guarantees alone it is only "partly" met.
+			switch fast := v >= 8000 && p99 <= 50; {
+			case fast && v >= 4*naive:
+				met = "yes"
+			case fast && v >= 4*naiveLog:
+				met = fmt.Sprintf("partly: 4× only the naive handler on the log (%.1f× the plain one)", v/naive)
+			default:
+				met = "no"
+			}
 		}
 		rows = append(rows, row{"webhook ingest, 64 concurrent senders", fmt.Sprintf("%s acked/s, p99 %s ms", num(v), num(p99)), base,
-			"≥ 8,000/s, p99 ≤ 50 ms, ≥ 4× naive", yes(v >= 8000 && p99 <= 50 && ratio >= 4)})
+			"≥ 8,000/s, p99 ≤ 50 ms, ≥ 4× naive", met})
 	} else {
 		rows = append(rows, row{"webhook ingest, 64 concurrent senders", missing, "", "≥ 8,000/s, p99 ≤ 50 ms, ≥ 4× naive", "—"})
 	}
