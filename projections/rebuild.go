@@ -30,7 +30,8 @@ type Config struct {
 // Stats says what a rebuild did.
 type Stats struct {
 	Position int64          // the log position the read models now reflect
-	Events   int64          // events read
+	Events   int64          // events read and folded in bulk
+	CaughtUp int64          // events appended meanwhile, folded in before the swap
 	Rows     map[string]int // rows written, by table
 	// Quarantined is how many events could not be folded: they are in
 	// ledger.projection_quarantine and left out of the read models.
@@ -44,7 +45,8 @@ const StateName = "read_models"
 // Rebuild replays the whole log into new tables beside the live ones and swaps them in, all in one
 // transaction: queries keep answering from the old tables until the commit and then see the new
 // ones — never an empty or half-built table. Interrupting it (ctx) rolls everything back; it is
-// safe to run again at any time. Events appended while it runs are left for the next run.
+// safe to run again at any time. Events appended while the log is read are folded into the new
+// tables before the swap, under the projection's lock, so the swap lands at the head.
 func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error) {
 	start := time.Now()
 	if cfg.BatchSize <= 0 {
@@ -91,7 +93,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 		}
 		out.poison = append(out.poison, set.undecoded...)
 		out.poison = append(out.poison, refusedPoison...)
-		err = swapIn(ctx, tx, shadows, out, head.Position)
+		reached, err := swapIn(ctx, tx, shadows, out, head.Position, cfg.Identity)
 		var refused *refusedRowsError
 		if errors.As(err, &refused) && attempt < maxRefusedRounds {
 			_ = tx.Rollback(ctx)
@@ -116,7 +118,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 		if err != nil {
 			return Stats{}, err
 		}
-		st := Stats{Position: head.Position, Events: head.Position, Rows: map[string]int{}, Quarantined: len(out.poison), Took: time.Since(start)}
+		st := Stats{Position: reached, Events: head.Position, CaughtUp: reached - head.Position,
+			Rows: map[string]int{}, Quarantined: len(out.poison), Took: time.Since(start)}
 		for _, t := range out.tables {
 			st.Rows[t.name] = len(t.rows)
 		}
@@ -490,18 +493,18 @@ func createShadows(ctx context.Context, tx pgx.Tx) ([]shadowTable, error) {
 // transaction. The live tables are locked only for the renames, after the COPYs; the projection's
 // transaction lock is taken first so a live runner's batch and the swap never wait on each
 // other's tables (which would deadlock).
-func swapIn(ctx context.Context, tx pgx.Tx, shadows []shadowTable, out folded, position int64) error {
+func swapIn(ctx context.Context, tx pgx.Tx, shadows []shadowTable, out folded, position int64, identity domain.Identity) (int64, error) {
 	var indexes, swaps, renames []string
 	for i, t := range out.tables {
 		sh := shadows[i]
 		if sh.live != t.name {
-			return fmt.Errorf("internal error: rebuilt %s into the shadow of %s", t.name, sh.live)
+			return 0, fmt.Errorf("internal error: rebuilt %s into the shadow of %s", t.name, sh.live)
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", sh.name}, t.columns, pgx.CopyFromRows(t.rows)); err != nil {
 			if poisonous(tx, err) {
-				return &refusedRowsError{table: t, err: err}
+				return 0, &refusedRowsError{table: t, err: err}
 			}
-			return fmt.Errorf("could not fill ledger.%s: %w", sh.name, err)
+			return 0, fmt.Errorf("could not fill ledger.%s: %w", sh.name, err)
 		}
 		for _, ix := range sh.indexes {
 			indexes = append(indexes, ix.create)
@@ -516,36 +519,75 @@ func swapIn(ctx context.Context, tx pgx.Tx, shadows []shadowTable, out folded, p
 			fmt.Sprintf(`DROP TABLE ledger.%s_old`, t.name))
 	}
 	if _, err := tx.Exec(ctx, strings.Join(indexes, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("could not index the rebuilt tables: %w", err)
+		return 0, fmt.Errorf("could not index the rebuilt tables: %w", err)
 	}
 	if err := lockProjection(ctx, tx, StateName); err != nil {
-		return err
+		return 0, err
 	}
 	// The old tables go first, then the new ones' indexes take the names theirs had.
 	swaps = append(swaps, renames...)
 	if _, err := tx.Exec(ctx, strings.Join(swaps, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("could not swap the rebuilt tables in: %w", err)
+		return 0, fmt.Errorf("could not swap the rebuilt tables in: %w", err)
 	}
 	// A replay folds every event up to position again, quarantined ones included: those that
 	// folded this time are resolved, those that did not are (still) quarantined.
 	if _, err := tx.Exec(ctx, `UPDATE ledger.projection_quarantine SET resolved_at = now(), last_attempt_at = now()
 		WHERE projection = $1 AND resolved_at IS NULL AND position <= $2`, StateName, position); err != nil {
-		return fmt.Errorf("could not update the quarantine: %w", err)
+		return 0, fmt.Errorf("could not update the quarantine: %w", err)
 	}
 	for _, p := range out.poison {
 		if err := quarantine(ctx, tx, StateName, p); err != nil {
-			return err
+			return 0, err
 		}
+	}
+	reached, err := catchUp(ctx, tx, position, identity)
+	if err != nil {
+		return 0, err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO ledger.projection_state (name, position, rebuilt_at, updated_at) VALUES ($1, $2, now(), now())
 		ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, rebuilt_at = EXCLUDED.rebuilt_at, updated_at = EXCLUDED.updated_at`,
-		StateName, position); err != nil {
-		return fmt.Errorf("could not record the rebuilt position: %w", err)
+		StateName, reached); err != nil {
+		return 0, fmt.Errorf("could not record the rebuilt position: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("could not commit the rebuild: %w", err)
+		return 0, fmt.Errorf("could not commit the rebuild: %w", err)
 	}
-	return nil
+	return reached, nil
+}
+
+// catchUp folds the events appended since the log was read (after position) into the new
+// tables, now under the live names, the way the live runner folds a batch: the swap then lands
+// at the head, not where the read began. It runs under the projection's lock, so no runner batch
+// interleaves; events appended after it are the live runner's. If Postgres refuses the batch,
+// the events are left to the live runner, which finds and quarantines the culprit.
+func catchUp(ctx context.Context, tx pgx.Tx, position int64, identity domain.Identity) (int64, error) {
+	rows, err := tx.Query(ctx, `SELECT position, type, object_id FROM ledger.events WHERE position > $1 ORDER BY position`, position)
+	if err != nil {
+		return 0, fmt.Errorf("could not read the events appended during the rebuild: %w", err)
+	}
+	var changes []change
+	last := position
+	var c change
+	_, err = pgx.ForEachRow(rows, []any{&last, &c.eventType, &c.objectID}, func() error {
+		changes = append(changes, c)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("could not read the events appended during the rebuild: %w", err)
+	}
+	if len(changes) == 0 {
+		return position, nil
+	}
+	a := applier{projection: StateName, identity: identity}
+	err = inSavepoint(ctx, tx, func(sp pgx.Tx) error { return a.fold(ctx, sp, changes) })
+	switch {
+	case err == nil:
+		return last, nil
+	case poisonous(tx, err):
+		return position, nil
+	default:
+		return 0, fmt.Errorf("could not fold the events appended during the rebuild: %w", err)
+	}
 }
 
 // indexStatement creates one of a live table's indexes (or the primary key or unique constraint

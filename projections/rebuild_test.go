@@ -299,3 +299,49 @@ func TestReplayQuarantinesRowsPostgresRefuses(t *testing.T) {
 		t.Fatalf("second replay quarantine %+v", again.Quarantine)
 	}
 }
+
+// Events appended while a replay reads the log are folded in before the swap: the rebuilt read
+// models are at the head, and equal a replay of the whole log.
+func TestReplayCatchesUpToTheHead(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 65, Customers: 40, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	events := sim.Events()
+	late := events[len(events)-60:]
+	db := load(t, events[:len(events)-60])
+	ctx := context.Background()
+	appended := false
+	st, err := projections.Rebuild(ctx, db.Pool, projections.Config{Progress: func(done, total int64) {
+		if done == total && !appended { // the read is over: the rebuild is between read and swap
+			appended = true
+			store := eventstore.New(db.Pool)
+			for _, ev := range late {
+				e, err := domain.NewEvent(ev.Webhook, domain.SourceImport, "")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := store.Append(ctx, []domain.Event{e}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := eventstore.New(db.Pool).Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !appended || st.CaughtUp != 60 || st.Position != head.Position || st.Events != head.Position-60 {
+		t.Fatalf("replay %+v, head %d", st, head.Position)
+	}
+	caughtUp := dump(t, db)
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if whole := dump(t, db); !reflect.DeepEqual(caughtUp, whole) {
+		t.Fatalf("caught-up replay differs from a replay of the whole log")
+	}
+}

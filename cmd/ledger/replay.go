@@ -56,8 +56,11 @@ tried again; those that still cannot be folded stay quarantined. Use the same --
 			if err != nil {
 				return err
 			}
-			fmt.Printf("replayed %d events in %s (%.0f events/s) up to position %d:", st.Events, st.Took.Round(time.Millisecond),
-				float64(st.Events)/st.Took.Seconds(), st.Position)
+			fmt.Printf("replayed %d events in %s (%.0f events/s)", st.Events, st.Took.Round(time.Millisecond), float64(st.Events)/st.Took.Seconds())
+			if st.CaughtUp > 0 {
+				fmt.Printf(", and %d appended meanwhile,", st.CaughtUp)
+			}
+			fmt.Printf(" up to position %d:", st.Position)
 			for _, name := range []string{"customers", "subscriptions", "subscription_movements", "invoices", "charges", "refunds", "disputes", "checkout_sessions"} {
 				fmt.Printf(" %s %d,", name, st.Rows[name])
 			}
