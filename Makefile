@@ -39,15 +39,10 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 ## fuzz: every fuzz target in the repository for FUZZTIME each (their seed corpora also run in
-## `make test`); targets are found with `go test -list`, so a new one is fuzzed without editing this
+## `make test`); scripts/fuzz finds them with `go test -list`
 FUZZTIME ?= 30s
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$target ($$pkg, $(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz
 
 ## chaos: the fault harness (SIGKILLs, lock-holder takeover, a Postgres restart) on a private
 ## cluster under .data/chaos; CHAOS_FLAGS passes options (go run ./cmd/chaos -h lists them)
