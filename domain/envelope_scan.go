@@ -164,36 +164,7 @@ func (s *scanner) literal() []byte {
 
 // object calls field for each key of the object at the cursor; field must consume the value.
 func (s *scanner) object(field func(key string) error) error {
-	if s.peek() != '{' {
-		return errScan
-	}
-	s.i++
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		key, err := s.str()
-		if err != nil {
-			return err
-		}
-		if s.peek() != ':' {
-			return errScan
-		}
-		s.i++
-		if err := field(key); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errScan
-		}
-	}
+	return s.objectKeys(func(key []byte) error { return field(string(key)) })
 }
 
 // objectKeys is object with each key as bytes: sliced from the input when it has no escapes or

@@ -94,42 +94,7 @@ func TestForwardExactlyOnceAcrossARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := nc.JetStream()
-	defer func() { _ = js.DeleteStream(stream) }()
-	var sub *nats.Subscription
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if sub, err = js.PullSubscribe(subject+".>", "ledger-test-consumer", nats.BindStream(stream)); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("durable consumer: %v", err)
-		}
-	}
-	var got []string
-	for deadline := time.Now().Add(20 * time.Second); len(got) < len(evs) && time.Now().Before(deadline); {
-		msgs, _ := sub.Fetch(100, nats.MaxWait(500*time.Millisecond))
-		for _, m := range msgs {
-			got = append(got, m.Header.Get(nats.MsgIdHdr))
-			_ = m.Ack()
-		}
-	}
-	// Anything beyond the 300 would be a duplicate: give it a moment to show up.
-	if extra, _ := sub.Fetch(10, nats.MaxWait(500*time.Millisecond)); len(extra) > 0 {
-		t.Fatalf("%d messages beyond the %d events: duplicates", len(extra), len(evs))
-	}
-	if len(got) != len(evs) {
-		t.Fatalf("the consumer received %d of %d events", len(got), len(evs))
-	}
-	for i, id := range got {
-		if id != evs[i].ID {
-			t.Fatalf("message %d is %s, want %s (log order, once each)", i, id, evs[i].ID)
-		}
-	}
+	js := receiveInOrder(t, url, stream, subject, "ledger-test-consumer", evs)
 	info, err := js.StreamInfo(stream)
 	if err != nil || info.State.Msgs != uint64(len(evs)) {
 		t.Fatalf("the stream holds %v messages (%v), want %d", info, err, len(evs))
@@ -184,31 +149,48 @@ func TestForwarderLeadsOnlyWhileItHoldsTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	receiveInOrder(t, url, stream, subject, "ledger-lock-consumer", evs)
+}
+
+// receiveInOrder reads the stream with a durable pull consumer and checks that it holds every
+// event once, in log order, and nothing more; the stream is deleted when the test ends.
+func receiveInOrder(t *testing.T, url, stream, subject, consumer string, evs []domain.Event) nats.JetStreamContext {
+	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, _ := nc.JetStream()
-	defer func() { _ = js.DeleteStream(stream) }()
-	sub, err := js.PullSubscribe(subject+".>", "ledger-lock-consumer", nats.BindStream(stream))
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { _ = js.DeleteStream(stream) })
+	var sub *nats.Subscription
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if sub, err = js.PullSubscribe(subject+".>", consumer, nats.BindStream(stream)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("durable consumer: %v", err)
+		}
 	}
 	var got []string
 	for deadline := time.Now().Add(20 * time.Second); len(got) < len(evs) && time.Now().Before(deadline); {
-		msgs, _ := sub.Fetch(50, nats.MaxWait(500*time.Millisecond))
+		msgs, _ := sub.Fetch(100, nats.MaxWait(500*time.Millisecond))
 		for _, m := range msgs {
 			got = append(got, m.Header.Get(nats.MsgIdHdr))
 			_ = m.Ack()
 		}
+	}
+	// Anything beyond the events would be a duplicate: give it a moment to show up.
+	if extra, _ := sub.Fetch(10, nats.MaxWait(500*time.Millisecond)); len(extra) > 0 {
+		t.Fatalf("%d messages beyond the %d events: duplicates", len(extra), len(evs))
 	}
 	if len(got) != len(evs) {
 		t.Fatalf("the consumer received %d of %d events", len(got), len(evs))
 	}
 	for i, id := range got {
 		if id != evs[i].ID {
-			t.Fatalf("message %d is %s, want %s", i, id, evs[i].ID)
+			t.Fatalf("message %d is %s, want %s (log order, once each)", i, id, evs[i].ID)
 		}
 	}
+	return js
 }
