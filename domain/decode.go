@@ -98,12 +98,7 @@ func decodeStruct(rv reflect.Value, raw []byte) error {
 		return errNotPlain
 	}
 	s := &scanner{b: raw}
-	return s.objectKeys(func(key []byte) error {
-		s.ws()
-		start := s.i
-		if err := s.skip(); err != nil {
-			return err
-		}
+	return s.fields(func(key, value []byte) error {
 		// encoding/json's matching: the exact name, else the first field whose name equals the
 		// key ignoring case (Unicode case folding: for ASCII keys against our ASCII names, ASCII
 		// case folding).
@@ -123,7 +118,7 @@ func decodeStruct(rv reflect.Value, raw []byte) error {
 				return nil // a field no reducer reads
 			}
 		}
-		return setValue(rv.Field(i), raw[start:s.i])
+		return setValue(rv.Field(i), value)
 	})
 }
 
@@ -226,13 +221,7 @@ func setStringMap(v reflect.Value, raw []byte) error {
 		v.Set(reflect.MakeMap(v.Type()))
 	}
 	s := &scanner{b: raw}
-	return s.objectKeys(func(key []byte) error {
-		s.ws()
-		start := s.i
-		if err := s.skip(); err != nil {
-			return err
-		}
-		val := raw[start:s.i]
+	return s.fields(func(key, val []byte) error {
 		var str string
 		if string(val) != "null" {
 			var ok bool

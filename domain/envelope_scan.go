@@ -135,13 +135,8 @@ func (s *scanner) skip() error {
 func rawFields(raw []byte) (map[string]json.RawMessage, error) {
 	s := &scanner{b: raw}
 	out := map[string]json.RawMessage{}
-	err := s.object(func(key string) error {
-		s.ws()
-		start := s.i
-		if err := s.skip(); err != nil {
-			return err
-		}
-		out[key] = json.RawMessage(raw[start:s.i:s.i])
+	err := s.fields(func(key, value []byte) error {
+		out[string(key)] = json.RawMessage(value)
 		return nil
 	})
 	if err != nil {
@@ -165,6 +160,19 @@ func (s *scanner) literal() []byte {
 // object calls field for each key of the object at the cursor; field must consume the value.
 func (s *scanner) object(field func(key string) error) error {
 	return s.objectKeys(func(key []byte) error { return field(string(key)) })
+}
+
+// fields calls field with each key of the object at the cursor and its value's bytes (the value
+// is consumed for it). Both slices are only valid during the call.
+func (s *scanner) fields(field func(key, value []byte) error) error {
+	return s.objectKeys(func(key []byte) error {
+		s.ws()
+		start := s.i
+		if err := s.skip(); err != nil {
+			return err
+		}
+		return field(key, s.b[start:s.i:s.i])
+	})
 }
 
 // objectKeys is object with each key as bytes: sliced from the input when it has no escapes or

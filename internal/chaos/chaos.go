@@ -185,7 +185,7 @@ func (h *harness) startPostgres(ctx context.Context) error {
 	// No environment variable and no probe: always the private cluster, whatever this machine has.
 	h.pgOpts = pgboot.Options{EnvVars: []string{"LEDGER_CHAOS_NO_DATABASE_URL"}, Probe: "-", DataDir: pgDir,
 		Database: "ledger_chaos", Install: true, Log: h.out}
-	port, err := freePort()
+	port, err := pgboot.FreePort()
 	if err != nil {
 		return err
 	}
@@ -260,7 +260,7 @@ func (h *harness) run(ctx context.Context) error {
 		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 3s; events=@every 7s")
 
 	for i := range 2 {
-		port, err := freePort()
+		port, err := pgboot.FreePort()
 		if err != nil {
 			return err
 		}
@@ -674,15 +674,6 @@ func cleanEnv() []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func lastLine(s string) string {

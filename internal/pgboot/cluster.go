@@ -118,7 +118,7 @@ func ensureCluster(ctx context.Context, o Options) (*DB, error) {
 		}
 		db.Port = o.Port
 		if !portFree(db.Port) {
-			if db.Port, err = freePort(); err != nil {
+			if db.Port, err = FreePort(); err != nil {
 				return nil, err
 			}
 		}
@@ -254,7 +254,8 @@ func portFree(port int) bool {
 	return true
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port nothing listens on right now.
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
