@@ -62,8 +62,7 @@ func TestForwardExactlyOnceAcrossARestart(t *testing.T) {
 	url := natsURL(t)
 	db := testkit.New(t)
 	ctx := context.Background()
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	stream, subject := "LEDGER_TEST_"+suffix, "ledger_test_"+suffix
+	stream, subject := testStream()
 
 	var evs []domain.Event
 	for i := range 300 {
@@ -109,8 +108,7 @@ func TestForwarderLeadsOnlyWhileItHoldsTheLock(t *testing.T) {
 	url := natsURL(t)
 	db := testkit.New(t)
 	ctx := context.Background()
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	stream, subject := "LEDGER_TEST_"+suffix, "ledger_test_"+suffix
+	stream, subject := testStream()
 	var evs []domain.Event
 	for i := range 100 {
 		evs = append(evs, testkit.Event(fmt.Sprintf("evt_lock_%04d", i), "charge.succeeded", fmt.Sprintf("ch_%d", i), 1780000000+int64(i), 400, domain.SourceImport))
@@ -193,4 +191,10 @@ func receiveInOrder(t *testing.T, url, stream, subject, consumer string, evs []d
 		}
 	}
 	return js
+}
+
+// testStream is a stream and subject of the test's own on the shared NATS server.
+func testStream() (stream, subject string) {
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	return "LEDGER_TEST_" + suffix, "ledger_test_" + suffix
 }
