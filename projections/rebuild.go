@@ -101,11 +101,16 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 			if err != nil {
 				return Stats{}, err
 			}
+			progress := false
 			for _, p := range bad {
 				if !excluded[p.EventID] {
 					excluded[p.EventID] = true
 					refusedPoison = append(refusedPoison, p)
+					progress = true
 				}
+			}
+			if !progress {
+				return Stats{}, refused // leaving those events out did not help: not theirs
 			}
 			if tx, err = pool.Begin(ctx); err != nil {
 				return Stats{}, fmt.Errorf("could not begin rebuild: %w", err)
