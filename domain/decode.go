@@ -184,7 +184,7 @@ func setSlice(v reflect.Value, raw []byte) error {
 	s := &scanner{b: raw, i: 1}
 	i := 0
 	for {
-		if s.peek() == ']' {
+		if s.peek() == ']' { // peek skips the whitespace before the element too
 			break
 		}
 		start := s.i

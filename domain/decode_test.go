@@ -101,7 +101,7 @@ func FuzzDecodeObject(f *testing.F) {
 		`{"ID":"in_1","Amount_Due":100,"amount_due":200}`, `{"id":null,"metadata":{"a":null}}`, `{"metadata":[]}`,
 		`{"id":"dp_1","charge":"ch_1","status":"won","amount":99999999999999999999}`, `{"id":"\u00e9\ud800x"}`,
 		`{"id":"cs_1","object":"checkout.session","client_reference_id":"u","customer":null,"subscription":"sub_1"}`,
-		`{"id":"re_1","amount":-1,"charge":{"id":"ch_1"}}`, `{"items":{"data":null}}`, `{"items":{"data":[null]}}`,
+		`{"id":"re_1","amount":-1,"charge":{"id":"ch_1"}}`, `{"items":{"data":null}}`, `{"items":{"data":[null]}}`, `{"items":{"data":[ null , {"id":"x"} ,{"quantity": 2 } ]}}`,
 		`{"STATUS":"past_due","status":"active","Status":"canceled"}`, "{\"\u017ftatus\":\"active\",\"\u212aey\":1}",
 		`{"amount":-0,"created":-9223372036854775808,"paid":true,"refunded":false,"metadata":{"a":"1"},"metadata":{"b":"2"}}`,
 		`{"failure_code":"\u0000","failure_message":"tab\there","currency":"\u00e9ur","Items":{"DATA":[{"Price":{"UNIT_AMOUNT":5}}]}}`,
