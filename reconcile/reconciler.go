@@ -49,6 +49,10 @@ type Options struct {
 	From, To time.Time // events jobs: the created window; zero for the default
 	DryRun   bool      // report what would be repaired, write nothing but the run's row
 	Trigger  string    // cli (default), schedule, catch-up
+
+	// due, if set, is asked under the job's lock with the start of the job's last run; false
+	// skips the run (ErrNotDue). The scheduler uses it so a time is run once across processes.
+	due func(lastStarted *time.Time) bool
 }
 
 // Reconciler runs reconciliation jobs against one database and one Stripe account.
@@ -77,7 +81,7 @@ func (r *Reconciler) Run(ctx context.Context, opts Options) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	run, resume, err := begin(ctx, r.pool, opts.Job, opts.DryRun, opts.Trigger)
+	run, resume, err := begin(ctx, r.pool, opts.Job, opts.DryRun, opts.Trigger, opts.due)
 	if err != nil {
 		return Run{}, err
 	}

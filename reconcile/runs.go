@@ -108,6 +108,10 @@ func GetRun(ctx context.Context, pool *pgxpool.Pool, id int64) (Run, error) {
 // ErrAlreadyRunning is returned when a live run of the same job exists (in any process).
 var ErrAlreadyRunning = errors.New("a run of this job is already in progress")
 
+// ErrNotDue is a scheduled or catch-up run skipped because another process already ran the job
+// for that time.
+var ErrNotDue = errors.New("the job already ran for this schedule")
+
 // staleAfter is how old a running run's heartbeat may be before the run is taken for dead. Short,
 // because a process killed mid-run blocks the job until then; a live run taken for dead by mistake
 // (a stall longer than this) costs only a second run over the same window, which appends nothing
@@ -127,7 +131,7 @@ func runnerName() string {
 // a transaction-scoped advisory lock per job, so two processes starting the job at the same
 // moment cannot both start it; the run's heartbeat then keeps others out while it works. A run of
 // the same job that died (stale heartbeat) or failed with a cursor is returned as resumable.
-func begin(ctx context.Context, pool *pgxpool.Pool, job Job, dryRun bool, trigger string) (run Run, resumable *Run, err error) {
+func begin(ctx context.Context, pool *pgxpool.Pool, job Job, dryRun bool, trigger string, due func(lastStarted *time.Time) bool) (run Run, resumable *Run, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return Run{}, nil, fmt.Errorf("could not record the run: %w", err)
@@ -144,6 +148,17 @@ func begin(ctx context.Context, pool *pgxpool.Pool, job Job, dryRun bool, trigge
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return Run{}, nil, fmt.Errorf("could not check for a running run: %w", err)
+	}
+	if due != nil {
+		// Decided under the job's lock: of several processes woken for the same time, the
+		// first runs the job and the others see its run.
+		var last *time.Time
+		if err := tx.QueryRow(ctx, `SELECT max(started_at) FROM ledger.reconcile_runs WHERE job = $1 AND NOT dry_run`, string(job)).Scan(&last); err != nil {
+			return Run{}, nil, fmt.Errorf("could not read the last run: %w", err)
+		}
+		if !due(last) {
+			return Run{}, nil, ErrNotDue
+		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE ledger.reconcile_runs SET status = 'failed', finished_at = heartbeat_at,
 		error = 'the process running it stopped (no heartbeat since ' || heartbeat_at || ')'

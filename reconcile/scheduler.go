@@ -85,7 +85,13 @@ func (s *Scheduler) Run(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		c.Schedule(sched, cron.FuncJob(func() { s.run(ctx, job, "schedule") }))
+		c.Schedule(sched, cron.FuncJob(func() {
+			// Every process fires at the scheduled time; the first to take the job's lock runs
+			// it, and a run started since just before this tick means this time is done.
+			tick := time.Now()
+			slack := min(time.Second, sched.Next(tick).Sub(tick)/2)
+			s.run(ctx, job, "schedule", func(last *time.Time) bool { return last == nil || last.Before(tick.Add(-slack)) })
+		}))
 		s.log.Info("reconcile job scheduled", "job", job, "spec", s.specs[job], "next", sched.Next(time.Now().UTC()))
 	}
 	c.Start()
@@ -100,30 +106,27 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 // catchUp runs, once, each job whose last scheduled time passed without a run starting (or that
-// never ran).
+// never ran). The decision is taken under the job's lock, so processes starting together catch
+// up once.
 func (s *Scheduler) catchUp(ctx context.Context) {
 	for _, job := range Jobs {
 		sched, ok := s.sched[job]
 		if !ok || ctx.Err() != nil {
 			continue
 		}
-		var last *time.Time
-		if err := s.r.pool.QueryRow(ctx, `SELECT max(started_at) FROM ledger.reconcile_runs WHERE job = $1 AND NOT dry_run`, string(job)).Scan(&last); err != nil {
-			s.log.Warn("could not read the last reconcile run", "job", job, "error", err)
-			continue
-		}
-		if last != nil && sched.Next(last.UTC()).After(time.Now().UTC()) {
-			continue
-		}
-		s.run(ctx, job, "catch-up")
+		s.run(ctx, job, "catch-up", func(last *time.Time) bool {
+			return last == nil || !sched.Next(last.UTC()).After(time.Now().UTC())
+		})
 	}
 }
 
-func (s *Scheduler) run(ctx context.Context, job Job, trigger string) {
-	run, err := s.r.Run(ctx, Options{Job: job, Trigger: trigger})
+func (s *Scheduler) run(ctx context.Context, job Job, trigger string, due func(*time.Time) bool) {
+	run, err := s.r.Run(ctx, Options{Job: job, Trigger: trigger, due: due})
 	switch {
 	case errors.Is(err, ErrAlreadyRunning):
 		s.log.Info("reconcile job already running elsewhere; skipped", "job", job)
+	case errors.Is(err, ErrNotDue):
+		s.log.Debug("reconcile job already ran for this time; skipped", "job", job, "trigger", trigger)
 	case err != nil && ctx.Err() == nil:
 		s.log.Error("reconcile run failed", "job", job, "run", run.ID, "error", err)
 	}
