@@ -12,7 +12,6 @@ package eventstore
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 
@@ -45,15 +44,18 @@ type Head struct {
 	Hash     [32]byte
 }
 
-// Store reads and appends ledger.events.
+// Store reads and appends ledger.events. It is the log's only owner: no other package writes SQL
+// against the table.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool     *pgxpool.Pool
+	q        Querier // what reads run on: the pool, or a caller's transaction (With)
+	now      func() time.Time
+	appended *broadcast // closed on every commit of an append through this store (tail.go)
 }
 
 // New returns a Store over pool. The schema must be migrated (see package migrations).
 func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, now: time.Now}
+	return &Store{pool: pool, q: pool, now: time.Now, appended: newBroadcast()}
 }
 
 const (
@@ -127,6 +129,7 @@ func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, er
 	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, fmt.Errorf("could not append events: %w", err)
 	}
+	s.appended.signal()
 	seen := make([]bool, len(answers))
 	for i, k := range sent {
 		if k < 0 {
@@ -180,59 +183,6 @@ func (a *appendArrays) args() []any {
 		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.digest}
 }
 
-// Head returns the tip of the log.
-func (s *Store) Head(ctx context.Context) (Head, error) {
-	var h Head
-	var hash []byte
-	if err := s.pool.QueryRow(ctx, headSQL).Scan(&h.Position, &hash); err != nil {
-		return Head{}, fmt.Errorf("could not read the log head: %w", err)
-	}
-	copy(h.Hash[:], hash)
-	return h, nil
-}
-
-// Read returns up to limit events with positions after afterPosition, in position order. Tailing
-// with the last position returned never skips an event (see the package comment).
-func (s *Store) Read(ctx context.Context, afterPosition int64, limit int) ([]Record, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	return s.query(ctx, `SELECT `+recordColumns+` FROM ledger.events WHERE position > $1 ORDER BY position LIMIT $2`,
-		afterPosition, limit)
-}
-
-// ReadObject returns every event about one Stripe object (data.object.id), in position order.
-func (s *Store) ReadObject(ctx context.Context, objectID string) ([]Record, error) {
-	return s.query(ctx, `SELECT `+recordColumns+` FROM ledger.events WHERE object_id = $1 ORDER BY position`, objectID)
-}
-
-// ErrNotFound is returned by Get when the log has no event with that ID.
-var ErrNotFound = errors.New("event not found")
-
-// Get returns one event by its Stripe event ID.
-func (s *Store) Get(ctx context.Context, eventID string) (Record, error) {
-	recs, err := s.query(ctx, `SELECT `+recordColumns+` FROM ledger.events WHERE event_id = $1`, eventID)
-	if err != nil {
-		return Record{}, err
-	}
-	if len(recs) == 0 {
-		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, eventID)
-	}
-	return recs[0], nil
-}
-
-func (s *Store) query(ctx context.Context, sql string, args ...any) ([]Record, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("could not read events: %w", err)
-	}
-	recs, err := pgx.CollectRows(rows, scanRecord)
-	if err != nil {
-		return nil, fmt.Errorf("could not read events: %w", err)
-	}
-	return recs, nil
-}
-
 func scanRecord(row pgx.CollectableRow) (Record, error) {
 	var r Record
 	var source string
@@ -261,34 +211,6 @@ func (s *Store) Quarantine(ctx context.Context, reason, detail, signature string
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING`, reason, detail, signature, payload, sum[:])
 	if err != nil {
 		return fmt.Errorf("could not quarantine body: %w", err)
-	}
-	return nil
-}
-
-// ForEach streams every event up to position upTo to fn, with only the columns a fold needs (no
-// hashes or signatures), in no particular order: replaying the log is one sequential pass over
-// the table. Ordering by position would make Postgres sort the whole log (on disk, once it is
-// larger than work_mem) before sending the first row, and a fold needs each object's set of
-// events, not their order. fn's payload is its own copy.
-func (s *Store) ForEach(ctx context.Context, upTo int64, fn func(position int64, eventType, objectID string, payload []byte) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT position, type, object_id, payload FROM ledger.events WHERE position <= $1`, upTo)
-	if err != nil {
-		return fmt.Errorf("could not read events: %w", err)
-	}
-	defer rows.Close()
-	var pos int64
-	var typ, objectID string
-	for rows.Next() {
-		var payload []byte
-		if err := rows.Scan(&pos, &typ, &objectID, &payload); err != nil {
-			return fmt.Errorf("could not read event: %w", err)
-		}
-		if err := fn(pos, typ, objectID, payload); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("could not read events: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/stripeledger/ledger/domain"
@@ -124,41 +125,129 @@ func TestAppend(t *testing.T) {
 		}
 	})
 
-	t.Run("read by position and by object", func(t *testing.T) {
+	t.Run("filtered reads", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		var events []domain.Event
 		for i := 1; i <= 10; i++ {
-			events = append(events, ev(fmt.Sprintf("evt_%02d", i), fmt.Sprintf("sub_%d", i%3), domain.SourceImport))
+			src := domain.SourceImport
+			if i%4 == 0 {
+				src = domain.SourceReconcile
+			}
+			e := testkit.Event(fmt.Sprintf("evt_%02d", i), "customer.subscription.updated", fmt.Sprintf("sub_%d", i%3), 1700000000+int64(i), 600, src)
+			if i == 9 {
+				e.Account, e.Livemode = "acct_1", true
+			}
+			events = append(events, e)
 		}
+		events = append(events, testkit.Event("evt_11", "invoice.paid", "in_1", 1700000011, 600, domain.SourceImport))
 		if _, err := b.store.Append(ctx, events); err != nil {
 			t.Fatal(err)
 		}
-		page, err := b.store.Read(ctx, 4, 3)
-		if err != nil {
-			t.Fatal(err)
+		ids := func(f eventstore.Filter) string {
+			t.Helper()
+			recs, err := b.store.List(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range recs {
+				out = append(out, r.ID)
+				if f.Payload != (len(r.Payload) > 0) {
+					t.Fatalf("%s: payload %d bytes with Payload %v", r.ID, len(r.Payload), f.Payload)
+				}
+			}
+			return strings.Join(out, " ")
 		}
-		if len(page) != 3 || page[0].Position != 5 || page[2].Position != 7 || page[0].ID != "evt_05" {
-			t.Fatalf("page %+v", page)
+		platform, live := "", true
+		for _, c := range []struct {
+			name string
+			f    eventstore.Filter
+			want string
+		}{
+			{"after a position", eventstore.Filter{AfterPosition: 4, Limit: 3}, "evt_05 evt_06 evt_07"},
+			{"past the head", eventstore.Filter{AfterPosition: 11}, ""},
+			{"one object's history", eventstore.Filter{ObjectIDs: []string{"sub_1"}, Payload: true}, "evt_01 evt_04 evt_07 evt_10"},
+			{"a type", eventstore.Filter{Types: []string{"invoice.paid"}}, "evt_11"},
+			{"a source", eventstore.Filter{Source: domain.SourceReconcile}, "evt_04 evt_08"},
+			{"the latest that match, in log order", eventstore.Filter{Types: []string{"customer.subscription.updated"}, Limit: 2, Latest: true}, "evt_09 evt_10"},
+			{"created, both ends inclusive", eventstore.Filter{CreatedFrom: time.Unix(1700000003, 0), CreatedTo: time.Unix(1700000005, 0)}, "evt_03 evt_04 evt_05"},
+			{"a connected account", eventstore.Filter{Account: ptr("acct_1")}, "evt_09"},
+			{"the platform, live", eventstore.Filter{Account: &platform, Livemode: &live}, ""},
+			{"up to a position", eventstore.Filter{UpToPosition: 2}, "evt_01 evt_02"},
+		} {
+			if got := ids(c.f); got != c.want {
+				t.Errorf("%s: %q, want %q", c.name, got, c.want)
+			}
 		}
-		if page[1].PrevHash != page[0].Hash {
-			t.Fatal("chain link missing between consecutive rows")
+		hist, err := b.store.Histories(ctx, "subscription", []string{"sub_0", "sub_2"})
+		if err != nil || len(hist) != 6 || len(hist[0].Payload) == 0 {
+			t.Fatalf("histories: %d %v", len(hist), err)
 		}
-		obj, err := b.store.ReadObject(ctx, "sub_1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, r := range obj {
-			ids = append(ids, r.ID)
-		}
-		if fmt.Sprint(ids) != "[evt_01 evt_04 evt_07 evt_10]" {
-			t.Fatalf("object history %v", ids)
-		}
-		if rest, _ := b.store.Read(ctx, 10, 100); len(rest) != 0 {
-			t.Fatalf("read past head: %d", len(rest))
+		known, err := b.store.Known(ctx, []string{"evt_01", "evt_missing", "evt_11"})
+		if err != nil || len(known) != 2 {
+			t.Fatalf("known %v %v", known, err)
 		}
 	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// A tail hands every event to its handler once, in batches, each in a transaction that also
+// moves the checkpoint; a failing handler's batch is rolled back and handed over again.
+func TestTail(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var evs []domain.Event
+	for i := range 25 {
+		evs = append(evs, ev(fmt.Sprintf("evt_t%02d", i), "sub_t", domain.SourceImport))
+	}
+	if _, err := b.store.Append(ctx, evs[:10]); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	fail := errors.New("handler failed")
+	failed := false
+	handle := func(ctx context.Context, tx pgx.Tx, batch eventstore.Batch) error {
+		if !failed && batch.From == 4 {
+			failed = true
+			return fail
+		}
+		for _, r := range batch.Events {
+			got = append(got, r.Position)
+		}
+		if batch.Last() == 25 {
+			cancel()
+		}
+		return nil
+	}
+	cfg := eventstore.TailConfig{Checkpoint: "test", BatchSize: 4, PollInterval: time.Hour}
+	if err := b.store.Tail(ctx, cfg, handle); !errors.Is(err, fail) {
+		t.Fatalf("tail ended with %v, want the handler's error", err)
+	}
+	if cp, _ := b.store.Checkpoint(ctx, "test"); cp != 4 || fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Fatalf("after the failed batch: checkpoint %d, handled %v", cp, got)
+	}
+	// The next tail starts at the checkpoint; an append through the same store wakes it at once
+	// (the poll interval is an hour).
+	done := make(chan error, 1)
+	go func() { done <- b.store.Tail(ctx, cfg, handle) }()
+	if _, err := b.store.Append(context.Background(), evs[10:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i, pos := range got {
+		if pos != int64(i+1) {
+			t.Fatalf("handled %v: want every position once, in order", got)
+		}
+	}
+	if len(got) != 25 {
+		t.Fatalf("handled %d of 25", len(got))
+	}
 }
 
 // The contract projections rely on: under heavy concurrent appends (with duplicates), a reader
@@ -228,20 +317,20 @@ func TestConcurrentAppendTailingReader(t *testing.T) {
 	readerDone := make(chan []seen)
 	go func() {
 		var got []seen
-		var after int64
-		for len(got) < distinct && ctx.Err() == nil {
-			page, err := b.store.Read(ctx, after, 700)
-			if err != nil {
-				errs <- err
-				break
-			}
-			for _, r := range page {
-				got = append(got, seen{r.ID, r.Position})
-				after = r.Position
-			}
-			if len(page) == 0 {
-				time.Sleep(2 * time.Millisecond)
-			}
+		tailCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		err := b.store.Tail(tailCtx, eventstore.TailConfig{Checkpoint: "reader", BatchSize: 700},
+			func(_ context.Context, _ pgx.Tx, batch eventstore.Batch) error {
+				for _, r := range batch.Events {
+					got = append(got, seen{r.ID, r.Position})
+				}
+				if len(got) >= distinct {
+					stop()
+				}
+				return nil
+			})
+		if err != nil {
+			errs <- err
 		}
 		readerDone <- got
 	}()

@@ -46,3 +46,25 @@ func lockProjection(ctx context.Context, tx pgx.Tx, projection string) error {
 
 func txLockKey(projection string) string     { return "ledger.projection.batch:" + projection }
 func runnerLockKey(projection string) string { return "ledger.projection.runner:" + projection }
+
+// OpenQuarantine is which of the events of the given objects are quarantined for the read
+// models (kept out of every fold until resolved), by event ID: what a reader that folds the log
+// itself (reconciliation comparing with Stripe) must leave out to agree with the read models.
+func OpenQuarantine(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, objectIDs []string) (map[string]bool, error) {
+	rows, err := q.Query(ctx, `SELECT event_id FROM ledger.projection_quarantine
+		WHERE projection = $1 AND resolved_at IS NULL AND object_id = ANY($2)`, StateName, objectIDs)
+	if err != nil {
+		return nil, fmt.Errorf("could not read the quarantine: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("could not read the quarantine: %w", err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}

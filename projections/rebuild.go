@@ -253,9 +253,9 @@ func readFacts(ctx context.Context, store *eventstore.Store, upTo int64, cfg Con
 		}
 	}()
 	var read int64
-	err := store.ForEach(ctx, upTo, func(pos int64, typ, objectID string, payload []byte) error {
+	err := store.Scan(ctx, eventstore.Filter{UpToPosition: upTo, Payload: true, Unordered: true}, func(r *eventstore.Record) error {
 		select {
-		case raws <- raw{pos, typ, objectID, payload}:
+		case raws <- raw{r.Position, r.Type, r.ObjectID, r.Payload}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
