@@ -1,9 +1,10 @@
-// Package api is the ledger's HTTP API under /api/v1: JSON for finance tools and operators,
-// behind a bearer token.
+// Package api is the ledger's HTTP API under /api/v1: JSON (or CSV) for finance tools and
+// operators, behind a bearer token. It is a thin layer over package query, which `ledger query`
+// and the dashboard use too: this package only reads requests and writes answers.
 package api
 
 import (
-	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +12,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/stripeledger/ledger/dashboard"
+	"github.com/stripeledger/ledger/auth"
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/query"
 	"github.com/stripeledger/ledger/reconcile"
 )
 
@@ -24,13 +28,15 @@ import (
 type Config struct {
 	// Tokens are the accepted bearer tokens (LEDGER_API_TOKEN, comma-separated to rotate). None:
 	// the API answers without a token, which serve allows only on a loopback address.
-	Tokens []string
-	Logger *slog.Logger
+	Tokens   auth.Tokens
+	Identity domain.Identity // the runner's: as-of answers derive app user IDs with it
+	Logger   *slog.Logger
 }
 
 // API serves /api/v1.
 type API struct {
 	pool *pgxpool.Pool
+	q    *query.Queries
 	cfg  Config
 	mux  *http.ServeMux
 }
@@ -40,10 +46,10 @@ func New(pool *pgxpool.Pool, cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{pool: pool, cfg: cfg, mux: http.NewServeMux()}
-	for _, res := range resources {
-		a.mux.HandleFunc("GET /api/v1/"+res.name, a.list(res))
-		a.mux.HandleFunc("GET /api/v1/"+res.name+"/{id}", a.get(res))
+	a := &API{pool: pool, q: query.New(pool, query.Config{Identity: cfg.Identity}), cfg: cfg, mux: http.NewServeMux()}
+	for _, m := range projections.Models {
+		a.mux.HandleFunc("GET /api/v1/"+m.Table, a.list(m))
+		a.mux.HandleFunc("GET /api/v1/"+m.Table+"/{id}", a.get(m))
 	}
 	a.mux.HandleFunc("GET /api/v1/openapi.json", a.openapi)
 	a.mux.HandleFunc("GET /api/v1/metrics/{name}", a.metric)
@@ -58,63 +64,159 @@ func New(pool *pgxpool.Pool, cfg Config) *API {
 	return a
 }
 
-// ParseTokens splits LEDGER_API_TOKEN.
-func ParseTokens(s string) []string {
-	var out []string
-	for t := range strings.SplitSeq(s, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The API's description is public; everything else needs the token.
-	if len(a.cfg.Tokens) > 0 && r.URL.Path != "/api/v1/openapi.json" && !a.authorized(r) {
+	if r.URL.Path != "/api/v1/openapi.json" && !a.cfg.Tokens.Allowed(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ledger"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required: Authorization: Bearer <LEDGER_API_TOKEN>")
 		return
 	}
-	if msg := unstorable(r); msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_text", msg)
+	if err := query.CheckID(r.URL.Path); err != nil {
+		a.fail(w, &query.BadRequest{Code: "invalid_text", Message: "the path holds a NUL byte or is not valid UTF-8"})
+		return
+	}
+	if err := query.CheckValues(r.URL.Query()); err != nil {
+		a.fail(w, err)
 		return
 	}
 	a.mux.ServeHTTP(w, r)
 }
 
-// unstorable names a path or query value Postgres could not take as text (a NUL byte, or bytes
-// that are not UTF-8). Every value reaches SQL as a parameter, but Postgres refuses such a
-// parameter outright, which would otherwise read as the database failing rather than the request.
-func unstorable(r *http.Request) string {
-	ok := func(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
-	if !ok(r.URL.Path) {
-		return "the path holds a NUL byte or is not valid UTF-8"
+func wantsCSV(r *http.Request, chosen, set bool) bool {
+	if set {
+		return chosen
 	}
-	for k, vs := range r.URL.Query() {
-		if !ok(k) {
-			return "a parameter name holds a NUL byte or is not valid UTF-8"
-		}
-		for _, v := range vs {
-			if !ok(v) {
-				return fmt.Sprintf("parameter %q holds a NUL byte or is not valid UTF-8", k)
-			}
-		}
-	}
-	return ""
+	return strings.Contains(r.Header.Get("Accept"), "text/csv")
 }
 
-// authorized compares the bearer token (or the dashboard's session cookie) with every
-// configured one in constant time, so the answer's timing says nothing about how much of a
-// guess was right.
-func (a *API) authorized(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		if c, err := r.Cookie(dashboard.CookieName); err == nil {
-			got = c.Value
+// list serves GET /api/v1/{resource}: newest first, cursor-paginated, JSON or streamed CSV.
+func (a *API) list(m *projections.Model) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		l, err := query.ParseList(m, r.URL.Query())
+		if err != nil {
+			a.fail(w, err)
+			return
 		}
+		if wantsCSV(r, l.CSV, l.FormatSet) {
+			a.streamCSV(w, r, l)
+			return
+		}
+		p, err := a.q.Page(r.Context(), l)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, p)
 	}
-	return dashboard.Valid(a.cfg.Tokens, got)
+}
+
+// streamCSV writes every matching row (no pagination) as CSV, flushing as it goes: memory stays
+// flat however many rows there are.
+func (a *API) streamCSV(w http.ResponseWriter, r *http.Request, l query.List) {
+	cw := csv.NewWriter(w)
+	n := 0
+	started := false
+	err := a.q.Rows(r.Context(), l, func(cells []string) error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.csv"`, l.Model.Table))
+		}
+		if err := cw.Write(cells); err != nil {
+			return err
+		}
+		if n++; n%1000 == 0 {
+			cw.Flush()
+		}
+		return cw.Error()
+	})
+	if err != nil {
+		if !started {
+			a.fail(w, err)
+			return
+		}
+		panic(http.ErrAbortHandler) // the status is sent: break the transfer, never a short "complete" file
+	}
+	cw.Flush()
+	if cw.Error() != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// get serves GET /api/v1/{resource}/{id}: the row and the events that produced it.
+func (a *API) get(m *projections.Model) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var asOf time.Time
+		for k := range r.URL.Query() {
+			if k != "as_of" {
+				a.fail(w, &query.BadRequest{Code: "unknown_parameter", Message: fmt.Sprintf("unknown parameter %q; one %s takes as_of", k, strings.TrimSuffix(m.Table, "s"))})
+				return
+			}
+		}
+		if v := r.URL.Query().Get("as_of"); v != "" {
+			t, err := query.ParseTime("as_of", v)
+			if err != nil {
+				a.fail(w, err)
+				return
+			}
+			asOf = t
+		}
+		obj, err := a.q.Get(r.Context(), m, r.PathValue("id"), asOf)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, obj)
+	}
+}
+
+func (a *API) metric(w http.ResponseWriter, r *http.Request) {
+	m, err := query.ParseMetric(r.PathValue("name"), r.URL.Query(), time.Now())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	data, err := a.q.Series(r.Context(), m)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if wantsCSV(r, m.CSV, m.FormatSet) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw := csv.NewWriter(w)
+		_ = cw.WriteAll(query.SeriesRows(m, data))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "metric": m.Name, "interval": m.Interval, "data": data})
+}
+
+// event serves GET /api/v1/events/{id}: the log row, its payload as stored.
+func (a *API) event(w http.ResponseWriter, r *http.Request) {
+	ev, err := a.q.Event(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ev)
+}
+
+// summary serves GET /api/v1/summary: what the dashboard's header shows.
+func (a *API) summary(w http.ResponseWriter, r *http.Request) {
+	s, err := a.q.Summary(r.Context())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (a *API) projectionStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := projections.ReadStatus(r.Context(), a.pool)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 type listResponse struct {
@@ -145,7 +247,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	runs, err := reconcile.ListRuns(r.Context(), a.pool, job, limit)
 	if err != nil {
-		a.unavailable(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, listResponse{Object: "list", Data: runs})
@@ -163,32 +265,25 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.unavailable(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, run)
 }
 
-// jsonRows runs a query that yields one JSON text per row; never nil.
-func (a *API) jsonRows(ctx context.Context, sql string, args ...any) ([]json.RawMessage, error) {
-	rows, err := a.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
+// fail maps an error to its answer, in one place: a bad request precisely (400 with its code),
+// something the ledger does not hold as 404, anything else as the database's trouble (503).
+func (a *API) fail(w http.ResponseWriter, err error) {
+	var br *query.BadRequest
+	switch {
+	case errors.As(err, &br):
+		writeError(w, http.StatusBadRequest, br.Code, br.Message)
+	case errors.Is(err, query.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", strings.TrimPrefix(err.Error(), query.ErrNotFound.Error()+": "))
+	default:
+		a.cfg.Logger.Warn("api: database unavailable", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "database_unavailable", "the database did not answer; try again")
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (json.RawMessage, error) {
-		var s string
-		err := row.Scan(&s)
-		return json.RawMessage(s), err
-	})
-	if out == nil {
-		out = []json.RawMessage{}
-	}
-	return out, err
-}
-
-func (a *API) unavailable(w http.ResponseWriter, err error) {
-	a.cfg.Logger.Warn("api: database unavailable", "error", err)
-	writeError(w, http.StatusServiceUnavailable, "database_unavailable", "the database did not answer; try again")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,53 +5,53 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/query"
 )
 
-// The OpenAPI document is built from the same resource and metric tables the handlers serve, so
-// it cannot drift from them; the tests validate real responses against it.
+// The OpenAPI document is built from the read models' declarations (projections.Models) and the
+// metric tables the handlers serve, so it cannot drift from them; the tests validate real
+// responses against it.
 
-var (
-	intColumns = set("amount", "amount_captured", "amount_refunded", "amount_due", "amount_paid", "amount_remaining", "total",
-		"attempt_count", "amount_total", "coupon_percent_off", "mrr", "arr", "active_subscribers", "new_mrr", "expansion_mrr",
-		"contraction_mrr", "churned_mrr", "reactivation_mrr", "gross_revenue", "refunds", "disputed", "dispute_losses",
-		"net_revenue", "payments", "failed_payments", "failed_amount", "mrr_start", "churn_rate_bps", "net_mrr")
-	boolColumns     = set("refunded", "paid", "cancel_at_period_end", "deleted")
-	timeColumns     = set("created", "event_created", "period_start", "period_end")
-	nullTimeColumns = set("trial_start", "trial_end", "current_period_start", "current_period_end", "cancel_at", "canceled_at", "ended_at")
-)
-
-func set(xs ...string) map[string]bool {
-	m := map[string]bool{}
-	for _, x := range xs {
-		m[x] = true
+// columnSchema is a read-model column's JSON schema: its SQL type's JSON type, nullable when the
+// column can hold NULL, with the column's comment as its description.
+func columnSchema(c projections.Column) map[string]any {
+	var s map[string]any
+	switch c.Type {
+	case "bigint":
+		s = map[string]any{"type": "integer", "format": "int64"}
+	case "boolean":
+		s = map[string]any{"type": "boolean"}
+	case "timestamptz":
+		s = map[string]any{"type": "string", "format": "date-time"}
+	case "jsonb":
+		switch c.Name {
+		case "metadata":
+			s = map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}}
+		case "items":
+			s = map[string]any{"type": "array", "items": map[string]any{"type": "object"}}
+		default:
+			s = map[string]any{}
+		}
+	default:
+		s = map[string]any{"type": "string"}
 	}
-	return m
+	if c.Comment != "" {
+		s["description"] = c.Comment
+	}
+	if c.Null {
+		s["nullable"] = true
+	}
+	return s
 }
 
-func columnSchema(c string) map[string]any {
-	switch {
-	case intColumns[c]:
-		return map[string]any{"type": "integer", "format": "int64"}
-	case boolColumns[c]:
-		return map[string]any{"type": "boolean"}
-	case timeColumns[c]:
-		return map[string]any{"type": "string", "format": "date-time"}
-	case nullTimeColumns[c]:
-		return map[string]any{"type": "string", "format": "date-time", "nullable": true}
-	case c == "metadata":
-		return map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}}
-	case c == "items":
-		return map[string]any{"type": "array", "items": map[string]any{"type": "object"}}
-	}
-	return map[string]any{"type": "string"}
-}
-
-func objectSchema(cols []string) map[string]any {
+func objectSchema(m *projections.Model) map[string]any {
 	props := map[string]any{}
-	for _, c := range cols {
-		props[c] = columnSchema(c)
+	for _, c := range m.Columns {
+		props[c.Name] = columnSchema(c)
 	}
-	return map[string]any{"type": "object", "required": cols, "properties": props, "additionalProperties": false}
+	return map[string]any{"type": "object", "description": m.Comment, "required": m.ColumnNames(), "properties": props, "additionalProperties": false}
 }
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
@@ -92,10 +92,10 @@ var openAPI = sync.OnceValue(func() []byte {
 		return out
 	}
 	paths := map[string]any{}
-	for _, res := range resources {
-		name := strings.TrimSuffix(res.name, "s")
-		schemaName := strings.ToUpper(name[:1]) + name[1:]
-		schemas[schemaName] = objectSchema(res.columns)
+	for _, res := range projections.Models {
+		name := strings.TrimSuffix(res.Table, "s")
+		schemaName := camel(name)
+		schemas[schemaName] = objectSchema(res)
 		params := []any{
 			param("limit", "query", "rows per page, 1–1000 (default 100)", map[string]any{"type": "integer"}),
 			param("cursor", "query", "next_cursor of the previous page", str),
@@ -103,32 +103,29 @@ var openAPI = sync.OnceValue(func() []byte {
 			param("created_lt", "query", "created before (RFC 3339 or date)", str),
 			param("format", "query", "json (default) or csv; or send Accept: text/csv", str),
 		}
-		for _, f := range res.filters {
+		for _, f := range res.Filters {
 			params = append(params, param(f, "query", "only rows whose "+f+" equals this", str))
 		}
-		if res.asOf {
-			params = append(params, param("as_of", "query", "the state at this time, folded from the log", str))
-		}
+		params = append(params, param("as_of", "query", "the state at this time, folded from the log", str))
 		list := map[string]any{"type": "object", "required": []string{"object", "data", "has_more"}, "properties": map[string]any{
 			"object": str, "data": map[string]any{"type": "array", "items": ref(schemaName)},
 			"has_more": map[string]any{"type": "boolean"}, "next_cursor": str}}
 		ok := jsonResponse(list, "Newest first.")
 		ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": str}
-		paths["/api/v1/"+res.name] = map[string]any{"get": map[string]any{"summary": "List " + res.name, "parameters": params,
+		paths["/api/v1/"+res.Table] = map[string]any{"get": map[string]any{"summary": "List " + res.Table, "parameters": params,
 			"responses": with(ok)}}
-		getParams := []any{param("id", "path", "Stripe ID", str)}
-		if res.asOf {
-			getParams = append(getParams, param("as_of", "query", "the state at this time, folded from the log", str))
-		}
+		getParams := []any{param("id", "path", "Stripe ID", str),
+			param("as_of", "query", "the state at this time, folded from the log", str)}
 		one := map[string]any{"type": "object", "required": []string{"object", "events"}, "properties": map[string]any{
 			"object": ref(schemaName), "events": map[string]any{"type": "array", "items": ref("Event")}}}
-		paths["/api/v1/"+res.name+"/{id}"] = map[string]any{"get": map[string]any{"summary": "One " + name + " and the events that produced it",
+		paths["/api/v1/"+res.Table+"/{id}"] = map[string]any{"get": map[string]any{"summary": "One " + name + " and the events that produced it",
 			"parameters": getParams, "responses": with(jsonResponse(one, "The row and its events."), "404")}}
 	}
-	for name, cols := range metrics {
+	for _, name := range query.MetricNames() {
+		cols, _ := query.MetricColumns(name)
 		props := map[string]any{"period": map[string]any{"type": "string", "format": "date"}, "currency": str}
 		for _, c := range cols {
-			props[c] = columnSchema(c)
+			props[c] = map[string]any{"type": "integer", "format": "int64"}
 		}
 		row := map[string]any{"type": "object", "required": append([]string{"period", "currency"}, cols...), "properties": props, "additionalProperties": false}
 		body := map[string]any{"type": "object", "required": []string{"object", "metric", "interval", "data"}, "properties": map[string]any{
@@ -173,3 +170,14 @@ func (a *API) openapi(w http.ResponseWriter, _ *http.Request) {
 
 // OpenAPI is the API's OpenAPI 3 document.
 func OpenAPI() []byte { return openAPI() }
+
+// camel is a table name's singular as a schema name: checkout_session -> CheckoutSession.
+func camel(name string) string {
+	var b strings.Builder
+	for part := range strings.SplitSeq(name, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}

@@ -4,23 +4,21 @@
 package dashboard
 
 import (
-	"crypto/subtle"
 	"embed"
 	"io/fs"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/stripeledger/ledger/auth"
 )
 
 //go:embed static
 var static embed.FS
 
-// CookieName is the cookie holding the token after login; the API accepts it too.
-const CookieName = "ledger_token"
-
 // Config configures the dashboard.
 type Config struct {
-	Tokens   []string     // as the API's; none: open (serve allows that only on loopback)
+	Tokens   auth.Tokens  // as the API's; none: open (serve allows that only on loopback)
 	NotFound http.Handler // answers every other path; default http.NotFound
 }
 
@@ -53,24 +51,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// Valid reports whether token is one of tokens, in constant time.
-func Valid(tokens []string, token string) bool {
-	if token == "" {
-		return false
-	}
-	match := 0
-	for _, t := range tokens {
-		match |= subtle.ConstantTimeCompare([]byte(token), []byte(t))
-	}
-	return match == 1
-}
-
 func (h *Handler) signedIn(r *http.Request) bool {
-	if len(h.cfg.Tokens) == 0 {
+	if h.cfg.Tokens.Open() {
 		return true
 	}
-	c, err := r.Cookie(CookieName)
-	return err == nil && Valid(h.cfg.Tokens, c.Value)
+	c, err := r.Cookie(auth.CookieName)
+	return err == nil && h.cfg.Tokens.Valid(c.Value)
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
@@ -88,17 +74,17 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	if !Valid(h.cfg.Tokens, token) && len(h.cfg.Tokens) > 0 {
+	if !h.cfg.Tokens.Open() && !h.cfg.Tokens.Valid(token) {
 		http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: auth.CookieName, Value: token, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, Expires: time.Now().Add(30 * 24 * time.Hour)})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: auth.CookieName, Value: "", Path: "/", HttpOnly: true, MaxAge: -1})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

@@ -1,7 +1,12 @@
 package domain
 
-// ChargeRow is a charge as finance reads it, with its refunds and dispute folded in. Money is in
-// the currency's minor unit.
+import (
+	"cmp"
+	"slices"
+)
+
+// ChargeRow is a charge as finance reads it, with its refunds and latest dispute folded in. Money
+// is in the currency's minor unit.
 type ChargeRow struct {
 	ID             string
 	Amount         int64
@@ -11,16 +16,15 @@ type ChargeRow struct {
 	Currency       string
 	Status         string
 	Paid           bool
-	FailureCode    string
-	FailureMessage string
-	PaymentIntent  string
-	Invoice        string
-	Customer       string
+	FailureCode    *string
+	FailureMessage *string
+	PaymentIntent  *string
+	Invoice        *string
+	Customer       *string // nil for a guest payment
 	Created        int64
-	DisputeID      string // the latest dispute on the charge, "" when none
-	DisputeStatus  string // needs_response, under_review, won, lost, …
-	EventID        string
-	EventCreated   int64
+	DisputeID      *string // the latest dispute on the charge, nil when none
+	DisputeStatus  *string // needs_response, under_review, won, lost, …
+	Provenance
 }
 
 type rawCharge struct {
@@ -40,10 +44,10 @@ type rawCharge struct {
 	Created        int64   `json:"created"`
 }
 
-// FoldCharge is a charge's row from its own events (charge.*) and the events of its disputes
-// (charge.dispute.*, whose object is the Dispute). Refunds arrive, at API version 2023-10-16, as
-// charge.refunded with the Charge's amount_refunded, so they are in the charge's own snapshot.
-func FoldCharge(charge, disputes []Fact) (ChargeRow, error) {
+// FoldCharge is a charge's row from its own events (charge.*) and the rows of its disputes (see
+// SetDisputes). Refunds arrive, at API version 2023-10-16, as charge.refunded with the Charge's
+// amount_refunded, so they are in the charge's own snapshot.
+func FoldCharge(charge []Fact, disputes []DisputeRow) (ChargeRow, error) {
 	var c rawCharge
 	f, err := fold(charge, &c)
 	if err != nil {
@@ -52,25 +56,22 @@ func FoldCharge(charge, disputes []Fact) (ChargeRow, error) {
 	row := ChargeRow{
 		ID: c.ID, Amount: c.Amount, AmountCaptured: c.AmountCaptured, AmountRefunded: c.AmountRefunded,
 		Refunded: c.Refunded, Currency: c.Currency, Status: c.Status, Paid: c.Paid, Created: c.Created,
-		FailureCode: deref(c.FailureCode), FailureMessage: deref(c.FailureMessage), PaymentIntent: deref(c.PaymentIntent),
-		Invoice: deref(c.Invoice), Customer: deref(c.Customer), EventID: f.EventID, EventCreated: f.Created,
+		FailureCode: c.FailureCode, FailureMessage: c.FailureMessage, PaymentIntent: c.PaymentIntent,
+		Invoice: c.Invoice, Customer: c.Customer, Provenance: provenance(f),
 	}
-	if d, ok := Latest(disputes); ok {
-		var dp struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-		}
-		if err := decodeObject(d, &dp); err != nil {
-			return ChargeRow{}, err
-		}
-		row.DisputeID, row.DisputeStatus = dp.ID, dp.Status
-	}
+	row.SetDisputes(disputes)
 	return row, nil
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// SetDisputes sets the row's dispute columns from the rows of the charge's disputes: of several,
+// the latest opened (by created, then ID) — a charge disputed again is about the new dispute.
+func (r *ChargeRow) SetDisputes(disputes []DisputeRow) {
+	r.DisputeID, r.DisputeStatus = nil, nil
+	if len(disputes) == 0 {
+		return
 	}
-	return *s
+	d := slices.MaxFunc(disputes, func(a, b DisputeRow) int {
+		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	r.DisputeID, r.DisputeStatus = &d.ID, &d.Status
 }

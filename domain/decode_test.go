@@ -25,7 +25,7 @@ func foldAll(facts []Fact) string {
 	add(FoldSubscription(facts))
 	add(Movements(facts))
 	add(FoldInvoice(facts))
-	add(FoldCharge(facts, facts))
+	add(FoldCharge(facts, nil))
 	add(FoldRefund(facts))
 	add(FoldDispute(facts))
 	b, err := json.Marshal(out)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 type account struct {
 	sim      *stripesim.Sim
 	byObject map[string][]domain.Fact
-	disputes map[string][]domain.Fact // charge ID -> facts of its disputes
+	disputes map[string][]domain.DisputeRow // charge ID -> its disputes
 	truth    map[string]map[string]json.RawMessage
 }
 
@@ -24,7 +25,8 @@ func play(t *testing.T, seed uint64, customers int) *account {
 	t.Helper()
 	sim := stripesim.New(stripesim.Config{Seed: seed, Customers: customers, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
 	sim.Run(time.Time{})
-	a := &account{sim: sim, byObject: map[string][]domain.Fact{}, disputes: map[string][]domain.Fact{}, truth: map[string]map[string]json.RawMessage{}}
+	a := &account{sim: sim, byObject: map[string][]domain.Fact{}, disputes: map[string][]domain.DisputeRow{}, truth: map[string]map[string]json.RawMessage{}}
+	disputeIDs := map[string]bool{}
 	for _, ev := range sim.Events() {
 		f, err := domain.DecodeFact(ev.Webhook)
 		if err != nil {
@@ -34,10 +36,15 @@ func play(t *testing.T, seed uint64, customers int) *account {
 		_ = json.Unmarshal(f.Field("id"), &id)
 		a.byObject[id] = append(a.byObject[id], f)
 		if string(f.Field("object")) == `"dispute"` {
-			var charge string
-			_ = json.Unmarshal(f.Field("charge"), &charge)
-			a.disputes[charge] = append(a.disputes[charge], f)
+			disputeIDs[id] = true
 		}
+	}
+	for id := range disputeIDs {
+		d, err := domain.FoldDispute(a.byObject[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.disputes[d.Charge] = append(a.disputes[d.Charge], d)
 	}
 	for kind, raw := range sim.Truth().Objects {
 		var objs []map[string]json.RawMessage
@@ -117,7 +124,7 @@ func TestSubscriptionsAreOrderIndependentAndTrue(t *testing.T) {
 				t.Fatal(err)
 			}
 			if row.Status != want.Status || *row.CurrentPeriodEnd != want.CurrentPeriodEnd || row.CancelAtPeriodEnd != want.CancelAtPeriodEnd ||
-				(want.EndedAt == nil) != (row.EndedAt == nil) || (want.PauseCollection == nil) != (row.PauseBehavior == "") ||
+				(want.EndedAt == nil) != (row.EndedAt == nil) || (want.PauseCollection == nil) != (row.PauseBehavior == nil) ||
 				row.Items[0].Price != want.Items.Data[0].Price.ID || row.Items[0].Quantity != want.Items.Data[0].Quantity {
 				t.Fatalf("%s on %s: row %+v, Stripe says %s", want.ID, at.Format(time.DateOnly), row, raw)
 			}
@@ -162,7 +169,9 @@ func TestChargesFoldRefundsAndDisputes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 10 {
-			got, _ := domain.FoldCharge(shuffled(rng, a.byObject[id]), shuffled(rng, a.disputes[id]))
+			disputes := slices.Clone(a.disputes[id])
+			rng.Shuffle(len(disputes), func(i, j int) { disputes[i], disputes[j] = disputes[j], disputes[i] })
+			got, _ := domain.FoldCharge(shuffled(rng, a.byObject[id]), disputes)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s: order changed the row", id)
 			}
@@ -174,13 +183,13 @@ func TestChargesFoldRefundsAndDisputes(t *testing.T) {
 		}
 		_ = json.Unmarshal(truthRaw, &truth)
 		if want.AmountRefunded != truth.AmountRefunded || want.Refunded != truth.Refunded || want.Status != truth.Status ||
-			want.DisputeStatus != disputeStatus[id] {
+			domain.Deref(want.DisputeStatus) != disputeStatus[id] {
 			t.Fatalf("%s: row %+v, Stripe says %s, dispute %q", id, want, truthRaw, disputeStatus[id])
 		}
 		if want.AmountRefunded > 0 {
 			refunded++
 		}
-		if want.DisputeStatus != "" {
+		if want.DisputeStatus != nil {
 			disputed++
 		}
 	}
@@ -273,14 +282,14 @@ func TestAnotherAPIVersion(t *testing.T) {
 		"items":{"data":[{"id":"si_1","quantity":2,"current_period_start":5,"current_period_end":500,"price":{"id":"p","unit_amount":1000,"recurring":{"interval":"month","interval_count":1}}}]}}`, "")
 	moved.APIVersion = "2025-03-31.basil"
 	row, err := domain.FoldSubscription([]domain.Fact{moved})
-	if err != nil || row.CurrentPeriodEnd == nil || *row.CurrentPeriodEnd != 500 || row.Attention != "" || row.MRR != 2000 {
+	if err != nil || row.CurrentPeriodEnd == nil || *row.CurrentPeriodEnd != 500 || row.Attention != nil || row.MRR != 2000 {
 		t.Fatalf("%+v %v", row, err)
 	}
 	// A shape the reducer does not know is flagged, never read as zero.
 	unknown := fact("evt_2", "customer.subscription.updated", 10, `{"id":"sub_1","object":"subscription","status":"active","items":{"data":[]}}`, "")
 	unknown.APIVersion = "2099-01-01.future"
 	row, _ = domain.FoldSubscription([]domain.Fact{unknown})
-	if row.CurrentPeriodEnd != nil || row.Attention == "" {
+	if row.CurrentPeriodEnd != nil || row.Attention == nil {
 		t.Fatalf("%+v", row)
 	}
 }
@@ -301,8 +310,8 @@ func TestMRR(t *testing.T) {
 		{"weekly", domain.SubscriptionRow{Status: "active", Items: []domain.SubscriptionItemRow{item(100, 1, "week", 1)}}, 433},
 		{"trial is not revenue", domain.SubscriptionRow{Status: "trialing", Items: []domain.SubscriptionItemRow{item(2900, 1, "month", 1)}}, 0},
 		{"canceled", domain.SubscriptionRow{Status: "canceled", Items: []domain.SubscriptionItemRow{item(2900, 1, "month", 1)}}, 0},
-		{"forever coupon reduces", domain.SubscriptionRow{Status: "active", CouponDuration: "forever", CouponPercentOff: 20, Items: []domain.SubscriptionItemRow{item(1000, 1, "month", 1)}}, 800},
-		{"repeating coupon does not", domain.SubscriptionRow{Status: "active", CouponDuration: "repeating", CouponPercentOff: 20, Items: []domain.SubscriptionItemRow{item(1000, 1, "month", 1)}}, 1000},
+		{"forever coupon reduces", domain.SubscriptionRow{Status: "active", CouponDuration: ptr("forever"), CouponPercentOff: ptr(int64(20)), Items: []domain.SubscriptionItemRow{item(1000, 1, "month", 1)}}, 800},
+		{"repeating coupon does not", domain.SubscriptionRow{Status: "active", CouponDuration: ptr("repeating"), CouponPercentOff: ptr(int64(20)), Items: []domain.SubscriptionItemRow{item(1000, 1, "month", 1)}}, 1000},
 	}
 	for _, tc := range cases {
 		if got := domain.MRR(tc.row); got != tc.want {
@@ -310,3 +319,5 @@ func TestMRR(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -1,9 +1,11 @@
 package domain
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 )
 
 // IdentityMode says how a purchase is tied to the app's user, as mobile-billing integrations do.
@@ -33,13 +35,33 @@ type IdentityInput struct {
 	Session          *CheckoutSessionRow // the Checkout session that made the purchase, if any
 }
 
+// FirstSession is, of the Checkout sessions naming one subscription, the one the purchase came
+// through: the earliest created, then the smallest ID. nil when there is none.
+func FirstSession(sessions []CheckoutSessionRow) *CheckoutSessionRow {
+	if len(sessions) == 0 {
+		return nil
+	}
+	first := slices.MinFunc(sessions, func(a, b CheckoutSessionRow) int {
+		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	return &first
+}
+
 // AnonymousPrefix starts every anonymous app user ID.
 const AnonymousPrefix = "$anon:"
 
 // AppUserID is the purchase's app user ID. A purchase with nothing to go on gets a stable
 // anonymous ID derived from its customer (or, for a guest, its Checkout session), so the same
-// purchaser always gets the same ID and replays agree.
-func (c Identity) AppUserID(in IdentityInput) string {
+// purchaser always gets the same ID and replays agree; nil only when there is neither.
+func (c Identity) AppUserID(in IdentityInput) *string {
+	id := c.appUserID(in)
+	if id == "" {
+		return nil
+	}
+	return &id
+}
+
+func (c Identity) appUserID(in IdentityInput) string {
 	key := c.MetadataKey
 	if key == "" {
 		key = "app_user_id"
@@ -58,8 +80,8 @@ func (c Identity) AppUserID(in IdentityInput) string {
 			if v := in.Session.Metadata[key]; v != "" {
 				return v
 			}
-			if in.Session.ClientReferenceID != "" {
-				return in.Session.ClientReferenceID
+			if ref := Deref(in.Session.ClientReferenceID); ref != "" {
+				return ref
 			}
 		}
 		if v := in.CustomerMeta[key]; v != "" {

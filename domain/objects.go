@@ -4,84 +4,95 @@ import "fmt"
 
 // The rows below are snapshots of Stripe objects as finance reads them: the object as of the latest
 // of its events by the ordering rule, with the event that produced it. Money is in the currency's
-// minor unit; times are Unix seconds.
+// minor unit; times are Unix seconds. A field Stripe can leave null or out is a pointer, nil when
+// absent: never "" or 0 standing in for "none".
+
+// Provenance is the event a row's state comes from: the latest of its object's events by the
+// ordering rule.
+type Provenance struct {
+	EventID      string
+	EventCreated int64
+}
+
+// Source is the row's provenance (every row type embeds Provenance).
+func (p *Provenance) Source() *Provenance { return p }
+
+func provenance(f Fact) Provenance { return Provenance{EventID: f.EventID, EventCreated: f.Created} }
 
 // InvoiceRow is an invoice.
 type InvoiceRow struct {
 	ID              string
-	Customer        string
-	Subscription    string
-	Status          string // draft, open, paid, uncollectible, void
-	BillingReason   string
+	Customer        *string
+	Subscription    *string
+	Status          *string // draft, open, paid, uncollectible, void
+	BillingReason   *string
 	Currency        string
 	AmountDue       int64
 	AmountPaid      int64
 	AmountRemaining int64
 	Total           int64
 	AttemptCount    int64
-	Charge          string
-	PaymentIntent   string
+	Charge          *string
+	PaymentIntent   *string
 	PeriodStart     int64
 	PeriodEnd       int64
 	Created         int64
-	EventID         string
-	EventCreated    int64
+	Provenance
 }
 
 // RefundRow is a refund.
 type RefundRow struct {
-	ID           string
-	Charge       string
-	Amount       int64
-	Currency     string
-	Status       string
-	Reason       string
-	Created      int64
-	EventID      string
-	EventCreated int64
+	ID       string
+	Charge   *string
+	Amount   int64
+	Currency string
+	Status   *string
+	Reason   *string
+	Created  int64
+	Provenance
 }
 
 // DisputeRow is a dispute.
 type DisputeRow struct {
-	ID           string
-	Charge       string
-	Amount       int64
-	Currency     string
-	Status       string
-	Reason       string
-	Created      int64
-	EventID      string
-	EventCreated int64
+	ID       string
+	Charge   string
+	Amount   int64
+	Currency string
+	Status   string
+	Reason   string
+	Created  int64
+	Provenance
 }
 
 // CustomerRow is a customer.
 type CustomerRow struct {
-	ID           string
-	Email        string
-	Name         string
-	Currency     string
-	Metadata     map[string]string
-	Deleted      bool
-	Created      int64
-	EventID      string
-	EventCreated int64
+	ID       string
+	Email    *string
+	Name     *string
+	Currency *string
+	Metadata map[string]string // nil when the object carries none
+	Deleted  bool
+	Created  int64
+	Provenance
 }
 
 // CheckoutSessionRow is a Checkout session, kept for identity (who a purchase belongs to).
 type CheckoutSessionRow struct {
 	ID                string
-	Customer          string
-	ClientReferenceID string
-	Subscription      string
+	Customer          *string
+	ClientReferenceID *string
+	Subscription      *string
 	Mode              string
-	Status            string
+	Status            *string
 	PaymentStatus     string
-	Currency          string
-	AmountTotal       int64
+	Currency          *string
+	AmountTotal       *int64
 	Metadata          map[string]string
 	Created           int64
-	EventID           string
-	EventCreated      int64
+	// AppUserID is derived by the projection from the session, its customer and the identity
+	// setting (Identity.AppUserID); nil when nothing identifies the purchaser.
+	AppUserID *string
+	Provenance
 }
 
 // fold decodes the latest of facts into v and returns that fact.
@@ -96,43 +107,43 @@ func fold(facts []Fact, v any) (Fact, error) {
 // FoldInvoice is an invoice's row from its events.
 func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 	var o struct {
-		ID, Customer, Status, Currency string
-		Subscription, Charge           *string
-		PaymentIntent                  *string `json:"payment_intent"`
-		BillingReason                  string  `json:"billing_reason"`
-		AmountDue                      int64   `json:"amount_due"`
-		AmountPaid                     int64   `json:"amount_paid"`
-		AmountRemaining                int64   `json:"amount_remaining"`
-		Total                          int64
-		AttemptCount                   int64 `json:"attempt_count"`
-		PeriodStart                    int64 `json:"period_start"`
-		PeriodEnd                      int64 `json:"period_end"`
-		Created                        int64
+		ID, Currency                           string
+		Customer, Subscription, Charge, Status *string
+		PaymentIntent                          *string `json:"payment_intent"`
+		BillingReason                          *string `json:"billing_reason"`
+		AmountDue                              int64   `json:"amount_due"`
+		AmountPaid                             int64   `json:"amount_paid"`
+		AmountRemaining                        int64   `json:"amount_remaining"`
+		Total                                  int64
+		AttemptCount                           int64 `json:"attempt_count"`
+		PeriodStart                            int64 `json:"period_start"`
+		PeriodEnd                              int64 `json:"period_end"`
+		Created                                int64
 	}
 	f, err := fold(facts, &o)
 	if err != nil {
 		return InvoiceRow{}, err
 	}
-	return InvoiceRow{ID: o.ID, Customer: o.Customer, Subscription: deref(o.Subscription), Status: o.Status,
+	return InvoiceRow{ID: o.ID, Customer: o.Customer, Subscription: o.Subscription, Status: o.Status,
 		BillingReason: o.BillingReason, Currency: o.Currency, AmountDue: o.AmountDue, AmountPaid: o.AmountPaid,
-		AmountRemaining: o.AmountRemaining, Total: o.Total, AttemptCount: o.AttemptCount, Charge: deref(o.Charge),
-		PaymentIntent: deref(o.PaymentIntent), PeriodStart: o.PeriodStart, PeriodEnd: o.PeriodEnd, Created: o.Created,
-		EventID: f.EventID, EventCreated: f.Created}, nil
+		AmountRemaining: o.AmountRemaining, Total: o.Total, AttemptCount: o.AttemptCount, Charge: o.Charge,
+		PaymentIntent: o.PaymentIntent, PeriodStart: o.PeriodStart, PeriodEnd: o.PeriodEnd, Created: o.Created,
+		Provenance: provenance(f)}, nil
 }
 
 // FoldRefund is a refund's row from its events (charge.refund.updated, refund.*).
 func FoldRefund(facts []Fact) (RefundRow, error) {
 	var o struct {
-		ID, Charge, Currency, Status string
-		Amount, Created              int64
-		Reason                       *string
+		ID, Currency           string
+		Charge, Status, Reason *string
+		Amount, Created        int64
 	}
 	f, err := fold(facts, &o)
 	if err != nil {
 		return RefundRow{}, err
 	}
 	return RefundRow{ID: o.ID, Charge: o.Charge, Amount: o.Amount, Currency: o.Currency, Status: o.Status,
-		Reason: deref(o.Reason), Created: o.Created, EventID: f.EventID, EventCreated: f.Created}, nil
+		Reason: o.Reason, Created: o.Created, Provenance: provenance(f)}, nil
 }
 
 // FoldDispute is a dispute's row from its events (charge.dispute.*).
@@ -146,43 +157,54 @@ func FoldDispute(facts []Fact) (DisputeRow, error) {
 		return DisputeRow{}, err
 	}
 	return DisputeRow{ID: o.ID, Charge: o.Charge, Amount: o.Amount, Currency: o.Currency, Status: o.Status,
-		Reason: o.Reason, Created: o.Created, EventID: f.EventID, EventCreated: f.Created}, nil
+		Reason: o.Reason, Created: o.Created, Provenance: provenance(f)}, nil
 }
 
 // FoldCustomer is a customer's row from its events.
 func FoldCustomer(facts []Fact) (CustomerRow, error) {
 	var o struct {
-		ID, Email, Name string
-		Currency        *string
-		Metadata        map[string]string
-		Deleted         bool
-		Created         int64
+		ID                    string
+		Email, Name, Currency *string
+		Metadata              map[string]string
+		Deleted               bool
+		Created               int64
 	}
 	f, err := fold(facts, &o)
 	if err != nil {
 		return CustomerRow{}, err
 	}
-	return CustomerRow{ID: o.ID, Email: o.Email, Name: o.Name, Currency: deref(o.Currency), Metadata: o.Metadata,
-		Deleted: o.Deleted || terminal(f.Type), Created: o.Created, EventID: f.EventID, EventCreated: f.Created}, nil
+	return CustomerRow{ID: o.ID, Email: o.Email, Name: o.Name, Currency: o.Currency, Metadata: o.Metadata,
+		Deleted: o.Deleted || terminal(f.Type), Created: o.Created, Provenance: provenance(f)}, nil
 }
 
-// FoldCheckoutSession is a Checkout session's row from its events.
+// FoldCheckoutSession is a Checkout session's row from its events. Its AppUserID is left for the
+// projection to derive.
 func FoldCheckoutSession(facts []Fact) (CheckoutSessionRow, error) {
 	var o struct {
-		ID, Mode, Status, Currency string
-		Customer, Subscription     *string
-		ClientReferenceID          *string `json:"client_reference_id"`
-		PaymentStatus              string  `json:"payment_status"`
-		AmountTotal                int64   `json:"amount_total"`
-		Metadata                   map[string]string
-		Created                    int64
+		ID, Mode                       string
+		Customer, Subscription, Status *string
+		Currency                       *string
+		ClientReferenceID              *string `json:"client_reference_id"`
+		PaymentStatus                  string  `json:"payment_status"`
+		AmountTotal                    *int64  `json:"amount_total"`
+		Metadata                       map[string]string
+		Created                        int64
 	}
 	f, err := fold(facts, &o)
 	if err != nil {
 		return CheckoutSessionRow{}, err
 	}
-	return CheckoutSessionRow{ID: o.ID, Customer: deref(o.Customer), ClientReferenceID: deref(o.ClientReferenceID),
-		Subscription: deref(o.Subscription), Mode: o.Mode, Status: o.Status, PaymentStatus: o.PaymentStatus,
+	return CheckoutSessionRow{ID: o.ID, Customer: o.Customer, ClientReferenceID: o.ClientReferenceID,
+		Subscription: o.Subscription, Mode: o.Mode, Status: o.Status, PaymentStatus: o.PaymentStatus,
 		Currency: o.Currency, AmountTotal: o.AmountTotal, Metadata: o.Metadata, Created: o.Created,
-		EventID: f.EventID, EventCreated: f.Created}, nil
+		Provenance: provenance(f)}, nil
+}
+
+// Deref is *p, or "" when p is nil: for the places where absent and empty mean the same thing
+// (an identity lookup key, say), never for a value that is written to a read model.
+func Deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

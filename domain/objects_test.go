@@ -102,13 +102,13 @@ func TestAppUserIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Subscription != "" {
-			sessionFor[s.Subscription] = &s
+		if s.Subscription != nil {
+			sessionFor[*s.Subscription] = &s
 		}
-		if s.Customer == "" {
+		if s.Customer == nil {
 			guests++
-			anon := domain.Identity{}.AppUserID(domain.IdentityInput{Session: &s})
-			if s.ClientReferenceID == "" && !strings.HasPrefix(anon, domain.AnonymousPrefix) {
+			anon := domain.Deref(domain.Identity{}.AppUserID(domain.IdentityInput{Session: &s}))
+			if s.ClientReferenceID == nil && !strings.HasPrefix(anon, domain.AnonymousPrefix) {
 				t.Fatalf("guest checkout %s got %q", s.ID, anon)
 			}
 		}
@@ -130,14 +130,14 @@ func TestAppUserIDs(t *testing.T) {
 		if in.Session != nil {
 			viaCheckout++
 		}
-		if got := (domain.Identity{}).AppUserID(in); !strings.HasPrefix(got, "user_") {
+		if got := domain.Deref((domain.Identity{}).AppUserID(in)); !strings.HasPrefix(got, "user_") {
 			t.Fatalf("%s: app user %q", sub.ID, got)
 		}
-		if got := (domain.Identity{Mode: domain.IdentityCustomer}).AppUserID(in); got != sub.Customer {
+		if got := domain.Deref((domain.Identity{Mode: domain.IdentityCustomer}).AppUserID(in)); got != sub.Customer {
 			t.Fatalf("%s: customer-ID mode gave %q", sub.ID, got)
 		}
 		anon := domain.Identity{Mode: domain.IdentityAnonymous}
-		if a1, a2 := anon.AppUserID(in), anon.AppUserID(in); a1 != a2 || !strings.HasPrefix(a1, domain.AnonymousPrefix) {
+		if a1, a2 := domain.Deref(anon.AppUserID(in)), domain.Deref(anon.AppUserID(in)); a1 != a2 || !strings.HasPrefix(a1, domain.AnonymousPrefix) {
 			t.Fatalf("anonymous IDs %q %q", a1, a2)
 		}
 	}

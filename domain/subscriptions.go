@@ -21,32 +21,34 @@ type SubscriptionRow struct {
 	CancelAt           *int64
 	CanceledAt         *int64
 	EndedAt            *int64
-	PauseBehavior      string // pause_collection.behavior, "" when not paused
+	PauseBehavior      *string // pause_collection.behavior, nil when not paused
 	Metadata           map[string]string
-	CouponDuration     string // "forever", "once", "repeating" or ""
-	CouponPercentOff   int64
+	CouponDuration     *string // "forever", "once" or "repeating"; nil without a discount
+	CouponPercentOff   *int64
 	// MRR is the monthly-normalised recurring value, Stripe's way: only active and past_due
 	// subscriptions count (not trials); yearly prices ÷ 12 (weekly × 52 ÷ 12, daily × 365 ÷ 12,
 	// over interval_count); a forever coupon reduces it, a finite one does not. Rounded down to
 	// the minor unit after summing the items.
 	MRR int64
-	// Attention says why a person should look at the row ("" when nothing): e.g. an event of
+	// Attention says why a person should look at the row (nil when nothing): e.g. an event of
 	// another API version whose billing period could not be found.
-	Attention    string
-	Created      int64  // when the subscription was created in Stripe
-	EventID      string // the event whose snapshot this row is
-	EventCreated int64
+	Attention *string
+	Created   int64 // when the subscription was created in Stripe
+	// AppUserID is derived by the projection from the subscription, its Checkout session, its
+	// customer and the identity setting (Identity.AppUserID); nil when nothing identifies it.
+	AppUserID *string
+	Provenance
 }
 
 // SubscriptionItemRow is one price on a subscription.
 type SubscriptionItemRow struct {
-	ID            string
-	Price         string
-	Product       string
-	Quantity      int64
-	Interval      string
-	IntervalCount int64
-	UnitAmount    int64
+	ID            string `json:"id"`
+	Price         string `json:"price"`
+	Product       string `json:"product"`
+	Quantity      int64  `json:"quantity"`
+	Interval      string `json:"interval"`
+	IntervalCount int64  `json:"interval_count"`
+	UnitAmount    int64  `json:"unit_amount"`
 }
 
 type rawSubscription struct {
@@ -70,7 +72,7 @@ type rawSubscription struct {
 	Discount *struct {
 		Coupon struct {
 			Duration   string `json:"duration"`
-			PercentOff int64  `json:"percent_off"`
+			PercentOff *int64 `json:"percent_off"`
 		} `json:"coupon"`
 	} `json:"discount"`
 	Items struct {
@@ -104,13 +106,13 @@ func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
 		TrialStart: s.TrialStart, TrialEnd: s.TrialEnd,
 		CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
 		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CancelAt: s.CancelAt, CanceledAt: s.CanceledAt, EndedAt: s.EndedAt,
-		Metadata: s.Metadata, Created: s.Created, EventID: f.EventID, EventCreated: f.Created,
+		Metadata: s.Metadata, Created: s.Created, Provenance: provenance(f),
 	}
 	if s.PauseCollection != nil {
-		row.PauseBehavior = s.PauseCollection.Behavior
+		row.PauseBehavior = &s.PauseCollection.Behavior
 	}
-	if s.Discount != nil {
-		row.CouponDuration, row.CouponPercentOff = s.Discount.Coupon.Duration, s.Discount.Coupon.PercentOff
+	if d := s.Discount; d != nil {
+		row.CouponDuration, row.CouponPercentOff = &d.Coupon.Duration, d.Coupon.PercentOff
 	}
 	for _, it := range s.Items.Data {
 		item := SubscriptionItemRow{ID: it.ID, Price: it.Price.ID, Product: it.Price.Product, Quantity: it.Quantity, UnitAmount: it.Price.UnitAmount}
@@ -124,7 +126,8 @@ func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
 		}
 	}
 	if row.CurrentPeriodEnd == nil && row.Status != "incomplete_expired" {
-		row.Attention = fmt.Sprintf("no current_period_end in a %s event at API version %q", f.Type, f.APIVersion)
+		why := fmt.Sprintf("no current_period_end in a %s event at API version %q", f.Type, f.APIVersion)
+		row.Attention = &why
 	}
 	row.MRR = MRR(row)
 	return row, nil
@@ -150,8 +153,8 @@ func MRR(row SubscriptionRow) int64 {
 			perYear += amount * 365 / count
 		}
 	}
-	if row.CouponDuration == "forever" && row.CouponPercentOff > 0 {
-		perYear -= perYear * row.CouponPercentOff / 100
+	if Deref(row.CouponDuration) == "forever" && row.CouponPercentOff != nil && *row.CouponPercentOff > 0 {
+		perYear -= perYear * *row.CouponPercentOff / 100
 	}
 	return perYear / 12
 }

@@ -28,6 +28,12 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// On returns a Store that reads through q (a transaction, a connection) and cannot append: for a
+// caller that only reads the log inside its own transaction.
+func On(q Querier) *Store {
+	return &Store{q: q, now: time.Now, appended: newBroadcast()}
+}
+
 // With returns a Store whose reads run on q — typically the caller's transaction, so that what
 // it reads and what it writes from it commit together. Appends always use the pool.
 func (s *Store) With(q Querier) *Store {
@@ -148,6 +154,19 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	return out, err
 }
 
+// QueueList queues the filter's query on b, to run in the caller's pipeline (pgx.Batch): the
+// events are appended to out when the batch's results are read. A caller folding a batch of
+// objects reads their histories and what else it needs in one round trip this way.
+func QueueList(b *pgx.Batch, f Filter, out *[]Record) {
+	q, args := f.sql()
+	b.Queue(q, args...).Query(func(rows pgx.Rows) error {
+		return scanRows(rows, f.Payload, func(r *Record) error {
+			*out = append(*out, *r)
+			return nil
+		})
+	})
+}
+
 // Scan streams the events the filter selects to fn, without holding them: memory stays flat
 // however many match. The Record passed to fn is reused for the next event; its Payload is fn's
 // to keep.
@@ -157,13 +176,17 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(*Record) error) erro
 	if err != nil {
 		return fmt.Errorf("could not read events: %w", err)
 	}
+	return scanRows(rows, f.Payload, fn)
+}
+
+func scanRows(rows pgx.Rows, payload bool, fn func(*Record) error) error {
 	defer rows.Close()
 	var r Record
 	var source string
 	var sig *string
 	dest := []any{&r.Position, &r.ID, &r.Type, &r.APIVersion, &r.Created, &r.Livemode, &r.Account,
 		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt}
-	if f.Payload {
+	if payload {
 		dest = append(dest, &r.Payload, &sig)
 	}
 	for rows.Next() {

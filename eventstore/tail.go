@@ -88,6 +88,8 @@ type TailConfig struct {
 	// RetryInterval is the wait after a batch failed for a reason other than its handler (the
 	// database unreachable). Default 1s.
 	RetryInterval time.Duration
+	// Committed, if set, is called after each batch has committed.
+	Committed func(Batch)
 }
 
 func (c *TailConfig) setDefaults() {
@@ -128,9 +130,9 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 
 // Tail hands the events after the checkpoint to handle, a batch at a time, each in its own
 // transaction in which handle does its work and the checkpoint then moves past the batch; the
-// transaction commits only if both succeed. It runs until ctx ends (returning nil) or handle
-// fails (returning its error, wrapped in *HandlerError, with the batch rolled back). A failure
-// to read the log or to commit is retried after RetryInterval.
+// transaction commits only if both succeed. It runs until ctx ends (returning nil) or handle or
+// Lock fails (returning its error, wrapped in *HandlerError, with the batch rolled back). A
+// failure to read the log or to commit is retried after RetryInterval.
 //
 // When it has caught up, Tail waits for an append through this Store or PollInterval, then
 // compares the head with the checkpoint before opening a transaction, so an idle tail costs one
@@ -177,7 +179,7 @@ func (s *Store) tailOnce(ctx context.Context, cfg TailConfig, handle func(contex
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 	if cfg.Lock != nil {
 		if err := cfg.Lock(ctx, tx); err != nil {
-			return 0, 0, err
+			return 0, 0, &HandlerError{Err: err}
 		}
 	}
 	in := s.With(tx)
@@ -201,6 +203,9 @@ func (s *Store) tailOnce(ctx context.Context, cfg TailConfig, handle func(contex
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("could not commit a batch: %w", err)
+	}
+	if cfg.Committed != nil {
+		cfg.Committed(b)
 	}
 	return len(events), b.Last(), nil
 }

@@ -3,109 +3,137 @@ package projections
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
 )
 
-// AsOfKinds are the read models AsOf can fold.
-var AsOfKinds = map[domain.Kind]bool{domain.KindSubscriptions: true, domain.KindCharges: true}
-
-// AsOf folds subscriptions or charges as they stood at t: from every event created at or before t
-// (less quarantined ones), with the same reducers and row builders as the read models — the
-// question a table of current state cannot answer. id "" folds every object of the kind. A
-// subscription's app user ID is today's (identity does not change with time). Rows are in the
-// read model's column order.
-func AsOf(ctx context.Context, pool *pgxpool.Pool, kind domain.Kind, t time.Time, id string) (columns []string, rows [][]any, err error) {
-	if !AsOfKinds[kind] {
-		return nil, nil, fmt.Errorf("as-of folds subscriptions and charges, not %s", kind)
-	}
-	var types []string
-	for _, typ := range append(domain.ReadModelEventTypes, domain.SnapshotTypes[kind]) {
-		if k := domain.Route(typ); k == kind || (kind == domain.KindCharges && k == domain.KindDisputes) {
-			types = append(types, typ)
-		}
-	}
-	q := `SELECT e.type, e.object_id, e.payload FROM ledger.events e
-		WHERE e.created <= $1 AND e.type = ANY($2) AND NOT EXISTS (SELECT 1 FROM ledger.projection_quarantine q
-			WHERE q.projection = $3 AND q.event_id = e.event_id AND q.resolved_at IS NULL)`
-	args := []any{t, types, StateName}
+// AsOf folds a read model's objects as they stood at t, from every event Stripe created at or
+// before t (less the quarantined ones), with the same declarations as the read models — the
+// question a table of current state cannot answer. The rows a model reads (a charge's disputes,
+// a subscription's customer and Checkout session) are folded as of t too. id "" folds every
+// object of the model. Rows are in the model's column order, ordered by ID.
+func AsOf(ctx context.Context, pool *pgxpool.Pool, m *Model, t time.Time, id string, identity domain.Identity) ([][]any, error) {
+	a := &asOf{pool: pool, store: eventstore.New(pool), t: t, env: env{identity: identity}}
+	var ids []string
 	if id != "" {
-		q += ` AND (e.object_id = $4 OR e.object_id IN (SELECT d.id FROM ledger.disputes d WHERE d.charge = $4))`
-		args = append(args, id)
+		ids = []string{id}
 	}
-	res, err := pool.Query(ctx, q+` ORDER BY e.position`, args...)
+	rows, err := a.fold(ctx, m, ids)
 	if err != nil {
-		return nil, nil, fmt.Errorf("could not read the log as of %s: %w", t.Format(time.RFC3339), err)
+		return nil, fmt.Errorf("could not fold %s as of %s: %w", m.Table, t.Format(time.RFC3339), err)
 	}
+	out := make([][]any, 0, len(rows))
+	for _, k := range slices.Sorted(maps.Keys(rows)) {
+		out = append(out, m.impl.values(rows[k]))
+	}
+	return out, nil
+}
+
+// asOf is one as-of fold.
+type asOf struct {
+	pool  *pgxpool.Pool
+	store *eventstore.Store
+	t     time.Time
+	env   env
+}
+
+// fold folds the objects ids of m (nil: every object with an event by t) and returns their rows
+// that exist at t, derived from their related rows at t.
+func (a *asOf) fold(ctx context.Context, m *Model, ids []string) (map[string]any, error) {
+	f := eventstore.Filter{ObjectType: m.ObjectType, ObjectIDs: ids, CreatedTo: a.t, Payload: true}
 	byObject := map[string][]domain.Fact{}
-	disputes := map[string][]domain.Fact{}
-	var order []string
-	for res.Next() {
-		var typ, objectID string
-		var payload []byte
-		if err := res.Scan(&typ, &objectID, &payload); err != nil {
-			res.Close()
-			return nil, nil, err
+	err := a.store.Scan(ctx, f, func(r *eventstore.Record) error {
+		if modelFor(r.Type, r.ObjectType) != m {
+			return nil
 		}
-		f, err := domain.DecodeStoredFact(payload)
+		fact, err := domain.DecodeStoredFact(r.Payload)
 		if err != nil {
-			continue // quarantined by the projection too
+			return nil // quarantined by the projection too
 		}
-		if domain.Route(typ) == domain.KindDisputes {
-			disputes[objectID] = append(disputes[objectID], f)
-			continue
-		}
-		if _, ok := byObject[objectID]; !ok {
-			order = append(order, objectID)
-		}
-		byObject[objectID] = append(byObject[objectID], f)
+		byObject[r.ObjectID] = append(byObject[r.ObjectID], fact)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	res.Close()
-	if err := res.Err(); err != nil {
-		return nil, nil, err
-	}
-	switch kind {
-	case domain.KindSubscriptions:
-		users := map[string]string{}
-		urows, err := pool.Query(ctx, `SELECT id, app_user_id FROM ledger.subscriptions WHERE id = ANY($1)`, order)
+	objects := slices.Sorted(maps.Keys(byObject))
+	if len(objects) > 0 {
+		quarantined, err := OpenQuarantine(ctx, a.pool, objects)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		for urows.Next() {
-			var sid, user string
-			if err := urows.Scan(&sid, &user); err != nil {
-				urows.Close()
-				return nil, nil, err
-			}
-			users[sid] = user
+		for id, facts := range byObject {
+			byObject[id] = slices.DeleteFunc(facts, func(f domain.Fact) bool { return quarantined[f.EventID] })
 		}
-		urows.Close()
-		if err := urows.Err(); err != nil {
-			return nil, nil, err
-		}
-		for _, oid := range order {
-			f, ok, _ := foldClean(byObject[oid], foldSubscription)
-			if ok {
-				rows = append(rows, subscriptionRow(f.row, users[oid]))
-			}
-		}
-		return subscriptionsTable.columns, rows, nil
-	default:
-		byCharge := map[string][]domain.Fact{}
-		for _, facts := range disputes {
-			if r, ok, _ := foldClean(facts, domain.FoldDispute); ok {
-				byCharge[r.Charge] = append(byCharge[r.Charge], facts...)
-			}
-		}
-		for _, oid := range order {
-			r, ok, _ := foldClean(byObject[oid], func(fs []domain.Fact) (domain.ChargeRow, error) { return domain.FoldCharge(fs, byCharge[oid]) })
-			if ok {
-				rows = append(rows, chargeRow(r))
-			}
-		}
-		return chargesTable.columns, rows, nil
 	}
+	rows := map[string]any{}
+	for _, id := range objects {
+		if f, _ := foldObject(m, id, byObject[id]); f.row != nil {
+			rows[id] = f.row
+		}
+	}
+	in := inputs{}
+	for _, rel := range m.Reads {
+		in[rel.Model] = map[string][]any{}
+		var keys []string
+		if rel.Column != "" {
+			if ids != nil {
+				// Which objects relate is read from today's rows: the key that links them (a
+				// dispute's charge) does not change over an object's life.
+				if keys, err = a.relatedIDs(ctx, rel, ids); err != nil {
+					return nil, err
+				}
+			}
+		} else {
+			set := idSet{}
+			for _, r := range rows {
+				set.add(textValue(m.impl.values(r)[columnIndex(m, rel.Via)]))
+			}
+			keys = set.sorted()
+			if len(keys) == 0 {
+				continue
+			}
+		}
+		related, err := a.fold(ctx, rel.Model, keys)
+		if err != nil {
+			return nil, err
+		}
+		keyCol := "id"
+		if rel.Column != "" {
+			keyCol = rel.Column
+		}
+		ki := columnIndex(rel.Model, keyCol)
+		for _, r := range related {
+			k := textValue(rel.Model.impl.values(r)[ki])
+			in[rel.Model][k] = append(in[rel.Model][k], r)
+		}
+	}
+	for _, r := range rows {
+		m.impl.derive(r, in, a.env)
+	}
+	return rows, nil
+}
+
+// relatedIDs are the IDs of rel's rows that link to ids, read from the live table.
+func (a *asOf) relatedIDs(ctx context.Context, rel Relation, ids []string) ([]string, error) {
+	rows, err := a.pool.Query(ctx, fmt.Sprintf(`SELECT id FROM ledger.%s WHERE %s = ANY($1)`, rel.Model.Table, rel.Column), ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }

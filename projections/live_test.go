@@ -18,13 +18,10 @@ import (
 	"github.com/stripeledger/ledger/stripesim"
 )
 
-// startRunner runs a live runner until the test ends.
+// startRunner runs a live runner until the test ends, with its signals on.
 func startRunner(t *testing.T, pool *pgxpool.Pool, cfg projections.RunnerConfig) *projections.Runner {
 	t.Helper()
-	r, err := projections.NewRunner(pool, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, pool, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -38,25 +35,34 @@ func startRunner(t *testing.T, pool *pgxpool.Pool, cfg projections.RunnerConfig)
 	return r
 }
 
-// caughtUp waits until the live runner has folded the whole log.
-func caughtUp(t *testing.T, pool *pgxpool.Pool) {
+func newRunner(t *testing.T, pool *pgxpool.Pool, cfg projections.RunnerConfig) *projections.Runner {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var head, pos int64
-		err := pool.QueryRow(context.Background(), `SELECT (SELECT position FROM ledger.log_head),
-			coalesce((SELECT position FROM ledger.projection_state WHERE name = $1), -1)`, projections.StateName).Scan(&head, &pos)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pos == head {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the live runner is at %d of %d after 60s", pos, head)
-		}
-		time.Sleep(20 * time.Millisecond)
+	r, err := projections.NewRunner(pool, cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	r.Signals.FoldedBatch.Init(t)
+	r.Signals.Rebuilt.Init(t)
+	r.Lease().Signals.Gained.Init(t)
+	r.Lease().Signals.Lost.Init(t)
+	return r
+}
+
+// caughtUp waits until the live runner has folded the whole log: for the batch that reaches the
+// head, unless the checkpoint is there already.
+func caughtUp(t *testing.T, r *projections.Runner, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	head, err := eventstore.New(pool).Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := eventstore.New(pool).Checkpoint(ctx, projections.StateName); err != nil {
+		t.Fatal(err)
+	} else if pos >= head.Position {
+		return
+	}
+	r.Signals.FoldedBatch.WaitUntil(func(pos int64) bool { return pos >= head.Position })
 }
 
 // appendInBatches appends events in batches of random size, as webhooks would arrive.
@@ -114,9 +120,9 @@ func TestLiveEqualsReplay(t *testing.T) {
 				order = append(order, order[rng.IntN(len(order))])
 			}
 			db := testkit.New(t)
-			startRunner(t, db.Pool, projections.RunnerConfig{Identity: id, BatchSize: 1 + rng.IntN(64)})
+			r := startRunner(t, db.Pool, projections.RunnerConfig{Identity: id, BatchSize: 1 + rng.IntN(64)})
 			appendInBatches(t, db.Pool, order, rng)
-			caughtUp(t, db.Pool)
+			caughtUp(t, r, db.Pool)
 			live := dump(t, db)
 			diffDumps(t, "live vs replay in emission order", live, want)
 
@@ -136,7 +142,7 @@ func TestReplayWhileLive(t *testing.T) {
 	sim.Run(time.Time{})
 	events := sim.Events()
 	db := testkit.New(t)
-	startRunner(t, db.Pool, projections.RunnerConfig{BatchSize: 16})
+	r := startRunner(t, db.Pool, projections.RunnerConfig{BatchSize: 16})
 	rng := rand.New(rand.NewPCG(7, 2))
 	half := len(events) / 2
 	appendInBatches(t, db.Pool, events[:half], rng)
@@ -153,7 +159,7 @@ func TestReplayWhileLive(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	caughtUp(t, db.Pool)
+	caughtUp(t, r, db.Pool)
 	live := dump(t, db)
 
 	reference := load(t, events)
@@ -173,44 +179,30 @@ func TestRunnerTakeover(t *testing.T) {
 	db := testkit.New(t)
 	cfg := projections.RunnerConfig{TakeoverInterval: 100 * time.Millisecond}
 
-	first, err := projections.NewRunner(db.Pool, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := newRunner(t, db.Pool, cfg)
 	ctx1, stop1 := context.WithCancel(context.Background())
 	done1 := make(chan struct{})
 	go func() { defer close(done1); _ = first.Run(ctx1) }()
-	waitFor(t, "the first runner to become active", first.Active)
+	first.Lease().Signals.Gained.Wait()
 	second := startRunner(t, db.Pool, cfg)
 
 	rng := rand.New(rand.NewPCG(3, 3))
 	appendInBatches(t, db.Pool, events[:len(events)/2], rng)
-	caughtUp(t, db.Pool)
+	caughtUp(t, first, db.Pool)
 	if !first.Active() || second.Active() {
 		t.Fatalf("active: first %v, second %v; want only the first", first.Active(), second.Active())
 	}
 	stop1()
 	<-done1
-	waitFor(t, "the standby to take over", second.Active)
+	second.Lease().Signals.Gained.Wait()
 	appendInBatches(t, db.Pool, events[len(events)/2:], rng)
-	caughtUp(t, db.Pool)
+	caughtUp(t, second, db.Pool)
 
 	reference := load(t, events)
 	if _, err := projections.Rebuild(context.Background(), reference.Pool, projections.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	diffDumps(t, "after takeover", dump(t, db), dump(t, reference))
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // poisonCharge is a charge event whose amount is not a number: no reducer can fold it.
@@ -262,7 +254,7 @@ func TestPoisonQuarantined(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
 	ctx := context.Background()
-	startRunner(t, db.Pool, projections.RunnerConfig{})
+	r := startRunner(t, db.Pool, projections.RunnerConfig{})
 	appendRaw(t, db.Pool,
 		validCharge("evt_1", "charge.succeeded", "ch_a", 1780000000, 500),
 		poisonCharge("evt_2", "ch_a", 1780000001),
@@ -270,7 +262,7 @@ func TestPoisonQuarantined(t *testing.T) {
 		hugeCustomer("evt_4", "cus_huge"),
 		validCharge("evt_5", "charge.succeeded", "ch_c", 1780000003, 900),
 	)
-	caughtUp(t, db.Pool)
+	caughtUp(t, r, db.Pool)
 
 	var amounts []int64
 	rows, _ := db.Pool.Query(ctx, `SELECT amount FROM ledger.charges ORDER BY id`)
@@ -302,7 +294,7 @@ func TestPoisonQuarantined(t *testing.T) {
 	// A later, valid event for ch_a makes the bad one no longer the charge's latest state: a
 	// retry then folds it.
 	appendRaw(t, db.Pool, validCharge("evt_6", "charge.updated", "ch_a", 1780000010, 500))
-	caughtUp(t, db.Pool)
+	caughtUp(t, r, db.Pool)
 	res, err = projections.Retry(ctx, db.Pool, projections.RetryConfig{})
 	if err != nil || res.Resolved != 1 || res.Failed != 1 {
 		t.Fatalf("retry all: %+v %v", res, err)

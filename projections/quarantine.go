@@ -24,15 +24,11 @@ func quarantine(ctx context.Context, tx execer, projection string, p Poison) err
 }
 
 func quarantineSQL(projection string, p Poison) (string, []any) {
-	where, key := "e.event_id = $2", any(p.EventID)
-	if p.EventID == "" {
-		where, key = "e.position = $2", p.Position
-	}
 	return `INSERT INTO ledger.projection_quarantine AS q (projection, event_id, position, event_type, object_id, error)
-		SELECT $1, e.event_id, e.position, e.type, e.object_id, $3 FROM ledger.events e WHERE ` + where + `
+		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (projection, event_id) DO UPDATE
 		SET error = EXCLUDED.error, attempts = q.attempts + 1, last_attempt_at = now(), resolved_at = NULL`,
-		[]any{projection, key, p.Err.Error()}
+		[]any{projection, p.EventID, p.Position, p.EventType, p.ObjectID, p.Err.Error()}
 }
 
 // lockProjection takes the projection's transaction lock: a live runner holds it for each batch
@@ -44,8 +40,7 @@ func lockProjection(ctx context.Context, tx pgx.Tx, projection string) error {
 	return nil
 }
 
-func txLockKey(projection string) string     { return "ledger.projection.batch:" + projection }
-func runnerLockKey(projection string) string { return "ledger.projection.runner:" + projection }
+func txLockKey(projection string) string { return "ledger.projection.batch:" + projection }
 
 // OpenQuarantine is which of the events of the given objects are quarantined for the read
 // models (kept out of every fold until resolved), by event ID: what a reader that folds the log

@@ -5,26 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"sync/atomic"
+	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/lease"
+	"github.com/stripeledger/ledger/internal/testsignal"
 )
 
 // RunnerConfig tunes a live runner. Zero values take the documented defaults.
 type RunnerConfig struct {
 	Identity domain.Identity // as for Rebuild; both must agree or live and replayed rows differ
+	// Rebuild configures the rebuild the runner makes when the tables are not the ones the
+	// declarations describe (a new binary, a fresh database); its Identity is the runner's.
+	Rebuild Config
+	// Store is the event store the webhooks append through: its appends wake the runner at once.
+	// Default a store of its own (appends by other processes are seen within PollInterval).
+	Store *eventstore.Store
 	// PollInterval is how long the runner waits before looking again when it has caught up with
-	// the log; it bounds the lag an idle runner adds. Default 10ms.
+	// the log and nothing woke it; it bounds the lag of appends made by other processes.
+	// Default 10ms.
 	PollInterval time.Duration
 	// BatchSize is the most events folded in one transaction. Default 500.
 	BatchSize int
@@ -55,245 +60,177 @@ func (c *RunnerConfig) setDefaults() {
 	}
 }
 
-// Runner keeps the read models current: it tails the log in position order with watermill's SQL
-// subscriber and folds each event in the subscriber's transaction, which also moves the
-// checkpoint, so every event's effect lands exactly once however often a batch is retried.
+// RunnerSignals are what a test can wait for (see internal/testsignal).
+type RunnerSignals struct {
+	// FoldedBatch is the log position a committed batch brought the read models to.
+	FoldedBatch testsignal.Signal[int64]
+	// Rebuilt is a rebuild the runner made before folding (the tables had another shape).
+	Rebuilt testsignal.Signal[Stats]
+}
+
+// Runner keeps the read models current: it tails the log in commit order (eventstore.Tail) and
+// folds each batch in the batch's transaction, which also moves the checkpoint, so every event's
+// effect lands exactly once however often a batch is retried.
 //
-// Only one runner per projection is active across all processes: each holds a session-level
-// advisory lock on a connection of its own while it runs; the others wait as standbys and one
-// takes over within TakeoverInterval when the holder's connection ends (process killed, machine
-// gone once TCP gives up, database restarted).
+// Only one runner per projection is active across all processes (internal/lease); the others
+// stand by and one takes over within TakeoverInterval when the holder's connection ends.
+// Before folding, the active runner checks that the tables are the ones its declarations
+// describe (their fingerprint, stored with the checkpoint) and rebuilds them by replay when they
+// are not, so a new binary's read models are rebuilt on its first start while queries keep
+// answering from the old tables.
 type Runner struct {
 	pool    *pgxpool.Pool
+	store   *eventstore.Store
 	cfg     RunnerConfig
-	applier applier
-	active  atomic.Bool
-	batch   []pending // the subscriber's current batch; only the consume goroutine touches it
+	lease   *lease.Lease
+	engine  *engine
+	Signals RunnerSignals
 }
+
+// runnerLease is the name of the runner's lease.
+const runnerLease = "projection " + StateName
 
 // NewRunner makes a runner for the read models (projection StateName).
 func NewRunner(pool *pgxpool.Pool, cfg RunnerConfig) (*Runner, error) {
 	cfg.setDefaults()
+	cfg.Rebuild.Identity = cfg.Identity
 	if err := cfg.Identity.Validate(); err != nil {
 		return nil, err
 	}
-	return &Runner{pool: pool, cfg: cfg, applier: applier{projection: StateName, identity: cfg.Identity}}, nil
+	l, err := lease.New(pool, lease.Config{Name: runnerLease, RetryInterval: cfg.TakeoverInterval,
+		CheckInterval: cfg.TakeoverInterval, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	store := cfg.Store
+	if store == nil {
+		store = eventstore.New(pool)
+	}
+	return &Runner{pool: pool, store: store, cfg: cfg, lease: l,
+		engine: &engine{projection: StateName, env: env{identity: cfg.Identity}}}, nil
 }
 
 // Active says whether this runner currently holds the projection.
-func (r *Runner) Active() bool { return r.active.Load() }
+func (r *Runner) Active() bool { return r.lease.Held() }
+
+// Lease is the runner's lease (a test waits on its signals).
+func (r *Runner) Lease() *lease.Lease { return r.lease }
 
 // Run blocks until ctx ends, as the active runner or as a standby ready to take over.
 func (r *Runner) Run(ctx context.Context) error {
-	for {
-		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
-			r.cfg.Logger.Warn("projection runner stopped; will try again", "projection", StateName, "error", err)
+	return r.lease.Run(ctx, func(ctx context.Context) error {
+		r.cfg.Metrics.setActive(true)
+		defer r.cfg.Metrics.setActive(false)
+		if err := r.ensureSchema(ctx); err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(r.cfg.TakeoverInterval):
+		err := r.store.Tail(ctx, eventstore.TailConfig{
+			Checkpoint:    StateName,
+			BatchSize:     r.cfg.BatchSize,
+			PollInterval:  r.cfg.PollInterval,
+			RetryInterval: r.cfg.RetryInterval,
+			Lock:          lockAndCheck,
+			Committed:     r.committed,
+		}, r.handle)
+		if err != nil {
+			return fmt.Errorf("projection %s: %w", StateName, err)
 		}
-	}
+		return nil
+	})
 }
 
-// lead takes the projection's runner lock if it is free and runs the projection while it holds
-// it. It returns at once when another process holds the lock.
-func (r *Runner) lead(ctx context.Context) error {
-	cc := r.pool.Config().ConnConfig.Copy()
-	host, _ := os.Hostname()
-	cc.RuntimeParams["application_name"] = fmt.Sprintf("ledger projection %s (%s pid %d)", StateName, host, os.Getpid())
-	conn, err := pgx.ConnectConfig(ctx, cc)
+// errSchemaChanged stops a batch whose tables were rebuilt from other declarations meanwhile.
+var errSchemaChanged = errors.New("the read models' tables are not the ones this binary declares")
+
+// lockAndCheck takes the projection's transaction lock for the batch (a replay's swap takes it
+// too) and checks, under it, that the tables are still the declared ones.
+func lockAndCheck(ctx context.Context, tx pgx.Tx) error {
+	var schema *string
+	err := tx.QueryRow(ctx, `SELECT (SELECT schema FROM ledger.projection_state WHERE name = $2)
+		FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) lock`, txLockKey(StateName), StateName).Scan(&schema)
 	if err != nil {
-		return fmt.Errorf("could not connect for the runner lock: %w", err)
+		return fmt.Errorf("could not lock projection %s: %w", StateName, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, runnerLockKey(StateName)).Scan(&got); err != nil {
-		return fmt.Errorf("could not try the runner lock: %w", err)
+	if schema == nil || *schema != Fingerprint() {
+		return errSchemaChanged
 	}
-	if !got {
-		return nil // another process runs it; stand by
-	}
-	r.active.Store(true)
-	r.cfg.Metrics.setActive(true)
-	defer func() {
-		r.active.Store(false)
-		r.cfg.Metrics.setActive(false)
-	}()
-	r.cfg.Logger.Info("projection runner active", "projection", StateName)
-
-	runCtx, cancel := context.WithCancelCause(ctx)
-	watchdog := make(chan struct{})
-	defer func() {
-		cancel(nil)
-		<-watchdog // the connection is closed (deferred above) only once nothing else uses it
-	}()
-	go func() {
-		defer close(watchdog)
-		// The lock lives as long as its connection: if that connection fails, another process
-		// may already have taken over, so stop folding.
-		t := time.NewTicker(r.cfg.TakeoverInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-t.C:
-				if err := conn.Ping(runCtx); err != nil && runCtx.Err() == nil {
-					cancel(fmt.Errorf("lost the runner lock's connection: %w", err))
-					return
-				}
-			}
-		}
-	}()
-	err = r.consume(runCtx)
-	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	return err
+	return nil
 }
 
-// consume runs watermill's subscriber over the log until ctx ends or a batch fails.
-//
-// The subscriber hands each message with its transaction and, once the message is acknowledged,
-// goes on to use that transaction itself (the next message, the checkpoint, the commit). It also
-// stops waiting for the acknowledgement as soon as its own context ends. So the subscriber's
-// context is not ctx: it is cancelled only between messages, never while a message is being
-// folded, and no acknowledgement deadline is set (a fold is bounded by the batch size). A batch
-// whose fold fails is abandoned the same way: the subscriber rolls its transaction back and the
-// next subscription reads the batch again.
-func (r *Runner) consume(ctx context.Context) error {
-	noDeadline := time.Duration(0)
-	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(r.pool), wsql.SubscriberConfig{
-		ConsumerGroup:  StateName,
-		PollInterval:   r.cfg.PollInterval,
-		RetryInterval:  r.cfg.RetryInterval,
-		ResendInterval: 50 * time.Millisecond,
-		AckDeadline:    &noDeadline,
-		SchemaAdapter:  logSchema{batchSize: r.cfg.BatchSize},
-		OffsetsAdapter: stateOffsets{},
-	}, watermill.NewSlogLoggerWithLevelMapping(r.cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
-	if err != nil {
-		return err
+// ensureSchema rebuilds the read models when their tables were not built from these
+// declarations, and brings the catalog's comments up to date otherwise.
+func (r *Runner) ensureSchema(ctx context.Context) error {
+	var schema *string
+	err := r.pool.QueryRow(ctx, `SELECT schema FROM ledger.projection_state WHERE name = $1`, StateName).Scan(&schema)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("could not read the projection's state: %w", err)
 	}
-	defer sub.Close()
-	subCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	msgs, err := sub.Subscribe(subCtx, logTopic)
-	if err != nil {
-		return fmt.Errorf("could not subscribe to the log: %w", err)
-	}
-	// abandon stops the subscriber while no message is being folded and waits for it to finish.
-	abandon := func() {
-		stop()
-		for range msgs { //nolint:revive // drained unacknowledged: the subscriber gives them up
+	if schema != nil && *schema == Fingerprint() {
+		var ddl []string
+		for _, t := range allTables() {
+			ddl = append(ddl, t.commentSQL(t.name)...)
 		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			abandon()
-			return ctx.Err()
-		case msg, ok := <-msgs:
-			if !ok {
-				return errors.New("the log subscription ended")
-			}
-			if err := r.handle(msg); err != nil {
-				abandon()
-				return fmt.Errorf("could not fold the batch ending at event %s: %w", msg.UUID, err)
-			}
-			msg.Ack()
+		if _, err := r.pool.Exec(ctx, strings.Join(ddl, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+			return fmt.Errorf("could not describe the read models: %w", err)
 		}
-	}
-}
-
-// pending is an event of the current batch, acknowledged but not yet folded.
-type pending struct {
-	eventID  string
-	change   change
-	position int64
-	received time.Time
-}
-
-// handle collects the batch's events and folds them all when the last one arrives, in the
-// subscriber's transaction (see stateOffsets.AckMessageQuery for why acknowledging the others
-// early commits nothing prematurely).
-func (r *Runner) handle(msg *message.Message) error {
-	ctx := msg.Context()
-	wtx, ok := wsql.TxFromContext(ctx)
-	if !ok {
-		return errors.New("no transaction in the message context")
-	}
-	// The pgx adapter's transaction; pipelines and savepoints need pgx's own API.
-	ptx, ok := wtx.(*wsql.PgxTx)
-	if !ok {
-		return fmt.Errorf("unexpected transaction type %T", wtx)
-	}
-	md := msg.Metadata
-	index, _ := strconv.Atoi(md.Get(metaBatchIndex))
-	size, _ := strconv.Atoi(md.Get(metaBatchSize))
-	pos, _ := strconv.ParseInt(md.Get(metaPosition), 10, 64)
-	received, _ := time.Parse(time.RFC3339Nano, md.Get(metaReceivedAt))
-	if index == 0 {
-		r.batch = r.batch[:0]
-	}
-	if n := len(r.batch); n == 0 || r.batch[n-1].position != pos { // a re-sent last event is not added twice
-		r.batch = append(r.batch, pending{msg.UUID, change{md.Get(metaType), md.Get(metaObjectID)}, pos, received})
-	}
-	if index < size-1 {
 		return nil
 	}
-	if err := r.flush(ctx, ptx.Tx); err != nil {
+	r.cfg.Logger.Info("read models were built from other declarations: rebuilding them from the log",
+		"projection", StateName, "schema", schema, "declared", Fingerprint())
+	st, err := Rebuild(ctx, r.pool, r.cfg.Rebuild)
+	if err != nil {
+		return fmt.Errorf("could not rebuild the read models: %w", err)
+	}
+	r.cfg.Logger.Info("read models rebuilt", "projection", StateName, "events", st.Events, "took", st.Took)
+	r.Signals.Rebuilt.Signal(st)
+	return nil
+}
+
+// handle folds a batch set-wise. If the database refuses the result (bad data, not a failing
+// database), it falls back to one event at a time to find the culprit, quarantines it and folds
+// the rest.
+func (r *Runner) handle(ctx context.Context, tx pgx.Tx, b eventstore.Batch) error {
+	changes := make([]change, len(b.Events))
+	for i, ev := range b.Events {
+		changes[i] = change{ev.Type, ev.ObjectType, ev.ObjectID}
+	}
+	err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.engine.foldChanges(ctx, sp, changes) })
+	if err == nil {
+		return nil
+	}
+	if !poisonous(tx, err) {
 		return err
 	}
-	for _, p := range r.batch {
-		r.cfg.Metrics.applied(p.position, p.received)
+	for i := range b.Events {
+		if err := r.foldOne(ctx, tx, &b.Events[i]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// flush folds the batch set-wise. If the database refuses the result (bad data, not a failing
-// database), it falls back to one event at a time to find the culprit, quarantines it and folds
-// the rest; then it records the position the read models are written through.
-func (r *Runner) flush(ctx context.Context, tx pgx.Tx) error {
-	changes := make([]change, len(r.batch))
-	for i, p := range r.batch {
-		changes[i] = p.change
+func (r *Runner) committed(b eventstore.Batch) {
+	for _, ev := range b.Events {
+		r.cfg.Metrics.applied(ev.Position, ev.ReceivedAt)
 	}
-	err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.applier.fold(ctx, sp, changes) })
-	if err != nil && !poisonous(tx, err) {
-		return err
-	}
-	if err != nil {
-		for _, p := range r.batch {
-			if err := r.foldOne(ctx, tx, p); err != nil {
-				return err
-			}
-		}
-	}
-	last := r.batch[len(r.batch)-1].position
-	if _, err := tx.Exec(ctx, `SELECT set_config('`+flushedSetting+`', $1, true)`, strconv.FormatInt(last, 10)); err != nil {
-		return err
-	}
-	return nil
+	r.Signals.FoldedBatch.Signal(b.Last())
 }
 
 // foldOne folds one event in a savepoint. If the database refuses a row, the event whose
 // snapshot the row holds is quarantined — the one replay quarantines, which need not be the event
 // being folded (an update that arrived first, say) — and the fold is tried again without it.
-func (r *Runner) foldOne(ctx context.Context, tx pgx.Tx, p pending) error {
-	one := []change{p.change}
+func (r *Runner) foldOne(ctx context.Context, tx pgx.Tx, ev *eventstore.Record) error {
+	one := []change{{ev.Type, ev.ObjectType, ev.ObjectID}}
 	blamed := map[string]bool{}
 	for {
-		err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.applier.fold(ctx, sp, one) })
+		err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.engine.foldChanges(ctx, sp, one) })
 		if err == nil {
 			return nil
 		}
 		if !poisonous(tx, err) {
 			return err
 		}
-		culprit := p.eventID
+		culprit := ev.ID
 		var refused *refusedRow
 		if errors.As(err, &refused) {
 			culprit = refused.eventID
@@ -303,11 +240,27 @@ func (r *Runner) foldOne(ctx context.Context, tx pgx.Tx, p pending) error {
 		}
 		blamed[culprit] = true
 		r.cfg.Metrics.quarantined()
-		r.cfg.Logger.Warn("quarantined an event the read models cannot hold", "event", culprit, "folding", p.eventID, "error", err)
-		if err := quarantine(ctx, tx, StateName, Poison{EventID: culprit, Err: err}); err != nil {
+		r.cfg.Logger.Warn("quarantined an event the read models cannot hold", "event", culprit, "folding", ev.ID, "error", err)
+		p, err2 := poisonFor(ctx, tx, culprit, err)
+		if err2 != nil {
+			return err2
+		}
+		if err := quarantine(ctx, tx, StateName, p); err != nil {
 			return err
 		}
 	}
+}
+
+// poisonFor is the quarantine entry of an event, looked up in the log.
+func poisonFor(ctx context.Context, tx pgx.Tx, eventID string, why error) (Poison, error) {
+	recs, err := eventstore.On(tx).List(ctx, eventstore.Filter{EventIDs: []string{eventID}})
+	if err != nil {
+		return Poison{}, err
+	}
+	if len(recs) == 0 {
+		return Poison{}, fmt.Errorf("event %s is not in the log", eventID)
+	}
+	return Poison{EventID: eventID, Position: recs[0].Position, EventType: recs[0].Type, ObjectID: recs[0].ObjectID, Err: why}, nil
 }
 
 func inSavepoint(ctx context.Context, tx pgx.Tx, fn func(pgx.Tx) error) error {
@@ -339,4 +292,24 @@ func poisonous(tx pgx.Tx, err error) bool {
 func isNetErr(err error) bool {
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce)
+}
+
+// Prepare gives a ledger whose log is empty read models of the declared shape at once (a
+// rebuild of nothing), so a fresh database has its tables before any runner starts. With events
+// in the log it leaves them to the runner, which rebuilds them on start (that takes a replay).
+func Prepare(ctx context.Context, pool *pgxpool.Pool) error {
+	head, err := eventstore.New(pool).Head(ctx)
+	if err != nil {
+		return err
+	}
+	var schema *string
+	err = pool.QueryRow(ctx, `SELECT schema FROM ledger.projection_state WHERE name = $1`, StateName).Scan(&schema)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("could not read the projection's state: %w", err)
+	}
+	if head.Position > 0 || (schema != nil && *schema == Fingerprint()) {
+		return nil
+	}
+	_, err = Rebuild(ctx, pool, Config{})
+	return err
 }

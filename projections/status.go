@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/lease"
 )
 
 // Status is where a projection stands: what `ledger projections status` prints.
@@ -21,10 +23,17 @@ type Status struct {
 	LagSeconds float64    `json:"lag_seconds"` // age of the oldest event not yet folded; 0 when caught up
 	UpdatedAt  *time.Time `json:"updated_at"`  // when the position last moved; nil if never run
 	RebuiltAt  *time.Time `json:"rebuilt_at"`  // last `ledger replay` swap; nil if never
-	// Runner is the process holding the live runner's lock (its Postgres application_name), ""
+	// Schema is the fingerprint of the declarations the tables were built from; Declared that of
+	// this binary's. They differ until the runner (or `ledger replay`) rebuilds the tables.
+	Schema   *string `json:"schema"`
+	Declared string  `json:"declared_schema"`
+	// Runner is the process holding the live runner's lease (its Postgres application_name), ""
 	// when no runner is active.
 	Runner     string             `json:"runner"`
 	Quarantine []QuarantinedEvent `json:"quarantine"` // unresolved, in log order
+	// Ambiguous is how many same-second groups of events the ordering rule could not order by
+	// their previous_attributes and ordered by event ID (ledger.ordering_ambiguities).
+	Ambiguous int64 `json:"ambiguous_orderings"`
 }
 
 // QuarantinedEvent is an event kept out of the read models because it could not be folded.
@@ -41,25 +50,30 @@ type QuarantinedEvent struct {
 
 // ReadStatus reads the read-model projection's status.
 func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
-	st := Status{Projection: StateName, Quarantine: []QuarantinedEvent{}}
-	err := pool.QueryRow(ctx, `
-		WITH st AS (SELECT position, updated_at, rebuilt_at FROM ledger.projection_state WHERE name = $1),
-		     k AS (SELECT hashtextextended($2, 0) AS key)
-		SELECT coalesce((SELECT position FROM st), 0),
-		       (SELECT position FROM ledger.log_head),
-		       (SELECT updated_at FROM st), (SELECT rebuilt_at FROM st),
-		       coalesce(extract(epoch FROM now() - (SELECT e.received_at FROM ledger.events e
-		           WHERE e.position = coalesce((SELECT position FROM st), 0) + 1)), 0)::float8,
-		       coalesce((SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid, k
-		           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-		             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		             AND l.classid = ((k.key >> 32) & 4294967295)::oid AND l.objid = (k.key & 4294967295)::oid
-		           LIMIT 1), '')`,
-		StateName, runnerLockKey(StateName)).Scan(&st.Position, &st.Head, &st.UpdatedAt, &st.RebuiltAt, &st.LagSeconds, &st.Runner)
-	if err != nil {
+	st := Status{Projection: StateName, Quarantine: []QuarantinedEvent{}, Declared: Fingerprint()}
+	err := pool.QueryRow(ctx, `SELECT position, updated_at, rebuilt_at, schema FROM ledger.projection_state WHERE name = $1`,
+		StateName).Scan(&st.Position, &st.UpdatedAt, &st.RebuiltAt, &st.Schema)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("could not read the projection's status: %w", err)
 	}
-	st.Lag = st.Head - st.Position
+	store := eventstore.New(pool)
+	head, err := store.Head(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Head, st.Lag = head.Position, head.Position-st.Position
+	if st.Lag > 0 {
+		oldest, err := store.ReceivedAt(ctx, st.Position+1)
+		if err != nil {
+			return st, err
+		}
+		if !oldest.IsZero() {
+			st.LagSeconds = time.Since(oldest).Seconds()
+		}
+	}
+	if st.Runner, err = lease.Holder(ctx, pool, runnerLease); err != nil {
+		return st, err
+	}
 	rows, err := pool.Query(ctx, `SELECT event_id, position, event_type, object_id, error, attempts, quarantined_at, last_attempt_at
 		FROM ledger.projection_quarantine WHERE projection = $1 AND resolved_at IS NULL ORDER BY position`, StateName)
 	if err != nil {
@@ -72,6 +86,11 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	})
 	if err != nil {
 		return st, fmt.Errorf("could not read the quarantine: %w", err)
+	}
+	// Tables built before the engine declared this one have none: nothing counted yet.
+	if err := pool.QueryRow(ctx, `SELECT CASE WHEN to_regclass('ledger.ordering_ambiguities') IS NULL THEN 0
+		ELSE (SELECT count(*) FROM ledger.ordering_ambiguities) END`).Scan(&st.Ambiguous); err != nil {
+		return st, fmt.Errorf("could not count the ambiguous orderings: %w", err)
 	}
 	return st, nil
 }
@@ -112,9 +131,9 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, cfg RetryConfig) (RetryResul
 			return res, fmt.Errorf("could not read the quarantine: %w", err)
 		}
 	}
-	a := applier{projection: StateName, identity: cfg.Identity}
+	e := &engine{projection: StateName, env: env{identity: cfg.Identity}}
 	for _, id := range ids {
-		resolved, why, err := retryOne(ctx, pool, a, id)
+		resolved, why, err := retryOne(ctx, pool, e, id)
 		if err != nil {
 			return res, err
 		}
@@ -128,7 +147,7 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, cfg RetryConfig) (RetryResul
 	return res, nil
 }
 
-func retryOne(ctx context.Context, pool *pgxpool.Pool, a applier, eventID string) (resolved bool, why string, err error) {
+func retryOne(ctx context.Context, pool *pgxpool.Pool, e *engine, eventID string) (resolved bool, why string, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return false, "", fmt.Errorf("could not begin the retry: %w", err)
@@ -137,29 +156,31 @@ func retryOne(ctx context.Context, pool *pgxpool.Pool, a applier, eventID string
 	if err := lockProjection(ctx, tx, StateName); err != nil {
 		return false, "", err
 	}
-	var typ, objectID string
-	err = tx.QueryRow(ctx, `UPDATE ledger.projection_quarantine SET resolved_at = now(), last_attempt_at = now()
-		WHERE projection = $1 AND event_id = $2 AND resolved_at IS NULL RETURNING event_type, object_id`, StateName, eventID).Scan(&typ, &objectID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, "", fmt.Errorf("%s: %w", eventID, ErrNotQuarantined)
-	}
+	tag, err := tx.Exec(ctx, `UPDATE ledger.projection_quarantine SET resolved_at = now(), last_attempt_at = now()
+		WHERE projection = $1 AND event_id = $2 AND resolved_at IS NULL`, StateName, eventID)
 	if err != nil {
 		return false, "", fmt.Errorf("could not retry %s: %w", eventID, err)
 	}
-	sp, err := tx.Begin(ctx)
+	if tag.RowsAffected() == 0 {
+		return false, "", fmt.Errorf("%s: %w", eventID, ErrNotQuarantined)
+	}
+	recs, err := eventstore.On(tx).List(ctx, eventstore.Filter{EventIDs: []string{eventID}})
 	if err != nil {
 		return false, "", err
 	}
-	if aerr := a.fold(ctx, sp, []change{{typ, objectID}}); aerr != nil {
-		_ = sp.Rollback(ctx)
-		if !poisonous(tx, aerr) {
-			return false, "", fmt.Errorf("could not retry %s: %w", eventID, aerr)
+	if len(recs) == 1 {
+		ev := recs[0]
+		err := inSavepoint(ctx, tx, func(sp pgx.Tx) error {
+			return e.foldChanges(ctx, sp, []change{{ev.Type, ev.ObjectType, ev.ObjectID}})
+		})
+		if err != nil {
+			if !poisonous(tx, err) {
+				return false, "", fmt.Errorf("could not retry %s: %w", eventID, err)
+			}
+			if err := quarantine(ctx, tx, StateName, Poison{EventID: ev.ID, Position: ev.Position, EventType: ev.Type, ObjectID: ev.ObjectID, Err: err}); err != nil {
+				return false, "", err
+			}
 		}
-		if err := quarantine(ctx, tx, StateName, Poison{EventID: eventID, Err: aerr}); err != nil {
-			return false, "", err
-		}
-	} else if err := sp.Commit(ctx); err != nil {
-		return false, "", err
 	}
 	// The fold may itself have put the event back (the reducer still cannot read it).
 	var stillOpen bool

@@ -140,13 +140,13 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 			return nil, err
 		}
 		return compared{"amount": c.Amount, "amount_captured": c.AmountCaptured, "amount_refunded": c.AmountRefunded,
-			"refunded": c.Refunded, "status": c.Status, "paid": c.Paid, "currency": c.Currency, "customer": c.Customer}, nil
+			"refunded": c.Refunded, "status": c.Status, "paid": c.Paid, "currency": c.Currency, "customer": domain.Deref(c.Customer)}, nil
 	case domain.KindInvoices:
 		i, err := domain.FoldInvoice(facts)
 		if err != nil {
 			return nil, err
 		}
-		return compared{"status": i.Status, "amount_due": i.AmountDue, "amount_paid": i.AmountPaid,
+		return compared{"status": domain.Deref(i.Status), "amount_due": i.AmountDue, "amount_paid": i.AmountPaid,
 			"amount_remaining": i.AmountRemaining, "total": i.Total, "currency": i.Currency}, nil
 	}
 	return nil, fmt.Errorf("no drift check for %s", kind)

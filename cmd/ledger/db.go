@@ -13,6 +13,7 @@ import (
 
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/migrations"
+	"github.com/stripeledger/ledger/projections"
 )
 
 // dbOptions are the database flags every command shares.
@@ -57,13 +58,27 @@ func envInt(name string) (int, error) {
 }
 
 // migrateURL applies the embedded migrations on a connection of its own.
+// migrateURL applies the migrations and, on a ledger whose log is still empty, creates the read
+// models' tables from their declarations (with events in the log, the projection runner
+// rebuilds them when it starts).
 func migrateURL(ctx context.Context, url string) (from, to int32, err error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return 0, 0, fmt.Errorf("could not connect to the database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return migrations.Apply(ctx, conn)
+	if from, to, err = migrations.Apply(ctx, conn); err != nil {
+		return from, to, err
+	}
+	pool, err := openPool(ctx, url)
+	if err != nil {
+		return from, to, err
+	}
+	defer pool.Close()
+	if err := projections.Prepare(ctx, pool); err != nil {
+		return from, to, fmt.Errorf("could not create the read models: %w", err)
+	}
+	return from, to, nil
 }
 
 func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/reconcile"
@@ -60,7 +60,7 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 				}
 				token = t
 			}
-			o.apiTokens = api.ParseTokens(token)
+			o.apiTokens = auth.ParseTokens(token)
 			if !cmd.Flags().Changed("reconcile-schedule") && os.Getenv("LEDGER_RECONCILE_SCHEDULE") == "" {
 				// Often enough that the outage's repair shows within a minute.
 				o.schedule = "events-fast=@every 20s; events=@every 2m; objects=@every 10m; endpoints=@every 1h"

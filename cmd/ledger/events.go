@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
 )
 
 // eventRow is one event of the log as the events commands print it (the payload only in show).
@@ -69,27 +70,16 @@ The last --limit events (default 50) that match are printed. Exit code 2 for a b
 				return err
 			}
 			defer pool.Close()
-			rows, err := pool.Query(ctx, `SELECT * FROM (
-				SELECT position, event_id, type, created, object_id, source, api_version, received_at FROM ledger.events
-				WHERE ($1 = '' OR object_id = $1) AND ($2 = '' OR type = $2) AND ($3 = '' OR source = $3)
-				  AND ($4::timestamptz IS NULL OR created >= $4)
-				ORDER BY position DESC LIMIT $5) e ORDER BY position`,
-				object, typ, source, nullableTime(after), limit)
+			recs, err := eventstore.New(pool).List(ctx, eventstore.Filter{ObjectIDs: optional(object), Types: optional(typ),
+				Source: domain.Source(source), CreatedFrom: after, Limit: limit, Latest: true})
 			if err != nil {
 				return fmt.Errorf("could not read the log: %w", err)
 			}
-			evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventRow, error) {
-				var e eventRow
-				err := r.Scan(&e.Position, &e.EventID, &e.Type, &e.Created, &e.ObjectID, &e.Source, &e.APIVersion, &e.ReceivedAt)
-				return e, err
-			})
-			if err != nil {
-				return fmt.Errorf("could not read the log: %w", err)
+			evs := make([]eventRow, 0, len(recs))
+			for _, r := range recs {
+				evs = append(evs, rowOf(&r))
 			}
 			if asJSON {
-				if evs == nil {
-					evs = []eventRow{}
-				}
 				return json.NewEncoder(os.Stdout).Encode(evs)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -123,13 +113,15 @@ not hold the event.`,
 				return err
 			}
 			defer pool.Close()
-			e, err := readEvent(ctx, pool.QueryRow, args[0])
-			if errors.Is(err, pgx.ErrNoRows) {
+			r, err := eventstore.New(pool).Get(ctx, args[0])
+			if errors.Is(err, eventstore.ErrNotFound) {
 				return failed("the log holds no event %s", args[0])
 			}
 			if err != nil {
 				return fmt.Errorf("could not read the log: %w", err)
 			}
+			e := rowOf(&r)
+			e.Payload = r.Payload
 			if raw {
 				_, err := os.Stdout.Write(e.Payload)
 				return err
@@ -150,19 +142,15 @@ not hold the event.`,
 	return cmd
 }
 
-func readEvent(ctx context.Context, queryRow func(context.Context, string, ...any) pgx.Row, id string) (eventRow, error) {
-	var e eventRow
-	var payload []byte
-	err := queryRow(ctx, `SELECT position, event_id, type, created, object_id, source, api_version, received_at, payload
-		FROM ledger.events WHERE event_id = $1`, id).Scan(&e.Position, &e.EventID, &e.Type, &e.Created, &e.ObjectID, &e.Source,
-		&e.APIVersion, &e.ReceivedAt, &payload)
-	e.Payload = payload
-	return e, err
+func rowOf(r *eventstore.Record) eventRow {
+	return eventRow{Position: r.Position, EventID: r.ID, Type: r.Type, Created: r.CreatedTime(), ObjectID: r.ObjectID,
+		Source: string(r.Source), APIVersion: r.APIVersion, ReceivedAt: r.ReceivedAt}
 }
 
-func nullableTime(t time.Time) *time.Time {
-	if t.IsZero() {
+// optional is a one-value filter, or none for "".
+func optional(v string) []string {
+	if v == "" {
 		return nil
 	}
-	return &t
+	return []string{v}
 }

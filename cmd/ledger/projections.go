@@ -153,6 +153,12 @@ func printStatus(st projections.Status) {
 	fmt.Fprintf(w, "runner\t%s\n", runner)
 	fmt.Fprintf(w, "last moved\t%s\n", fmtTime(st.UpdatedAt))
 	fmt.Fprintf(w, "last replay\t%s\n", fmtTime(st.RebuiltAt))
+	schema := "as declared"
+	if st.Schema == nil || *st.Schema != st.Declared {
+		schema = fmt.Sprintf("built from other declarations: the runner rebuilds them (declared %s)", st.Declared)
+	}
+	fmt.Fprintf(w, "tables\t%s\n", schema)
+	fmt.Fprintf(w, "ambiguous\t%d same-second group(s) of events ordered by event ID (ledger.ordering_ambiguities)\n", st.Ambiguous)
 	fmt.Fprintf(w, "quarantined\t%d\n", len(st.Quarantine))
 	_ = w.Flush()
 	if len(st.Quarantine) == 0 {

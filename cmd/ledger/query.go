@@ -1,45 +1,49 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/query"
 )
 
-// tableColumns are what `--format table` shows of each list (csv and json show every column).
-var tableColumns = map[string][]string{
-	"subscriptions": {"id", "customer", "app_user_id", "status", "currency", "mrr", "current_period_end", "created"},
-	"charges":       {"id", "customer", "status", "currency", "amount", "amount_refunded", "dispute_status", "created"},
-	"invoices":      {"id", "customer", "subscription", "status", "currency", "total", "amount_paid", "created"},
-	"refunds":       {"id", "charge", "status", "currency", "amount", "reason", "created"},
-	"disputes":      {"id", "charge", "status", "currency", "amount", "reason", "created"},
-	"customers":     {"id", "email", "name", "currency", "deleted", "created"},
+// queryFlags are the flags `ledger query` takes: every list filter a read model declares, and the
+// list and metric parameters, each named as the API's query parameter with - for _.
+func queryFlags() []string {
+	names := []string{"created-gte", "created-lt", "as-of", "from", "to", "interval", "currency"}
+	for _, m := range projections.Models {
+		for _, f := range m.Filters {
+			if n := strings.ReplaceAll(f, "_", "-"); !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
 }
 
-var metricNames = []string{"mrr", "revenue", "churn", "movements"}
-
-// queryCmd answers from the read models through the API's own handlers, in process: the CLI
-// takes exactly the API's filters and gives exactly its answers.
+// queryCmd answers from the read models with package query, which the HTTP API serves too: the
+// CLI takes exactly the API's parameters and gives exactly its answers.
 func queryCmd() *cobra.Command {
 	var format string
 	var all bool
 	var limit int
+	var idf *identityFlags
 	filters := map[string]*string{}
 	cmd := &cobra.Command{
 		Use:   "query RESOURCE | METRIC | metrics NAME",
-		Short: "Query the read models and metrics (subscriptions, charges, invoices, refunds, disputes, customers; mrr, revenue, churn, movements)",
+		Short: "Query the read models and metrics (" + strings.Join(query.ResourceNames(), ", ") + "; " + strings.Join(query.MetricNames(), ", ") + ")",
 		Long: `query answers what the HTTP API answers, from the database directly:
 
   ledger query subscriptions --status active --currency usd
@@ -48,139 +52,179 @@ func queryCmd() *cobra.Command {
   ledger query mrr --interval month --from 2026-01-01
   ledger query metrics refunds --interval day
 
-Money is integer minor units with the currency beside it. --format table (default), csv or json.
-Exit code 2 with the API's message for a bad filter.`,
+Money is integer minor units with the currency beside it; absent values are empty (JSON null).
+--format table (default), csv or json. Exit code 2 with the API's message for a bad filter.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, resource := "", ""
+			metric, model := "", (*projections.Model)(nil)
 			switch {
 			case args[0] == "metrics" && len(args) == 2:
-				path = "/api/v1/metrics/" + args[1]
-			case len(args) == 1 && contains(metricNames, args[0]):
-				path = "/api/v1/metrics/" + args[0]
-			case len(args) == 1 && tableColumns[args[0]] != nil:
-				path, resource = "/api/v1/"+args[0], args[0]
-			default:
-				return fmt.Errorf("nothing to query as %q: try subscriptions, charges, invoices, refunds, disputes, customers, mrr, revenue, churn, movements or metrics NAME", strings.Join(args, " "))
+				metric = args[1]
+			case len(args) == 1:
+				if _, ok := query.MetricColumns(args[0]); ok {
+					metric = args[0]
+				} else if m, ok := query.Resource(args[0]); ok {
+					model = m
+				}
+			}
+			if metric == "" && model == nil {
+				return fmt.Errorf("nothing to query as %q: try %s, %s or metrics NAME", strings.Join(args, " "),
+					strings.Join(query.ResourceNames(), ", "), strings.Join(query.MetricNames(), ", "))
 			}
 			if format != "table" && format != "csv" && format != "json" {
 				return fmt.Errorf("--format %q: want table, csv or json", format)
 			}
-			q := url.Values{}
-			for name, v := range filters {
-				if *v != "" {
-					q.Set(strings.ReplaceAll(name, "-", "_"), *v)
+			v := url.Values{}
+			for name, val := range filters {
+				if *val != "" {
+					v.Set(strings.ReplaceAll(name, "-", "_"), *val)
 				}
 			}
-			if resource != "" && format != "csv" { // CSV streams every row
-				q.Set("limit", fmt.Sprint(limit))
-			}
-			if format == "csv" {
-				q.Set("format", "csv")
+			identity, err := idf.identity()
+			if err != nil {
+				return err
 			}
 			pool, err := openMigrated(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			h := api.New(pool, api.Config{})
-			call := func(u string) (*http.Response, error) {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, httptest.NewRequestWithContext(cmd.Context(), http.MethodGet, u, nil))
-				resp := rec.Result()
-				if resp.StatusCode != http.StatusOK {
-					var e struct{ Error struct{ Message string } }
-					_ = json.NewDecoder(resp.Body).Decode(&e)
-					return nil, errors.New(e.Error.Message)
-				}
-				return resp, nil
+			q := query.New(pool, query.Config{Identity: identity})
+			if metric != "" {
+				return queryMetric(cmd, q, metric, v, format)
 			}
+			l, err := query.ParseList(model, v)
+			if err != nil {
+				return badQuery(err)
+			}
+			if limit < 1 || limit > 1000 {
+				return fmt.Errorf("--limit %d: want 1 to 1000", limit)
+			}
+			l.Limit = limit
 			if format == "csv" {
-				resp, err := call(path + "?" + q.Encode())
-				if err != nil {
-					return err
+				w := csv.NewWriter(os.Stdout)
+				if err := q.Rows(cmd.Context(), l, w.Write); err != nil {
+					return badQuery(err)
 				}
-				_, err = io.Copy(os.Stdout, resp.Body)
-				return err
+				w.Flush()
+				return w.Error()
 			}
 			var rows []map[string]json.RawMessage
 			for {
-				resp, err := call(path + "?" + q.Encode())
+				p, err := q.Page(cmd.Context(), l)
 				if err != nil {
-					return err
+					return badQuery(err)
 				}
-				var page struct {
-					Data       []map[string]json.RawMessage `json:"data"`
-					HasMore    bool                         `json:"has_more"`
-					NextCursor string                       `json:"next_cursor"`
+				for _, d := range p.Data {
+					var row map[string]json.RawMessage
+					if err := json.Unmarshal(d, &row); err != nil {
+						return err
+					}
+					rows = append(rows, row)
 				}
-				if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-					return err
-				}
-				rows = append(rows, page.Data...)
-				if !all || !page.HasMore {
-					if page.HasMore {
+				if !all || !p.HasMore {
+					if p.HasMore {
 						fmt.Fprintf(os.Stderr, "more rows: --all for every one, or --limit\n")
 					}
 					break
 				}
-				q.Set("cursor", page.NextCursor)
+				if l.After, err = query.DecodeCursor(p.NextCursor); err != nil {
+					return err
+				}
 			}
 			if format == "json" {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				if rows == nil {
-					rows = []map[string]json.RawMessage{}
-				}
-				return enc.Encode(rows)
+				return printJSON(rows)
 			}
-			cols := tableColumns[resource]
-			if resource == "" && len(rows) > 0 {
-				cols = []string{"period", "currency"}
-				for k := range rows[0] {
-					if k != "period" && k != "currency" {
-						cols = append(cols, k)
-					}
-				}
-				sort.Strings(cols[2:])
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, strings.ToUpper(strings.Join(cols, "\t")))
-			for _, r := range rows {
-				vals := make([]string, len(cols))
-				for i, c := range cols {
-					var v any
-					_ = json.Unmarshal(r[c], &v)
-					switch x := v.(type) {
-					case nil:
-						vals[i] = ""
-					case string:
-						vals[i] = x
-					default:
-						vals[i] = strings.Trim(string(r[c]), `"`)
-					}
-				}
-				fmt.Fprintln(w, strings.Join(vals, "\t"))
-			}
-			return w.Flush()
+			return printTable(model.Brief, rows)
 		},
 	}
 	f := cmd.Flags()
-	for _, name := range []string{"status", "customer", "app-user-id", "currency", "email", "subscription", "charge", "invoice",
-		"created-gte", "created-lt", "as-of", "from", "to", "interval"} {
+	for _, name := range queryFlags() {
 		filters[name] = f.String(name, "", "filter: "+strings.ReplaceAll(name, "-", "_")+" (as the API's query parameter)")
 	}
 	f.StringVar(&format, "format", "table", "table, csv or json")
 	f.IntVar(&limit, "limit", 100, "rows per page (lists)")
 	f.BoolVar(&all, "all", false, "every page, not only the first (lists)")
+	idf = addIdentityFlags(cmd)
 	return cmd
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+func queryMetric(cmd *cobra.Command, q *query.Queries, name string, v url.Values, format string) error {
+	m, err := query.ParseMetric(name, v, time.Now())
+	if err != nil {
+		return badQuery(err)
 	}
-	return false
+	data, err := q.Series(cmd.Context(), m)
+	if err != nil {
+		return err
+	}
+	switch format {
+	case "csv":
+		w := csv.NewWriter(os.Stdout)
+		if err := w.WriteAll(query.SeriesRows(m, data)); err != nil {
+			return err
+		}
+		return nil
+	case "json":
+		var rows []map[string]json.RawMessage
+		for _, d := range data {
+			var row map[string]json.RawMessage
+			if err := json.Unmarshal(d, &row); err != nil {
+				return err
+			}
+			rows = append(rows, row)
+		}
+		return printJSON(rows)
+	}
+	cols := append([]string{"period", "currency"}, m.Columns...)
+	sort.Strings(cols[2:])
+	var rows []map[string]json.RawMessage
+	for _, d := range data {
+		var row map[string]json.RawMessage
+		if err := json.Unmarshal(d, &row); err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	return printTable(cols, rows)
+}
+
+// badQuery turns a request the query package refused into a message (exit code 2).
+func badQuery(err error) error {
+	var br *query.BadRequest
+	if errors.As(err, &br) {
+		return errors.New(br.Message)
+	}
+	return err
+}
+
+func printJSON(rows []map[string]json.RawMessage) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if rows == nil {
+		rows = []map[string]json.RawMessage{}
+	}
+	return enc.Encode(rows)
+}
+
+func printTable(cols []string, rows []map[string]json.RawMessage) error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, strings.ToUpper(strings.Join(cols, "\t")))
+	for _, r := range rows {
+		vals := make([]string, len(cols))
+		for i, c := range cols {
+			var v any
+			_ = json.Unmarshal(r[c], &v)
+			switch x := v.(type) {
+			case nil:
+				vals[i] = ""
+			case string:
+				vals[i] = x
+			default:
+				vals[i] = strings.Trim(string(r[c]), `"`)
+			}
+		}
+		fmt.Fprintln(w, strings.Join(vals, "\t"))
+	}
+	return w.Flush()
 }

@@ -11,7 +11,8 @@ import (
 )
 
 func replayCmd() *cobra.Command {
-	var projection string
+	var projection, spillDir string
+	var partitionEvents int
 	var idf *identityFlags
 	cmd := &cobra.Command{
 		Use:   "replay",
@@ -37,19 +38,30 @@ tried again; those that still cannot be folded stay quarantined. Use the same --
 				return err
 			}
 			defer pool.Close()
-			start := time.Now()
+			phase, phaseStart := "", time.Now()
 			last := time.Time{}
 			st, err := projections.Rebuild(ctx, pool, projections.Config{
-				Identity: identity,
-				Progress: func(done, total int64) {
-					if time.Since(last) < time.Second && done < total {
+				Identity:        identity,
+				PartitionEvents: partitionEvents,
+				SpillDir:        spillDir,
+				// Two passes: the log is read (and spilled by object), then folded a partition at
+				// a time; each line says which, with its own rate and ETA.
+				Progress: func(p projections.Progress) {
+					if p.Phase != phase {
+						if phase != "" {
+							fmt.Fprintln(os.Stderr)
+						}
+						phase, phaseStart, last = p.Phase, time.Now(), time.Time{}
+					}
+					if time.Since(last) < time.Second && p.Done < p.Total {
 						return
 					}
 					last = time.Now()
-					rate := float64(done) / time.Since(start).Seconds()
-					eta := time.Duration(float64(total-done)/rate) * time.Second
-					fmt.Fprintf(os.Stderr, "\rreplay: %d/%d events (%.0f%%), %.0f events/s, ETA %s   ",
-						done, total, 100*float64(done)/float64(max(total, 1)), rate, eta.Round(time.Second))
+					rate := float64(p.Done) / max(time.Since(phaseStart).Seconds(), 1e-3)
+					eta := time.Duration(float64(p.Total-p.Done)/max(rate, 1)) * time.Second
+					verb := map[string]string{"read": "reading", "fold": "folding"}[p.Phase]
+					fmt.Fprintf(os.Stderr, "\rreplay: %s %d/%d events (%.0f%%), %.0f events/s, ETA %s   ",
+						verb, p.Done, p.Total, 100*float64(p.Done)/float64(max(p.Total, 1)), rate, eta.Round(time.Second))
 				},
 			})
 			fmt.Fprintln(os.Stderr)
@@ -61,10 +73,13 @@ tried again; those that still cannot be folded stay quarantined. Use the same --
 				fmt.Printf(", and %d appended meanwhile,", st.CaughtUp)
 			}
 			fmt.Printf(" up to position %d:", st.Position)
-			for _, name := range []string{"customers", "subscriptions", "subscription_movements", "invoices", "charges", "refunds", "disputes", "checkout_sessions"} {
-				fmt.Printf(" %s %d,", name, st.Rows[name])
+			for _, m := range projections.Models {
+				fmt.Printf(" %s %d,", m.Table, st.Rows[m.Table])
+				for _, c := range m.Children {
+					fmt.Printf(" %s %d,", c.Table, st.Rows[c.Table])
+				}
 			}
-			fmt.Println()
+			fmt.Printf(" in %d partition(s)\n", st.Partitions)
 			if st.Quarantined > 0 {
 				return failed("%d event(s) could not be folded and are quarantined: ledger projections status", st.Quarantined)
 			}
@@ -72,6 +87,8 @@ tried again; those that still cannot be folded stay quarantined. Use the same --
 		},
 	}
 	cmd.Flags().StringVar(&projection, "projection", projections.StateName, "the projection to rebuild")
+	cmd.Flags().IntVar(&partitionEvents, "partition-events", 100_000, "events of the log per partition: bounds replay's memory (about 1.5 KB an event)")
+	cmd.Flags().StringVar(&spillDir, "spill-dir", "", "where the decoded log is spilled while it is read (needs about the log's size free); default the system's temporary directory")
 	idf = addIdentityFlags(cmd)
 	return cmd
 }

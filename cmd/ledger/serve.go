@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/dashboard"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/forward"
@@ -47,7 +48,7 @@ type serveOptions struct {
 	idf        *identityFlags          // how app user IDs are found
 	schedule   string                  // LEDGER_RECONCILE_SCHEDULE
 	stripe     *reconcile.StripeConfig // nil: STRIPE_SECRET_KEY / STRIPE_API_BASE
-	apiTokens  []string                // nil: LEDGER_API_TOKEN
+	apiTokens  auth.Tokens             // nil: LEDGER_API_TOKEN
 	// ready is called once the listener is bound, with the server's context and pool (`ledger
 	// dev` prints its URLs and starts the Stripe simulator then).
 	ready func(ctx context.Context, addr string, pool *pgxpool.Pool)
@@ -168,7 +169,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		<-runnerDone
 	}()
 	if o.runner {
-		runner, err := projections.NewRunner(pool, projections.RunnerConfig{
+		// The runner shares the webhooks' store: an append wakes it at once.
+		runner, err := projections.NewRunner(pool, projections.RunnerConfig{Store: store,
 			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg)})
 		if err != nil {
 			return err
@@ -234,15 +236,15 @@ func serve(ctx context.Context, o serveOptions) error {
 	// The API: behind LEDGER_API_TOKEN; without one only on a loopback address.
 	tokens := o.apiTokens
 	if tokens == nil {
-		tokens = api.ParseTokens(os.Getenv("LEDGER_API_TOKEN"))
+		tokens = auth.ParseTokens(os.Getenv("LEDGER_API_TOKEN"))
 	}
 	switch {
 	case len(tokens) > 0:
-		mux.Handle("/api/v1/", api.New(pool, api.Config{Tokens: tokens, Logger: log}))
+		mux.Handle("/api/v1/", api.New(pool, api.Config{Tokens: tokens, Identity: identity, Logger: log}))
 		mux.Handle("/", dashboard.New(dashboard.Config{Tokens: tokens, NotFound: http.HandlerFunc(webhook.NotFound)}))
 	case isLoopback(o.addr):
 		log.Warn("API and dashboard open without a token: LEDGER_API_TOKEN is not set and the address is loopback only")
-		mux.Handle("/api/v1/", api.New(pool, api.Config{Logger: log}))
+		mux.Handle("/api/v1/", api.New(pool, api.Config{Identity: identity, Logger: log}))
 		mux.Handle("/", dashboard.New(dashboard.Config{NotFound: http.HandlerFunc(webhook.NotFound)}))
 	default:
 		log.Warn("API and dashboard off: set LEDGER_API_TOKEN to serve them on a non-loopback address")

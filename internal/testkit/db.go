@@ -28,6 +28,7 @@ import (
 
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/migrations"
+	"github.com/stripeledger/ledger/projections"
 )
 
 // DB is one test's database.
@@ -121,9 +122,11 @@ func FreePort(tb testing.TB) int {
 	return port
 }
 
-// templateName changes whenever a migration file changes, so a stale template is never used.
+// templateName changes whenever a migration file or a read model's declaration changes, so a
+// stale template is never used.
 func templateName(tb testing.TB) string {
 	h := sha256.New()
+	h.Write([]byte(projections.Fingerprint()))
 	err := fs.WalkDir(migrations.Files, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -174,6 +177,9 @@ func ensureTemplate(tb testing.TB, ctx context.Context, admin, tmpl string) {
 		tb.Fatalf("migrate template: %v", err)
 	}
 	tconn.Close(ctx)
+	if err := prepare(ctx, withDatabase(tb, admin, tmpl)); err != nil {
+		tb.Fatalf("prepare template: %v", err)
+	}
 	mustExec(tb, ctx, conn, fmt.Sprintf("ALTER DATABASE %s WITH IS_TEMPLATE true", tmpl))
 
 	// Templates of earlier migration sets are no longer used: drop them, best effort.
@@ -186,6 +192,16 @@ func ensureTemplate(tb testing.TB, ctx context.Context, admin, tmpl string) {
 		_, _ = conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH IS_TEMPLATE false", name))
 		_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
 	}
+}
+
+// prepare creates the read models' tables from their declarations, as `ledger migrate` does.
+func prepare(ctx context.Context, url string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return projections.Prepare(ctx, pool)
 }
 
 func exec(tb testing.TB, ctx context.Context, connURL, sql string) {
@@ -294,6 +310,9 @@ func StartCluster(tb testing.TB) *Cluster {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(pool.Close)
+	if err := projections.Prepare(ctx, pool); err != nil {
+		tb.Fatal(err)
+	}
 	c.DB = &DB{URL: url, Name: "ledger", Pool: pool}
 	return c
 }

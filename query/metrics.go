@@ -1,17 +1,13 @@
-package api
+package query
 
 import (
-	"encoding/csv"
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/stripeledger/ledger/projections"
 )
 
 // metrics are the series /api/v1/metrics/{name} serves, from ledger.metrics_daily or
@@ -89,104 +85,141 @@ var metricExpr = map[string]string{
 // month.
 var maxSeries = map[string]time.Duration{"day": 3660 * 24 * time.Hour, "month": 36525 * 24 * time.Hour}
 
-func (a *API) metric(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
+// MetricNames are the series there are.
+func MetricNames() []string {
+	out := make([]string, 0, len(metrics))
+	for name := range metrics {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// MetricColumns are a series' columns after period and currency.
+func MetricColumns(name string) ([]string, bool) {
+	cols, ok := metrics[name]
+	return cols, ok
+}
+
+// Metric is a parsed metric request.
+type Metric struct {
+	Name     string
+	Columns  []string
+	Interval string // day or month
+	From, To time.Time
+	Currency string // "" for every currency
+	CSV      bool
+	// FormatSet says the request chose a format (else an HTTP caller may look at Accept).
+	FormatSet bool
+}
+
+// ParseMetric reads a metric request's parameters: from, to (dates), interval (day or month,
+// default month: the last 12 months; by day the last 30 days), currency, format.
+func ParseMetric(name string, v url.Values, now time.Time) (Metric, error) {
 	cols, ok := metrics[name]
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no metric "+name+"; there are mrr, revenue, refunds, churn and movements")
-		return
+		return Metric{}, fmt.Errorf("%w: no metric %s; there are %s", ErrNotFound, name, strings.Join(MetricNames(), ", "))
 	}
-	q := r.URL.Query()
-	for k := range q {
-		if k != "from" && k != "to" && k != "interval" && k != "currency" && k != "format" {
-			a.fail(w, &badRequest{"unknown_parameter", fmt.Sprintf("unknown parameter %q; metrics take from, to, interval, currency, format", k)})
-			return
+	m := Metric{Name: name, Columns: cols}
+	if err := checkValues(v); err != nil {
+		return m, err
+	}
+	for k := range v {
+		if !slices.Contains([]string{"from", "to", "interval", "currency", "format"}, k) {
+			return m, badRequest("unknown_parameter", "unknown parameter %q; metrics take from, to, interval, currency, format", k)
 		}
 	}
-	interval := q.Get("interval")
-	if interval == "" {
-		interval = "month"
+	m.Interval = v.Get("interval")
+	if m.Interval == "" {
+		m.Interval = "month"
 	}
-	if interval != "day" && interval != "month" {
-		a.fail(w, &badRequest{"invalid_interval", "interval is day or month"})
-		return
+	if m.Interval != "day" && m.Interval != "month" {
+		return m, badRequest("invalid_interval", "interval is day or month")
 	}
-	now := time.Now().UTC()
-	to := now
-	from := now.AddDate(-1, 0, 0)
-	if interval == "day" {
-		from = now.AddDate(0, 0, -30)
+	now = now.UTC()
+	m.To, m.From = now, now.AddDate(-1, 0, 0)
+	if m.Interval == "day" {
+		m.From = now.AddDate(0, 0, -30)
 	}
 	var err error
-	if v := q.Get("from"); v != "" {
-		if from, err = parseTimeParam("from", v); err != nil {
-			a.fail(w, err)
-			return
+	if val := v.Get("from"); val != "" {
+		if m.From, err = ParseTime("from", val); err != nil {
+			return m, err
 		}
 	}
-	if v := q.Get("to"); v != "" {
-		if to, err = parseTimeParam("to", v); err != nil {
-			a.fail(w, err)
-			return
+	if val := v.Get("to"); val != "" {
+		if m.To, err = ParseTime("to", val); err != nil {
+			return m, err
 		}
 	}
-	if to.Before(from) {
-		a.fail(w, &badRequest{"invalid_range", "to is before from"})
-		return
+	if m.To.Before(m.From) {
+		return m, badRequest("invalid_range", "to is before from")
 	}
 	// A series is one row per period: bound it, so that one request cannot ask Postgres for
 	// millions of periods.
-	if limit := maxSeries[interval]; to.Sub(from) > limit {
-		a.fail(w, &badRequest{"range_too_long", fmt.Sprintf("a %s series spans at most %d days; split the request", interval, int(limit.Hours()/24))})
-		return
+	if limit := maxSeries[m.Interval]; m.To.Sub(m.From) > limit {
+		return m, badRequest("range_too_long", "a %s series spans at most %d days; split the request", m.Interval, int(limit.Hours()/24))
 	}
-	currency := q.Get("currency")
-	if currency != "" && (len(currency) != 3 || strings.ToLower(currency) != currency) {
-		a.fail(w, &badRequest{"invalid_currency", "currency is a lowercase ISO 4217 code such as usd"})
-		return
+	m.Currency = v.Get("currency")
+	if m.Currency != "" && !isCurrency(m.Currency) {
+		return m, badRequest("invalid_currency", "currency is a lowercase ISO 4217 code such as usd")
 	}
-	unit := interval
-	if interval == "day" {
-		from = from.Truncate(24 * time.Hour)
+	if m.Interval == "day" {
+		m.From = m.From.Truncate(24 * time.Hour)
 	} else {
-		from = time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, time.UTC)
+		m.From = time.Date(m.From.Year(), m.From.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}
-	// The series are computed from the base tables here rather than through the metric views:
-	// MRR needs the movement log only (its running total from the first movement), revenue only
-	// the requested range of charges, refunds and disputes — a 12-month series stays fast on
-	// millions of rows. The definitions are the views' (the tests check both agree).
+	m.CSV, m.FormatSet, err = parseFormat(v)
+	return m, err
+}
+
+// Series answers a metric: one JSON object per period and currency, ordered by currency, then
+// period.
+//
+// The series are computed from the base tables rather than through the metric views: MRR needs
+// the movement log only (its running total from the first movement), revenue only the requested
+// range of charges, refunds and disputes — a 12-month series stays fast on millions of rows. The
+// definitions are the views' (the tests check both agree).
+func (q *Queries) Series(ctx context.Context, m Metric) ([]json.RawMessage, error) {
 	src := revenueSQL
-	if name == "mrr" || name == "churn" || name == "movements" {
+	if m.Name == "mrr" || m.Name == "churn" || m.Name == "movements" {
 		src = mrrSQL
 	}
-	data, err := a.jsonRows(r.Context(), fmt.Sprintf(`SELECT json_build_object('period', s.period, 'currency', s.currency, %s)::text
+	rows, err := q.pool.Query(ctx, fmt.Sprintf(`SELECT json_build_object('period', s.period, 'currency', s.currency, %s)::text
 		FROM (SELECT p.period, p.currency, %s FROM (%s) p) s
 		WHERE s.period >= $1::date AND s.period <= $2::date ORDER BY s.currency, s.period`,
-		strings.Join(quoteKeys(cols), ", "), strings.Join(aliased(cols), ", "), src), from, to, currency, unit)
+		strings.Join(quoteKeys(m.Columns), ", "), strings.Join(aliased(m.Columns), ", "), src), m.From, m.To, m.Currency, m.Interval)
 	if err != nil {
-		a.unavailable(w, err)
-		return
+		return nil, fmt.Errorf("could not compute %s: %w", m.Name, err)
 	}
-	if q.Get("format") == "csv" || (q.Get("format") == "" && wantsCSV(r)) {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		cw := csv.NewWriter(w)
-		header := append([]string{"period", "currency"}, cols...)
-		_ = cw.Write(header)
-		for _, d := range data {
-			var m map[string]any
-			dec := json.NewDecoder(strings.NewReader(string(d)))
-			dec.UseNumber() // integers stay integers
-			_ = dec.Decode(&m)
-			rec := make([]string, len(header))
-			for i, h := range header {
-				rec[i] = fmt.Sprint(m[h])
-			}
-			_ = cw.Write(rec)
+	defer rows.Close()
+	out := []json.RawMessage{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
 		}
-		cw.Flush()
-		return
+		out = append(out, json.RawMessage(s))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "metric": name, "interval": interval, "data": data})
+	return out, rows.Err()
+}
+
+// SeriesRows is a series as text cells, the header (period, currency, the columns) first.
+func SeriesRows(m Metric, data []json.RawMessage) [][]string {
+	header := append([]string{"period", "currency"}, m.Columns...)
+	out := [][]string{header}
+	for _, d := range data {
+		var row map[string]any
+		dec := json.NewDecoder(strings.NewReader(string(d)))
+		dec.UseNumber() // integers stay integers
+		_ = dec.Decode(&row)
+		rec := make([]string, len(header))
+		for i, h := range header {
+			rec[i] = fmt.Sprint(row[h])
+		}
+		out = append(out, rec)
+	}
+	return out
 }
 
 func aliased(cols []string) []string {
@@ -207,78 +240,4 @@ func quoteKeys(cols []string) []string {
 		out[i] = fmt.Sprintf("'%s', s.%s", c, c)
 	}
 	return out
-}
-
-// event serves GET /api/v1/events/{id}: the log row, its payload as stored.
-func (a *API) event(w http.ResponseWriter, r *http.Request) {
-	var js string
-	err := a.pool.QueryRow(r.Context(), `SELECT json_build_object('position', position, 'event_id', event_id, 'type', type,
-		'api_version', api_version, 'created', created, 'livemode', livemode, 'source', source, 'received_at', received_at,
-		'object_type', object_type, 'object_id', object_id, 'payload', convert_from(payload, 'UTF8')::json)::text
-		FROM ledger.events WHERE event_id = $1`, r.PathValue("id")).Scan(&js)
-	if errors.Is(err, pgx.ErrNoRows) {
-		writeError(w, http.StatusNotFound, "not_found", "no event "+r.PathValue("id")+" in the log")
-		return
-	}
-	if err != nil {
-		a.unavailable(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(js + "\n"))
-}
-
-func (a *API) projectionStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := projections.ReadStatus(r.Context(), a.pool)
-	if err != nil {
-		a.unavailable(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-// summary serves GET /api/v1/summary: what the dashboard's header shows — subscriptions by
-// status and currency, events appended per minute over the last hour, the log's size and the
-// live projection's lag.
-func (a *API) summary(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	type statusRow struct {
-		Status   string `json:"status"`
-		Currency string `json:"currency"`
-		Count    int64  `json:"count"`
-		MRR      int64  `json:"mrr"`
-	}
-	type minuteRow struct {
-		Minute time.Time `json:"minute"`
-		Count  int64     `json:"count"`
-	}
-	out := struct {
-		Subscriptions   []statusRow        `json:"subscriptions"`
-		EventsPerMinute []minuteRow        `json:"events_per_minute"`
-		Log             map[string]int64   `json:"log"`
-		Projection      projections.Status `json:"projection"`
-	}{Subscriptions: []statusRow{}, EventsPerMinute: []minuteRow{}}
-	rows, err := a.pool.Query(ctx, `SELECT status, currency, count(*), coalesce(sum(mrr), 0)::bigint FROM ledger.subscriptions
-		GROUP BY 1, 2 ORDER BY 2, 3 DESC`)
-	if err == nil {
-		out.Subscriptions, err = pgx.CollectRows(rows, pgx.RowToStructByPos[statusRow])
-	}
-	if err == nil {
-		// Bounded by position so the scan stays small however long the log is.
-		rows, err = a.pool.Query(ctx, `SELECT date_trunc('minute', received_at), count(*) FROM ledger.events
-			WHERE position > (SELECT position FROM ledger.log_head) - 200000 AND received_at > now() - interval '60 minutes'
-			GROUP BY 1 ORDER BY 1`)
-		if err == nil {
-			out.EventsPerMinute, err = pgx.CollectRows(rows, pgx.RowToStructByPos[minuteRow])
-		}
-	}
-	if err == nil {
-		out.Projection, err = projections.ReadStatus(ctx, a.pool)
-	}
-	if err != nil {
-		a.unavailable(w, err)
-		return
-	}
-	out.Log = map[string]int64{"events": out.Projection.Head}
-	writeJSON(w, http.StatusOK, out)
 }

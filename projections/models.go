@@ -1,0 +1,267 @@
+package projections
+
+import (
+	"slices"
+
+	"github.com/stripeledger/ledger/domain"
+)
+
+// The read models, each declared once. To add one: declare it here with its reducer (a pure
+// function in domain/ from an object's events to its row) and its columns, add it to Models in
+// dependency order, and give the reducer its tests; the engine, replay, the API, `ledger query`
+// and the catalog comments follow from the declaration. The README's "Read models" section
+// walks through it.
+
+// Models is every read model, each after the models it reads.
+var Models = []*Model{Customers, Disputes, CheckoutSessions, Subscriptions, Invoices, Charges, Refunds}
+
+// ModelByTable finds a model by its table name.
+func ModelByTable(name string) (*Model, bool) {
+	i := slices.IndexFunc(Models, func(m *Model) bool { return m.Table == name })
+	if i < 0 {
+		return nil, false
+	}
+	return Models[i], true
+}
+
+const (
+	currencyComment = "ISO 4217 currency, lowercase: the minor unit of every amount in the row."
+	createdComment  = "When the object was created in Stripe."
+)
+
+// Customers are Stripe customers.
+var Customers = declare(spec[domain.CustomerRow]{
+	table: "customers", kind: domain.KindCustomers, objectType: "customer",
+	comment: "Stripe customers as of their latest event. Deleted customers stay, with deleted = true.",
+	fold:    domain.FoldCustomer,
+	source:  func(r *domain.CustomerRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.CustomerRow]{
+		text("id", "Stripe customer ID (cus_...).", "id", func(r *domain.CustomerRow) *string { return &r.ID }),
+		nullText("email", "Email address; NULL when none.", "email", func(r *domain.CustomerRow) **string { return &r.Email }),
+		nullText("name", "Name; NULL when none.", "name", func(r *domain.CustomerRow) **string { return &r.Name }),
+		nullText("currency", "The customer's default currency (ISO 4217, lowercase); NULL until it has one.", "currency", func(r *domain.CustomerRow) **string { return &r.Currency }),
+		metadata("metadata", "The customer's Stripe metadata (JSON object of strings); NULL when the event carried none.", "metadata", func(r *domain.CustomerRow) *map[string]string { return &r.Metadata }),
+		boolean("deleted", "True once the customer was deleted in Stripe.", "", func(r *domain.CustomerRow) *bool { return &r.Deleted }),
+		timestamp("created", createdComment, "created", func(r *domain.CustomerRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "email"},
+	filters: []string{"email", "currency"},
+	brief:   []string{"id", "email", "name", "currency", "deleted", "created"},
+})
+
+// Disputes are Stripe disputes (charge.dispute.*).
+var Disputes = declare(spec[domain.DisputeRow]{
+	table: "disputes", kind: domain.KindDisputes, objectType: "dispute",
+	comment: "Stripe disputes as of their latest event (charge.dispute.*). Money in the currency's minor unit.",
+	fold:    domain.FoldDispute,
+	source:  func(r *domain.DisputeRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.DisputeRow]{
+		text("id", "Stripe dispute ID (dp_...).", "id", func(r *domain.DisputeRow) *string { return &r.ID }),
+		text("charge", "The disputed charge.", "charge", func(r *domain.DisputeRow) *string { return &r.Charge }),
+		integer("amount", "Amount disputed, minor units.", "amount", func(r *domain.DisputeRow) *int64 { return &r.Amount }),
+		text("currency", currencyComment, "currency", func(r *domain.DisputeRow) *string { return &r.Currency }),
+		text("status", "warning_needs_response, needs_response, under_review, won, lost, ...", "status", func(r *domain.DisputeRow) *string { return &r.Status }),
+		text("reason", "fraudulent, product_not_received, ...", "reason", func(r *domain.DisputeRow) *string { return &r.Reason }),
+		timestamp("created", "When the dispute was opened.", "created", func(r *domain.DisputeRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC"},
+	filters: []string{"status", "currency", "charge"},
+	brief:   []string{"id", "charge", "status", "currency", "amount", "reason", "created"},
+})
+
+// CheckoutSessions are Stripe Checkout sessions: where app user IDs of Checkout purchases come
+// from.
+var CheckoutSessions = declare(spec[domain.CheckoutSessionRow]{
+	table: "checkout_sessions", kind: domain.KindCheckoutSessions, objectType: "checkout.session",
+	comment: "Stripe Checkout sessions as of their latest event: where app user IDs of Checkout purchases come from.",
+	fold:    domain.FoldCheckoutSession,
+	source:  func(r *domain.CheckoutSessionRow) *domain.Provenance { return r.Source() },
+	reads:   []Relation{{Model: Customers, Via: "customer"}},
+	derive: func(r *domain.CheckoutSessionRow, in inputs, e env) {
+		in2 := domain.IdentityInput{Customer: domain.Deref(r.Customer), Session: r}
+		if c := related[domain.CustomerRow](in, Customers, in2.Customer); len(c) > 0 {
+			in2.CustomerMeta = c[0].Metadata
+		}
+		r.AppUserID = e.identity.AppUserID(in2)
+	},
+	columns: []column[domain.CheckoutSessionRow]{
+		text("id", "Checkout session ID (cs_...).", "id", func(r *domain.CheckoutSessionRow) *string { return &r.ID }),
+		nullText("customer", "Stripe customer ID; NULL for a guest checkout.", "customer", func(r *domain.CheckoutSessionRow) **string { return &r.Customer }),
+		nullText("client_reference_id", "The app's reference passed to Checkout; NULL when none.", "client_reference_id", func(r *domain.CheckoutSessionRow) **string { return &r.ClientReferenceID }),
+		nullText("subscription", "The subscription it created; NULL when none.", "subscription", func(r *domain.CheckoutSessionRow) **string { return &r.Subscription }),
+		text("mode", "payment, subscription or setup.", "mode", func(r *domain.CheckoutSessionRow) *string { return &r.Mode }),
+		nullText("status", "open, complete, expired; NULL when Stripe sent none.", "status", func(r *domain.CheckoutSessionRow) **string { return &r.Status }),
+		text("payment_status", "paid, unpaid, no_payment_required.", "payment_status", func(r *domain.CheckoutSessionRow) *string { return &r.PaymentStatus }),
+		nullText("currency", "ISO 4217 currency, lowercase; NULL for a setup session.", "currency", func(r *domain.CheckoutSessionRow) **string { return &r.Currency }),
+		nullInteger("amount_total", "Total, minor units; NULL for a setup session.", "amount_total", func(r *domain.CheckoutSessionRow) **int64 { return &r.AmountTotal }),
+		metadata("metadata", "The session's Stripe metadata; NULL when none.", "metadata", func(r *domain.CheckoutSessionRow) *map[string]string { return &r.Metadata }),
+		nullText("app_user_id", "The purchaser's user ID in the app (see subscriptions.app_user_id); NULL when nothing identifies it.", "", func(r *domain.CheckoutSessionRow) **string { return &r.AppUserID }),
+		timestamp("created", "When the session was created.", "created", func(r *domain.CheckoutSessionRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"subscription"},
+	filters: []string{"status", "customer", "subscription", "currency", "app_user_id"},
+	brief:   []string{"id", "customer", "mode", "status", "payment_status", "currency", "amount_total", "created"},
+})
+
+// subscriptionFold is a subscription's row and its movement log, folded in one pass.
+type subscriptionFold struct {
+	domain.SubscriptionRow
+	moves []domain.Movement
+}
+
+func foldSubscription(facts []domain.Fact) (subscriptionFold, error) {
+	r, ms, err := domain.FoldSubscriptionHistory(facts)
+	return subscriptionFold{r, ms}, err
+}
+
+// Subscriptions are Stripe subscriptions with their MRR and its movement log.
+var Subscriptions = declare(spec[subscriptionFold]{
+	table: "subscriptions", kind: domain.KindSubscriptions, objectType: "subscription",
+	comment: "Stripe subscriptions as of their latest event, with monthly recurring revenue (mrr) by Stripe's definition. Money in the currency's minor unit.",
+	fold:    foldSubscription,
+	source:  func(r *subscriptionFold) *domain.Provenance { return r.Source() },
+	reads:   []Relation{{Model: Customers, Via: "customer"}, {Model: CheckoutSessions, Column: "subscription"}},
+	derive: func(r *subscriptionFold, in inputs, e env) {
+		id := domain.IdentityInput{Customer: r.Customer, SubscriptionMeta: r.Metadata}
+		if c := related[domain.CustomerRow](in, Customers, r.Customer); len(c) > 0 {
+			id.CustomerMeta = c[0].Metadata
+		}
+		id.Session = domain.FirstSession(related[domain.CheckoutSessionRow](in, CheckoutSessions, r.ID))
+		r.AppUserID = e.identity.AppUserID(id)
+	},
+	columns: []column[subscriptionFold]{
+		text("id", "Stripe subscription ID (sub_...).", "id", func(r *subscriptionFold) *string { return &r.ID }),
+		text("customer", "Stripe customer ID.", "customer", func(r *subscriptionFold) *string { return &r.Customer }),
+		nullText("app_user_id", "The subscriber's user ID in the app: per the identity setting, from metadata, the Checkout session's client_reference_id, the customer ID, or a stable $anon:... ID.", "", func(r *subscriptionFold) **string { return &r.AppUserID }),
+		text("status", "Stripe status: trialing, active, past_due, unpaid, canceled, incomplete, incomplete_expired, paused.", "status", func(r *subscriptionFold) *string { return &r.Status }),
+		text("currency", currencyComment, "currency", func(r *subscriptionFold) *string { return &r.Currency }),
+		jsonColumn("items", "Prices subscribed to: JSON array of {id, price, product, quantity, interval, interval_count, unit_amount (minor units)}.", "items", func(r *subscriptionFold) *[]domain.SubscriptionItemRow { return &r.Items }),
+		nullTimestamp("trial_start", "Trial start; NULL when no trial.", "trial_start", func(r *subscriptionFold) **int64 { return &r.TrialStart }),
+		nullTimestamp("trial_end", "Trial end; NULL when no trial.", "trial_end", func(r *subscriptionFold) **int64 { return &r.TrialEnd }),
+		nullTimestamp("current_period_start", "Start of the current billing period; NULL when the event did not say (attention says why).", "current_period_start", func(r *subscriptionFold) **int64 { return &r.CurrentPeriodStart }),
+		nullTimestamp("current_period_end", "End of the current billing period; NULL when the event did not say (attention says why).", "current_period_end", func(r *subscriptionFold) **int64 { return &r.CurrentPeriodEnd }),
+		boolean("cancel_at_period_end", "True when the subscription is set to cancel at the end of the period.", "cancel_at_period_end", func(r *subscriptionFold) *bool { return &r.CancelAtPeriodEnd }),
+		nullTimestamp("cancel_at", "When it is scheduled to cancel; NULL when not.", "cancel_at", func(r *subscriptionFold) **int64 { return &r.CancelAt }),
+		nullTimestamp("canceled_at", "When it was canceled; NULL when not.", "canceled_at", func(r *subscriptionFold) **int64 { return &r.CanceledAt }),
+		nullTimestamp("ended_at", "When it ended; NULL while not ended.", "ended_at", func(r *subscriptionFold) **int64 { return &r.EndedAt }),
+		nullText("pause_behavior", "pause_collection.behavior while collection is paused; NULL otherwise.", "pause_collection", func(r *subscriptionFold) **string { return &r.PauseBehavior }),
+		nullText("coupon_duration", "The discount's coupon duration: forever, once, repeating; NULL without a discount.", "discount", func(r *subscriptionFold) **string { return &r.CouponDuration }),
+		nullInteger("coupon_percent_off", "The coupon's percent off; NULL without one (or for an amount-off coupon).", "discount", func(r *subscriptionFold) **int64 { return &r.CouponPercentOff }),
+		metadata("metadata", "The subscription's Stripe metadata; NULL when the event carried none.", "metadata", func(r *subscriptionFold) *map[string]string { return &r.Metadata }),
+		integer("mrr", "Monthly recurring revenue in minor units: active and past_due only (not trials), yearly / 12, weekly * 52 / 12, daily * 365 / 12, over interval_count; reduced by forever coupons only; rounded down.", "", func(r *subscriptionFold) *int64 { return &r.MRR }),
+		nullText("attention", "Why a person should look at this row (e.g. an event of another API version without a billing period); NULL when nothing.", "", func(r *subscriptionFold) **string { return &r.Attention }),
+		timestamp("created", createdComment, "created", func(r *subscriptionFold) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "app_user_id"},
+	filters: []string{"status", "customer", "app_user_id", "currency"},
+	brief:   []string{"id", "customer", "app_user_id", "status", "currency", "mrr", "current_period_end", "created"},
+	children: []child[subscriptionFold]{{
+		Child: Child{
+			Table:      "subscription_movements",
+			Comment:    "Every change of a subscription's MRR, with the event that caused it: the sum of a subscription's amounts is its current mrr. Finance can recompute any metric from it.",
+			Key:        "subscription",
+			PrimaryKey: []string{"subscription", "event_id"},
+			Columns: []Column{
+				{Name: "subscription", Type: "text", Comment: "Stripe subscription ID."},
+				{Name: "customer", Type: "text", Comment: "Stripe customer ID."},
+				{Name: "currency", Type: "text", Comment: "Currency of the amounts."},
+				{Name: "kind", Type: "text", Comment: "new (0 to >0, first time), reactivation (0 to >0 again), expansion (up), contraction (down, still >0), churn (to 0)."},
+				{Name: "amount", Type: "bigint", Comment: "mrr_after - mrr_before, minor units."},
+				{Name: "mrr_before", Type: "bigint", Comment: "The subscription's MRR before, minor units."},
+				{Name: "mrr_after", Type: "bigint", Comment: "The subscription's MRR after, minor units."},
+				{Name: "event_id", Type: "text", Comment: "The event that caused the movement."},
+				{Name: "at", Type: "timestamptz", Comment: "When (the event's created time)."},
+			},
+			Indexes: []string{"at"},
+		},
+		rows: func(r *subscriptionFold) [][]any {
+			out := make([][]any, 0, len(r.moves))
+			for _, m := range r.moves {
+				out = append(out, []any{m.Subscription, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter, m.EventID, ts(m.At)})
+			}
+			return out
+		},
+	}},
+})
+
+// Invoices are Stripe invoices.
+var Invoices = declare(spec[domain.InvoiceRow]{
+	table: "invoices", kind: domain.KindInvoices, objectType: "invoice",
+	comment: "Stripe invoices as of their latest event. Money in the currency's minor unit.",
+	fold:    domain.FoldInvoice,
+	source:  func(r *domain.InvoiceRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.InvoiceRow]{
+		text("id", "Stripe invoice ID (in_...).", "id", func(r *domain.InvoiceRow) *string { return &r.ID }),
+		nullText("customer", "Stripe customer ID; NULL when none.", "customer", func(r *domain.InvoiceRow) **string { return &r.Customer }),
+		nullText("subscription", "Stripe subscription ID; NULL for one-off invoices.", "subscription", func(r *domain.InvoiceRow) **string { return &r.Subscription }),
+		nullText("status", "draft, open, paid, uncollectible, void; NULL when Stripe sent none.", "status", func(r *domain.InvoiceRow) **string { return &r.Status }),
+		nullText("billing_reason", "subscription_create, subscription_cycle, subscription_update, manual, ...; NULL when none.", "billing_reason", func(r *domain.InvoiceRow) **string { return &r.BillingReason }),
+		text("currency", currencyComment, "currency", func(r *domain.InvoiceRow) *string { return &r.Currency }),
+		integer("amount_due", "Amount due, minor units.", "amount_due", func(r *domain.InvoiceRow) *int64 { return &r.AmountDue }),
+		integer("amount_paid", "Amount paid, minor units.", "amount_paid", func(r *domain.InvoiceRow) *int64 { return &r.AmountPaid }),
+		integer("amount_remaining", "Amount remaining, minor units.", "amount_remaining", func(r *domain.InvoiceRow) *int64 { return &r.AmountRemaining }),
+		integer("total", "Total after discounts and taxes, minor units.", "total", func(r *domain.InvoiceRow) *int64 { return &r.Total }),
+		integer("attempt_count", "Payment attempts so far.", "attempt_count", func(r *domain.InvoiceRow) *int64 { return &r.AttemptCount }),
+		nullText("charge", "The charge that paid it; NULL when none.", "charge", func(r *domain.InvoiceRow) **string { return &r.Charge }),
+		nullText("payment_intent", "PaymentIntent ID; NULL when none.", "payment_intent", func(r *domain.InvoiceRow) **string { return &r.PaymentIntent }),
+		timestamp("period_start", "Start of the period invoiced.", "period_start", func(r *domain.InvoiceRow) *int64 { return &r.PeriodStart }),
+		timestamp("period_end", "End of the period invoiced.", "period_end", func(r *domain.InvoiceRow) *int64 { return &r.PeriodEnd }),
+		timestamp("created", createdComment, "created", func(r *domain.InvoiceRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "customer", "subscription"},
+	filters: []string{"status", "customer", "currency", "subscription"},
+	brief:   []string{"id", "customer", "subscription", "status", "currency", "total", "amount_paid", "created"},
+})
+
+// Charges are Stripe charges with their refunds and latest dispute.
+var Charges = declare(spec[domain.ChargeRow]{
+	table: "charges", kind: domain.KindCharges, objectType: "charge",
+	comment: "Stripe charges as of their latest event, with refunds (amount_refunded) and the latest dispute folded in. Money in the currency's minor unit.",
+	fold:    func(facts []domain.Fact) (domain.ChargeRow, error) { return domain.FoldCharge(facts, nil) },
+	source:  func(r *domain.ChargeRow) *domain.Provenance { return r.Source() },
+	reads:   []Relation{{Model: Disputes, Column: "charge"}},
+	derive: func(r *domain.ChargeRow, in inputs, _ env) {
+		r.SetDisputes(related[domain.DisputeRow](in, Disputes, r.ID))
+	},
+	columns: []column[domain.ChargeRow]{
+		text("id", "Stripe charge ID (ch_...).", "id", func(r *domain.ChargeRow) *string { return &r.ID }),
+		integer("amount", "Amount charged, minor units.", "amount", func(r *domain.ChargeRow) *int64 { return &r.Amount }),
+		integer("amount_captured", "Amount captured, minor units.", "amount_captured", func(r *domain.ChargeRow) *int64 { return &r.AmountCaptured }),
+		integer("amount_refunded", "Amount refunded so far, minor units.", "amount_refunded", func(r *domain.ChargeRow) *int64 { return &r.AmountRefunded }),
+		boolean("refunded", "True when fully refunded.", "refunded", func(r *domain.ChargeRow) *bool { return &r.Refunded }),
+		text("currency", currencyComment, "currency", func(r *domain.ChargeRow) *string { return &r.Currency }),
+		text("status", "succeeded, pending, failed.", "status", func(r *domain.ChargeRow) *string { return &r.Status }),
+		boolean("paid", "True when the charge succeeded or was authorised.", "paid", func(r *domain.ChargeRow) *bool { return &r.Paid }),
+		nullText("failure_code", "Stripe's failure code; NULL when none.", "failure_code", func(r *domain.ChargeRow) **string { return &r.FailureCode }),
+		nullText("failure_message", "Stripe's failure message; NULL when none.", "failure_message", func(r *domain.ChargeRow) **string { return &r.FailureMessage }),
+		nullText("payment_intent", "PaymentIntent ID; NULL when none.", "payment_intent", func(r *domain.ChargeRow) **string { return &r.PaymentIntent }),
+		nullText("invoice", "The invoice it paid; NULL when none.", "invoice", func(r *domain.ChargeRow) **string { return &r.Invoice }),
+		nullText("customer", "Stripe customer ID; NULL for guest payments.", "customer", func(r *domain.ChargeRow) **string { return &r.Customer }),
+		nullText("dispute_id", "The latest dispute on the charge (the last opened); NULL when none.", "", func(r *domain.ChargeRow) **string { return &r.DisputeID }),
+		nullText("dispute_status", "That dispute's status (needs_response, under_review, won, lost, ...); NULL when none.", "", func(r *domain.ChargeRow) **string { return &r.DisputeStatus }),
+		timestamp("created", createdComment, "created", func(r *domain.ChargeRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "customer", "invoice"},
+	filters: []string{"status", "customer", "currency", "invoice"},
+	brief:   []string{"id", "customer", "status", "currency", "amount", "amount_refunded", "dispute_status", "created"},
+})
+
+// Refunds are Stripe refunds (charge.refund.updated and refund.*).
+var Refunds = declare(spec[domain.RefundRow]{
+	table: "refunds", kind: domain.KindRefunds, objectType: "refund",
+	comment: "Stripe refunds as of their latest event (charge.refund.updated and refund.*). Money in the currency's minor unit.",
+	fold:    domain.FoldRefund,
+	source:  func(r *domain.RefundRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.RefundRow]{
+		text("id", "Stripe refund ID (re_...).", "id", func(r *domain.RefundRow) *string { return &r.ID }),
+		nullText("charge", "The refunded charge; NULL for a refund without one.", "charge", func(r *domain.RefundRow) **string { return &r.Charge }),
+		integer("amount", "Amount refunded, minor units.", "amount", func(r *domain.RefundRow) *int64 { return &r.Amount }),
+		text("currency", currencyComment, "currency", func(r *domain.RefundRow) *string { return &r.Currency }),
+		nullText("status", "pending, succeeded, failed, canceled, requires_action; NULL when Stripe sent none.", "status", func(r *domain.RefundRow) **string { return &r.Status }),
+		nullText("reason", "duplicate, fraudulent, requested_by_customer, ...; NULL when none.", "reason", func(r *domain.RefundRow) **string { return &r.Reason }),
+		timestamp("created", "When the refund was created (revenue reports date refunds on this).", "created", func(r *domain.RefundRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "charge"},
+	filters: []string{"status", "currency", "charge"},
+	brief:   []string{"id", "charge", "status", "currency", "amount", "reason", "created"},
+})
