@@ -10,91 +10,34 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stripeledger/ledger/api"
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
-	"github.com/stripeledger/ledger/migrations"
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/stripesim"
 )
 
 // Finance-scale read models: a simulated account's rows replicated (new IDs, dates moved back
 // in steps of 90 days) to 1,000,000 charges and 100,000 subscriptions with their movements. The
-// database is built once and kept on the test server under a name that carries the schema
-// version, so later `make bench` runs reuse it.
-var (
-	bigOnce sync.Once
-	bigPool *pgxpool.Pool
-	bigErr  error
-)
-
+// database is built once and kept on the test server under a name that carries the schema's
+// version (testkit.Cached), so later `make bench` runs reuse it.
 const (
 	wantCharges = 1_000_000
 	wantSubs    = 100_000
 )
 
 func bigLedger(b *testing.B) *pgxpool.Pool {
-	bigOnce.Do(func() { bigPool, bigErr = buildBig(testkit.ServerURL(b)) })
-	if bigErr != nil {
-		b.Fatal(bigErr)
-	}
-	return bigPool
+	return testkit.Cached(b, "finance", buildBig)
 }
 
-func buildBig(admin string) (*pgxpool.Pool, error) {
-	ctx := context.Background()
-	version, _ := migrations.Latest()
-	name := fmt.Sprintf("ledger_bench_finance_v%d", version)
-	cfg, err := pgxpool.ParseConfig(admin)
-	if err != nil {
-		return nil, err
-	}
-	cfg.ConnConfig.Database = name
-	adminConn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return nil, err
-	}
-	defer adminConn.Close(ctx)
-	var exists bool
-	_ = adminConn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists)
-	if exists {
-		pool, err := pgxpool.NewWithConfig(ctx, cfg)
-		if err == nil {
-			var ready bool
-			if pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'bench_ready')`).Scan(&ready) == nil && ready {
-				return pool, nil
-			}
-			pool.Close()
-		}
-		if _, err := adminConn.Exec(ctx, `DROP DATABASE `+name+` WITH (FORCE)`); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := adminConn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
-		return nil, err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
-	if err != nil {
-		return nil, err
-	}
-	_, _, err = migrations.Apply(ctx, conn)
-	conn.Close(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
+func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
 	sim := stripesim.New(stripesim.Config{Seed: 95, Customers: 3000, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
 	sim.Run(time.Time{})
 	var evs []domain.Event
@@ -105,11 +48,11 @@ func buildBig(admin string) (*pgxpool.Pool, error) {
 	store := eventstore.New(pool)
 	for i := 0; i < len(evs); i += 1000 {
 		if _, err := store.Append(ctx, evs[i:min(i+1000, len(evs))]); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if _, err := projections.Rebuild(ctx, pool, projections.Config{}); err != nil {
-		return nil, err
+		return err
 	}
 	var charges, subs int
 	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger.charges), (SELECT count(*) FROM ledger.subscriptions)`).Scan(&charges, &subs)
@@ -128,15 +71,12 @@ func buildBig(admin string) (*pgxpool.Pool, error) {
 		`INSERT INTO ledger.subscription_movements SELECT s.id, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
 			m.mrr_before, m.mrr_after, m.event_id, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days'
 			FROM ledger.subscriptions s JOIN ledger.subscription_movements m ON s.id LIKE m.subscription || '\_%'`,
-		`ANALYZE`,
-		`CREATE TABLE public.bench_ready ()`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
-			pool.Close()
-			return nil, fmt.Errorf("building the finance-scale database: %w", err)
+			return fmt.Errorf("building the finance-scale database: %w", err)
 		}
 	}
-	return pool, nil
+	return nil
 }
 
 func serveBig(b *testing.B) *httptest.Server {

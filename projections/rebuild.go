@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -124,16 +125,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	r := &replay{tx: tx, sp: sp, cfg: cfg, total: head.Position, rows: map[string]int{},
 		e: &engine{projection: StateName, env: env{identity: cfg.Identity}, suffix: "_rebuild"}}
 	r.poison = append(r.poison, undecoded...)
-	for mi, m := range Models {
-		for p := range partitions {
-			if err := r.foldPartition(ctx, mi, m, p); err != nil {
-				return Stats{}, err
-			}
-		}
-		// Indexed as soon as they are full: the models after this one read its rows by key.
-		if err := r.index(ctx, m.tables()); err != nil {
-			return Stats{}, err
-		}
+	if err := r.foldAll(ctx, partitions); err != nil {
+		return Stats{}, err
 	}
 	if err := r.index(ctx, []table{ambiguitiesTable}); err != nil {
 		return Stats{}, err
@@ -239,47 +232,109 @@ type replay struct {
 // round quarantines at least one more event.
 const maxRefusedRounds = 20
 
-// foldPartition folds partition p of model m into its shadow tables.
-func (r *replay) foldPartition(ctx context.Context, mi int, m *Model, p int) error {
-	events, err := r.sp.read(mi, p)
-	if err != nil {
-		return err
+// partitionFold is one partition of one model, folded but not yet written.
+type partitionFold struct {
+	mi, p    int
+	m        *Model
+	events   []spilled
+	byObject map[string][]domain.Fact
+	where    map[string]*spilled // event ID -> where it sits, for quarantining it
+	ids      []string
+	out      []folded
+	poison   []Poison
+	err      error
+}
+
+// foldAll folds every partition of every model into the shadow tables, in dependency order, in
+// two stages that overlap: the partitions are read back and folded (the reducers: CPU, on
+// foldWorkers workers) one ahead of the partition being written (its related rows read from the
+// shadow tables, derived, COPYed: Postgres's work, on the transaction's connection). Each model
+// is indexed once its last partition is written, before the models that read it are written.
+func (r *replay) foldAll(ctx context.Context, partitions int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	folds := make(chan *partitionFold, 1)
+	go func() {
+		defer close(folds)
+		for mi, m := range Models {
+			for p := range partitions {
+				pf := r.foldPartition(mi, m, p)
+				select {
+				case folds <- pf:
+				case <-ctx.Done():
+					return
+				}
+				if pf.err != nil {
+					return
+				}
+			}
+		}
+	}()
+	for pf := range folds {
+		if pf.err != nil {
+			return pf.err
+		}
+		if err := r.writePartition(ctx, pf); err != nil {
+			return err
+		}
+		if pf.p == partitions-1 {
+			// Indexed as soon as they are full: the models after this one read its rows by key.
+			if err := r.index(ctx, pf.m.tables()); err != nil {
+				return err
+			}
+		}
 	}
-	if len(events) == 0 {
+	return ctx.Err()
+}
+
+// foldPartition reads partition p of model m back from the spill and folds its objects.
+func (r *replay) foldPartition(mi int, m *Model, p int) *partitionFold {
+	pf := &partitionFold{mi: mi, p: p, m: m}
+	if pf.events, pf.err = r.sp.read(mi, p); pf.err != nil {
+		return pf
+	}
+	pf.byObject = map[string][]domain.Fact{}
+	pf.where = map[string]*spilled{}
+	for i := range pf.events {
+		ev := &pf.events[i]
+		pf.byObject[ev.objectID] = append(pf.byObject[ev.objectID], ev.fact)
+		pf.where[ev.fact.EventID] = ev
+	}
+	pf.ids = slices.Sorted(maps.Keys(pf.byObject))
+	pf.fold(nil)
+	return pf
+}
+
+// fold folds the partition's objects leaving out the excluded events.
+func (pf *partitionFold) fold(excluded map[string]bool) {
+	pf.out, pf.poison = foldObjects(pf.m, pf.ids, pf.byObject, excluded)
+	for i := range pf.poison {
+		if ev := pf.where[pf.poison[i].EventID]; ev != nil {
+			pf.poison[i].Position, pf.poison[i].EventType, pf.poison[i].ObjectID = ev.position, ev.fact.Type, ev.objectID
+		}
+	}
+}
+
+// writePartition derives the partition's related columns and writes its rows into the shadow
+// tables.
+func (r *replay) writePartition(ctx context.Context, pf *partitionFold) error {
+	if len(pf.events) == 0 {
 		return nil
 	}
-	byObject := map[string][]domain.Fact{}
-	where := map[string]*spilled{} // event ID -> where it sits, for quarantining it
-	for i := range events {
-		ev := &events[i]
-		byObject[ev.objectID] = append(byObject[ev.objectID], ev.fact)
-		where[ev.fact.EventID] = ev
-	}
-	ids := make([]string, 0, len(byObject))
-	for id := range byObject {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-
+	m := pf.m
 	// A row Postgres refuses (a timestamp out of its range, a NUL byte, …) is the fault of the
 	// event whose snapshot it holds: that event is quarantined and its object folded without it,
 	// as the live runner does.
 	excluded := map[string]bool{}
 	for round := 0; ; round++ {
-		out, poison := r.foldObjects(m, ids, byObject, excluded)
-		for i := range poison {
-			if ev := where[poison[i].EventID]; ev != nil {
-				poison[i].Position, poison[i].EventType, poison[i].ObjectID = ev.position, ev.fact.Type, ev.objectID
-			}
-		}
-		in, err := r.e.readInputs(ctx, r.tx, m, out)
+		in, err := r.e.readInputs(ctx, r.tx, m, pf.out)
 		if err != nil {
 			return err
 		}
-		batch := r.rowsOf(m, out, in)
+		batch := r.rowsOf(m, pf.out, in)
 		err = inSavepoint(ctx, r.tx, func(sp pgx.Tx) error { return batch.copy(ctx, sp) })
 		if err == nil {
-			r.poison = append(r.poison, poison...)
+			r.poison = append(r.poison, pf.poison...)
 			for _, t := range batch.tables {
 				r.rows[t.table] += len(t.rows)
 			}
@@ -298,7 +353,7 @@ func (r *replay) foldPartition(ctx context.Context, mi int, m *Model, p int) err
 				excluded[id] = true
 				progress = true
 				p := Poison{EventID: id, Err: fmt.Errorf("could not write the read models: %w", why)}
-				if ev := where[id]; ev != nil {
+				if ev := pf.where[id]; ev != nil {
 					p.Position, p.EventType, p.ObjectID = ev.position, ev.fact.Type, ev.objectID
 				}
 				r.poison = append(r.poison, p)
@@ -307,8 +362,9 @@ func (r *replay) foldPartition(ctx context.Context, mi int, m *Model, p int) err
 		if !progress {
 			return fmt.Errorf("could not fill ledger.%s: %w", m.Table, err)
 		}
+		pf.fold(excluded)
 	}
-	r.folded += int64(len(events))
+	r.folded += int64(len(pf.events))
 	if r.cfg.Progress != nil {
 		r.cfg.Progress(Progress{Phase: "fold", Done: min(r.folded, r.total), Total: r.total})
 	}
@@ -316,7 +372,7 @@ func (r *replay) foldPartition(ctx context.Context, mi int, m *Model, p int) err
 }
 
 // foldObjects folds the objects on foldWorkers workers, leaving out the excluded events.
-func (r *replay) foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excluded map[string]bool) ([]folded, []Poison) {
+func foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excluded map[string]bool) ([]folded, []Poison) {
 	out := make([]folded, len(ids))
 	poisons := make([][]Poison, foldWorkers)
 	var wg sync.WaitGroup

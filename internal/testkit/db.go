@@ -348,3 +348,56 @@ func (c *Cluster) Stop(tb testing.TB) {
 		tb.Fatalf("stop private cluster: %v", err)
 	}
 }
+
+// Cached is a database on the test server that is expensive to build (a benchmark's log of
+// millions of events): built once by build and kept, under a name that carries name and the
+// schema's version (migrations and read-model declarations), so later runs reuse it. It is
+// never dropped by the tests; `make clean-data` or DROP DATABASE removes it.
+func Cached(tb testing.TB, name string, build func(ctx context.Context, pool *pgxpool.Pool) error) *pgxpool.Pool {
+	tb.Helper()
+	ctx := context.Background()
+	admin := ServerURL(tb)
+	full := fmt.Sprintf("ledger_bench_%s_%s", name, strings.TrimPrefix(templateName(tb), "ledger_tmpl_"))
+	url := withDatabase(tb, admin, full)
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		tb.Fatalf("connect to test server: %v", err)
+	}
+	defer conn.Close(ctx)
+	// Two benchmark processes asking for it at once build it once.
+	mustExec(tb, ctx, conn, fmt.Sprintf("SELECT pg_advisory_lock(hashtextextended('%s', 0))", full))
+	defer conn.Exec(ctx, fmt.Sprintf("SELECT pg_advisory_unlock(hashtextextended('%s', 0))", full)) //nolint:errcheck
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, full).Scan(&exists); err != nil {
+		tb.Fatal(err)
+	}
+	if exists {
+		pool, err := pgxpool.New(ctx, url)
+		if err == nil {
+			var ready bool
+			if pool.QueryRow(ctx, `SELECT to_regclass('public.bench_ready') IS NOT NULL`).Scan(&ready) == nil && ready {
+				tb.Cleanup(pool.Close)
+				return pool
+			}
+			pool.Close()
+		}
+		// Left half-built by an interrupted run: start over.
+		mustExec(tb, ctx, conn, fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", full))
+	}
+	ensureTemplate(tb, ctx, admin, templateName(tb))
+	mustExec(tb, ctx, conn, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", full, templateName(tb)))
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	start := time.Now()
+	if err := build(ctx, pool); err != nil {
+		tb.Fatalf("building %s: %v", full, err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE public.bench_ready (); ANALYZE`); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("built %s in %s; kept for later runs", full, time.Since(start).Round(time.Second))
+	return pool
+}
