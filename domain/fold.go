@@ -185,11 +185,31 @@ func follows(b, a *Fact) bool {
 		return false
 	}
 	for k, prev := range b.Prev {
-		if !jsonEqual(prev, a.Field(k)) {
+		if !describes(prev, a.Field(k)) {
 			return false
 		}
 	}
 	return true
+}
+
+// describes reports whether prev, a field's value in previous_attributes, describes cur, that
+// field in an earlier snapshot. Stripe diffs hashes key by key — a metadata key changed reads
+// {"metadata":{"plan":"old"}}, one added {"metadata":{"plan":null}} — and sends everything else,
+// arrays included, whole. A whole hash (as the simulator sends) is described by itself too.
+func describes(prev, cur json.RawMessage) bool {
+	if len(prev) > 0 && prev[0] == '{' && len(cur) > 0 && cur[0] == '{' && !bytes.Equal(prev, cur) {
+		p, perr := rawFields(prev)
+		c, cerr := rawFields(cur)
+		if perr == nil && cerr == nil {
+			for k, v := range p {
+				if !describes(v, c[k]) { // a key absent from cur is null
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return jsonEqual(prev, cur)
 }
 
 // fits reports whether b can come right after a in a chain: its previous_attributes describe a,

@@ -326,6 +326,21 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			check: func(r any) bool { return r.(domain.CustomerRow).Email == "a@example.com" },
 		},
 		{
+			// Stripe diffs hashes key by key: only the key that changed is in
+			// previous_attributes, null when it was not there.
+			name: "customer: a metadata key added and removed, as Stripe reports hashes",
+			facts: []domain.Fact{
+				ev("evt_c", "customer.created", 100, with(customer, "metadata", map[string]any{"crm": "1"}), nil),
+				ev("evt_b", "customer.updated", 200, with(customer, "metadata", map[string]any{"crm": "1", "tier": "gold"}),
+					map[string]any{"metadata": map[string]any{"tier": nil}}),
+				ev("evt_a", "customer.updated", 200, with(customer, "metadata", map[string]any{"crm": "1"}),
+					map[string]any{"metadata": map[string]any{"tier": "gold"}}),
+			},
+			fold:  foldAs(domain.FoldCustomer),
+			order: []string{"evt_c", "evt_b", "evt_a"},
+			check: func(r any) bool { _, ok := r.(domain.CustomerRow).Metadata["tier"]; return !ok },
+		},
+		{
 			// The deletion ranks last in its second and stays the answer.
 			name: "customer: email toggled in the second it is deleted",
 			facts: []domain.Fact{
