@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -184,6 +185,34 @@ func follows(b, a *Fact) bool {
 	if len(b.Prev) == 0 {
 		return false
 	}
+	if a.fields == nil {
+		// Scan a's snapshot for just the fields b reports instead of decoding all of it: the
+		// chain compares every fact of a group with the anchor and with each other, most of a
+		// snapshot is never looked at, and a mismatch usually shows in the first field compared.
+		found := 0
+		s := &scanner{b: a.ObjectRaw}
+		err := s.fields(func(key, value []byte) error {
+			prev, ok := b.Prev[string(key)]
+			if !ok {
+				return nil
+			}
+			if !describes(prev, value) {
+				return errDiffers
+			}
+			if found++; found == len(b.Prev) { // a snapshot has each key once
+				return errAllFound
+			}
+			return nil
+		})
+		switch err {
+		case errAllFound:
+			return true
+		case errDiffers:
+			return false
+		}
+		// A field b reports is absent from a's snapshot (describes then compares it with
+		// null), or the snapshot does not scan: decide on its decoded fields.
+	}
 	for k, prev := range b.Prev {
 		if !describes(prev, a.Field(k)) {
 			return false
@@ -191,6 +220,11 @@ func follows(b, a *Fact) bool {
 	}
 	return true
 }
+
+var (
+	errDiffers  = errors.New("a field differs")
+	errAllFound = errors.New("every field found")
+)
 
 // describes reports whether prev, a field's value in previous_attributes, describes cur, that
 // field in an earlier snapshot. Stripe diffs hashes key by key — a metadata key changed reads
@@ -226,6 +260,9 @@ func jsonEqual(a, b json.RawMessage) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
+	if differ(a, b) {
+		return false
+	}
 	var x, y any
 	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
 		return false
@@ -233,6 +270,52 @@ func jsonEqual(a, b json.RawMessage) bool {
 	xb, _ := json.Marshal(x) // maps marshal with sorted keys: a canonical form
 	yb, _ := json.Marshal(y)
 	return bytes.Equal(xb, yb)
+}
+
+// differ reports, without decoding them, that two JSON values with different bytes cannot be
+// equal: values of different kinds, strings without escapes or non-ASCII bytes, true, false and
+// null, integers short enough to be exact as the float64 encoding/json decodes them to. Most
+// comparisons along the chain are of such values and most of them differ.
+func differ(a, b json.RawMessage) bool {
+	ka, kb := jsonKind(a), jsonKind(b)
+	switch {
+	case ka != kb:
+		return true
+	case ka == '"':
+		return isPlain(a) && isPlain(b)
+	case ka == '0':
+		return shortInteger(a) && shortInteger(b)
+	case ka == '{' || ka == '[':
+		return false
+	}
+	return true // true, false, null: one spelling each
+}
+
+// jsonKind is the first byte of a JSON value, '0' for any number.
+func jsonKind(v []byte) byte {
+	if len(v) == 0 {
+		return 0
+	}
+	if c := v[0]; c == '-' || '0' <= c && c <= '9' {
+		return '0'
+	}
+	return v[0]
+}
+
+func shortInteger(v []byte) bool {
+	digits := v
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 15 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return v[0] != '-' || v[1] != '0' // -0 is 0 once decoded
 }
 
 // Ambiguity is a same-second group of one object's events whose order the previous_attributes
