@@ -18,7 +18,8 @@ import (
 // op is one object; the events arrive shuffled, as in the log. Most objects have a few events and
 // most same-second groups one to three.
 //
-//	go test -run '^$' -bench BenchmarkOrder -count 6 ./domain/
+//	go test -run '^$' -bench BenchmarkOrder -count 6 ./domain/ > order.txt
+//	benchstat -col /rule order.txt
 func BenchmarkOrder(b *testing.B) {
 	sim := stripesim.New(stripesim.Config{Seed: 41, Customers: 1000, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
 	sim.Run(time.Time{})
@@ -35,30 +36,48 @@ func BenchmarkOrder(b *testing.B) {
 		byObject[ev.ObjectID] = append(byObject[ev.ObjectID], f)
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	objects := make([][]domain.Fact, len(ids))
-	events := 0
-	for i, id := range ids {
+	var all, grouped [][]domain.Fact
+	for _, id := range ids {
 		fs := byObject[id]
 		rng.Shuffle(len(fs), func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
-		objects[i] = fs
-		events += len(fs)
-	}
-	for _, impl := range []struct {
-		name  string
-		order func([]domain.Fact) []domain.Fact
-	}{{"rule=anchored", domain.Order}, {"rule=pairwise", pairwiseOrder}} {
-		b.Run(impl.name, func(b *testing.B) {
-			b.ReportAllocs()
-			n := 0
-			for i := 0; b.Loop(); i++ {
-				fs := objects[i%len(objects)]
-				impl.order(fs)
-				n += len(fs)
+		all = append(all, fs)
+		type second struct {
+			created int64
+			rank    int
+		}
+		seen := map[second]bool{}
+		for _, f := range fs {
+			k := second{f.Created, domain.Rank(f.Type)}
+			if seen[k] {
+				grouped = append(grouped, fs)
+				break
 			}
-			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-		})
+			seen[k] = true
+		}
 	}
-	b.Logf("%d objects, %d events", len(objects), events)
+	// objects=all is replay's mix; objects=grouped only the objects with a same-second group of
+	// two or more events of one rank, where the chain is searched at all.
+	for _, set := range []struct {
+		name    string
+		objects [][]domain.Fact
+	}{{"objects=all", all}, {"objects=grouped", grouped}} {
+		for _, impl := range []struct {
+			name  string
+			order func([]domain.Fact) []domain.Fact
+		}{{"rule=anchored", domain.Order}, {"rule=pairwise", pairwiseOrder}} {
+			b.Run(set.name+"/"+impl.name, func(b *testing.B) {
+				b.ReportAllocs()
+				n := 0
+				for i := 0; b.Loop(); i++ {
+					fs := set.objects[i%len(set.objects)]
+					impl.order(fs)
+					n += len(fs)
+				}
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
+	}
+	b.Logf("%d objects, %d with a same-second group", len(all), len(grouped))
 }
 
 // pairwiseOrder is the ordering rule as it was before same-second groups were chained from the
