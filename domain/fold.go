@@ -315,7 +315,7 @@ func shortInteger(v []byte) bool {
 			return false
 		}
 	}
-	return v[0] != '-' || v[1] != '0' // -0 is 0 once decoded
+	return v[0] != '-' || v[1] != '0' // -0 is left to encoding/json
 }
 
 // Ambiguity is a same-second group of one object's events whose order the previous_attributes
@@ -329,15 +329,16 @@ type Ambiguity struct {
 }
 
 // Order sorts one object's facts by the ordering rule. Facts with the same event ID are one event
-// delivered more than once and are kept once. The result depends only on the set of facts.
+// delivered more than once and are kept once (an event ID names one event, so they share created
+// and type; the log, keyed by event ID, holds one). The result depends only on the set of facts.
 func Order(facts []Fact) []Fact {
 	out, _ := OrderReport(facts)
 	return out
 }
 
 // OrderReport is Order, with the groups the chain could not decide (see Ambiguity) in time
-// order; nil when there are none, as for nearly every object. The projection engine counts them,
-// so that an operator sees how many rows rest on an order their events do not give.
+// order; nil when there are none, as for nearly every object. It is for the projection engine to
+// count them, so that an operator sees how many rows rest on an order their events do not give.
 func OrderReport(facts []Fact) ([]Fact, []Ambiguity) {
 	// Sort pointers with each fact's rank beside it: a comparison then costs no Rank lookup.
 	type keyed struct {
