@@ -75,6 +75,9 @@ func (s *Sim) createCustomer(currency string, meta map[string]string) *Customer 
 	if s.chance(0.2) {
 		s.after(time.Duration(1+s.rng.IntN(60))*day, func() { s.oneOffCharge(c) })
 	}
+	if s.quirks.Float64() < secondThoughts {
+		s.after(s.secondThoughtsDelay(), func() { s.emailCorrected(c) })
+	}
 	return c
 }
 
@@ -165,6 +168,12 @@ func (s *Sim) startSubscription(c *Customer, meta map[string]string) *Subscripti
 		s.after(time.Duration(2+s.rng.IntN(60))*day, func() { s.cancelAtPeriodEnd(sub) })
 	case r < 0.45:
 		s.after(time.Duration(1+s.rng.IntN(60))*day, func() { s.cancelNow(sub, true) })
+	}
+	if s.quirks.Float64() < secondThoughts {
+		s.after(s.secondThoughtsDelay(), func() { s.cancelAndKeep(sub) })
+	}
+	if s.quirks.Float64() < secondThoughts {
+		s.after(s.secondThoughtsDelay(), func() { s.quantityCorrected(sub) })
 	}
 	return sub
 }
@@ -446,4 +455,59 @@ func (s *Sim) settle(sub *Subscription, inv *Invoice) {
 	s.emit("invoice.paid", inv, inv.ID, prev, true)
 	sub.Status = "active"
 	s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"status": "unpaid"}, false)
+}
+
+// Second thoughts: now and then a change is undone within the same second — a subscriber sets
+// cancel at period end and at once keeps the plan, a seat count is mistyped and corrected, a
+// customer's email is edited and restored. Stripe sends both updates with the same created, each
+// with previous_attributes holding the other's values, so only the state before them says which
+// came first (the ordering rule's anchored chain). The object ends as it was. They are drawn
+// from s.quirks, IDs included, so that a seed's other objects and events are unchanged by them.
+const secondThoughts = 0.02
+
+// secondThoughtsDelay is when they happen: a quarter in the second the object is created (the
+// chain is then anchored on the creation), the rest within 60 days.
+func (s *Sim) secondThoughtsDelay() time.Duration {
+	if s.quirks.IntN(4) == 0 {
+		return 0
+	}
+	return time.Second + time.Duration(s.quirks.Int64N(int64(60*day)))
+}
+
+func (s *Sim) cancelAndKeep(sub *Subscription) {
+	if sub.Status == "canceled" || sub.CancelAtPeriodEnd {
+		return
+	}
+	cancelAt, canceledAt := sub.CancelAt, sub.CanceledAt
+	sub.CancelAtPeriodEnd, sub.CancelAt, sub.CanceledAt = true, ptr(sub.CurrentPeriodEnd), ptr(s.unix())
+	s.emitFrom(s.quirks, "customer.subscription.updated", sub, sub.ID,
+		map[string]any{"cancel_at_period_end": false, "cancel_at": cancelAt, "canceled_at": canceledAt}, true)
+	prev := map[string]any{"cancel_at_period_end": true, "cancel_at": sub.CancelAt, "canceled_at": sub.CanceledAt}
+	sub.CancelAtPeriodEnd, sub.CancelAt, sub.CanceledAt = false, cancelAt, canceledAt
+	s.emitFrom(s.quirks, "customer.subscription.updated", sub, sub.ID, prev, true)
+}
+
+func (s *Sim) quantityCorrected(sub *Subscription) {
+	if sub.Status == "canceled" {
+		return
+	}
+	old := sub.Items
+	items := append([]SubscriptionItem(nil), old.Data...)
+	items[0].Quantity += int64(1 + s.quirks.IntN(9))
+	sub.Items = newList(old.URL, items)
+	s.emitFrom(s.quirks, "customer.subscription.updated", sub, sub.ID, map[string]any{"items": old}, true)
+	mistyped := sub.Items
+	sub.Items = old
+	s.emitFrom(s.quirks, "customer.subscription.updated", sub, sub.ID, map[string]any{"items": mistyped}, true)
+}
+
+func (s *Sim) emailCorrected(c *Customer) {
+	if c.Deleted {
+		return
+	}
+	old := c.Email
+	c.Email = "typo+" + old
+	s.emitFrom(s.quirks, "customer.updated", c, c.ID, map[string]any{"email": old}, true)
+	c.Email = old
+	s.emitFrom(s.quirks, "customer.updated", c, c.ID, map[string]any{"email": "typo+" + old}, true)
 }

@@ -3,6 +3,7 @@ package stripesim
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 )
@@ -26,10 +27,15 @@ type Event struct {
 // emit records an event about obj (a pointer to one of the object structs). prev holds the
 // previous values of the fields that changed, for *.updated events.
 func (s *Sim) emit(typ string, obj any, objectID string, prev map[string]any, request bool) *Event {
-	ev := &Event{ID: s.newID("evt", 24), Type: typ, Created: s.unix(), ObjectID: objectID, Seq: len(s.events)}
+	return s.emitFrom(s.rng, typ, obj, objectID, prev, request)
+}
+
+// emitFrom is emit with the event's IDs drawn from rng.
+func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, prev map[string]any, request bool) *Event {
+	ev := &Event{ID: randomID(rng, "evt", 24), Type: typ, Created: s.unix(), ObjectID: objectID, Seq: len(s.events)}
 	var reqID string
 	if request {
-		reqID = s.newID("req", 14)
+		reqID = randomID(rng, "req", 14)
 	}
 	ev.Webhook = renderEvent(ev, APIVersion, obj, prev, reqID, s.cfg.Livemode)
 	ev.API = ev.Webhook

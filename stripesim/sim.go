@@ -1,11 +1,12 @@
 // Package stripesim is a stateful, seeded Stripe account for tests, benchmarks and the demo.
 //
 // A Sim runs a business on a simulated clock (customers sign up through Checkout or the API,
-// subscribe, renew, fail payments and retry, change plans, pause, cancel; one-off charges, refunds
-// and disputes), emits the events Stripe emits at API version 2023-10-16, delivers them as signed
-// webhooks with Stripe's retry, duplicate and reordering behaviour (and configurable outages), and
-// serves the Events API and object lists with Stripe's semantics (see Server). The same seed and
-// scenario give the same events, byte for byte.
+// subscribe, renew, fail payments and retry, change plans, pause, cancel, now and then undo a
+// change within the same second; one-off charges, refunds and disputes), emits the events Stripe
+// emits at API version 2023-10-16, delivers them as signed webhooks with Stripe's retry,
+// duplicate and reordering behaviour (and configurable outages), and serves the Events API and
+// object lists with Stripe's semantics (see Server). The same seed and scenario give the same
+// events, byte for byte.
 package stripesim
 
 import (
@@ -63,8 +64,12 @@ func (c *Config) setDefaults() {
 type Sim struct {
 	cfg Config
 
-	mu          sync.RWMutex
-	rng         *rand.Rand
+	mu  sync.RWMutex
+	rng *rand.Rand
+	// quirks draws the rare same-second reversals (secondThoughts), and their events' IDs, apart
+	// from rng: adding them left the rest of every seed's account as it was, event for event.
+	quirks *rand.Rand
+
 	now         time.Time
 	queue       timeQueue[func()]
 	events      []*Event
@@ -77,11 +82,13 @@ type Sim struct {
 func New(cfg Config) *Sim {
 	cfg.setDefaults()
 	s := &Sim{
-		cfg:  cfg,
-		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		now:  cfg.Start,
-		byID: map[string]*Event{},
-		objs: newObjects(),
+		cfg: cfg,
+		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		// Another stream of the same seed.
+		quirks: rand.New(rand.NewPCG(cfg.Seed^0xc2b2ae3d27d4eb4f, cfg.Seed)),
+		now:    cfg.Start,
+		byID:   map[string]*Event{},
+		objs:   newObjects(),
 	}
 	for i := range cfg.Customers {
 		at := cfg.Start.Add(time.Duration(s.rng.Int64N(int64(cfg.ArrivalWindow))))
@@ -146,12 +153,14 @@ func (s *Sim) after(d time.Duration, fn func()) { s.at(s.now.Add(d), fn) }
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // newID makes a Stripe-like ID from the seeded generator.
-func (s *Sim) newID(prefix string, n int) string {
+func (s *Sim) newID(prefix string, n int) string { return randomID(s.rng, prefix, n) }
+
+func randomID(rng *rand.Rand, prefix string, n int) string {
 	b := make([]byte, 0, len(prefix)+1+n)
 	b = append(b, prefix...)
 	b = append(b, '_')
 	for range n {
-		b = append(b, base62[s.rng.IntN(len(base62))])
+		b = append(b, base62[rng.IntN(len(base62))])
 	}
 	return string(b)
 }
