@@ -75,15 +75,27 @@ func foldAs[T any](fold func([]domain.Fact) (T, error)) func([]domain.Fact) (any
 	return func(fs []domain.Fact) (any, error) { return fold(fs) }
 }
 
-// foldChargeWithDisputes folds the charge's own facts with its disputes', as projections do.
+// foldChargeWithDisputes folds the charge's own facts with its disputes' rows, as projections
+// do: each dispute folded from its own events.
 func foldChargeWithDisputes(fs []domain.Fact) (any, error) {
-	var own, disputes []domain.Fact
+	var own []domain.Fact
+	byDispute := map[string][]domain.Fact{}
 	for _, f := range fs {
 		if string(f.Field("object")) == `"dispute"` {
-			disputes = append(disputes, f)
+			var id string
+			_ = json.Unmarshal(f.Field("id"), &id)
+			byDispute[id] = append(byDispute[id], f)
 		} else {
 			own = append(own, f)
 		}
+	}
+	var disputes []domain.DisputeRow
+	for _, facts := range byDispute {
+		d, err := domain.FoldDispute(facts)
+		if err != nil {
+			return nil, err
+		}
+		disputes = append(disputes, d)
 	}
 	return domain.FoldCharge(own, disputes)
 }
@@ -163,7 +175,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			},
 			fold:  foldAs(domain.FoldSubscription),
 			order: []string{"evt_c", "evt_b", "evt_a"},
-			check: func(r any) bool { return r.(domain.SubscriptionRow).PauseBehavior == "" },
+			check: func(r any) bool { return r.(domain.SubscriptionRow).PauseBehavior == nil },
 		},
 		{
 			// The first events known of the subscription: no anchor, but only one of the two is
@@ -262,7 +274,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			fold:  foldAs(domain.FoldInvoice),
 			order: []string{"evt_d", "evt_c", "evt_b", "evt_a"},
 			check: func(r any) bool {
-				return r.(domain.InvoiceRow).Status == "paid" && r.(domain.InvoiceRow).AmountPaid == 1000
+				return domain.Deref(r.(domain.InvoiceRow).Status) == "paid" && r.(domain.InvoiceRow).AmountPaid == 1000
 			},
 		},
 		{
@@ -278,7 +290,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			last:  "evt_a",
 			check: func(r any) bool {
 				row := r.(domain.ChargeRow)
-				return row.EventID == "evt_a" && row.DisputeStatus == "needs_response"
+				return row.EventID == "evt_a" && domain.Deref(row.DisputeStatus) == "needs_response"
 			},
 		},
 		{
@@ -290,7 +302,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			},
 			fold:  foldAs(domain.FoldRefund),
 			order: []string{"evt_c", "evt_b", "evt_a"},
-			check: func(r any) bool { return r.(domain.RefundRow).Reason == "" && r.(domain.RefundRow).EventID == "evt_a" },
+			check: func(r any) bool { return r.(domain.RefundRow).Reason == nil && r.(domain.RefundRow).EventID == "evt_a" },
 		},
 		{
 			name: "refund: a card refund's reason changed and changed back (charge.refund.updated)",
@@ -301,7 +313,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			},
 			fold:  foldAs(domain.FoldRefund),
 			order: []string{"evt_c", "evt_b", "evt_a"},
-			check: func(r any) bool { return r.(domain.RefundRow).Reason == "requested_by_customer" },
+			check: func(r any) bool { return domain.Deref(r.(domain.RefundRow).Reason) == "requested_by_customer" },
 		},
 		{
 			name: "dispute: metadata set and cleared, anchored on funds withdrawn in an earlier second",
@@ -326,7 +338,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			},
 			fold:  foldAs(domain.FoldCustomer),
 			order: []string{"evt_c", "evt_b", "evt_a"},
-			check: func(r any) bool { return r.(domain.CustomerRow).Email == "a@example.com" },
+			check: func(r any) bool { return domain.Deref(r.(domain.CustomerRow).Email) == "a@example.com" },
 		},
 		{
 			// Stripe diffs hashes key by key: only the key that changed is in
@@ -355,7 +367,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			fold:  foldAs(domain.FoldCustomer),
 			order: []string{"evt_c", "evt_b", "evt_a", "evt_0"},
 			check: func(r any) bool {
-				return r.(domain.CustomerRow).Deleted && r.(domain.CustomerRow).Email == "a@example.com"
+				return r.(domain.CustomerRow).Deleted && domain.Deref(r.(domain.CustomerRow).Email) == "a@example.com"
 			},
 		},
 		{

@@ -207,8 +207,9 @@ func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []strin
 // folded is one object's fold: its row (nil when nothing foldable is left, or it has no events),
 // what it writes, and the events set aside as poison.
 type folded struct {
-	id  string
-	row any
+	id          string
+	row         any
+	ambiguities []domain.Ambiguity // of the facts the row was folded from
 }
 
 // foldHistories folds the objects ids of m from the history records (which may hold events of
@@ -249,10 +250,26 @@ func (e *engine) foldHistories(m *Model, hist []eventstore.Record, ids, quaranti
 func foldObject(m *Model, id string, facts []domain.Fact) (folded, []Poison) {
 	row, ok, poison := foldClean(facts, m.impl.fold)
 	out := folded{id: id}
-	if ok {
-		out.row = row
+	if !ok {
+		return out, poison
 	}
+	out.row = row
+	if len(poison) > 0 {
+		facts = slices.DeleteFunc(slices.Clone(facts), func(f domain.Fact) bool {
+			return slices.ContainsFunc(poison, func(p Poison) bool { return p.EventID == f.EventID })
+		})
+	}
+	_, out.ambiguities = domain.OrderReport(facts)
 	return out, poison
+}
+
+// ambiguityRows are an object's rows of ledger.ordering_ambiguities.
+func ambiguityRows(m *Model, f folded) [][]any {
+	out := make([][]any, 0, len(f.ambiguities))
+	for _, a := range f.ambiguities {
+		out = append(out, []any{m.Table, f.id, ts(a.Created), a.EventIDs})
+	}
+	return out
 }
 
 // textValue is a text column's value as written ("" for NULL).
@@ -328,6 +345,10 @@ func columnIndex(m *Model, name string) int {
 
 // write queues an object's row (or its deletion), its children and its ambiguities.
 func (e *engine) write(w *writes, m *Model, f folded, in inputs) {
+	w.queue("", fmt.Sprintf(`DELETE FROM %s WHERE model = $1 AND object_id = $2`, e.table(ambiguitiesTable.name)), m.Table, f.id)
+	for _, row := range ambiguityRows(m, f) {
+		w.queue("", insertSQL(e.table(ambiguitiesTable.name), columnNames(ambiguitiesTable.columns)), row...)
+	}
 	if f.row == nil {
 		w.queue("", fmt.Sprintf(`DELETE FROM %s WHERE id = $1`, e.table(m.Table)), f.id)
 		for _, c := range m.Children {

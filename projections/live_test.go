@@ -304,3 +304,39 @@ func TestPoisonQuarantined(t *testing.T) {
 		t.Fatalf("after retry: %+v", st.Quarantine)
 	}
 }
+
+// customerUpdate is a customer.updated event with the email it changed from.
+func customerUpdate(id string, created int64, email, from string) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"type":"customer.updated",`+
+		`"data":{"object":{"id":"cus_toggle","object":"customer","email":%q,"name":"T","metadata":{},"created":1700000000},"previous_attributes":{"email":%q}}}`,
+		id, created, email, from)
+}
+
+// Two updates that undo each other in one second, with nothing before them to anchor the chain,
+// cannot be ordered from their previous_attributes: the fold falls back to event IDs and the
+// case is counted in ledger.ordering_ambiguities, by the live runner and by a replay alike, and
+// `projections status` shows it.
+func TestAmbiguousOrderingsCounted(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	ctx := context.Background()
+	r := startRunner(t, db.Pool, projections.RunnerConfig{})
+	appendRaw(t, db.Pool,
+		customerUpdate("evt_t1", 1780000000, "typo@example.com", "a@example.com"),
+		customerUpdate("evt_t2", 1780000000, "a@example.com", "typo@example.com"),
+		validCharge("evt_t3", "charge.succeeded", "ch_t", 1780000001, 100),
+	)
+	caughtUp(t, r, db.Pool)
+	st, err := projections.ReadStatus(ctx, db.Pool)
+	if err != nil || st.Ambiguous != 1 {
+		t.Fatalf("live: %d ambiguous orderings (%v), want 1", st.Ambiguous, err)
+	}
+	live := dump(t, db)
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	diffDumps(t, "live vs replay", live, dump(t, db))
+	if st, _ := projections.ReadStatus(ctx, db.Pool); st.Ambiguous != 1 {
+		t.Fatalf("replay: %d ambiguous orderings, want 1", st.Ambiguous)
+	}
+}

@@ -440,5 +440,5 @@ var ambiguitiesTable = table{
 		{Name: "created", Type: "timestamptz", Comment: "The second the undecided events share."},
 		{Name: "event_ids", Type: "jsonb", Comment: "The events whose order was undecided (JSON array of IDs)."},
 	},
-	primaryKey: []string{"model", "object_id", "created"},
+	primaryKey: []string{"model", "object_id", "created", "event_ids"},
 }

@@ -413,17 +413,21 @@ type partitionRows struct{ tables []*tableRows }
 
 // rowsOf derives the folded objects' related columns and lays out their rows.
 func (r *replay) rowsOf(m *Model, out []folded, in inputs) partitionRows {
-	ts := m.tables()
 	pr := partitionRows{}
-	for _, t := range ts {
+	for _, t := range append(m.tables(), ambiguitiesTable) {
 		pr.tables = append(pr.tables, &tableRows{table: t.name, name: t.name + "_rebuild", columns: columnNames(t.columns)})
 	}
+	amb := pr.tables[len(pr.tables)-1]
 	for _, f := range out {
 		if f.row == nil {
 			continue
 		}
 		m.impl.derive(f.row, in, r.e.env)
 		blame := m.impl.source(f.row).EventID
+		for _, row := range ambiguityRows(m, f) {
+			amb.rows = append(amb.rows, row)
+			amb.blame = append(amb.blame, blame)
+		}
 		pr.tables[0].rows = append(pr.tables[0].rows, m.impl.values(f.row))
 		pr.tables[0].blame = append(pr.tables[0].blame, blame)
 		for i, rows := range m.impl.childRows(f.row) {
