@@ -16,7 +16,7 @@ import (
 	"github.com/stripeledger/ledger/stripesim"
 )
 
-// Absent is NULL: over the simulated account, no nullable text column holds '' standing in for
+// Absent is NULL: over the simulated account, no nullable text column holds an empty string for
 // "none", and the columns whose Stripe value is often absent (a guest's charge has no customer,
 // a one-off charge no invoice, a row needing nobody's attention no attention) hold NULL.
 func TestAbsentIsNULL(t *testing.T) {
