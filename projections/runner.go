@@ -84,6 +84,7 @@ type Runner struct {
 	cfg     RunnerConfig
 	lease   *lease.Lease
 	engine  *engine
+	failed  int // rebuilds that failed in a row (disk full, database down): each waits longer
 	Signals RunnerSignals
 }
 
@@ -122,8 +123,19 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.cfg.Metrics.setActive(true)
 		defer r.cfg.Metrics.setActive(false)
 		if err := r.ensureSchema(ctx); err != nil {
+			// A rebuild reads the whole log: one that fails is not tried again at once.
+			r.failed++
+			wait := min(time.Duration(1<<min(r.failed, 9))*time.Second, 5*time.Minute)
+			r.cfg.Logger.Error("could not bring the read models to the declared shape; will try again", "error", err, "in", wait)
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
 			return err
 		}
+		r.failed = 0
 		err := r.store.Tail(ctx, eventstore.TailConfig{
 			Checkpoint:    StateName,
 			BatchSize:     r.cfg.BatchSize,
