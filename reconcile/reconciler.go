@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stripeledger/ledger/eventstore"
 )
 
 // Config configures the reconciler. Zero values take the documented defaults.
@@ -57,14 +59,15 @@ type Options struct {
 
 // Reconciler runs reconciliation jobs against one database and one Stripe account.
 type Reconciler struct {
-	pool *pgxpool.Pool
-	cfg  Config
+	pool  *pgxpool.Pool
+	store *eventstore.Store
+	cfg   Config
 }
 
 // New makes a reconciler.
 func New(pool *pgxpool.Pool, cfg Config) *Reconciler {
 	cfg.setDefaults()
-	return &Reconciler{pool: pool, cfg: cfg}
+	return &Reconciler{pool: pool, store: eventstore.New(pool), cfg: cfg}
 }
 
 // Run runs one job and records it in ledger.reconcile_runs. It returns the run as recorded; the
