@@ -154,7 +154,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 			cursor = dir + ":" + last.ID
 		}
 		rec.run.Cursor = cursor
-		if err := rec.save(ctx); err != nil {
+		if err := rec.page(ctx); err != nil {
 			return err
 		}
 		if !pg.HasMore || len(items) == 0 {

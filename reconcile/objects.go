@@ -73,7 +73,7 @@ func (r *Reconciler) runObjects(ctx context.Context, api *stripeAPI, rec *record
 				after = last.ID
 			}
 			rec.run.Cursor = string(kind) + ":" + after
-			if err := rec.save(ctx); err != nil {
+			if err := rec.page(ctx); err != nil {
 				return err
 			}
 			if !more || len(items) == 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/internal/testsignal"
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/stripesim"
@@ -66,15 +67,15 @@ func play(t *testing.T, scenario string, customize func(*stripesim.Config, *stri
 }
 
 func (a *account) reconciler(rateLimit float64) *reconcile.Reconciler {
-	return a.reconcilerPaged(rateLimit, 0)
+	return a.reconcilerWith(rateLimit, reconcile.Config{})
 }
 
-func (a *account) reconcilerPaged(rateLimit float64, pageSize int) *reconcile.Reconciler {
-	return reconcile.New(a.db.Pool, reconcile.Config{
-		PageSize: pageSize,
-		Stripe:   reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond},
-		Now:      a.sim.Now,
-	})
+// reconcilerWith is a reconciler of the account with cfg's page size and hooks, on the
+// simulator's clock, its Stripe client limited to rateLimit requests a second (0: the default).
+func (a *account) reconcilerWith(rateLimit float64, cfg reconcile.Config) *reconcile.Reconciler {
+	cfg.Stripe = reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond}
+	cfg.Now = a.sim.Now
+	return reconcile.New(a.db.Pool, cfg)
 }
 
 // logged is the set of event IDs in the log.
@@ -227,7 +228,7 @@ func TestRateLimitedRunCompletes(t *testing.T) {
 	t.Parallel()
 	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 60 }, stripesim.ServerConfig{RateLimit: 10, Burst: 1})
 	missing := a.missing(t, time.Time{})
-	run, err := a.reconcilerPaged(200, 10).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+	run, err := a.reconcilerWith(200, reconcile.Config{PageSize: 10}).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,18 +241,25 @@ func TestRateLimitedRunCompletes(t *testing.T) {
 }
 
 // A run cancelled halfway is recorded as cancelled with its cursor; the next run resumes from it
-// (same window) and the two together append every missing event once.
+// (same window) and the two together append every missing event once. The first run is
+// cancelled from its own goroutine right after it recorded its first page, so it stops there
+// whatever the machine's speed.
 func TestCancelledRunResumes(t *testing.T) {
 	t.Parallel()
 	a := play(t, "outage-4d", nil, stripesim.ServerConfig{RateLimit: -1})
 	missing := a.missing(t, time.Time{})
-	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	first, err := a.reconcilerPaged(20, 50).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	const page = 50
+	first, err := a.reconcilerWith(0, reconcile.Config{PageSize: page, AfterPage: func(r reconcile.Run) {
+		if r.Cursor != "" {
+			cancel()
+		}
+	}}).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("first run: %+v %v", first, err)
 	}
-	if first.Status != "cancelled" || first.Cursor == "" || first.EventsSeen == 0 {
+	if first.Status != "cancelled" || first.Cursor == "" || first.EventsSeen != page {
 		t.Fatalf("first run recorded as %+v", first)
 	}
 	second, err := a.reconciler(0).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
@@ -276,18 +284,29 @@ func TestCancelledRunResumes(t *testing.T) {
 }
 
 // Two processes starting the same job at the same moment: one runs it, the other is told it is
-// already running.
+// already running. The run that got in holds on its first page until the other has been
+// answered, so the two overlap however fast either is.
 func TestOneRunAtATime(t *testing.T) {
 	t.Parallel()
 	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 60 }, stripesim.ServerConfig{RateLimit: -1})
+	answered := make(chan struct{})
+	var once sync.Once
+	hold := func(reconcile.Run) {
+		select {
+		case <-answered:
+		case <-time.After(testsignal.Timeout): // both got in: the counts below fail the test
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Slow enough that the runs overlap.
-			_, errs[i] = a.reconciler(10).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+			_, errs[i] = a.reconcilerWith(0, reconcile.Config{AfterPage: hold}).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+			if errs[i] != nil {
+				once.Do(func() { close(answered) })
+			}
 		}()
 	}
 	wg.Wait()
