@@ -109,6 +109,19 @@ func TestDashboardInChromium(t *testing.T) {
 	bctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
 	defer cancelT()
 
+	// The download's progress is reported to the page's session, which set the download behaviour
+	// with events on (below); with AllowAndName the file is saved under its GUID, whole once the
+	// state says completed.
+	downloaded := make(chan string, 1)
+	chromedp.ListenTarget(bctx, func(ev any) {
+		if p, ok := ev.(*browser.EventDownloadProgress); ok && p.State == browser.DownloadProgressStateCompleted {
+			select {
+			case downloaded <- p.GUID:
+			default:
+			}
+		}
+	})
+
 	var mrrPath, status, firstCard string
 	var bars, runRows, subRows int
 	var nan bool
@@ -146,23 +159,18 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Logf("screenshot: %s", filepath.Join(art, "dashboard.png"))
 		}
 	}
-	// The download lands in the folder under its GUID; .crdownload while it is in progress.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		entries, _ := os.ReadDir(downloads)
-		var got []byte
-		for _, e := range entries {
-			if !strings.HasSuffix(e.Name(), ".crdownload") {
-				got, _ = os.ReadFile(filepath.Join(downloads, e.Name()))
-			}
-		}
-		if strings.HasPrefix(string(got), "id,customer,app_user_id,status,currency") && strings.Count(string(got), "\n") >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the CSV download did not complete: %d files, %.200s", len(entries), got)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var guid string
+	select {
+	case guid = <-downloaded:
+	case <-bctx.Done():
+		t.Fatalf("the CSV download did not complete: %v", bctx.Err())
+	}
+	got, err := os.ReadFile(filepath.Join(downloads, guid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(got), "id,customer,app_user_id,status,currency") || strings.Count(string(got), "\n") < 2 {
+		t.Fatalf("the CSV download holds %.200s", got)
 	}
 }
 

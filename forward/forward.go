@@ -2,6 +2,12 @@
 // machines can follow the log: one subject per event type under a prefix, the Stripe event ID as
 // the message ID (JetStream drops a re-published ID within the stream's duplicate window), and
 // a checkpoint in ledger.projection_state moved only after JetStream acknowledged the events.
+//
+// The forwarder is a consumer of eventstore's checkpointed tail: each batch is published inside
+// the tail's transaction and the checkpoint moves in that transaction, so a checkpoint never
+// passes an event JetStream has not acknowledged. What it cannot make atomic is the publish and
+// the commit: a forwarder that dies between them re-publishes the batch, which the message IDs
+// de-duplicate. Across processes one forwarder per stream is active, under a lease.
 package forward
 
 import (
@@ -9,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"time"
 
@@ -19,11 +24,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/lease"
+	"github.com/stripeledger/ledger/internal/testsignal"
 )
 
 // Config configures the forwarder. Zero values take the documented defaults.
 type Config struct {
-	URL     string // LEDGER_NATS_URL, e.g. nats://127.0.0.1:4222
+	URL     string // LEDGER_NATS_URL, e.g. nats://127.0.0.1:4222; required
 	Stream  string // JetStream stream; default LEDGER_EVENTS
 	Subject string // subject prefix; events go to <prefix>.<event type>; default ledger.events
 	// DuplicateWindow is how long JetStream remembers message IDs: a forwarder that dies after
@@ -32,9 +41,13 @@ type Config struct {
 	DuplicateWindow time.Duration
 	BatchSize       int           // events per checkpoint; default 500
 	PollInterval    time.Duration // when caught up; default 50 ms
-	Logger          *slog.Logger
-	// OnPublished, if set, runs after a batch is acknowledged by JetStream and before the
-	// checkpoint moves; an error stops the forwarder there (tests use it to die at that point).
+	// LeaseInterval is how often a standby tries to become the forwarder, and how often the
+	// active one checks the connection holding its lease. Default 1 s.
+	LeaseInterval time.Duration
+	Logger        *slog.Logger
+	// OnPublished, if set, runs after JetStream acknowledged a batch and before the checkpoint
+	// moves past it; an error rolls the batch back (the checkpoint stays) and stops this turn of
+	// the forwarder, which tries again after LeaseInterval. Tests use it to die at that point.
 	OnPublished func(published int) error
 }
 
@@ -54,65 +67,119 @@ func (c *Config) setDefaults() {
 	if c.PollInterval <= 0 {
 		c.PollInterval = 50 * time.Millisecond
 	}
+	if c.LeaseInterval <= 0 {
+		c.LeaseInterval = time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
+func (c *Config) validate() error {
+	if c.URL == "" {
+		return errors.New("no NATS URL (LEDGER_NATS_URL)")
+	}
+	return nil
+}
+
 // checkpointName is the forwarder's row in ledger.projection_state.
 func checkpointName(stream string) string { return "nats:" + stream }
 
+// Signals are what a test can wait for (see package testsignal).
+type Signals struct {
+	// Published is the last position of a batch JetStream acknowledged in full (and OnPublished
+	// accepted). The batch's checkpoint commits right after; if that commit fails, the next
+	// forwarder re-publishes the batch.
+	Published testsignal.Signal[int64]
+}
+
 // Forwarder publishes the log to JetStream.
 type Forwarder struct {
-	pool *pgxpool.Pool
-	cfg  Config
+	cfg   Config
+	store *eventstore.Store
+	lease *lease.Lease
+	// Signals are off unless a test initialises them.
+	Signals Signals
 }
 
-// New makes a forwarder.
+// New makes a forwarder; Run starts it.
 func New(pool *pgxpool.Pool, cfg Config) (*Forwarder, error) {
 	cfg.setDefaults()
-	if cfg.URL == "" {
-		return nil, errors.New("no NATS URL (LEDGER_NATS_URL)")
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
 	}
-	return &Forwarder{pool: pool, cfg: cfg}, nil
+	// The lease's name makes the holder appear as "ledger nats forwarder <stream> (host pid N)"
+	// in pg_stat_activity.
+	l, err := lease.New(pool, lease.Config{Name: "nats forwarder " + cfg.Stream,
+		RetryInterval: cfg.LeaseInterval, CheckInterval: cfg.LeaseInterval, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	return &Forwarder{cfg: cfg, store: eventstore.New(pool), lease: l}, nil
 }
 
-// Run forwards until ctx ends. Across processes one forwarder per stream is active (a session
-// advisory lock on its own connection); the others wait and take over within a second.
+// Lease is what makes this forwarder the only active one for its stream across processes: its
+// Held says whether it is now, and its Signals let a test wait for it to take over or give up.
+func (f *Forwarder) Lease() *lease.Lease { return f.lease }
+
+// Run forwards until ctx ends. Only the holder of the stream's lease forwards; the others stand
+// by and take over within LeaseInterval of the holder's end (process gone, lease connection
+// lost), from the checkpoint. A failure (NATS unreachable, a publish refused) ends the turn and
+// the forwarder tries again after LeaseInterval.
 func (f *Forwarder) Run(ctx context.Context) error {
-	for {
-		err := f.lead(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			f.cfg.Logger.Warn("NATS forwarder stopped; will try again", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
+	return f.lease.Run(ctx, f.forward)
 }
 
-func (f *Forwarder) lead(ctx context.Context) error {
-	cc := f.pool.Config().ConnConfig.Copy()
-	host, _ := os.Hostname()
-	cc.RuntimeParams["application_name"] = fmt.Sprintf("ledger nats forwarder %s (%s pid %d)", f.cfg.Stream, host, os.Getpid())
-	lock, err := pgx.ConnectConfig(ctx, cc)
+// forward publishes batches while this process holds the lease; ctx ends when it loses it.
+// Two forwarders publishing at once would not lose or duplicate a message (JetStream drops
+// copies by ID, and a checkpoint refuses to move from a position it is no longer at) but could
+// interleave the order consumers see: that is what the lease prevents.
+func (f *Forwarder) forward(ctx context.Context) error {
+	pub, conn, err := f.publisher()
 	if err != nil {
 		return err
 	}
-	defer lock.Close(context.WithoutCancel(ctx))
-	var got bool
-	if err := lock.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, "ledger.forward:"+f.cfg.Stream).Scan(&got); err != nil || !got {
-		return err
+	defer conn.Close()
+	err = f.store.Tail(ctx, eventstore.TailConfig{
+		Checkpoint:   checkpointName(f.cfg.Stream),
+		BatchSize:    f.cfg.BatchSize,
+		PollInterval: f.cfg.PollInterval,
+		Payload:      true,
+	}, func(ctx context.Context, _ pgx.Tx, b eventstore.Batch) error {
+		return f.publish(ctx, pub, b)
+	})
+	if err != nil {
+		return fmt.Errorf("NATS forwarder: %w", err)
 	}
-	return f.forward(ctx, lock)
+	return nil
 }
 
-// Publisher connects to NATS and makes sure the stream exists with the duplicate window.
+// publish sends a batch in log order, each message acknowledged by JetStream before the next.
+// It stops as soon as ctx ends: a forwarder that lost its lease must not go on publishing beside
+// the one that took over.
+func (f *Forwarder) publish(ctx context.Context, pub *wnats.Publisher, b eventstore.Batch) error {
+	for _, ev := range b.Events {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		msg := message.NewMessage(ev.ID, ev.Payload)
+		msg.Metadata.Set("position", strconv.FormatInt(ev.Position, 10))
+		msg.Metadata.Set("type", ev.Type)
+		msg.Metadata.Set("object_id", ev.ObjectID)
+		if err := pub.Publish(f.cfg.Subject+"."+ev.Type, msg); err != nil {
+			return fmt.Errorf("could not publish event %s: %w", ev.ID, err)
+		}
+	}
+	if f.cfg.OnPublished != nil {
+		if err := f.cfg.OnPublished(len(b.Events)); err != nil {
+			return err
+		}
+	}
+	f.Signals.Published.Signal(b.Last())
+	return nil
+}
+
+// publisher connects to NATS and makes sure the stream exists with the duplicate window.
 func (f *Forwarder) publisher() (*wnats.Publisher, *nats.Conn, error) {
 	conn, err := nats.Connect(f.cfg.URL, nats.Name("stripe ledger forwarder"))
 	if err != nil {
@@ -121,18 +188,17 @@ func (f *Forwarder) publisher() (*wnats.Publisher, *nats.Conn, error) {
 	js, err := conn.JetStream()
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("could not use JetStream: %w", err)
 	}
 	sc := &nats.StreamConfig{Name: f.cfg.Stream, Subjects: []string{f.cfg.Subject + ".>"}, Storage: nats.FileStorage, Duplicates: f.cfg.DuplicateWindow}
 	if _, err := js.StreamInfo(f.cfg.Stream); errors.Is(err, nats.ErrStreamNotFound) {
-		_, err = js.AddStream(sc)
-		if err != nil {
+		if _, err := js.AddStream(sc); err != nil {
 			conn.Close()
 			return nil, nil, fmt.Errorf("could not create stream %s: %w", f.cfg.Stream, err)
 		}
 	} else if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("could not read stream %s: %w", f.cfg.Stream, err)
 	}
 	pub, err := wnats.NewPublisherWithNatsConn(conn, wnats.PublisherPublishConfig{
 		Marshaler:         &wnats.NATSMarshaler{},
@@ -141,82 +207,7 @@ func (f *Forwarder) publisher() (*wnats.Publisher, *nats.Conn, error) {
 	}, watermill.NewSlogLogger(f.cfg.Logger))
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("could not make the NATS publisher: %w", err)
 	}
 	return pub, conn, nil
-}
-
-// forward publishes batches while lock (the connection holding the advisory lock) is alive. The
-// lock goes with its connection: once the connection is gone (Postgres restarted, network cut)
-// another process may lead, so each batch starts by checking it, and a dead one ends the lead —
-// two forwarders publishing at once would not lose or duplicate a message (JetStream drops
-// copies by ID) but could interleave the order consumers see.
-func (f *Forwarder) forward(ctx context.Context, lock *pgx.Conn) error {
-	pub, conn, err := f.publisher()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	name := checkpointName(f.cfg.Stream)
-	if _, err := f.pool.Exec(ctx, `INSERT INTO ledger.projection_state (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING`, name); err != nil {
-		return err
-	}
-	for {
-		if err := lock.Ping(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("lost the connection holding the forwarder's lock: %w", err)
-		}
-		var after int64
-		if err := f.pool.QueryRow(ctx, `SELECT position FROM ledger.projection_state WHERE name = $1`, name).Scan(&after); err != nil {
-			return err
-		}
-		rows, err := f.pool.Query(ctx, `SELECT position, event_id, type, object_id, payload FROM ledger.events
-			WHERE position > $1 ORDER BY position LIMIT $2`, after, f.cfg.BatchSize)
-		if err != nil {
-			return err
-		}
-		var last int64
-		n := 0
-		for rows.Next() {
-			var pos int64
-			var id, typ, object string
-			var payload []byte
-			if err := rows.Scan(&pos, &id, &typ, &object, &payload); err != nil {
-				rows.Close()
-				return err
-			}
-			msg := message.NewMessage(id, payload)
-			msg.Metadata.Set("position", strconv.FormatInt(pos, 10))
-			msg.Metadata.Set("type", typ)
-			msg.Metadata.Set("object_id", object)
-			// Publish waits for JetStream's acknowledgement of each message.
-			if err := pub.Publish(f.cfg.Subject+"."+typ, msg); err != nil {
-				rows.Close()
-				return fmt.Errorf("could not publish event %s: %w", id, err)
-			}
-			last, n = pos, n+1
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if n == 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(f.cfg.PollInterval):
-			}
-			continue
-		}
-		if f.cfg.OnPublished != nil {
-			if err := f.cfg.OnPublished(n); err != nil {
-				return err
-			}
-		}
-		if _, err := f.pool.Exec(ctx, `UPDATE ledger.projection_state SET position = GREATEST(position, $2), updated_at = now() WHERE name = $1`, name, last); err != nil {
-			return err
-		}
-	}
 }

@@ -4,52 +4,107 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/forward"
+	"github.com/stripeledger/ledger/internal/lease"
 	"github.com/stripeledger/ledger/internal/testkit"
 )
 
-// natsURL is the NATS server on this machine (127.0.0.1:4222), or one started for the test from
-// Debian's nats-server when nothing answers there.
-func natsURL(t *testing.T) string {
+// The stream and subject the forwarder defaults to; every test has a NATS server of its own.
+const (
+	stream  = "LEDGER_EVENTS"
+	subject = "ledger.events"
+)
+
+type testBundle struct {
+	db    *testkit.DB
+	store *eventstore.Store
+	url   string // the test's own NATS server
+}
+
+func setup(t *testing.T) *testBundle {
 	t.Helper()
-	if url := os.Getenv("LEDGER_TEST_NATS_URL"); url != "" {
-		return url
-	}
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:4222", time.Second); err == nil {
-		c.Close()
-		return "nats://127.0.0.1:4222"
-	}
-	bin := "/usr/sbin/nats-server"
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("no NATS server answers on 127.0.0.1:4222 and %s is missing: apt-get install nats-server", bin)
-	}
-	port := testkit.FreePort(t)
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", t.TempDir())
-	if err := cmd.Start(); err != nil {
+	db := testkit.New(t)
+	return &testBundle{db: db, store: eventstore.New(db.Pool), url: startNATS(t)}
+}
+
+// startNATS runs a NATS server with JetStream inside the test process, on a free loopback port
+// and a store of its own, so the tests need no nats-server binary and share nothing.
+func startNATS(t *testing.T) string {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "nats://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nats-server did not start")
-		}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(time.Minute) {
+		t.Fatal("the NATS server did not start")
 	}
+	return ns.ClientURL()
+}
+
+// forwarder makes a forwarder on the test's NATS server with its test signals on.
+func (b *testBundle) forwarder(t *testing.T, cfg forward.Config) *forward.Forwarder {
+	t.Helper()
+	cfg.URL = b.url
+	if cfg.LeaseInterval == 0 {
+		cfg.LeaseInterval = 20 * time.Millisecond
+	}
+	f, err := forward.New(b.db.Pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Signals.Published.Init(t)
+	f.Lease().Signals.Gained.Init(t)
+	f.Lease().Signals.Lost.Init(t)
+	return f
+}
+
+// run starts f and returns a function that stops it and waits for it to return (also called
+// when the test ends).
+func run(t *testing.T, f *forward.Forwarder) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
+}
+
+func (b *testBundle) append(t *testing.T, evs []domain.Event) int64 {
+	t.Helper()
+	if _, err := b.store.Append(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	head, err := b.store.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head.Position
+}
+
+// publishedThrough waits until f has published the log up to position.
+func publishedThrough(f *forward.Forwarder, position int64) {
+	f.Signals.Published.WaitUntil(func(last int64) bool { return last >= position })
+}
+
+func events(prefix, typ string, n int) []domain.Event {
+	var evs []domain.Event
+	for i := range n {
+		evs = append(evs, testkit.Event(fmt.Sprintf("evt_%s_%04d", prefix, i), typ, fmt.Sprintf("obj_%d", i%40),
+			1780000000+int64(i), 600, domain.SourceImport))
+	}
+	return evs
 }
 
 var errDied = errors.New("forwarder died after publishing, before its checkpoint")
@@ -59,131 +114,133 @@ var errDied = errors.New("forwarder died after publishing, before its checkpoint
 // saving its checkpoint, and a new one re-publishes that batch.
 func TestForwardExactlyOnceAcrossARestart(t *testing.T) {
 	t.Parallel()
-	url := natsURL(t)
-	db := testkit.New(t)
-	ctx := context.Background()
-	stream, subject := testStream()
-
-	var evs []domain.Event
-	for i := range 300 {
-		evs = append(evs, testkit.Event(fmt.Sprintf("evt_fwd_%04d", i), "invoice.paid", fmt.Sprintf("in_%d", i%40), 1780000000+int64(i), 600, domain.SourceImport))
-	}
-	store := eventstore.New(db.Pool)
-	if _, err := store.Append(ctx, evs[:200]); err != nil {
-		t.Fatal(err)
-	}
+	b := setup(t)
+	evs := events("fwd", "invoice.paid", 300)
+	b.append(t, evs[:200])
 
 	// The first forwarder publishes a batch of 100, then dies before its checkpoint.
-	first, err := forward.New(db.Pool, forward.Config{URL: url, Stream: stream, Subject: subject, BatchSize: 100,
-		OnPublished: func(int) error { return errDied }})
-	if err != nil {
-		t.Fatal(err)
+	first := b.forwarder(t, forward.Config{BatchSize: 100, OnPublished: func(int) error { return errDied }})
+	stopFirst := run(t, first)
+	if err := first.Lease().Signals.Lost.Wait(); !errors.Is(err, errDied) {
+		t.Fatalf("the first forwarder stopped with %v, want %v", err, errDied)
 	}
-	ctx1, cancel1 := context.WithTimeout(ctx, 3*time.Second)
-	_ = first.Run(ctx1)
-	cancel1()
+	stopFirst()
+	if pos, err := b.store.Checkpoint(context.Background(), "nats:"+stream); err != nil || pos != 0 {
+		t.Fatalf("the checkpoint is at %d (%v) after the batch was refused, want 0", pos, err)
+	}
 
 	// The second starts from the saved checkpoint (0), re-publishes, and goes on with new events.
-	second, _ := forward.New(db.Pool, forward.Config{URL: url, Stream: stream, Subject: subject, BatchSize: 100})
-	ctx2, cancel2 := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = second.Run(ctx2) }()
-	defer func() { cancel2(); <-done }()
-	if _, err := store.Append(ctx, evs[200:]); err != nil {
-		t.Fatal(err)
-	}
+	second := b.forwarder(t, forward.Config{BatchSize: 100})
+	run(t, second)
+	head := b.append(t, evs[200:])
+	publishedThrough(second, head)
 
-	js := receiveInOrder(t, url, stream, subject, "ledger-test-consumer", evs)
+	js := receiveInOrder(t, b.url, "ledger-test-consumer", evs)
 	info, err := js.StreamInfo(stream)
 	if err != nil || info.State.Msgs != uint64(len(evs)) {
-		t.Fatalf("the stream holds %v messages (%v), want %d", info, err, len(evs))
+		t.Fatalf("the stream holds %+v messages (%v), want %d", info.State, err, len(evs))
 	}
 }
 
-// A forwarder whose lock connection is cut (Postgres restarted, the backend terminated) no longer
-// leads: it stops publishing, takes the lock again on a new connection, and carries on from its
-// checkpoint — the consumer still sees every event once, in order.
-func TestForwarderLeadsOnlyWhileItHoldsTheLock(t *testing.T) {
+// A forwarder whose lease connection is cut (Postgres restarted, the backend terminated) stops
+// forwarding, takes the lease again on a new connection, and carries on from its checkpoint —
+// the consumer still sees every event once, in order.
+func TestForwarderLeadsOnlyWhileItHoldsTheLease(t *testing.T) {
 	t.Parallel()
-	url := natsURL(t)
-	db := testkit.New(t)
+	b := setup(t)
 	ctx := context.Background()
-	stream, subject := testStream()
-	var evs []domain.Event
-	for i := range 100 {
-		evs = append(evs, testkit.Event(fmt.Sprintf("evt_lock_%04d", i), "charge.succeeded", fmt.Sprintf("ch_%d", i), 1780000000+int64(i), 400, domain.SourceImport))
-	}
-	store := eventstore.New(db.Pool)
-	if _, err := store.Append(ctx, evs[:50]); err != nil {
-		t.Fatal(err)
-	}
-	f, _ := forward.New(db.Pool, forward.Config{URL: url, Stream: stream, Subject: subject, BatchSize: 20})
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	evs := events("lock", "charge.succeeded", 100)
+	head := b.append(t, evs[:50])
+	f := b.forwarder(t, forward.Config{BatchSize: 20})
+	run(t, f)
+	f.Lease().Signals.Gained.Wait()
+	publishedThrough(f, head)
 
-	lockBackend := func() int {
-		var pid int
-		_ = db.Pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'ledger nats forwarder ' || $1::text || ' %'`, stream).Scan(&pid)
-		return pid
+	holder, err := lease.Holder(ctx, b.db.Pool, f.Lease().Name())
+	if err != nil || holder == "" {
+		t.Fatalf("no holder of the forwarder's lease (%v)", err)
 	}
-	var first int
-	for deadline := time.Now().Add(10 * time.Second); first == 0; time.Sleep(20 * time.Millisecond) {
-		if first = lockBackend(); first == 0 && time.Now().After(deadline) {
-			t.Fatal("the forwarder never took its lock")
-		}
-	}
-	if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, first); err != nil {
+	if _, err := b.db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`, holder); err != nil {
 		t.Fatal(err)
 	}
-	var second int
-	for deadline := time.Now().Add(10 * time.Second); second == 0 || second == first; time.Sleep(20 * time.Millisecond) {
-		if second = lockBackend(); (second == 0 || second == first) && time.Now().After(deadline) {
-			t.Fatal("the forwarder went on without its lock connection instead of taking the lock again")
-		}
+	if err := f.Lease().Signals.Lost.Wait(); err == nil || errors.Is(err, context.Canceled) {
+		t.Fatalf("the forwarder gave its lease up with %v, want the lost connection", err)
 	}
-	if _, err := store.Append(ctx, evs[50:]); err != nil {
-		t.Fatal(err)
+	f.Lease().Signals.Gained.Wait()
+	head = b.append(t, evs[50:])
+	publishedThrough(f, head)
+
+	receiveInOrder(t, b.url, "ledger-lock-consumer", evs)
+}
+
+// Two processes forward the same stream: one forwards, the other stands by and takes over from
+// the checkpoint when the first stops.
+func TestOneForwarderAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	evs := events("two", "customer.updated", 120)
+	head := b.append(t, evs[:60])
+	first := b.forwarder(t, forward.Config{BatchSize: 25})
+	stopFirst := run(t, first)
+	first.Lease().Signals.Gained.Wait()
+	second := b.forwarder(t, forward.Config{BatchSize: 25})
+	run(t, second)
+	publishedThrough(first, head)
+	if !first.Lease().Held() || second.Lease().Held() {
+		t.Fatalf("first holds the lease: %v, second: %v", first.Lease().Held(), second.Lease().Held())
 	}
 
-	receiveInOrder(t, url, stream, subject, "ledger-lock-consumer", evs)
+	stopFirst()
+	second.Lease().Signals.Gained.Wait()
+	head = b.append(t, evs[60:])
+	publishedThrough(second, head)
+
+	js := receiveInOrder(t, b.url, "ledger-two-consumer", evs)
+	info, err := js.StreamInfo(stream)
+	if err != nil || info.State.Msgs != uint64(len(evs)) {
+		t.Fatalf("the stream holds %+v messages (%v), want %d", info.State, err, len(evs))
+	}
 }
 
 // receiveInOrder reads the stream with a durable pull consumer and checks that it holds every
-// event once, in log order, and nothing more; the stream is deleted when the test ends.
-func receiveInOrder(t *testing.T, url, stream, subject, consumer string, evs []domain.Event) nats.JetStreamContext {
+// event once, in log order, and nothing more. Every event has been published when it is called,
+// so each fetch is answered from the stream at once.
+func receiveInOrder(t *testing.T, url, consumer string, evs []domain.Event) nats.JetStreamContext {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, _ := nc.JetStream()
-	t.Cleanup(func() { _ = js.DeleteStream(stream) })
-	var sub *nats.Subscription
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if sub, err = js.PullSubscribe(subject+".>", consumer, nats.BindStream(stream)); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("durable consumer: %v", err)
-		}
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := js.PullSubscribe(subject+".>", consumer, nats.BindStream(stream))
+	if err != nil {
+		t.Fatalf("durable consumer: %v", err)
 	}
 	var got []string
-	for deadline := time.Now().Add(20 * time.Second); len(got) < len(evs) && time.Now().Before(deadline); {
-		msgs, _ := sub.Fetch(100, nats.MaxWait(500*time.Millisecond))
+	for len(got) < len(evs) {
+		msgs, err := sub.Fetch(len(evs)-len(got), nats.MaxWait(time.Minute))
+		if err != nil {
+			t.Fatalf("the consumer received %d of %d events: %v", len(got), len(evs), err)
+		}
 		for _, m := range msgs {
 			got = append(got, m.Header.Get(nats.MsgIdHdr))
-			_ = m.Ack()
+			if err := m.AckSync(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	// Anything beyond the events would be a duplicate: give it a moment to show up.
-	if extra, _ := sub.Fetch(10, nats.MaxWait(500*time.Millisecond)); len(extra) > 0 {
-		t.Fatalf("%d messages beyond the %d events: duplicates", len(extra), len(evs))
+	// Anything beyond the events would be a duplicate, and would be pending now.
+	info, err := sub.ConsumerInfo()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(got) != len(evs) {
-		t.Fatalf("the consumer received %d of %d events", len(got), len(evs))
+	if info.NumPending != 0 {
+		t.Fatalf("%d messages beyond the %d events: duplicates", info.NumPending, len(evs))
 	}
 	for i, id := range got {
 		if id != evs[i].ID {
@@ -191,10 +248,4 @@ func receiveInOrder(t *testing.T, url, stream, subject, consumer string, evs []d
 		}
 	}
 	return js
-}
-
-// testStream is a stream and subject of the test's own on the shared NATS server.
-func testStream() (stream, subject string) {
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	return "LEDGER_TEST_" + suffix, "ledger_test_" + suffix
 }

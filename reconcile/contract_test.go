@@ -1,12 +1,12 @@
 package reconcile_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"net"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +15,9 @@ import (
 )
 
 // stripeMock builds and starts Stripe's own stripe-mock at the version whose OpenAPI spec is API
-// 2023-10-16 (pinned in go.mod as a tool), strict about the Stripe-Version header.
+// 2023-10-16 (pinned in go.mod as a tool), strict about the Stripe-Version header. It listens on
+// a port the system picks and is ready when it prints the address: its listener is open then,
+// and a connection made before it serves waits in the listener's queue.
 func stripeMock(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "stripe-mock")
@@ -24,31 +26,49 @@ func stripeMock(t *testing.T) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("could not build stripe-mock: %v\n%s", err, out)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
-	cmd := exec.Command(bin, "-http-addr", addr, "-strict-version-check")
-	var out bytes.Buffer // every request it validated: shown when the test fails
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:0", "-strict-version-check")
+	var out bytes.Buffer // its output, every request it validated included: shown when the test fails
+	cmd.Stderr = &out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	listening := make(chan string, 1)
+	ended := make(chan struct{}) // stdout closed: the process is gone
+	var lines bytes.Buffer
+	go func() {
+		defer close(ended)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines.WriteString(sc.Text() + "\n")
+			if addr, ok := strings.CutPrefix(sc.Text(), "Listening for HTTP at address: "); ok {
+				select {
+				case listening <- addr:
+				default:
+				}
+			}
+		}
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
+		<-ended
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("stripe-mock's log:\n%s", out.String())
+			t.Logf("stripe-mock's output:\n%s%s", lines.String(), out.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("stripe-mock did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case addr := <-listening:
+		return "http://" + addr
+	case <-ended:
+		t.Fatal("stripe-mock ended before it listened")
+	case <-time.After(time.Minute):
+		t.Fatal("stripe-mock did not listen within a minute")
 	}
+	return ""
 }
 
 // Contract: every request the reconciler makes is accepted by stripe-mock v0.183.0 (which

@@ -9,11 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/stripeledger/ledger/domain"
-	"github.com/stripeledger/ledger/eventstore"
 )
 
 // Retention is how far back Stripe's Events API lists events.
@@ -156,7 +154,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 			cursor = dir + ":" + last.ID
 		}
 		rec.run.Cursor = cursor
-		if err := rec.save(ctx); err != nil {
+		if err := rec.page(ctx); err != nil {
 			return err
 		}
 		if !pg.HasMore || len(items) == 0 {
@@ -208,13 +206,9 @@ func (r *Reconciler) checkPage(ctx context.Context, rec *recorder, items []json.
 		ids = append(ids, ev.ID)
 	}
 	rec.run.EventsSeen += len(evs)
-	rows, err := r.pool.Query(ctx, `SELECT event_id FROM ledger.events WHERE event_id = ANY($1)`, ids)
+	have, err := r.store.Known(ctx, ids)
 	if err != nil {
-		return fmt.Errorf("could not look the page's events up in the log: %w", err)
-	}
-	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("could not look the page's events up in the log: %w", err)
+		return err
 	}
 	var missing []domain.Event
 	for _, ev := range evs {
@@ -236,7 +230,7 @@ func (r *Reconciler) repair(ctx context.Context, rec *recorder, evs []domain.Eve
 	if len(evs) == 0 {
 		return nil
 	}
-	res, err := eventstore.New(r.pool).Append(ctx, evs)
+	res, err := r.store.Append(ctx, evs)
 	if err != nil {
 		return fmt.Errorf("could not append %s: %w", what, err)
 	}

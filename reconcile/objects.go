@@ -10,6 +10,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/projections"
 )
 
@@ -72,7 +73,7 @@ func (r *Reconciler) runObjects(ctx context.Context, api *stripeAPI, rec *record
 				after = last.ID
 			}
 			rec.run.Cursor = string(kind) + ":" + after
-			if err := rec.save(ctx); err != nil {
+			if err := rec.page(ctx); err != nil {
 				return err
 			}
 			if !more || len(items) == 0 {
@@ -160,7 +161,7 @@ func deref(p *int64) int64 {
 }
 
 // comparePage compares one page of Stripe objects with the ledger, reading the page's histories
-// from the log in one query.
+// from the log in one query (and their quarantined events in another).
 func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain.Kind, items []json.RawMessage, explained map[string]bool, dryRun bool) error {
 	if len(items) == 0 {
 		return nil
@@ -173,30 +174,24 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 		}
 		ids[i] = o.ID
 	}
-	hist := map[string][]domain.Fact{}
-	rows, err := r.pool.Query(ctx, `SELECT e.object_id, e.type, e.payload FROM ledger.events e
-		WHERE e.object_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM ledger.projection_quarantine q
-			WHERE q.projection = $2 AND q.event_id = e.event_id AND q.resolved_at IS NULL)
-		ORDER BY e.position`, ids, projections.StateName)
+	// The objects' histories as the read models fold them: every event of these objects, routed
+	// to this kind (a charge's ID is also the object of its refunds' and disputes' events), less
+	// the events quarantined for the read models.
+	quarantined, err := projections.OpenQuarantine(ctx, r.pool, ids)
 	if err != nil {
 		return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
 	}
-	for rows.Next() {
-		var id, typ string
-		var payload []byte
-		if err := rows.Scan(&id, &typ, &payload); err != nil {
-			rows.Close()
-			return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
+	hist := map[string][]domain.Fact{}
+	err = r.store.Scan(ctx, eventstore.Filter{ObjectIDs: ids, Payload: true}, func(ev *eventstore.Record) error {
+		if domain.Route(ev.Type) != kind || quarantined[ev.ID] {
+			return nil
 		}
-		if domain.Route(typ) != kind {
-			continue
+		if f, err := domain.DecodeStoredFact(ev.Payload); err == nil {
+			hist[ev.ObjectID] = append(hist[ev.ObjectID], f)
 		}
-		if f, err := domain.DecodeStoredFact(payload); err == nil {
-			hist[id] = append(hist[id], f)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
 	}
 

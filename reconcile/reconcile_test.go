@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/internal/testsignal"
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/stripesim"
@@ -66,15 +68,15 @@ func play(t *testing.T, scenario string, customize func(*stripesim.Config, *stri
 }
 
 func (a *account) reconciler(rateLimit float64) *reconcile.Reconciler {
-	return a.reconcilerPaged(rateLimit, 0)
+	return a.reconcilerWith(rateLimit, reconcile.Config{})
 }
 
-func (a *account) reconcilerPaged(rateLimit float64, pageSize int) *reconcile.Reconciler {
-	return reconcile.New(a.db.Pool, reconcile.Config{
-		PageSize: pageSize,
-		Stripe:   reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond},
-		Now:      a.sim.Now,
-	})
+// reconcilerWith is a reconciler of the account with cfg's page size and hooks, on the
+// simulator's clock, its Stripe client limited to rateLimit requests a second (0: the default).
+func (a *account) reconcilerWith(rateLimit float64, cfg reconcile.Config) *reconcile.Reconciler {
+	cfg.Stripe = reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond}
+	cfg.Now = a.sim.Now
+	return reconcile.New(a.db.Pool, cfg)
 }
 
 // logged is the set of event IDs in the log.
@@ -227,7 +229,7 @@ func TestRateLimitedRunCompletes(t *testing.T) {
 	t.Parallel()
 	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 60 }, stripesim.ServerConfig{RateLimit: 10, Burst: 1})
 	missing := a.missing(t, time.Time{})
-	run, err := a.reconcilerPaged(200, 10).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+	run, err := a.reconcilerWith(200, reconcile.Config{PageSize: 10}).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,18 +242,25 @@ func TestRateLimitedRunCompletes(t *testing.T) {
 }
 
 // A run cancelled halfway is recorded as cancelled with its cursor; the next run resumes from it
-// (same window) and the two together append every missing event once.
+// (same window) and the two together append every missing event once. The first run is
+// cancelled from its own goroutine right after it recorded its first page, so it stops there
+// whatever the machine's speed.
 func TestCancelledRunResumes(t *testing.T) {
 	t.Parallel()
 	a := play(t, "outage-4d", nil, stripesim.ServerConfig{RateLimit: -1})
 	missing := a.missing(t, time.Time{})
-	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	first, err := a.reconcilerPaged(20, 50).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	const page = 50
+	first, err := a.reconcilerWith(0, reconcile.Config{PageSize: page, AfterPage: func(r reconcile.Run) {
+		if r.Cursor != "" {
+			cancel()
+		}
+	}}).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("first run: %+v %v", first, err)
 	}
-	if first.Status != "cancelled" || first.Cursor == "" || first.EventsSeen == 0 {
+	if first.Status != "cancelled" || first.Cursor == "" || first.EventsSeen != page {
 		t.Fatalf("first run recorded as %+v", first)
 	}
 	second, err := a.reconciler(0).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
@@ -276,18 +285,29 @@ func TestCancelledRunResumes(t *testing.T) {
 }
 
 // Two processes starting the same job at the same moment: one runs it, the other is told it is
-// already running.
+// already running. The run that got in holds on its first page until the other has been
+// answered, so the two overlap however fast either is.
 func TestOneRunAtATime(t *testing.T) {
 	t.Parallel()
 	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 60 }, stripesim.ServerConfig{RateLimit: -1})
+	answered := make(chan struct{})
+	var once sync.Once
+	hold := func(reconcile.Run) {
+		select {
+		case <-answered:
+		case <-time.After(testsignal.Timeout): // both got in: the counts below fail the test
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Slow enough that the runs overlap.
-			_, errs[i] = a.reconciler(10).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+			_, errs[i] = a.reconcilerWith(0, reconcile.Config{AfterPage: hold}).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+			if errs[i] != nil {
+				once.Do(func() { close(answered) })
+			}
 		}()
 	}
 	wg.Wait()
@@ -395,8 +415,63 @@ func TestEndpoints(t *testing.T) {
 	}
 }
 
-// Two schedulers (two serve processes) on one database: a missed run is caught up at start, the
-// schedule then fires, and runs of the job never overlap.
+// The schedulers' clock: a fake one, moved by the tests, an hour ahead of real time. The runs'
+// started_at come from Postgres's real clock, and the checks for "already ran for this time"
+// compare them with the scheduler's times; an hour ahead, every run a test makes lies before
+// every scheduled time of the test, as runs of a real scheduler lie before its next time.
+func schedulerClock() *testkit.Clock {
+	return testkit.NewClock(time.Now().UTC().Add(time.Hour).Truncate(time.Minute).Add(30 * time.Second))
+}
+
+// everyMinute schedules the fast events pass at the start of every minute.
+const everyMinute = "events-fast=* * * * *"
+
+// scheduler starts a scheduler of the account's jobs on clock, with its signals on and hook as
+// its reconciler's AfterPage; stop ends it and waits for it (also done when the test ends).
+func (a *account) scheduler(t *testing.T, clock reconcile.Clock, hook func(reconcile.Run)) (s *reconcile.Scheduler, stop func()) {
+	t.Helper()
+	s, err := reconcile.NewScheduler(a.reconcilerWith(0, reconcile.Config{AfterPage: hook}), everyMinute,
+		reconcile.SchedulerConfig{Clock: clock, LeaseInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Signals.Waiting.Init(t)
+	s.Signals.RunStarted.Init(t)
+	s.Signals.RunFinished.Init(t)
+	s.Signals.Skipped.Init(t)
+	s.Lease().Signals.Gained.Init(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// finished waits for s's next run to finish and checks it is the one expected and succeeded.
+func finished(t *testing.T, s *reconcile.Scheduler, trigger string, at time.Time) reconcile.ScheduledRun {
+	t.Helper()
+	r := s.Signals.RunFinished.Wait()
+	if r.Job != reconcile.JobEventsFast || r.Trigger != trigger || (!at.IsZero() && !r.At.Equal(at)) {
+		t.Fatalf("finished %s %s at %s, want events-fast %s at %s", r.Job, r.Trigger, r.At, trigger, at)
+	}
+	if r.Err != nil || r.Run.Status != "succeeded" {
+		t.Fatalf("%s run: %+v %v", trigger, r.Run, r.Err)
+	}
+	return r
+}
+
+// tick moves clock to the time s waits for next and returns it.
+func tick(s *reconcile.Scheduler, clock *testkit.Clock) time.Time {
+	at := s.Signals.Waiting.Wait()
+	clock.Set(at)
+	return at
+}
+
+// Two schedulers (two serve processes) on one database: the one holding the lease catches up the
+// job that never ran and then runs it at each scheduled time; the other stands by until the
+// first stops, then takes over, beginning with a catch-up of the time that passed. Runs of the
+// job never overlap, and together they repair the outage.
 func TestSchedulers(t *testing.T) {
 	t.Parallel()
 	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 40 }, stripesim.ServerConfig{RateLimit: -1})
@@ -406,18 +481,26 @@ func TestSchedulers(t *testing.T) {
 	if _, _, err := reconcile.ParseSchedule("refunds=@hourly"); err == nil {
 		t.Fatal("an unknown job was accepted")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
-	defer cancel()
-	var wg sync.WaitGroup
+	clock := schedulerClock()
+	first, stopFirst := a.scheduler(t, clock, nil)
+	first.Lease().Signals.Gained.Wait()
+	second, _ := a.scheduler(t, clock, nil)
+
+	finished(t, first, "catch-up", time.Time{})
 	for range 2 {
-		s, err := reconcile.NewScheduler(a.reconciler(0), "events-fast=@every 1s")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Run(ctx) }()
+		at := tick(first, clock)
+		finished(t, first, "schedule", at)
 	}
-	wg.Wait()
+	if second.Lease().Held() {
+		t.Fatal("the standby holds the scheduler's lease too")
+	}
+
+	stopFirst()
+	second.Lease().Signals.Gained.Wait()
+	finished(t, second, "catch-up", time.Time{})
+	at := tick(second, clock)
+	finished(t, second, "schedule", at)
+
 	runs, err := reconcile.ListRuns(context.Background(), a.db.Pool, reconcile.JobEventsFast, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -425,18 +508,76 @@ func TestSchedulers(t *testing.T) {
 	triggers := map[string]int{}
 	for i, r := range runs {
 		triggers[r.Trigger]++
-		if r.Status != "succeeded" && !(i == 0 && r.Status == "cancelled") { // the last may be stopped by the shutdown
+		if r.Status != "succeeded" {
 			t.Errorf("run %d: %s %s", r.ID, r.Status, r.Error)
 		}
 		if i > 0 && r.FinishedAt != nil && r.FinishedAt.After(runs[i-1].StartedAt) {
 			t.Errorf("runs %d and %d overlap", r.ID, runs[i-1].ID)
 		}
 	}
-	if triggers["catch-up"] != 1 || triggers["schedule"] < 2 {
-		t.Fatalf("runs by trigger: %v", triggers)
+	if len(runs) != 5 || triggers["catch-up"] != 2 || triggers["schedule"] != 3 {
+		t.Fatalf("%d runs, by trigger: %v", len(runs), triggers)
 	}
 	if len(a.missing(t, time.Time{})) != 0 {
 		t.Fatal("the scheduled runs did not repair the outage")
+	}
+}
+
+// A scheduled time that comes while the job's previous run is still going is skipped, and the
+// job runs again at the next time.
+func TestSchedulerSkipsAJobStillRunning(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 10 }, stripesim.ServerConfig{RateLimit: -1})
+	release := make(chan struct{})
+	hold := func(r reconcile.Run) {
+		if r.Trigger != "schedule" {
+			return
+		}
+		select {
+		case <-release:
+		case <-time.After(testsignal.Timeout):
+		}
+	}
+	clock := schedulerClock()
+	s, _ := a.scheduler(t, clock, hold)
+	finished(t, s, "catch-up", time.Time{})
+	at := tick(s, clock)
+	s.Signals.RunStarted.WaitUntil(func(r reconcile.ScheduledRun) bool { return r.Trigger == "schedule" })
+	held := tick(s, clock) // the run started at `at` is held on its first page
+	if skipped := s.Signals.Skipped.Wait(); skipped.Job != reconcile.JobEventsFast || !skipped.At.Equal(held) {
+		t.Fatalf("skipped %+v, want events-fast at %s", skipped, held)
+	}
+	close(release)
+	finished(t, s, "schedule", at)
+	finished(t, s, "schedule", tick(s, clock))
+}
+
+// A run that panics is recorded as failed and ends with the panic as its error; the scheduler
+// goes on, and the job's next run resumes the failed one from its cursor.
+func TestSchedulerRecoversAPanickingRun(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) { c.Customers = 10 }, stripesim.ServerConfig{RateLimit: -1})
+	var panicked atomic.Bool
+	boom := func(r reconcile.Run) {
+		if r.Trigger == "schedule" && panicked.CompareAndSwap(false, true) {
+			panic("a bug in a reconcile job")
+		}
+	}
+	clock := schedulerClock()
+	s, _ := a.scheduler(t, clock, boom)
+	finished(t, s, "catch-up", time.Time{})
+	tick(s, clock)
+	r := s.Signals.RunFinished.Wait()
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "panicked") {
+		t.Fatalf("the panicking run finished with %v", r.Err)
+	}
+	runs, err := reconcile.ListRuns(context.Background(), a.db.Pool, reconcile.JobEventsFast, 1)
+	if err != nil || len(runs) != 1 || runs[0].Status != "failed" || !strings.Contains(runs[0].Error, "a bug") {
+		t.Fatalf("the panicking run is recorded as %+v (%v)", runs, err)
+	}
+	next := finished(t, s, "schedule", tick(s, clock))
+	if next.Run.ResumedFrom == nil || *next.Run.ResumedFrom != runs[0].ID {
+		t.Fatalf("the next run %+v did not resume the failed run %d", next.Run, runs[0].ID)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stripeledger/ledger/eventstore"
 )
 
 // Config configures the reconciler. Zero values take the documented defaults.
@@ -26,6 +28,10 @@ type Config struct {
 	// WebhookURL is the ledger's public webhook URL; when set, the endpoints job checks only
 	// endpoints pointing at it (an account may have endpoints for other systems).
 	WebhookURL string
+	// AfterPage, if set, is called in the run's goroutine each time a run has recorded a page's
+	// progress (counters and cursor) in ledger.reconcile_runs, with the run as recorded. Tests
+	// use it to act at a known point of a run: cancel it there, or start another beside it.
+	AfterPage func(Run)
 }
 
 func (c *Config) setDefaults() {
@@ -57,14 +63,15 @@ type Options struct {
 
 // Reconciler runs reconciliation jobs against one database and one Stripe account.
 type Reconciler struct {
-	pool *pgxpool.Pool
-	cfg  Config
+	pool  *pgxpool.Pool
+	store *eventstore.Store
+	cfg   Config
 }
 
 // New makes a reconciler.
 func New(pool *pgxpool.Pool, cfg Config) *Reconciler {
 	cfg.setDefaults()
-	return &Reconciler{pool: pool, cfg: cfg}
+	return &Reconciler{pool: pool, store: eventstore.New(pool), cfg: cfg}
 }
 
 // Run runs one job and records it in ledger.reconcile_runs. It returns the run as recorded; the
@@ -85,9 +92,19 @@ func (r *Reconciler) Run(ctx context.Context, opts Options) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	rec := &recorder{pool: r.pool, run: &run, counters: counters}
+	rec := &recorder{pool: r.pool, run: &run, counters: counters, afterPage: r.cfg.AfterPage}
 	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
 	go rec.heartbeat(hbCtx)
+	defer func() {
+		// A panic is a bug, but the run it ends is recorded as failed rather than left running
+		// with a live heartbeat until the process ends; the panic goes on to the caller.
+		if p := recover(); p != nil {
+			stopHB()
+			_ = rec.finish(ctx, "failed", fmt.Errorf("panic: %v", p))
+			panic(p)
+		}
+	}()
 	start := time.Now()
 	switch opts.Job {
 	case JobEvents, JobEventsFast:

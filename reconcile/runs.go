@@ -189,10 +189,11 @@ func begin(ctx context.Context, pool *pgxpool.Pool, job Job, dryRun bool, trigge
 
 // recorder keeps a run's row current while it works.
 type recorder struct {
-	pool     *pgxpool.Pool
-	run      *Run
-	counters *Counters
-	findings []json.RawMessage
+	pool      *pgxpool.Pool
+	run       *Run
+	counters  *Counters
+	findings  []json.RawMessage
+	afterPage func(Run) // Config.AfterPage
 }
 
 const maxFindings = 1000
@@ -225,6 +226,17 @@ func (rec *recorder) save(ctx context.Context) error {
 		r.Drift, findings, r.Cursor, r.ResumedFrom)
 	if err != nil {
 		return fmt.Errorf("could not record the run's progress: %w", err)
+	}
+	return nil
+}
+
+// page records the run's progress after a page.
+func (rec *recorder) page(ctx context.Context) error {
+	if err := rec.save(ctx); err != nil {
+		return err
+	}
+	if rec.afterPage != nil {
+		rec.afterPage(*rec.run)
 	}
 	return nil
 }

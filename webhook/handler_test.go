@@ -21,6 +21,7 @@ import (
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/internal/testsignal"
 	"github.com/stripeledger/ledger/webhook"
 )
 
@@ -34,6 +35,8 @@ type testBundle struct {
 	store   *eventstore.Store
 	metrics *webhook.Metrics
 	url     string
+	// batches is every group commit's outcome (nil: committed), in order.
+	batches *testsignal.Signal[error]
 }
 
 func setup(t *testing.T, secrets ...string) *testBundle {
@@ -52,7 +55,12 @@ func setupOn(t *testing.T, db *testkit.DB, cfg webhook.Config) *testBundle {
 	}
 	store := eventstore.New(db.Pool)
 	metrics := webhook.NewMetrics(prometheus.NewRegistry())
-	app := eventstore.NewAppender(store, eventstore.AppenderConfig{OnBatch: metrics.ObserveBatch})
+	batches := &testsignal.Signal[error]{}
+	batches.Init(t)
+	app := eventstore.NewAppender(store, eventstore.AppenderConfig{OnBatch: func(events int, took time.Duration, err error) {
+		metrics.ObserveBatch(events, took, err)
+		batches.Signal(err)
+	}})
 	t.Cleanup(app.Close)
 	h, err := webhook.New(cfg, app, store, metrics)
 	if err != nil {
@@ -63,7 +71,7 @@ func setupOn(t *testing.T, db *testkit.DB, cfg webhook.Config) *testBundle {
 	mux.HandleFunc("/", webhook.NotFound)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &testBundle{db: db, store: store, metrics: metrics, url: srv.URL + "/webhooks/stripe"}
+	return &testBundle{db: db, store: store, metrics: metrics, url: srv.URL + "/webhooks/stripe", batches: batches}
 }
 
 // signed signs body with secret at time ts (zero: now) using stripe-go's own test helper.

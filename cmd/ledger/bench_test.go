@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -41,15 +40,11 @@ func BenchmarkIngest(b *testing.B) {
 	for _, c := range []struct{ name, runner string }{{"ledger", "off"}, {"ledger+projection", "on"}} {
 		b.Run(c.name, func(b *testing.B) {
 			db := testkit.New(b)
-			port := freePortB(b)
-			cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port)
-			cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET="+benchSecret, "LEDGER_PROJECTION_RUNNER="+c.runner)
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
-			waitReady(b, "http://127.0.0.1:"+port+"/readyz")
-			runIngest(b, "http://127.0.0.1:"+port+"/webhooks/stripe")
+			server := startLedger(b, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=" + benchSecret, "LEDGER_PROJECTION_RUNNER=" + c.runner},
+				"serve", "--addr", "127.0.0.1:0")
+			addr := server.listening(b)
+			server.stderr.drop() // its line per webhook is not kept: the copy would compete for the cores
+			runIngest(b, "http://"+addr+"/webhooks/stripe")
 		})
 	}
 	b.Run("naive", func(b *testing.B) {
@@ -129,18 +124,4 @@ func naiveHandler(store func(context.Context, stripe.Event, []byte) (dup bool, e
 		}
 		fmt.Fprintf(w, `{"received":true,"duplicate":%t}`, dup)
 	})
-}
-
-func waitReady(b *testing.B, url string) {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.Fatalf("%s never became ready", url)
 }

@@ -5,30 +5,25 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/internal/testsignal"
 )
 
 const crashSecret = "whsec_crash_test_secret"
 
-func startServe(t *testing.T, dbURL, port string) *exec.Cmd {
+// startServe starts `ledger serve` on a port of the system's choosing and returns it with its
+// webhook URL once it listens.
+func startServe(t *testing.T, dbURL string) (*process, string) {
 	t.Helper()
-	cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port)
-	cmd.Env = append(baseEnv(), "DATABASE_URL="+dbURL, "STRIPE_WEBHOOK_SECRET="+crashSecret)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	waitFor(t, "http://127.0.0.1:"+port+"/readyz", http.StatusOK)
-	return cmd
+	p := startLedger(t, []string{"DATABASE_URL=" + dbURL, "STRIPE_WEBHOOK_SECRET=" + crashSecret}, "serve", "--addr", "127.0.0.1:0")
+	return p, "http://" + p.listening(t) + "/webhooks/stripe"
 }
 
 // The server is killed with SIGKILL in the middle of a load of signed webhooks. Everything it
@@ -37,9 +32,7 @@ func startServe(t *testing.T, dbURL, port string) *exec.Cmd {
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
-	port := freePort(t)
-	url := "http://127.0.0.1:" + port + "/webhooks/stripe"
-	server := startServe(t, db.URL, port)
+	server, url := startServe(t, db.URL)
 
 	const total = 4000
 	bodies := make([][]byte, total)
@@ -64,6 +57,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	var ackCount atomic.Int64
 	var next atomic.Int64
 	killAt := int64(total / 4)
+	reached := make(chan struct{}) // closed by the sender of the killAt-th acknowledged webhook
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Add(1)
@@ -76,19 +70,21 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 				}
 				if send(int(i)) {
 					acked[i].Store(true)
-					ackCount.Add(1)
+					if ackCount.Add(1) == killAt {
+						close(reached)
+					}
 				}
 			}
 		}()
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for ackCount.Load() < killAt && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-reached:
+	case <-server.exited:
+		t.Fatalf("serve exited under load: %v\n%s", server.err, server.stderr.String())
+	case <-time.After(testsignal.Timeout):
+		t.Fatalf("fewer than %d webhooks acknowledged in %s", killAt, testsignal.Timeout)
 	}
-	if err := server.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = server.Process.Wait()
+	server.kill()
 	wg.Wait()
 
 	before := ackCount.Load()
@@ -110,7 +106,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("%d events were acknowledged but only %d are in the log", len(ids), present)
 	}
 
-	startServe(t, db.URL, port)
+	_, url = startServe(t, db.URL)
 	for i := range acked {
 		if !acked[i].Load() && !send(i) {
 			t.Fatalf("re-send of event %d after restart failed", i)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,26 +18,18 @@ import (
 func TestDevIsFedByTheSimulator(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
-	port, simPort := freePort(t), freePort(t)
-	cmd := exec.Command(ledgerBin, "dev", "--addr", "127.0.0.1:"+port, "--sim-addr", "127.0.0.1:"+simPort, "--sim-seconds", "0")
-	cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET=whsec_dev_test", "LEDGER_API_TOKEN=tok_dev_test",
-		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 2s")
-	var out syncBuffer
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		}
-	}
-	defer stop()
-	waitFor(t, "http://127.0.0.1:"+port+"/readyz", http.StatusOK)
+	simPort := freePort(t) // the reconciler is pointed at the flag's address, so it must be known
+	dev := startLedger(t, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_dev_test", "LEDGER_API_TOKEN=tok_dev_test",
+		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 2s"},
+		"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:"+simPort, "--sim-seconds", "0", "--log-level", "info")
+	addr := dev.listening(t)
 
+	// dev prints a line when the simulator has played the account to its end, every delivery
+	// answered or given up on.
+	dev.stdout.waitFor(t, "that the simulator finished", func(l string) bool {
+		return strings.HasPrefix(l, "Stripe simulator: ") && strings.Contains(l, " events played in ")
+	})
+	played := time.Now()
 	var truth struct {
 		Done       bool                  `json:"done"`
 		Events     []struct{ ID string } `json:"events"`
@@ -48,49 +38,37 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 			GaveUp            int `json:"gave_up"`
 		} `json:"deliveries"`
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		resp, err := http.Get("http://127.0.0.1:" + simPort + "/sim/truth")
-		if err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&truth)
-			resp.Body.Close()
-		}
-		// Done: the account has played to its end (until then more events keep coming).
-		if truth.Done && truth.Deliveries.Events > 0 && truth.Deliveries.Delivered+truth.Deliveries.GaveUp == truth.Deliveries.Events {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("simulator did not finish delivering: %+v\n%s", truth.Deliveries, out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	resp, err := http.Get("http://127.0.0.1:" + simPort + "/sim/truth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&truth)
+	resp.Body.Close()
+	if err != nil || !truth.Done || truth.Deliveries.Events == 0 || truth.Deliveries.Delivered+truth.Deliveries.GaveUp != truth.Deliveries.Events {
+		t.Fatalf("the simulator said it finished, its truth says %+v (%v)", truth.Deliveries, err)
 	}
 	if truth.Deliveries.GaveUp == 0 {
 		t.Fatal("the default scenario lost no events: there is nothing for reconciliation to show")
 	}
+	// A fast pass that began after that has appended every event Stripe gave up on.
+	dev.reconciledSince(t, "events-fast", played)
 	var inLog, reconciled int
-	for deadline := time.Now().Add(time.Minute); ; {
-		if err := db.Pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE source = 'reconcile') FROM ledger.events`).Scan(&inLog, &reconciled); err != nil {
-			t.Fatal(err)
-		}
-		if inLog == len(truth.Events) && reconciled > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events in the log (%d reconciled), the simulator emitted %d", inLog, reconciled, len(truth.Events))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE source = 'reconcile') FROM ledger.events`).Scan(&inLog, &reconciled); err != nil {
+		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+"/api/v1/summary", nil)
+	if inLog != len(truth.Events) || reconciled == 0 {
+		t.Fatalf("%d events in the log (%d reconciled), the simulator emitted %d", inLog, reconciled, len(truth.Events))
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/summary", nil)
 	req.Header.Set("Authorization", "Bearer tok_dev_test")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the dashboard's API with the printed token: %v %v", resp, err)
 	}
-	if !strings.Contains(out.String(), "dashboard  http://127.0.0.1:"+port+"/   (token: tok_dev_test)") {
-		t.Fatalf("dev did not print the dashboard and its token:\n%s", out.String())
+	if !strings.Contains(dev.stdout.String(), "dashboard  http://"+addr+"/   (token: tok_dev_test)") {
+		t.Fatalf("dev did not print the dashboard and its token:\n%s", dev.stdout.String())
 	}
 	// The live projection folds them into the read models, and they match a replay.
-	deadline = time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		var position, subs int
 		err := db.Pool.QueryRow(context.Background(), `SELECT coalesce((SELECT position FROM ledger.projection_state), 0),
@@ -111,8 +89,10 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "runner       ledger projection read_models") || !strings.Contains(r.stdout, "lag          0 events") {
 		t.Fatalf("projections status while dev runs: %+v", r)
 	}
-	stop() // its output is read only once it has exited
-	if !strings.Contains(out.String(), "Stripe simulator (scenario outage-4d") {
-		t.Fatalf("dev did not say the simulator feeds it:\n%s", out.String())
+	if !strings.Contains(dev.stdout.String(), "Stripe simulator (scenario outage-4d") {
+		t.Fatalf("dev did not say the simulator feeds it:\n%s", dev.stdout.String())
+	}
+	if err := dev.stop(); err != nil {
+		t.Fatalf("dev did not exit 0 on SIGTERM: %v", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +23,7 @@ import (
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/internal/testsignal"
 	"github.com/stripeledger/ledger/migrations"
 )
 
@@ -208,17 +209,12 @@ func TestPrivateClusterBootstrap(t *testing.T) {
 func TestServeGracefulStopUnderLoad(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
-	port := freePort(t)
 	secret := "whsec_graceful_0123456789abcdef"
-	cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port)
-	cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET="+secret)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	server := startLedger(t, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=" + secret}, "serve", "--addr", "127.0.0.1:0")
+	base := "http://" + server.listening(t)
+	if code := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz %d once listening", code)
 	}
-	base := "http://127.0.0.1:" + port
-	waitFor(t, base+"/readyz", http.StatusOK)
 	if code := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz %d", code)
 	}
@@ -237,6 +233,10 @@ func TestServeGracefulStopUnderLoad(t *testing.T) {
 	}
 	outcomes := make(chan outcome, 10000)
 	stop := make(chan struct{})
+	// SIGTERM goes once the load is under way: after this many webhooks were answered 200.
+	const underWay = 200
+	var answered atomic.Int64
+	loaded := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 16 {
 		wg.Add(1)
@@ -261,20 +261,26 @@ func TestServeGracefulStopUnderLoad(t *testing.T) {
 				}
 				resp.Body.Close()
 				outcomes <- outcome{id, resp.StatusCode}
+				if resp.StatusCode == http.StatusOK && answered.Add(1) == underWay {
+					close(loaded)
+				}
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond)
-	metrics := getBody(t, base+"/metrics")
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	select {
+	case <-loaded:
+	case <-server.exited:
+		t.Fatalf("serve exited under load: %v\n%s", server.err, server.stderr.String())
+	case <-time.After(testsignal.Timeout):
+		t.Fatalf("fewer than %d webhooks answered 200 in %s", underWay, testsignal.Timeout)
 	}
-	waitErr := cmd.Wait()
+	metrics := getBody(t, base+"/metrics")
+	waitErr := server.stop()
 	close(stop)
 	wg.Wait()
 	close(outcomes)
 	if waitErr != nil {
-		t.Fatalf("serve did not exit 0 on SIGTERM: %v\n%s", waitErr, stderr.String())
+		t.Fatalf("serve did not exit 0 on SIGTERM: %v\n%s", waitErr, server.stderr.String())
 	}
 
 	var acked []string
@@ -294,13 +300,13 @@ func TestServeGracefulStopUnderLoad(t *testing.T) {
 	if len(acked) == 0 || present != len(acked) {
 		t.Fatalf("%d answered 200, %d in the log", len(acked), present)
 	}
-	for _, out := range []string{stderr.String(), metrics} {
+	for _, out := range []string{server.stderr.String(), metrics} {
 		if strings.Contains(out, secret) || strings.Contains(out, "whsec_") {
 			t.Fatalf("a signing secret was printed or exported")
 		}
 	}
 	for _, want := range []string{`"msg":"webhook rejected"`, `"reason":"malformed_signature_header"`, `"remote":"127.0.0.1:`, `"msg":"webhook","event_id":"evt_graceful_`} {
-		if !strings.Contains(stderr.String(), want) {
+		if !strings.Contains(server.stderr.String(), want) {
 			t.Fatalf("log lacks %s", want)
 		}
 	}
@@ -330,18 +336,6 @@ func get(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func waitFor(t *testing.T, url string, status int) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if get(t, url) == status {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s never answered %d", url, status)
 }
 
 func freePort(t *testing.T) string { return freePortB(t) }

@@ -12,9 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,30 +26,20 @@ func TestServeTLS(t *testing.T) {
 	db := testkit.New(t)
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
-	port := freePort(t)
-	cmd := exec.Command(ledgerBin, "serve", "--addr", "127.0.0.1:"+port, "--tls-cert", certFile, "--tls-key", keyFile)
-	cmd.Env = append(baseEnv(), "DATABASE_URL="+db.URL, "STRIPE_WEBHOOK_SECRET=whsec_tls_test")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _, _ = cmd.Process.Wait() }()
+	server := startLedger(t, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_tls_test"},
+		"serve", "--addr", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
+	addr := server.listening(t)
 
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := client.Get("https://127.0.0.1:" + port + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && resp.TLS != nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("HTTPS /readyz never answered 200: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + addr + "/readyz")
+	if err != nil {
+		t.Fatalf("HTTPS /readyz once listening: %v", err)
 	}
-	resp, err := http.Get("http://127.0.0.1:" + port + "/readyz")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
+		t.Fatalf("HTTPS /readyz answered %d (TLS %v)", resp.StatusCode, resp.TLS != nil)
+	}
+	resp, err = http.Get("http://" + addr + "/readyz")
 	if err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {

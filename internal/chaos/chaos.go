@@ -32,6 +32,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/stripesim"
 )
@@ -441,11 +442,7 @@ func (h *harness) check(ctx context.Context, sim *stripesim.Sim, d *stripesim.De
 	// The live projection catches up with everything, reconciled events included.
 	deadline = time.Now().Add(2 * time.Minute)
 	for {
-		var head, folded int64
-		var quarantined int
-		err := h.pool.QueryRow(ctx, `SELECT coalesce((SELECT max(position) FROM ledger.events), 0),
-			coalesce((SELECT position FROM ledger.projection_state WHERE name = 'read_models'), 0),
-			(SELECT count(*) FROM ledger.projection_quarantine)`).Scan(&head, &folded, &quarantined)
+		head, folded, quarantined, err := h.projected(ctx)
 		if err == nil && folded >= head {
 			if quarantined > 0 {
 				h.fail("%d events quarantined by the live projection", quarantined)
@@ -509,26 +506,35 @@ func (h *harness) check(ctx context.Context, sim *stripesim.Sim, d *stripesim.De
 	return nil
 }
 
+// projected is the log's head, the live projection's checkpoint and how many events it has
+// quarantined.
+func (h *harness) projected(ctx context.Context) (head, folded int64, quarantined int, err error) {
+	store := eventstore.New(h.pool)
+	tip, err := store.Head(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if folded, err = store.Checkpoint(ctx, "read_models"); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM ledger.projection_quarantine`).Scan(&quarantined); err != nil {
+		return 0, 0, 0, fmt.Errorf("could not count the quarantine: %w", err)
+	}
+	return tip.Position, folded, quarantined, nil
+}
+
 // checkLog compares the log with what the simulator saw.
 func (h *harness) checkLog(ctx context.Context, sim *stripesim.Sim, d *stripesim.Deliverer) {
 	source := map[string]string{}
-	rows, err := h.pool.Query(ctx, `SELECT event_id, source FROM ledger.events`)
+	// Every event once, in whatever order the table gives them: one sequential pass.
+	err := eventstore.New(h.pool).Scan(ctx, eventstore.Filter{Unordered: true}, func(ev *eventstore.Record) error {
+		if _, dup := source[ev.ID]; dup {
+			h.fail("event %s is in the log twice", ev.ID)
+		}
+		source[ev.ID] = string(ev.Source)
+		return nil
+	})
 	if err != nil {
-		h.fail("reading the log: %v", err)
-		return
-	}
-	for rows.Next() {
-		var id, src string
-		if err := rows.Scan(&id, &src); err != nil {
-			h.fail("reading the log: %v", err)
-			return
-		}
-		if _, dup := source[id]; dup {
-			h.fail("event %s is in the log twice", id)
-		}
-		source[id] = src
-	}
-	if err := rows.Err(); err != nil {
 		h.fail("reading the log: %v", err)
 	}
 
