@@ -88,8 +88,7 @@ func checkpointName(stream string) string { return "nats:" + stream }
 // Signals are what a test can wait for (see package testsignal).
 type Signals struct {
 	// Published is the last position of a batch JetStream acknowledged in full (and OnPublished
-	// accepted). The batch's checkpoint commits right after; if that commit fails, the next
-	// forwarder re-publishes the batch.
+	// accepted), once the checkpoint past it has committed.
 	Published testsignal.Signal[int64]
 }
 
@@ -145,6 +144,7 @@ func (f *Forwarder) forward(ctx context.Context) error {
 		BatchSize:    f.cfg.BatchSize,
 		PollInterval: f.cfg.PollInterval,
 		Payload:      true,
+		Committed:    func(b eventstore.Batch) { f.Signals.Published.Signal(b.Last()) },
 	}, func(ctx context.Context, _ pgx.Tx, b eventstore.Batch) error {
 		return f.publish(ctx, pub, b)
 	})
@@ -175,7 +175,6 @@ func (f *Forwarder) publish(ctx context.Context, pub *wnats.Publisher, b eventst
 			return err
 		}
 	}
-	f.Signals.Published.Signal(b.Last())
 	return nil
 }
 

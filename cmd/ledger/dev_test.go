@@ -21,7 +21,7 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 	simPort := freePort(t) // the reconciler is pointed at the flag's address, so it must be known
 	dev := startLedger(t, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_dev_test", "LEDGER_API_TOKEN=tok_dev_test",
 		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 2s"},
-		"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:"+simPort, "--sim-seconds", "0", "--log-level", "info")
+		"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:"+simPort, "--sim-seconds", "0", "--log-level", "debug")
 	addr := dev.listening(t)
 
 	// dev prints a line when the simulator has played the account to its end, every delivery
@@ -67,19 +67,11 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 	if !strings.Contains(dev.stdout.String(), "dashboard  http://"+addr+"/   (token: tok_dev_test)") {
 		t.Fatalf("dev did not print the dashboard and its token:\n%s", dev.stdout.String())
 	}
-	// The live projection folds them into the read models, and they match a replay.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var position, subs int
-		err := db.Pool.QueryRow(context.Background(), `SELECT coalesce((SELECT position FROM ledger.projection_state), 0),
-			(SELECT count(*) FROM ledger.subscriptions)`).Scan(&position, &subs)
-		if err == nil && position == inLog && subs > 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("read models not current: position %d of %d, %d subscriptions (%v)", position, inLog, subs, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// The live projection folds them into the read models.
+	dev.foldedThrough(t, inLog)
+	var subs int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.subscriptions`).Scan(&subs); err != nil || subs <= 100 {
+		t.Fatalf("read models not current: %d subscriptions (%v)", subs, err)
 	}
 	if r := ledger(t, []string{"DATABASE_URL=" + db.URL}, "verify"); r.code != 0 {
 		t.Fatalf("verify: %+v", r)

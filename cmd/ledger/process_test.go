@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
@@ -71,6 +72,20 @@ func (p *process) stop() error {
 func (p *process) kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.exited
+}
+
+// foldedThrough waits for the live projection's debug line saying a batch reaching position
+// was folded (the process must run with --log-level debug), or finds it among the lines already
+// printed (another wait may have read past it).
+func (p *process) foldedThrough(tb testing.TB, position int) {
+	tb.Helper()
+	p.stderr.printedOrWait(tb, fmt.Sprintf("the projection to fold position %d", position), func(l string) bool {
+		var v struct {
+			Msg      string `json:"msg"`
+			Position int    `json:"position"`
+		}
+		return strings.Contains(l, `"msg":"projection batch folded"`) && json.Unmarshal([]byte(l), &v) == nil && v.Position >= position
+	})
 }
 
 // reconcileRun is the part of serve's "reconcile run finished" log line the tests read.
@@ -165,6 +180,18 @@ func (o *output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.all.String()
+}
+
+// printedOrWait is a line the stream has already carried that matches, or else the next one
+// (waitFor).
+func (o *output) printedOrWait(tb testing.TB, what string, match func(line string) bool) string {
+	tb.Helper()
+	for l := range strings.SplitSeq(o.String(), "\n") {
+		if match(l) {
+			return l
+		}
+	}
+	return o.waitFor(tb, what, match)
 }
 
 // waitFor reads the stream's lines, from the first not read yet, until one matches, and returns

@@ -34,7 +34,7 @@ func TestServeReconcilesAnOutage(t *testing.T) {
 
 	env := []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_e2e", "STRIPE_SECRET_KEY=sk_test_e2e_key_123456",
 		"STRIPE_API_BASE=" + api.URL, "LEDGER_RECONCILE_SCHEDULE=events-fast=@every 1s; events=@every 2s", "LEDGER_API_TOKEN=tok_e2e_secret"}
-	server := startLedger(t, env, "serve", "--addr", "127.0.0.1:"+port, "--log-level", "info")
+	server := startLedger(t, env, "serve", "--addr", "127.0.0.1:"+port, "--log-level", "debug")
 	defer func() {
 		_ = server.stop()
 		out := server.stdout.String() + server.stderr.String()
@@ -68,24 +68,8 @@ func TestServeReconcilesAnOutage(t *testing.T) {
 		t.Fatalf("%d of %d events in the log, %d reconciled of %d given up\n%s",
 			inLog, len(want), reconciled, d.Stats().GaveUp, server.stderr.String())
 	}
-	// The live projection folds them. Nothing serve prints says it has caught up, so this still
-	// watches its checkpoint reach the head.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var head, folded int
-		err := db.Pool.QueryRow(ctx, `SELECT coalesce(max(position), 0), coalesce((SELECT position FROM ledger.projection_state WHERE name = 'read_models'), 0)
-			FROM ledger.events`).Scan(&head, &folded)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if folded == head {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 90s the live projection folded %d of %d", folded, head)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	// The live projection folds them.
+	server.foldedThrough(t, inLog)
 	// The live read models equal the account.
 	truth := sim.Truth()
 	var differ int

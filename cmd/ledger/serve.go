@@ -203,8 +203,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		close(fwdDone)
 	}
 
-	// Scheduled reconciliation, when there is a key to reach Stripe with. Every process schedules
-	// the jobs; each run happens in one of them.
+	// Scheduled reconciliation, when there is a key to reach Stripe with. Every process runs a
+	// scheduler; the one holding its lease schedules the jobs, the others stand by.
 	sc := stripeConfig()
 	if o.stripe != nil {
 		sc = *o.stripe

@@ -33,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/stripesim"
 )
@@ -578,8 +579,18 @@ func (h *harness) checkLog(ctx context.Context, sim *stripesim.Sim, d *stripesim
 	}
 }
 
-// readModels are the tables compared between the live projection and a replay.
-var readModels = []string{"customers", "subscriptions", "subscription_movements", "invoices", "charges", "refunds", "disputes", "checkout_sessions"}
+// readModels are the tables compared between the live projection and a replay: every table
+// the read models' declarations make.
+var readModels = func() []string {
+	var out []string
+	for _, m := range projections.Models {
+		out = append(out, m.Table)
+		for _, c := range m.Children {
+			out = append(out, c.Table)
+		}
+	}
+	return append(out, "ordering_ambiguities")
+}()
 
 func (h *harness) dump(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
