@@ -618,3 +618,23 @@ func sameSnapshotsInOrder(a, b []domain.Fact) bool {
 	}
 	return true
 }
+
+// Ambiguities is OrderReport's report, with or without its shortcut for objects that cannot
+// have an undecided group.
+func TestAmbiguitiesAgreeWithOrderReport(t *testing.T) {
+	t.Parallel()
+	a := play(t, 43, 300)
+	for id, facts := range a.byObject {
+		_, want := domain.OrderReport(facts)
+		if got := domain.Ambiguities(facts); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: Ambiguities %v, OrderReport %v", id, got, want)
+		}
+	}
+	toggle := []domain.Fact{
+		fact("evt_b", "customer.updated", 200, `{"id":"cus_1","object":"customer","email":"t@x"}`, `{"email":"a@x"}`),
+		fact("evt_a", "customer.updated", 200, `{"id":"cus_1","object":"customer","email":"a@x"}`, `{"email":"t@x"}`),
+	}
+	if got := domain.Ambiguities(toggle); len(got) != 1 || len(got[0].EventIDs) != 2 {
+		t.Fatalf("a toggle with nothing before it: %v", got)
+	}
+}

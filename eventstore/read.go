@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/stripeledger/ledger/domain"
 )
@@ -69,6 +70,10 @@ type Filter struct {
 	// readers that need the set of events rather than their order (replay). Ordering a large log
 	// by position makes Postgres sort it, on disk once it outgrows work_mem, before the first row.
 	Unordered bool
+	// Borrow hands Scan's callback a Payload that points into the driver's read buffer, valid
+	// only until the callback returns: no copy per event, for a reader that writes the bytes
+	// elsewhere at once (replay's spill).
+	Borrow bool
 }
 
 // readColumns are a record's columns without the hash chain, which only Verify reads.
@@ -160,7 +165,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 func QueueList(b *pgx.Batch, f Filter, out *[]Record) {
 	q, args := f.sql()
 	b.Queue(q, args...).Query(func(rows pgx.Rows) error {
-		return scanRows(rows, f.Payload, func(r *Record) error {
+		return scanRows(rows, f.Payload, false, func(r *Record) error {
 			*out = append(*out, *r)
 			return nil
 		})
@@ -176,23 +181,30 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(*Record) error) erro
 	if err != nil {
 		return fmt.Errorf("could not read events: %w", err)
 	}
-	return scanRows(rows, f.Payload, fn)
+	return scanRows(rows, f.Payload, f.Borrow, fn)
 }
 
-func scanRows(rows pgx.Rows, payload bool, fn func(*Record) error) error {
+func scanRows(rows pgx.Rows, payload, borrow bool, fn func(*Record) error) error {
 	defer rows.Close()
 	var r Record
 	var source string
 	var sig *string
+	var borrowed pgtype.DriverBytes
 	dest := []any{&r.Position, &r.ID, &r.Type, &r.APIVersion, &r.Created, &r.Livemode, &r.Account,
 		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt}
-	if payload {
+	switch {
+	case payload && borrow:
+		dest = append(dest, &borrowed, &sig)
+	case payload:
 		dest = append(dest, &r.Payload, &sig)
 	}
 	for rows.Next() {
 		r.Payload, sig = nil, nil
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("could not read event: %w", err)
+		}
+		if borrow {
+			r.Payload = borrowed
 		}
 		r.Source = domain.Source(source)
 		r.Signature = ""

@@ -259,7 +259,7 @@ func foldObject(m *Model, id string, facts []domain.Fact) (folded, []Poison) {
 			return slices.ContainsFunc(poison, func(p Poison) bool { return p.EventID == f.EventID })
 		})
 	}
-	_, out.ambiguities = domain.OrderReport(facts)
+	out.ambiguities = domain.Ambiguities(facts)
 	return out, poison
 }
 

@@ -25,9 +25,9 @@ import (
 // Config tunes a rebuild. Zero values take the documented defaults.
 type Config struct {
 	Identity domain.Identity // how app user IDs are found; default metadata key app_user_id
-	// PartitionEvents is about how many events of the log one partition holds: replay folds a
-	// partition at a time, so this bounds its memory whatever the log's size. Default 100,000
-	// (a few tens of MB of decoded events).
+	// PartitionEvents is about how many events of the log one partition holds (between 2/3 and
+	// 1.5 times it): replay folds a partition at a time, so this bounds its memory whatever the
+	// log's size. Default 100,000.
 	PartitionEvents int
 	// SpillDir is where the decoded log is spilled while it is read; it needs about as much
 	// free space as the log's data.objects. Default the system's temporary directory.
@@ -104,8 +104,10 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	}
 	defer func() { tx.Rollback(context.WithoutCancel(ctx)) }() //nolint:errcheck // no-op after commit
 
-	partitions := int(max(1, (head.Position+int64(cfg.PartitionEvents)-1)/int64(cfg.PartitionEvents)))
-	sp, err := newSpill(cfg.SpillDir, foldWorkers, partitions)
+	// As many partitions as make each about PartitionEvents: rounded, not ceiled, so that logs of
+	// any size fold partitions of about the same size, and memory stays the same.
+	partitions := int(max(1, (head.Position+int64(cfg.PartitionEvents)/2)/int64(cfg.PartitionEvents)))
+	sp, err := newSpill(cfg.SpillDir, partitions)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -114,7 +116,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	// transaction's connection, and the read is on another.
 	prepared := make(chan error, 1)
 	go func() { prepared <- createShadows(ctx, tx) }()
-	undecoded, err := spillLog(ctx, store, head.Position, sp, cfg)
+	err = spillLog(ctx, store, head.Position, sp, cfg)
 	if perr := <-prepared; err == nil {
 		err = perr
 	}
@@ -124,7 +126,6 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 
 	r := &replay{tx: tx, sp: sp, cfg: cfg, total: head.Position, rows: map[string]int{},
 		e: &engine{projection: StateName, env: env{identity: cfg.Identity}, suffix: "_rebuild"}}
-	r.poison = append(r.poison, undecoded...)
 	if err := r.foldAll(ctx, partitions); err != nil {
 		return Stats{}, err
 	}
@@ -140,48 +141,17 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 }
 
 // spillLog reads the log up to position upTo in one sequential pass and spills every event a
-// read model folds, decoded on foldWorkers workers while Postgres is still sending. It returns
-// the events that could not even be decoded.
-func spillLog(ctx context.Context, store *eventstore.Store, upTo int64, sp *spill, cfg Config) ([]Poison, error) {
-	type raw struct {
-		model    int
-		pos      int64
-		id, typ  string
-		objectID string
-		payload  []byte
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	raws := make(chan raw, 512)
-	var workers sync.WaitGroup
-	undecoded := make([][]Poison, foldWorkers)
-	for w := range foldWorkers {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			var buf []byte
-			for r := range raws {
-				f, err := domain.DecodeStoredFact(r.payload)
-				if err != nil {
-					undecoded[w] = append(undecoded[w], Poison{EventID: r.id, Position: r.pos, EventType: r.typ, ObjectID: r.objectID, Err: err})
-					continue
-				}
-				if buf, err = sp.write(w, r.model, r.pos, r.objectID, f, buf); err != nil {
-					cancel(err)
-					for range raws { //nolint:revive // drain so the reader is not blocked
-					}
-					return
-				}
-			}
-		}()
-	}
+// read model folds to its partition. It decodes nothing: the read goes at the speed Postgres
+// sends, and the events are decoded partition by partition while they are folded.
+func spillLog(ctx context.Context, store *eventstore.Store, upTo int64, sp *spill, cfg Config) error {
 	var read int64
+	var buf []byte
 	progress := func() {
 		if cfg.Progress != nil {
 			cfg.Progress(Progress{Phase: "read", Done: min(read, upTo), Total: upTo})
 		}
 	}
-	err := store.Scan(ctx, eventstore.Filter{UpToPosition: upTo, Payload: true, Unordered: true}, func(r *eventstore.Record) error {
+	err := store.Scan(ctx, eventstore.Filter{UpToPosition: upTo, Payload: true, Unordered: true, Borrow: true}, func(r *eventstore.Record) error {
 		// The read is in no particular order: progress is the count of events read.
 		if read++; read%int64(cfg.BatchSize) == 0 {
 			progress()
@@ -190,30 +160,18 @@ func spillLog(ctx context.Context, store *eventstore.Store, upTo int64, sp *spil
 		if m == nil || r.ObjectID == "" {
 			return nil // other types stay in the log and are ignored by the read models
 		}
-		select {
-		case raws <- raw{slices.Index(Models, m), r.Position, r.ID, r.Type, r.ObjectID, r.Payload}:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+		var err error
+		buf, err = sp.write(slices.Index(Models, m), r.Position, r.ID, r.Type, r.ObjectID, r.Payload, buf)
+		return err
 	})
-	close(raws)
-	workers.Wait()
-	if cause := context.Cause(ctx); err == nil && cause != nil {
-		err = cause
-	}
 	if err == nil {
 		err = sp.flush()
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	progress()
-	var out []Poison
-	for _, u := range undecoded {
-		out = append(out, u...)
-	}
-	return out, nil
+	return nil
 }
 
 // replay is one rebuild's fold of the spilled log into the shadow tables.
@@ -232,28 +190,31 @@ type replay struct {
 // round quarantines at least one more event.
 const maxRefusedRounds = 20
 
-// partitionFold is one partition of one model, folded but not yet written.
+// partitionFold is one partition of one model, decoded and folded but not yet written.
 type partitionFold struct {
-	mi, p    int
-	m        *Model
-	events   []spilled
-	byObject map[string][]domain.Fact
-	where    map[string]*spilled // event ID -> where it sits, for quarantining it
-	ids      []string
-	out      []folded
-	poison   []Poison
-	err      error
+	mi, p     int
+	m         *Model
+	events    []spilled
+	byObject  map[string][]domain.Fact
+	where     map[string]*spilled // event ID -> where it sits, for quarantining it
+	ids       []string
+	undecoded []Poison // events whose payload could not be decoded
+	out       []folded
+	poison    []Poison
+	err       error
 }
 
 // foldAll folds every partition of every model into the shadow tables, in dependency order, in
-// two stages that overlap: the partitions are read back and folded (the reducers: CPU, on
-// foldWorkers workers) one ahead of the partition being written (its related rows read from the
+// two stages that overlap: the partitions are read back, decoded and folded (the reducers: CPU,
+// on foldWorkers workers) one ahead of the partition being written (its related rows read from the
 // shadow tables, derived, COPYed: Postgres's work, on the transaction's connection). Each model
 // is indexed once its last partition is written, before the models that read it are written.
 func (r *replay) foldAll(ctx context.Context, partitions int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	folds := make(chan *partitionFold, 1)
+	// Unbuffered: one partition is folded while the one before it is written, no more, so two
+	// partitions at most are in memory.
+	folds := make(chan *partitionFold)
 	go func() {
 		defer close(folds)
 		for mi, m := range Models {
@@ -287,18 +248,36 @@ func (r *replay) foldAll(ctx context.Context, partitions int) error {
 	return ctx.Err()
 }
 
-// foldPartition reads partition p of model m back from the spill and folds its objects.
+// foldPartition reads partition p of model m back from the spill, decodes it and folds its
+// objects, on foldWorkers workers.
 func (r *replay) foldPartition(mi int, m *Model, p int) *partitionFold {
 	pf := &partitionFold{mi: mi, p: p, m: m}
 	if pf.events, pf.err = r.sp.read(mi, p); pf.err != nil {
 		return pf
 	}
+	facts := make([]domain.Fact, len(pf.events))
+	errs := make([]error, len(pf.events))
+	var wg sync.WaitGroup
+	for w := range foldWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(pf.events); i += foldWorkers {
+				facts[i], errs[i] = domain.DecodeStoredFact(pf.events[i].payload)
+			}
+		}()
+	}
+	wg.Wait()
 	pf.byObject = map[string][]domain.Fact{}
-	pf.where = map[string]*spilled{}
+	pf.where = make(map[string]*spilled, len(pf.events))
 	for i := range pf.events {
 		ev := &pf.events[i]
-		pf.byObject[ev.objectID] = append(pf.byObject[ev.objectID], ev.fact)
-		pf.where[ev.fact.EventID] = ev
+		if errs[i] != nil {
+			pf.undecoded = append(pf.undecoded, Poison{EventID: ev.id, Position: ev.position, EventType: ev.typ, ObjectID: ev.object, Err: errs[i]})
+			continue
+		}
+		pf.byObject[ev.object] = append(pf.byObject[ev.object], facts[i])
+		pf.where[ev.id] = ev
 	}
 	pf.ids = slices.Sorted(maps.Keys(pf.byObject))
 	pf.fold(nil)
@@ -310,9 +289,10 @@ func (pf *partitionFold) fold(excluded map[string]bool) {
 	pf.out, pf.poison = foldObjects(pf.m, pf.ids, pf.byObject, excluded)
 	for i := range pf.poison {
 		if ev := pf.where[pf.poison[i].EventID]; ev != nil {
-			pf.poison[i].Position, pf.poison[i].EventType, pf.poison[i].ObjectID = ev.position, ev.fact.Type, ev.objectID
+			pf.poison[i].Position, pf.poison[i].EventType, pf.poison[i].ObjectID = ev.position, ev.typ, ev.object
 		}
 	}
+	pf.poison = append(pf.poison, pf.undecoded...)
 }
 
 // writePartition derives the partition's related columns and writes its rows into the shadow
@@ -354,7 +334,7 @@ func (r *replay) writePartition(ctx context.Context, pf *partitionFold) error {
 				progress = true
 				p := Poison{EventID: id, Err: fmt.Errorf("could not write the read models: %w", why)}
 				if ev := pf.where[id]; ev != nil {
-					p.Position, p.EventType, p.ObjectID = ev.position, ev.fact.Type, ev.objectID
+					p.Position, p.EventType, p.ObjectID = ev.position, ev.typ, ev.object
 				}
 				r.poison = append(r.poison, p)
 			}
