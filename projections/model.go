@@ -355,6 +355,16 @@ func (m *Model) tables() []table {
 	return out
 }
 
+// Tables are the names of every table the engine makes, in dependency order: each model's,
+// its children's, and ordering_ambiguities.
+func Tables() []string {
+	var out []string
+	for _, t := range allTables() {
+		out = append(out, t.name)
+	}
+	return out
+}
+
 // allTables is every table the engine owns, in dependency order.
 func allTables() []table {
 	var out []table

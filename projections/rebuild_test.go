@@ -20,16 +20,7 @@ import (
 )
 
 // tables is every read-model table, from the declarations.
-var tables = func() []string {
-	var out []string
-	for _, m := range projections.Models {
-		out = append(out, m.Table)
-		for _, c := range m.Children {
-			out = append(out, c.Table)
-		}
-	}
-	return append(out, "ordering_ambiguities")
-}()
+var tables = projections.Tables()
 
 // load appends a simulated account's events to a fresh log in the given order.
 func load(t *testing.T, events []*stripesim.Event) *testkit.DB { return loadB(t, events) }

@@ -115,12 +115,8 @@ Money is integer minor units with the currency beside it; absent values are empt
 				if err != nil {
 					return badQuery(err)
 				}
-				for _, d := range p.Data {
-					var row map[string]json.RawMessage
-					if err := json.Unmarshal(d, &row); err != nil {
-						return err
-					}
-					rows = append(rows, row)
+				if err := appendObjects(&rows, p.Data); err != nil {
+					return err
 				}
 				if !all || !p.HasMore {
 					if p.HasMore {
@@ -158,35 +154,31 @@ func queryMetric(cmd *cobra.Command, q *query.Queries, name string, v url.Values
 	if err != nil {
 		return err
 	}
-	switch format {
-	case "csv":
-		w := csv.NewWriter(os.Stdout)
-		if err := w.WriteAll(query.SeriesRows(m, data)); err != nil {
-			return err
-		}
-		return nil
-	case "json":
-		var rows []map[string]json.RawMessage
-		for _, d := range data {
-			var row map[string]json.RawMessage
-			if err := json.Unmarshal(d, &row); err != nil {
-				return err
-			}
-			rows = append(rows, row)
-		}
+	if format == "csv" {
+		return csv.NewWriter(os.Stdout).WriteAll(query.SeriesRows(m, data))
+	}
+	var rows []map[string]json.RawMessage
+	if err := appendObjects(&rows, data); err != nil {
+		return err
+	}
+	if format == "json" {
 		return printJSON(rows)
 	}
 	cols := append([]string{"period", "currency"}, m.Columns...)
 	sort.Strings(cols[2:])
-	var rows []map[string]json.RawMessage
+	return printTable(cols, rows)
+}
+
+// appendObjects decodes JSON objects (a page's or a series' data) for printing.
+func appendObjects(rows *[]map[string]json.RawMessage, data []json.RawMessage) error {
 	for _, d := range data {
 		var row map[string]json.RawMessage
 		if err := json.Unmarshal(d, &row); err != nil {
 			return err
 		}
-		rows = append(rows, row)
+		*rows = append(*rows, row)
 	}
-	return printTable(cols, rows)
+	return nil
 }
 
 // badQuery turns a request the query package refused into a message (exit code 2).

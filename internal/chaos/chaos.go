@@ -581,16 +581,7 @@ func (h *harness) checkLog(ctx context.Context, sim *stripesim.Sim, d *stripesim
 
 // readModels are the tables compared between the live projection and a replay: every table
 // the read models' declarations make.
-var readModels = func() []string {
-	var out []string
-	for _, m := range projections.Models {
-		out = append(out, m.Table)
-		for _, c := range m.Children {
-			out = append(out, c.Table)
-		}
-	}
-	return append(out, "ordering_ambiguities")
-}()
+var readModels = projections.Tables()
 
 func (h *harness) dump(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
