@@ -59,6 +59,9 @@ type Filter struct {
 	// AfterPosition and UpToPosition bound the position: after (exclusive), up to (inclusive; 0
 	// means the head).
 	AfterPosition, UpToPosition int64
+	// AfterCheckpoint selects the events after a consumer's checkpoint (see Checkpoint), read in
+	// the same statement.
+	AfterCheckpoint string
 	// Limit bounds how many are returned (0: all). With Latest, they are the last Limit events
 	// that match (still returned in log order); otherwise the first.
 	Limit  int
@@ -123,6 +126,9 @@ func (f Filter) sql() (string, []any) {
 	}
 	if f.UpToPosition > 0 {
 		where = append(where, "position <= "+arg(f.UpToPosition))
+	}
+	if f.AfterCheckpoint != "" {
+		where = append(where, "position > coalesce((SELECT c.position FROM ledger.projection_state c WHERE c.name = "+arg(f.AfterCheckpoint)+"), 0)")
 	}
 	cols := readColumns
 	if f.Payload {

@@ -182,14 +182,17 @@ func (s *Store) tailOnce(ctx context.Context, cfg TailConfig, handle func(contex
 			return 0, 0, &HandlerError{Err: err}
 		}
 	}
-	in := s.With(tx)
-	from, err := in.Checkpoint(ctx, cfg.Checkpoint)
-	if err != nil {
-		return 0, 0, err
-	}
-	events, err := in.List(ctx, Filter{AfterPosition: from, Limit: cfg.BatchSize, Payload: cfg.Payload})
-	if err != nil {
-		return 0, 0, err
+	// The checkpoint and the events after it, in one round trip: the events' query reads the
+	// checkpoint itself (positions are dense, so they start right after it).
+	var from int64
+	var events []Record
+	pb := &pgx.Batch{}
+	pb.Queue(`SELECT coalesce((SELECT position FROM ledger.projection_state WHERE name = $1), 0)`, cfg.Checkpoint).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&from)
+	})
+	QueueList(pb, Filter{AfterCheckpoint: cfg.Checkpoint, Limit: cfg.BatchSize, Payload: cfg.Payload}, &events)
+	if err := tx.SendBatch(ctx, pb).Close(); err != nil {
+		return 0, 0, fmt.Errorf("could not read checkpoint %s and the events after it: %w", cfg.Checkpoint, err)
 	}
 	if len(events) == 0 {
 		return 0, from, nil

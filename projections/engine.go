@@ -92,12 +92,12 @@ func (s idSet) add(id string) {
 func (s idSet) sorted() []string { return slices.Sorted(maps.Keys(s)) }
 
 // foldChanges folds the objects the events are about, and every object that reads one of them,
-// into the read models in tx. Models are taken in dependency order, each in three pipelined
-// round trips at most whatever the number of objects: (1) their histories, the events of theirs
-// kept in quarantine and the keys their dependents know them by; (2) the rows they read; (3) the
-// writes, with the lookup of the dependents to fold next. Poisoned events are quarantined, not
-// returned as errors: an error means the database refused or failed, and the caller decides
-// whether the batch is retried or an event is at fault.
+// into the read models in tx. The histories of every object the events are about are read in one
+// round trip; then models are taken in dependency order, each in at most two more (the rows it
+// reads, when it reads any; its writes, with the lookup of the dependents to fold next), plus one
+// for the histories of dependents that were not among the events' objects. Poisoned events are
+// quarantined, not returned as errors: an error means the database refused or failed, and the
+// caller decides whether the batch is retried or an event is at fault.
 func (e *engine) foldChanges(ctx context.Context, tx pgx.Tx, changes []change) error {
 	dirty := map[*Model]idSet{}
 	for _, c := range changes {
@@ -108,54 +108,110 @@ func (e *engine) foldChanges(ctx context.Context, tx pgx.Tx, changes []change) e
 			dirty[m].add(c.objectID)
 		}
 	}
+	read, err := e.readHistories(ctx, tx, dirty)
+	if err != nil {
+		return err
+	}
 	for _, m := range Models {
 		if len(dirty[m]) == 0 {
 			continue
 		}
-		if err := e.foldModel(ctx, tx, m, dirty[m].sorted(), dirty); err != nil {
-			return fmt.Errorf("could not fold %d %s: %w", len(dirty[m]), m.Table, err)
+		ids := dirty[m].sorted()
+		r := read[m]
+		if r == nil {
+			r = &histories{oldKeys: map[string][]string{}}
+		}
+		if missing := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { _, ok := slices.BinarySearch(r.ids, id); return ok }); len(missing) > 0 {
+			// Dependents added by the models before this one: their histories now.
+			set := idSet{}
+			for _, id := range missing {
+				set.add(id)
+			}
+			more, err := e.readHistories(ctx, tx, map[*Model]idSet{m: set})
+			if err != nil {
+				return err
+			}
+			r.merge(more[m])
+		}
+		if err := e.foldModel(ctx, tx, m, ids, r, dirty); err != nil {
+			return fmt.Errorf("could not fold %d %s: %w", len(ids), m.Table, err)
 		}
 	}
 	return nil
 }
 
-// foldModel folds the given objects of m and adds the objects that read them to dirty.
-func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []string, dirty map[*Model]idSet) error {
-	// 1. Histories, quarantine, and the keys dependents knew these objects by before this fold.
-	var hist []eventstore.Record
-	var quarantined []string
-	oldKeys := map[string][]string{} // relation column -> the values stored for these objects
+// histories is what a fold of some objects of one model reads first: their events, those of them
+// kept in quarantine, and the keys their dependents knew them by before the fold.
+type histories struct {
+	ids         []string // the objects read (a copy: the caller's set may grow)
+	events      []eventstore.Record
+	quarantined []string
+	oldKeys     map[string][]string // relation column -> the values stored for these objects
+}
+
+// merge adds the histories of other objects of the same model.
+func (h *histories) merge(o *histories) {
+	h.ids = append(h.ids, o.ids...)
+	slices.Sort(h.ids)
+	h.events = append(h.events, o.events...)
+	h.quarantined = append(h.quarantined, o.quarantined...)
+	for col, keys := range o.oldKeys {
+		h.oldKeys[col] = append(h.oldKeys[col], keys...)
+	}
+}
+
+// readHistories reads, in one round trip, the histories of the objects of every model in objects.
+func (e *engine) readHistories(ctx context.Context, tx pgx.Tx, objects map[*Model]idSet) (map[*Model]*histories, error) {
+	out := map[*Model]*histories{}
 	b := &pgx.Batch{}
-	eventstore.QueueList(b, eventstore.Filter{ObjectType: m.ObjectType, ObjectIDs: ids, Payload: true}, &hist)
-	b.Queue(`SELECT event_id FROM ledger.projection_quarantine WHERE projection = $1 AND resolved_at IS NULL AND object_id = ANY($2)`,
-		e.projection, ids).Query(func(rows pgx.Rows) error {
-		var err error
-		quarantined, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
-	for _, d := range dependents[m] {
-		if col := d.rel.Column; col != "" && oldKeys[col] == nil {
-			oldKeys[col] = []string{}
+	for m, set := range objects {
+		if len(set) == 0 {
+			continue
+		}
+		ids := set.sorted()
+		h := &histories{ids: ids, oldKeys: map[string][]string{}}
+		out[m] = h
+		eventstore.QueueList(b, eventstore.Filter{ObjectType: m.ObjectType, ObjectIDs: ids, Payload: true}, &h.events)
+		b.Queue(`SELECT event_id FROM ledger.projection_quarantine WHERE projection = $1 AND resolved_at IS NULL AND object_id = ANY($2)`,
+			e.projection, ids).Query(func(rows pgx.Rows) error {
+			var err error
+			h.quarantined, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		for _, d := range dependents[m] {
+			col := d.rel.Column
+			if _, queued := h.oldKeys[col]; col == "" || queued {
+				continue
+			}
+			h.oldKeys[col] = nil
 			b.Queue(fmt.Sprintf(`SELECT %s FROM %s WHERE id = ANY($1) AND %s IS NOT NULL`, col, e.table(m.Table), col), ids).
 				Query(func(rows pgx.Rows) error {
 					keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-					oldKeys[col] = keys
+					h.oldKeys[col] = keys
 					return err
 				})
 		}
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("could not read their histories: %w", err)
+	if b.Len() == 0 {
+		return out, nil
 	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("could not read the histories of the objects to fold: %w", err)
+	}
+	return out, nil
+}
 
-	// 2. Fold each object from its history, then read the rows they derive columns from.
-	out, poison := e.foldHistories(m, hist, ids, quarantined)
+// foldModel folds the given objects of m from their histories and adds the objects that read
+// them to dirty.
+func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []string, h *histories, dirty map[*Model]idSet) error {
+	// Fold each object from its history, then read the rows they derive columns from.
+	out, poison := e.foldHistories(m, h.events, ids, h.quarantined)
 	in, err := e.readInputs(ctx, tx, m, out)
 	if err != nil {
 		return err
 	}
 
-	// 3. Write, and find the dependents to fold next.
+	// Write, and find the dependents to fold next.
 	w := &writes{}
 	w.quarantine(e.projection, poison)
 	for _, r := range out {
@@ -167,7 +223,7 @@ func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []strin
 			next[d.model] = idSet{}
 		}
 		if col := d.rel.Column; col != "" {
-			for _, k := range oldKeys[col] {
+			for _, k := range h.oldKeys[col] {
 				next[d.model].add(k)
 			}
 			i := columnIndex(m, col)

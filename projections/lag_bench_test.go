@@ -36,7 +36,7 @@ func BenchmarkLiveLag(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		poll time.Duration
-	}{{"runner=ledger", 0}, {"runner=watermill-default-poll", time.Second}} {
+	}{{"runner=ledger", 0}, {"runner=poll-1s", time.Second}} {
 		b.Run(c.name, func(b *testing.B) {
 			n := min(b.N, 6000)
 			sim := stripesim.New(stripesim.Config{Seed: 81, Customers: n/9 + 50, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
