@@ -384,6 +384,15 @@ func Cached(tb testing.TB, name string, build func(ctx context.Context, pool *pg
 		// Left half-built by an interrupted run: start over.
 		mustExec(tb, ctx, conn, fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", full))
 	}
+	// Versions of it built for earlier schemas are no longer used, and they are large: dropped.
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2",
+		strings.ReplaceAll("ledger_bench_"+name+"_", "_", `\_`)+"%", full)
+	if err == nil {
+		stale, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, db := range stale {
+			_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db))
+		}
+	}
 	ensureTemplate(tb, ctx, admin, templateName(tb))
 	mustExec(tb, ctx, conn, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", full, templateName(tb)))
 	pool, err := pgxpool.New(ctx, url)
