@@ -352,7 +352,7 @@ func (c *Cluster) Stop(tb testing.TB) {
 // Cached is a database on the test server that is expensive to build (a benchmark's log of
 // millions of events): built once by build and kept, under a name that carries name and the
 // schema's version (migrations and read-model declarations), so later runs reuse it. It is
-// never dropped by the tests; `make clean-data` or DROP DATABASE removes it.
+// dropped only when a build for a newer schema replaces it (or by DROP DATABASE).
 func Cached(tb testing.TB, name string, build func(ctx context.Context, pool *pgxpool.Pool) error) *pgxpool.Pool {
 	tb.Helper()
 	ctx := context.Background()
