@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/forward"
 	"github.com/stripeledger/ledger/internal/lease"
+	"github.com/stripeledger/ledger/internal/natstest"
 	"github.com/stripeledger/ledger/internal/testkit"
 )
 
@@ -32,24 +32,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	db := testkit.New(t)
-	return &testBundle{db: db, store: eventstore.New(db.Pool), url: startNATS(t)}
-}
-
-// startNATS runs a NATS server with JetStream inside the test process, on a free loopback port
-// and a store of its own, so the tests need no nats-server binary and share nothing.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT,
-		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(time.Minute) {
-		t.Fatal("the NATS server did not start")
-	}
-	return ns.ClientURL()
+	return &testBundle{db: db, store: eventstore.New(db.Pool), url: natstest.Start(t)}
 }
 
 // forwarder makes a forwarder on the test's NATS server with its test signals on.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/stripeledger/ledger/dashboard"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/forward"
+	"github.com/stripeledger/ledger/integrity"
 	"github.com/stripeledger/ledger/migrations"
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/reconcile"
@@ -49,6 +51,11 @@ type serveOptions struct {
 	schedule   string                  // LEDGER_RECONCILE_SCHEDULE
 	stripe     *reconcile.StripeConfig // nil: STRIPE_SECRET_KEY / STRIPE_API_BASE
 	apiTokens  auth.Tokens             // nil: LEDGER_API_TOKEN
+	// Checkpoints of the log's head, signed with a key the database never holds: on when
+	// checkpointKey (LEDGER_CHECKPOINT_KEY) names a key file.
+	checkpointKey      string
+	checkpointSink     string
+	checkpointInterval time.Duration
 	// ready is called once the listener is bound, with the server's context and pool (`ledger
 	// dev` prints its URLs and starts the Stripe simulator then).
 	ready func(ctx context.Context, addr string, pool *pgxpool.Pool)
@@ -83,6 +90,17 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 		"keep the read models current from the log; across processes one runs it, the others stand by (env LEDGER_PROJECTION_RUNNER=off to disable)")
 	f.DurationVar(&o.poll, "projection-poll", 10*time.Millisecond, "how often the caught-up runner looks for new events")
 	o.idf = addIdentityFlags(cmd)
+	f.StringVar(&o.checkpointKey, "checkpoint-key", os.Getenv("LEDGER_CHECKPOINT_KEY"),
+		"sign a checkpoint of the log's head with this Ed25519 key file every --checkpoint-interval (env LEDGER_CHECKPOINT_KEY; off when unset)")
+	f.StringVar(&o.checkpointSink, "checkpoint-sink", os.Getenv("LEDGER_CHECKPOINT_SINK"),
+		"where checkpoints go: comma-separated file:PATH, stdout, nats (env LEDGER_CHECKPOINT_SINK; default stdout)")
+	interval := 15 * time.Minute
+	if v := os.Getenv("LEDGER_CHECKPOINT_INTERVAL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			interval = d
+		}
+	}
+	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", interval, "how often to write a checkpoint (env LEDGER_CHECKPOINT_INTERVAL)")
 	f.StringVar(&o.schedule, "reconcile-schedule", envOr("LEDGER_RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
 		"when to run each reconciliation job: \"job=cron spec; …\" in UTC, or off (env LEDGER_RECONCILE_SCHEDULE); needs STRIPE_SECRET_KEY")
 }
@@ -127,6 +145,28 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	if _, _, err := reconcile.ParseSchedule(o.schedule); err != nil {
 		return fmt.Errorf("--reconcile-schedule: %w", err)
+	}
+	// The checkpoint key and sinks are checked before anything starts: a ledger configured to
+	// checkpoint must not run without doing so.
+	if v := os.Getenv("LEDGER_CHECKPOINT_INTERVAL"); v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			return fmt.Errorf("LEDGER_CHECKPOINT_INTERVAL %q: want a positive duration such as 15m", v)
+		}
+	}
+	var checkpointKey ed25519.PrivateKey
+	var checkpointSinks []integrity.Sink
+	if o.checkpointKey != "" {
+		if o.checkpointInterval <= 0 {
+			return fmt.Errorf("--checkpoint-interval %s: want a positive duration", o.checkpointInterval)
+		}
+		if checkpointKey, err = integrity.LoadPrivateKey(o.checkpointKey); err != nil {
+			return err
+		}
+		if checkpointSinks, err = integrity.OpenSinks(integrity.SinkConfig{Spec: o.checkpointSink,
+			NATSURL: os.Getenv("LEDGER_NATS_URL"), NATSPrefix: os.Getenv("LEDGER_NATS_SUBJECT")}); err != nil {
+			return err
+		}
+		defer closeSinks(checkpointSinks)
 	}
 	db, err := resolveDB(ctx, o.db)
 	if err != nil {
@@ -228,6 +268,28 @@ func serve(ctx context.Context, o serveOptions) error {
 			defer close(schedDone)
 			sched.Run(runnerCtx)
 		}()
+	}
+
+	// Signed checkpoints of the head, one process across replicas (a lease).
+	cpDone := make(chan struct{})
+	defer func() {
+		stopRunner()
+		<-cpDone
+	}()
+	if checkpointKey != nil {
+		cp, err := integrity.NewCheckpointer(pool, integrity.CheckpointerConfig{Key: checkpointKey,
+			Sinks: checkpointSinks, Interval: o.checkpointInterval, Logger: log})
+		if err != nil {
+			return err
+		}
+		log.Info("checkpoints on", "every", o.checkpointInterval.String(), "sinks", fmt.Sprint(checkpointSinks),
+			"key", integrity.KeyID(checkpointKey.Public().(ed25519.PublicKey)))
+		go func() {
+			defer close(cpDone)
+			_ = cp.Run(runnerCtx)
+		}()
+	} else {
+		close(cpDone)
 	}
 
 	mux := http.NewServeMux()

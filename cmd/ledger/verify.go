@@ -3,22 +3,79 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/integrity"
 )
 
 func verifyCmd() *cobra.Command {
-	return &cobra.Command{
+	var signatures, strict bool
+	var checkpoints, publicKey string
+	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Walk the event log's hash chain; exit 1 at the first broken link",
+		Short: "Walk the event log's hash chain (and re-check signatures, checkpoints); exit 1 on a problem",
 		Long: `verify recomputes the SHA-256 hash chain of ledger.events from the first event to the
 head. It prints the event count and head hash and exits 0 when every link holds, or names the
-first row that was edited, removed or renumbered and exits 1.`,
+first row that was edited, removed or renumbered and exits 1.
+
+--signatures also re-checks the Stripe signature of every stored webhook body against its stored
+Stripe-Signature header, with the secrets in STRIPE_WEBHOOK_SECRET and
+STRIPE_WEBHOOK_SECRET_RETIRED (comma-separated). Each webhook event is verified, unverifiable (no
+known secret was signing at its time) or failed (a known secret was, and none matches: the body or
+header was changed); events reconciliation or an import fetched from Stripe's API carry no
+signature and are counted by source. Failed events are listed and make the exit status 1;
+unverifiable ones do too with --strict.
+
+--checkpoints FILE --public-key K proves the log still extends every checkpoint in FILE (lines
+written by ` + "`ledger checkpoint`" + ` or by serve's checkpointer): each is signed by K, and the hash at its
+position is the one it signed. A row changed at or before a checkpoint fails this even when the
+chain after it was recomputed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			var secrets integrity.Secrets
+			var cps []integrity.Checkpoint
+			var pub []byte
+			if signatures {
+				var err error
+				if secrets.Current, err = integrity.ParseSecretList("STRIPE_WEBHOOK_SECRET", os.Getenv("STRIPE_WEBHOOK_SECRET")); err != nil {
+					return err
+				}
+				if secrets.Retired, err = integrity.ParseSecretList("STRIPE_WEBHOOK_SECRET_RETIRED", os.Getenv("STRIPE_WEBHOOK_SECRET_RETIRED")); err != nil {
+					return err
+				}
+				if len(secrets.Current)+len(secrets.Retired) == 0 {
+					return integrity.ErrNoSecrets
+				}
+			}
+			if (checkpoints == "") != (publicKey == "") {
+				return fmt.Errorf("--checkpoints and --public-key go together")
+			}
+			if checkpoints != "" {
+				k, err := integrity.LoadPublicKey(publicKey)
+				if err != nil {
+					return err
+				}
+				pub = k
+				f, err := os.Open(checkpoints)
+				if err != nil {
+					return fmt.Errorf("--checkpoints: %w", err)
+				}
+				cps, err = integrity.ReadCheckpoints(f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("--checkpoints %s: %w", checkpoints, err)
+				}
+				if len(cps) == 0 {
+					return fmt.Errorf("--checkpoints %s: no checkpoint in the file", checkpoints)
+				}
+			}
+
 			db, err := resolveDB(ctx, dbOptions{})
 			if err != nil {
 				return err
@@ -28,15 +85,82 @@ first row that was edited, removed or renumbered and exits 1.`,
 				return err
 			}
 			defer pool.Close()
-			v, err := eventstore.New(pool).Verify(ctx)
-			if err != nil {
-				return err
+			store := eventstore.New(pool)
+			out := cmd.OutOrStdout()
+
+			var problems []string
+			if cps != nil {
+				rep, err := integrity.VerifyCheckpoints(ctx, store, cps, pub)
+				if err != nil {
+					return err
+				}
+				if rep.Chain.Broken != nil {
+					problems = append(problems, fmt.Sprintf("%v (%d events verified before it)", rep.Chain.Broken, rep.Chain.Count))
+				} else {
+					printChain(out, rep.Chain)
+				}
+				for _, p := range rep.Problems {
+					problems = append(problems, p.String())
+				}
+				fmt.Fprintf(out, "checkpoints: %d of %d verified\n", rep.Checked, len(cps))
+			} else {
+				v, err := store.Verify(ctx)
+				if err != nil {
+					return err
+				}
+				if v.Broken != nil {
+					problems = append(problems, fmt.Sprintf("%v (%d events verified before it)", v.Broken, v.Count))
+				} else {
+					printChain(out, v)
+				}
 			}
-			if v.Broken != nil {
-				return failed("%v (%d events verified before it)", v.Broken, v.Count)
+			if signatures {
+				progress := func(done, total int64) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "signatures: %d/%d events\n", done, total)
+				}
+				rep, err := integrity.VerifySignatures(ctx, store, secrets, progress)
+				if err != nil {
+					return err
+				}
+				printSignatures(out, rep)
+				if rep.Failed > 0 {
+					problems = append(problems, fmt.Sprintf("%d webhook events fail their signature check", rep.Failed))
+				}
+				if strict && rep.Unverifiable > 0 {
+					problems = append(problems, fmt.Sprintf("%d webhook events are unverifiable (--strict)", rep.Unverifiable))
+				}
 			}
-			fmt.Printf("ok: %d events, head hash %s\n", v.Count, hex.EncodeToString(v.HeadHash[:]))
+			if len(problems) > 0 {
+				return failed("%s", strings.Join(problems, "; "))
+			}
 			return nil
 		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&signatures, "signatures", false, "re-check every webhook body's Stripe signature (secrets from STRIPE_WEBHOOK_SECRET and STRIPE_WEBHOOK_SECRET_RETIRED)")
+	f.BoolVar(&strict, "strict", false, "with --signatures: unverifiable events also make the exit status 1")
+	f.StringVar(&checkpoints, "checkpoints", "", "a file of checkpoint lines the log must still extend")
+	f.StringVar(&publicKey, "public-key", "", "with --checkpoints: the checkpoint key's public half (PEM file, or the raw key in base64)")
+	return cmd
+}
+
+func printChain(w io.Writer, v eventstore.Verification) {
+	fmt.Fprintf(w, "ok: %d events, head hash %s\n", v.Count, hex.EncodeToString(v.HeadHash[:]))
+}
+
+func printSignatures(w io.Writer, r integrity.SignatureReport) {
+	fmt.Fprintf(w, "signatures: %d verified, %d unverifiable, %d failed", r.Verified, r.Unverifiable, r.Failed)
+	for _, s := range r.Sources() {
+		fmt.Fprintf(w, ", %d fetched by API (%s)", r.Fetched[s], s)
+	}
+	fmt.Fprintln(w)
+	for _, id := range r.FailedIDs {
+		fmt.Fprintln(w, "failed:", id)
+	}
+	for _, id := range r.UnverifiableIDs {
+		fmt.Fprintln(w, "unverifiable:", id)
+	}
+	if n := r.Unverifiable - int64(len(r.UnverifiableIDs)); n > 0 {
+		fmt.Fprintf(w, "unverifiable: … and %d more\n", n)
 	}
 }
