@@ -204,6 +204,10 @@ func RepoRoot() string {
 	}
 }
 
+// BinDir is the directory of the Postgres server binaries (initdb, pg_ctl, and beside them
+// pg_dump and pg_restore), or "" when none is installed.
+func BinDir() string { return binDir() }
+
 // binDir finds the directory holding initdb and pg_ctl.
 func binDir() string {
 	has := func(d string) bool {
