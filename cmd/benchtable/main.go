@@ -221,6 +221,19 @@ func table(s samples) []row {
 			"≥ 100,000 rows/s, flat memory", yes(v >= 100000 && heap < 64)})
 	}
 
+	// Signature re-check against stripe-go's per-event validation over the same stream.
+	if v, ok := s.median("BenchmarkVerifySignatures/checker=ledger", "events/s"); ok {
+		n, _ := s.median("BenchmarkVerifySignatures/checker=ledger", "events")
+		base := missing
+		if sg, sok := s.median("BenchmarkVerifySignatures/checker=stripe-go", "events/s"); sok {
+			base = fmt.Sprintf("stripe-go's ValidatePayload per event: %s events/s (%.1f×)", num(sg), v/sg)
+		}
+		rows = append(rows, row{"signature re-check (verify --signatures), 2 secrets", fmt.Sprintf("%s events/s over %s webhook events", num(v), num(n)), base,
+			"≥ 50,000/s", yes(v >= 50000)})
+	} else {
+		rows = append(rows, row{"signature re-check (verify --signatures), 2 secrets", missing, "", "≥ 50,000/s", "—"})
+	}
+
 	// Simulator.
 	if v, ok := s.median("BenchmarkSimulator/generate+deliver", "events/s"); ok {
 		gen, _ := s.median("BenchmarkSimulator/generate", "events/s")

@@ -33,8 +33,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stripeledger/ledger/eventstore"
-	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/internal/pgboot"
+	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/stripesim"
 )
 
@@ -107,6 +107,10 @@ type Report struct {
 	PostgresRestarts int
 	UnplannedExits   int // ledger processes that exited without being killed
 
+	Checkpoints        int    // checkpoints the serve processes wrote during the run
+	CheckpointsProved  int    // of them, those the final log still extends (ledger verify --checkpoints)
+	SignaturesVerified string // ledger verify --signatures's summary line
+
 	Failures []string // each check that did not hold
 }
 
@@ -125,6 +129,8 @@ type harness struct {
 	procs   []*proc
 	rng     *mrand.Rand
 	report  Report
+	// checkpointKey and checkpoints are the run's checkpoint key file and checkpoint sink.
+	checkpointKey, checkpoints string
 	// unplanned counts exits the harness did not cause; supervisors add to it concurrently.
 	unplanned atomic.Int64
 }
@@ -260,6 +266,15 @@ func (h *harness) run(ctx context.Context) error {
 	h.env = append(cleanEnv(), "DATABASE_URL="+h.dbURL, "STRIPE_WEBHOOK_SECRET="+webhookSecret, "STRIPE_SECRET_KEY="+apiKey,
 		"STRIPE_API_BASE=http://"+apiLn.Addr().String(), "LEDGER_API_TOKEN="+token,
 		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 3s; events=@every 7s")
+	// Checkpoints every 2 s from whichever process holds their lease, through the kills; the
+	// final check proves the log extends every one of them.
+	h.checkpointKey = filepath.Join(h.cfg.DataDir, "checkpoint.key")
+	h.checkpoints = filepath.Join(h.cfg.DataDir, "checkpoints.jsonl")
+	if out, err := h.ledger(ctx, "checkpoint", "keygen", "--out", h.checkpointKey); err != nil {
+		return fmt.Errorf("chaos: checkpoint keygen: %w: %s", err, out)
+	}
+	h.env = append(h.env, "LEDGER_CHECKPOINT_KEY="+h.checkpointKey, "LEDGER_CHECKPOINT_SINK=file:"+h.checkpoints,
+		"LEDGER_CHECKPOINT_INTERVAL=2s")
 
 	for i := range 2 {
 		port, err := pgboot.FreePort()
@@ -474,6 +489,7 @@ func (h *harness) check(ctx context.Context, sim *stripesim.Sim, d *stripesim.De
 	} else {
 		h.logf("verify: %s", strings.TrimSpace(out))
 	}
+	h.checkIntegrity(ctx)
 
 	live, err := h.dump(ctx)
 	if err != nil {
@@ -505,6 +521,38 @@ func (h *harness) check(ctx context.Context, sim *stripesim.Sim, d *stripesim.De
 	h.logf("secrets: none of the %d appeared in %d bytes of logs, CLI output and metrics", len(h.secrets), len(all))
 	h.summary()
 	return nil
+}
+
+// checkIntegrity proves the log against the checkpoints written during the run and re-checks
+// every webhook's signature: each event came through the proxy signed by the simulator, so every
+// one must verify (--strict: none unverifiable).
+func (h *harness) checkIntegrity(ctx context.Context) {
+	if b, err := os.ReadFile(h.checkpoints); err != nil {
+		h.fail("reading the checkpoints: %v", err)
+	} else {
+		h.report.Checkpoints = bytes.Count(b, []byte("\n"))
+	}
+	if h.report.Checkpoints == 0 {
+		h.fail("no checkpoint was written during the run")
+		return
+	}
+	out, err := h.ledger(ctx, "verify", "--signatures", "--strict", "--checkpoints", h.checkpoints, "--public-key", h.checkpointKey+".pub")
+	for _, line := range strings.Split(out, "\n") {
+		var proved, of int
+		if _, serr := fmt.Sscanf(line, "checkpoints: %d of %d verified", &proved, &of); serr == nil {
+			h.report.CheckpointsProved = proved
+		}
+		if strings.HasPrefix(line, "signatures: ") {
+			h.report.SignaturesVerified = strings.TrimPrefix(line, "signatures: ")
+		}
+	}
+	if err != nil {
+		h.fail("ledger verify --signatures --checkpoints: %v: %s", err, lastLine(out))
+	}
+	if h.report.CheckpointsProved != h.report.Checkpoints {
+		h.fail("the log extends %d of the %d checkpoints written", h.report.CheckpointsProved, h.report.Checkpoints)
+	}
+	h.logf("integrity: %d of %d checkpoints proved; signatures %s", h.report.CheckpointsProved, h.report.Checkpoints, h.report.SignaturesVerified)
 }
 
 // projected is the log's head, the live projection's checkpoint and how many events it has
@@ -652,6 +700,8 @@ func (h *harness) summary() {
 	fmt.Fprintf(h.out, "retried       %d attempts (%d events given up by the sender)\n", r.Retried, r.GaveUp)
 	fmt.Fprintf(h.out, "recovered     %d (appended by reconciliation)\n", r.Recovered)
 	fmt.Fprintf(h.out, "lost          %d\n", r.Lost)
+	fmt.Fprintf(h.out, "checkpoints   %d of %d verified\n", r.CheckpointsProved, r.Checkpoints)
+	fmt.Fprintf(h.out, "signatures    %s\n", r.SignaturesVerified)
 }
 
 // ledger runs one CLI command against the run's database; its output joins the secret check.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,9 @@ func TestChaosShort(t *testing.T) {
 	}
 	if report.Kills != 3 || report.Takeovers != 2 || report.PostgresRestarts != 1 {
 		t.Fatalf("faults not all injected: %+v", report)
+	}
+	if report.Checkpoints == 0 || report.CheckpointsProved != report.Checkpoints || !strings.Contains(report.SignaturesVerified, " 0 unverifiable, 0 failed") {
+		t.Fatalf("integrity not proved: %+v", report)
 	}
 	if report.Acknowledged == 0 || report.Events == 0 || report.Retried == 0 {
 		t.Fatalf("the run proved nothing: %+v", report)
