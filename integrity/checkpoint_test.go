@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
@@ -264,5 +266,44 @@ func TestOpenSinksRefusesBadSpecs(t *testing.T) {
 		if _, err := integrity.OpenSinks(integrity.SinkConfig{Spec: spec}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", spec, err, want)
 		}
+	}
+}
+
+// A sink that refuses a checkpoint does not keep it from the others, and is counted.
+func TestCheckpointerCountsAFailingSink(t *testing.T) {
+	db := testkit.New(t)
+	_, key := newKey(t)
+	dir := t.TempDir()
+	broken, err := integrity.OpenFileSink(filepath.Join(dir, "broken.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.Close() // writes now fail
+	good, err := integrity.OpenFileSink(filepath.Join(dir, "good.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	reg := prometheus.NewRegistry()
+	cp, err := integrity.NewCheckpointer(db.Pool, integrity.CheckpointerConfig{Key: key, Sinks: []integrity.Sink{broken, good}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Once(context.Background()); err == nil || !strings.Contains(err.Error(), "broken.jsonl") {
+		t.Fatalf("a failing sink: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "good.jsonl")); bytes.Count(b, []byte("\n")) != 1 {
+		t.Fatalf("the good sink got %q", b)
+	}
+	want := `
+# HELP ledger_checkpoint_sink_failures_total Checkpoint writes a sink refused, by sink.
+# TYPE ledger_checkpoint_sink_failures_total counter
+ledger_checkpoint_sink_failures_total{sink="file:` + filepath.Join(dir, "broken.jsonl") + `"} 1
+# HELP ledger_checkpoints_written_total Checkpoints this process signed and wrote to every sink.
+# TYPE ledger_checkpoints_written_total counter
+ledger_checkpoints_written_total 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ledger_checkpoint_sink_failures_total", "ledger_checkpoints_written_total"); err != nil {
+		t.Fatal(err)
 	}
 }

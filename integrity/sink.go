@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/lease"
@@ -193,6 +194,33 @@ type CheckpointerConfig struct {
 	Interval time.Duration // default 15 minutes
 	Clock    Clock         // default time itself
 	Logger   *slog.Logger
+	// Registerer, if set, gets the checkpoint metrics: an alert on their failures or on the
+	// last checkpoint's age is what tells an operator the proof has stopped growing.
+	Registerer prometheus.Registerer
+}
+
+type checkpointMetrics struct {
+	written  prometheus.Counter
+	failed   *prometheus.CounterVec // by sink
+	position prometheus.Gauge
+	at       prometheus.Gauge
+}
+
+func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
+	m := &checkpointMetrics{
+		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_checkpoints_written_total",
+			Help: "Checkpoints this process signed and wrote to every sink."}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_checkpoint_sink_failures_total",
+			Help: "Checkpoint writes a sink refused, by sink."}, []string{"sink"}),
+		position: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_checkpoint_position",
+			Help: "Log position of the last checkpoint this process wrote."}),
+		at: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_checkpoint_timestamp_seconds",
+			Help: "When this process last wrote a checkpoint to every sink (Unix seconds)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.written, m.failed, m.position, m.at)
+	}
+	return m
 }
 
 // CheckpointerSignals are what a test can wait for.
@@ -205,6 +233,7 @@ type Checkpointer struct {
 	store   *eventstore.Store
 	cfg     CheckpointerConfig
 	lease   *lease.Lease
+	metrics *checkpointMetrics
 	Signals CheckpointerSignals
 }
 
@@ -229,7 +258,7 @@ func NewCheckpointer(pool *pgxpool.Pool, cfg CheckpointerConfig) (*Checkpointer,
 	if err != nil {
 		return nil, err
 	}
-	return &Checkpointer{store: eventstore.New(pool), cfg: cfg, lease: l}, nil
+	return &Checkpointer{store: eventstore.New(pool), cfg: cfg, lease: l, metrics: newCheckpointMetrics(cfg.Registerer)}, nil
 }
 
 // Lease is the checkpointer's lease (tests wait on its signals).
@@ -255,10 +284,16 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 // Once signs the head now and writes it to every sink. It returns the checkpoint and the sinks'
 // errors joined.
 func (c *Checkpointer) Once(ctx context.Context) (Checkpoint, error) {
-	cp, err := WriteCheckpoint(ctx, c.store, c.cfg.Key, c.cfg.Sinks, c.cfg.Clock.Now())
+	cp, failed, err := writeCheckpoint(ctx, c.store, c.cfg.Key, c.cfg.Sinks, c.cfg.Clock.Now())
+	for _, s := range failed {
+		c.metrics.failed.WithLabelValues(s.String()).Inc()
+	}
 	if err != nil {
 		return cp, err
 	}
+	c.metrics.written.Inc()
+	c.metrics.position.Set(float64(cp.Position))
+	c.metrics.at.Set(float64(cp.Time.Unix()))
 	c.cfg.Logger.Info("checkpoint written", "position", cp.Position, "head", cp.Head, "key", cp.Key)
 	c.Signals.Written.Signal(cp)
 	return cp, nil
@@ -266,16 +301,24 @@ func (c *Checkpointer) Once(ctx context.Context) (Checkpoint, error) {
 
 // WriteCheckpoint signs the log's head at now and writes it to every sink.
 func WriteCheckpoint(ctx context.Context, store *eventstore.Store, key ed25519.PrivateKey, sinks []Sink, now time.Time) (Checkpoint, error) {
+	cp, _, err := writeCheckpoint(ctx, store, key, sinks, now)
+	return cp, err
+}
+
+// writeCheckpoint also returns the sinks that refused it.
+func writeCheckpoint(ctx context.Context, store *eventstore.Store, key ed25519.PrivateKey, sinks []Sink, now time.Time) (Checkpoint, []Sink, error) {
 	head, err := store.Head(ctx)
 	if err != nil {
-		return Checkpoint{}, err
+		return Checkpoint{}, nil, err
 	}
 	cp := Sign(key, head, ChainTag, now)
 	var errs []error
+	var failed []Sink
 	for _, s := range sinks {
 		if err := s.Write(ctx, cp); err != nil {
 			errs = append(errs, err)
+			failed = append(failed, s)
 		}
 	}
-	return cp, errors.Join(errs...)
+	return cp, failed, errors.Join(errs...)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/auth"
+	"github.com/stripeledger/ledger/integrity"
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/reconcile"
@@ -61,6 +64,13 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 				token = t
 			}
 			o.apiTokens = auth.ParseTokens(token)
+			if o.checkpointKey == "" {
+				// Checkpoints on by default, so `make run` shows the proof: a key of its own
+				// under .data, a checkpoint a minute into .data/checkpoints.jsonl.
+				if err := devCheckpoints(&o, cmd); err != nil {
+					return err
+				}
+			}
 			if !cmd.Flags().Changed("reconcile-schedule") && os.Getenv("LEDGER_RECONCILE_SCHEDULE") == "" {
 				// Often enough that the outage's repair shows within a minute.
 				o.schedule = "events-fast=@every 20s; events=@every 2m; objects=@every 10m; endpoints=@every 1h"
@@ -79,6 +89,10 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 					"  dashboard  %s/   (token: %s)\n"+
 					"  API        %s/api/v1/   (Authorization: Bearer <token>; %s/api/v1/openapi.json)\n",
 					base, secretNote, base, base, base, base, o.apiTokens[0], base, base)
+				if o.checkpointSink != "" {
+					fmt.Printf("  checkpoints %s   (ledger verify --checkpoints %s --public-key %s.pub)\n",
+						strings.TrimPrefix(o.checkpointSink, "file:"), strings.TrimPrefix(o.checkpointSink, "file:"), o.checkpointKey)
+				}
 				if os.Getenv("STRIPE_SECRET_KEY") != "" || simAddr == "" {
 					fmt.Printf("  forward real test-mode events with: stripe listen --forward-to %s/webhooks/stripe\n\nCtrl-C stops it.\n\n",
 						strings.TrimPrefix(base, "http://"))
@@ -142,6 +156,29 @@ func startSimulator(ctx context.Context, addr, scenario string, seconds float64,
 			}
 		}
 	}()
+	return nil
+}
+
+// devCheckpoints points dev's checkpoints at a key and a file under .data, making the key on
+// first use.
+func devCheckpoints(o *serveOptions, cmd *cobra.Command) error {
+	data := filepath.Join(pgboot.RepoRoot(), ".data")
+	key := filepath.Join(data, "dev-checkpoint.key")
+	if _, err := os.Stat(key); err != nil {
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			return fmt.Errorf("could not create %s: %w", data, err)
+		}
+		if _, err := integrity.GenerateKey(key); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("could not make the development checkpoint key: %w", err)
+		}
+	}
+	o.checkpointKey = key
+	if o.checkpointSink == "" {
+		o.checkpointSink = "file:" + filepath.Join(data, "checkpoints.jsonl")
+	}
+	if !cmd.Flags().Changed("checkpoint-interval") && os.Getenv("LEDGER_CHECKPOINT_INTERVAL") == "" {
+		o.checkpointInterval = time.Minute
+	}
 	return nil
 }
 

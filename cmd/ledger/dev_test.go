@@ -3,11 +3,14 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/internal/testkit"
 )
 
@@ -19,8 +22,9 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
 	simPort := freePort(t) // the reconciler is pointed at the flag's address, so it must be known
+	checkpoints := filepath.Join(t.TempDir(), "checkpoints.jsonl")
 	dev := startLedger(t, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_dev_test", "LEDGER_API_TOKEN=tok_dev_test",
-		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 2s"},
+		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 2s", "LEDGER_CHECKPOINT_SINK=file:" + checkpoints},
 		"dev", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:"+simPort, "--sim-seconds", "0", "--log-level", "debug")
 	addr := dev.listening(t)
 
@@ -86,5 +90,16 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 	}
 	if err := dev.stop(); err != nil {
 		t.Fatalf("dev did not exit 0 on SIGTERM: %v", err)
+	}
+	// dev signs checkpoints with a key of its own under .data (one when it starts, then every
+	// minute) and says how to check them.
+	key := filepath.Join(pgboot.RepoRoot(), ".data", "dev-checkpoint.key")
+	if !strings.Contains(dev.stdout.String(), "checkpoints "+checkpoints+"   (ledger verify --checkpoints "+checkpoints+" --public-key "+key+".pub)") {
+		t.Fatalf("dev did not print where its checkpoints go:\n%s", dev.stdout.String())
+	}
+	r = ledger(t, []string{"DATABASE_URL=" + db.URL}, "verify", "--checkpoints", checkpoints, "--public-key", key+".pub")
+	var proved, written int
+	if _, err := fmt.Sscanf(strings.TrimSpace(r.stdout[strings.LastIndex(strings.TrimSpace(r.stdout), "\n")+1:]), "checkpoints: %d of %d verified", &proved, &written); r.code != 0 || err != nil || proved == 0 || proved != written {
+		t.Fatalf("dev's checkpoints: %+v", r)
 	}
 }

@@ -278,7 +278,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}()
 	if checkpointKey != nil {
 		cp, err := integrity.NewCheckpointer(pool, integrity.CheckpointerConfig{Key: checkpointKey,
-			Sinks: checkpointSinks, Interval: o.checkpointInterval, Logger: log})
+			Sinks: checkpointSinks, Interval: o.checkpointInterval, Logger: log, Registerer: reg})
 		if err != nil {
 			return err
 		}
