@@ -57,13 +57,22 @@ func Sign(key ed25519.PrivateKey, head eventstore.Head, chain string, now time.T
 	return c
 }
 
-// Check verifies the checkpoint's signature with pub.
-func (c Checkpoint) Check(pub ed25519.PublicKey) error {
+// Check verifies the checkpoint's signature with the one of pubs it names (a verifier holds
+// every key that signed checkpoints, after a rotation the old and the new).
+func (c Checkpoint) Check(pubs ...ed25519.PublicKey) error {
 	if c.Version != CheckpointVersion {
 		return fmt.Errorf("checkpoint format %d: this ledger reads format %d", c.Version, CheckpointVersion)
 	}
-	if c.Key != KeyID(pub) {
-		return fmt.Errorf("signed by key %s, not by the given public key %s", c.Key, KeyID(pub))
+	var pub ed25519.PublicKey
+	var given []string
+	for _, p := range pubs {
+		if KeyID(p) == c.Key {
+			pub = p
+		}
+		given = append(given, KeyID(p))
+	}
+	if pub == nil {
+		return fmt.Errorf("signed by key %s, not by a given public key (%s)", c.Key, strings.Join(given, ", "))
 	}
 	sig, err := base64.StdEncoding.DecodeString(c.Signature)
 	if err != nil || !ed25519.Verify(pub, c.signedMessage(), sig) {
@@ -104,6 +113,11 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
 		return nil, fmt.Errorf("checkpoint key %s: a %T, not an Ed25519 key", path, k)
+	}
+	// Whoever can read the key can sign a checkpoint of a rewritten log; refuse one that
+	// others can read, as ssh does.
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("checkpoint key %s is readable by others (mode %04o): chmod 600 %s", path, st.Mode().Perm(), path)
 	}
 	return priv, nil
 }
@@ -156,10 +170,13 @@ func GenerateKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeNew(path, 0o600, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	// The public half first: a key without its .pub beside it would be unverifiable, and a
+	// stale .pub from an earlier key must never be paired with a new one.
+	if err := writeNew(path+".pub", 0o644, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})); err != nil {
 		return nil, err
 	}
-	if err := writeNew(path+".pub", 0o644, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})); err != nil {
+	if err := writeNew(path, 0o600, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		os.Remove(path + ".pub")
 		return nil, err
 	}
 	return pub, nil
@@ -193,6 +210,9 @@ func ReadCheckpoints(r io.Reader) ([]Checkpoint, error) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
 			return nil, fmt.Errorf("line %d: not a checkpoint: %v", n, err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("line %d: not a checkpoint: more than one JSON value", n)
 		}
 		out = append(out, c)
 	}
@@ -229,7 +249,7 @@ func (r CheckpointReport) OK() bool { return r.Chain.Broken == nil && len(r.Prob
 // each checkpoint's position is the one the checkpoint signed. Together: every row up to that
 // position is the row that was there when the checkpoint was taken, even if whoever edited one
 // recomputed the chain after it.
-func VerifyCheckpoints(ctx context.Context, store *eventstore.Store, cps []Checkpoint, pub ed25519.PublicKey) (CheckpointReport, error) {
+func VerifyCheckpoints(ctx context.Context, store *eventstore.Store, cps []Checkpoint, pubs ...ed25519.PublicKey) (CheckpointReport, error) {
 	var rep CheckpointReport
 	v, err := store.Verify(ctx)
 	if err != nil {
@@ -248,7 +268,7 @@ func VerifyCheckpoints(ctx context.Context, store *eventstore.Store, cps []Check
 		problem := func(reason string) {
 			rep.Problems = append(rep.Problems, CheckpointProblem{Index: i + 1, Position: c.Position, Time: c.Time, Reason: reason})
 		}
-		if err := c.Check(pub); err != nil {
+		if err := c.Check(pubs...); err != nil {
 			problem(err.Error())
 			continue
 		}
@@ -258,8 +278,14 @@ func VerifyCheckpoints(ctx context.Context, store *eventstore.Store, cps []Check
 		}
 		got, ok := hashes[c.Position]
 		switch {
+		case c.Position > v.Count && v.Broken != nil:
+			// The walk stopped at the break: nothing after it was checked.
+			problem(fmt.Sprintf("the chain is broken at position %d, before this checkpoint", v.Broken.Position))
 		case !ok:
 			problem("the log has no event at this position: events the checkpoint covered are gone")
+		case c.Position > v.Count:
+			// Appended after the walk's snapshot: its link was not checked, so it proves nothing.
+			problem("the event at this position was appended after the chain was walked: verify again")
 		case hex.EncodeToString(got[:]) != c.Head:
 			problem("the hash at this position is not the one signed: a row at or before it was changed")
 		default:

@@ -76,9 +76,16 @@ func TestCheckpointsCatchARecomputedChain(t *testing.T) {
 	edited.Position = 9
 	rep, err = integrity.VerifyCheckpoints(ctx, store, []integrity.Checkpoint{forged, edited}, pub)
 	if err != nil || rep.OK() || rep.Checked != 0 || len(rep.Problems) != 2 ||
-		!strings.Contains(rep.Problems[0].Reason, "not by the given public key") ||
+		!strings.Contains(rep.Problems[0].Reason, "not by a given public key") ||
 		!strings.Contains(rep.Problems[1].Reason, "altered or forged") {
 		t.Fatalf("forged: %v %v", reasons(rep), err)
+	}
+
+	// After a key rotation the verifier holds both keys; each checkpoint names its own.
+	otherPub := otherKey.Public().(ed25519.PublicKey)
+	rep, err = integrity.VerifyCheckpoints(ctx, store, []integrity.Checkpoint{forged, cp10}, pub, otherPub)
+	if err != nil || !rep.OK() || rep.Checked != 2 {
+		t.Fatalf("two keys: %v %v", reasons(rep), err)
 	}
 
 	// Row 3 edited, every hash from it recomputed: the chain verifies, the checkpoints do not.
@@ -168,6 +175,12 @@ func TestCheckpointKeys(t *testing.T) {
 	}
 	if _, err := integrity.LoadPrivateKey(path + ".pub"); err == nil || !strings.Contains(err.Error(), `not a PEM "PRIVATE KEY" file`) {
 		t.Fatalf("public file as private key: %v", err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := integrity.LoadPrivateKey(path); err == nil || !strings.Contains(err.Error(), "is readable by others (mode 0640): chmod 600") {
+		t.Fatalf("a key others can read: %v", err)
 	}
 	if _, err := integrity.LoadPublicKey("not-a-key"); err == nil {
 		t.Fatal("junk public key accepted")
@@ -306,4 +319,54 @@ ledger_checkpoints_written_total 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ledger_checkpoint_sink_failures_total", "ledger_checkpoints_written_total"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Once a row before its last checkpoint was rewritten (chain recomputed), the checkpointer
+// refuses to sign the new head, which would vouch for the rewrite.
+func TestCheckpointerRefusesARewrittenLog(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.New(t)
+	store := eventstore.New(db.Pool)
+	_, key := newKey(t)
+	appendN(t, store, 0, 4)
+	var out bytes.Buffer
+	reg := prometheus.NewRegistry()
+	cp, err := integrity.NewCheckpointer(db.Pool, integrity.CheckpointerConfig{Key: key,
+		Sinks: []integrity.Sink{integrity.NewWriterSink("buffer", &out)}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, store, 4, 2)
+	if _, err := cp.Once(ctx); err != nil {
+		t.Fatalf("an extended log: %v", err)
+	}
+	testkit.Tamper(t, db, `UPDATE ledger.events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '1999', '1'), 'UTF8') WHERE position = 2`)
+	rechain(t, db, 2)
+	if _, err := cp.Once(ctx); err == nil || !strings.Contains(err.Error(), "the log no longer extends the checkpoint at position 6") {
+		t.Fatalf("a rewritten log: %v", err)
+	}
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n != 2 {
+		t.Fatalf("%d checkpoints written, want 2", n)
+	}
+	if v := testutil.ToFloat64(mustCounter(t, reg, "ledger_checkpoint_divergence_total")); v != 1 {
+		t.Fatalf("divergence counted %v times", v)
+	}
+}
+
+func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: name}, func() float64 { return mf.GetMetric()[0].GetCounter().GetValue() })
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
 }

@@ -10,6 +10,7 @@
 package integrity
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,36 +54,44 @@ func ParseSecretList(name, s string) ([]string, error) {
 	return out, nil
 }
 
-// Signature statuses, as reported per event.
-const (
-	Verified     = "verified"     // a known secret's HMAC matches the stored body and header
-	Unverifiable = "unverifiable" // no known secret matches and none is known for its time
-	Failed       = "failed"       // a known secret was signing at its time, yet none matches
-)
-
 // SignatureReport is what a re-check found. Every event is counted once: webhook events under
 // Verified, Unverifiable or Failed; events reconciliation or an import fetched from the API
 // (which Stripe does not sign) under Fetched, by source.
 //
-// Telling a tampered body from a body signed with a secret nobody kept is not possible from an
-// HMAC alone, so the report decides by time: a secret known to have signed events of an
-// endpoint (same mode, platform or Connect) at times t₁…t₂ — or from t₁ on, for a current
-// secret — was signing there throughout, because Stripe signs with every active secret during a
-// roll. An event of that endpoint inside that span that no secret matches is Failed; one
-// outside every span is Unverifiable.
+// A webhook event is Failed when what the log holds cannot be what arrived:
+//   - its header is unreadable (ingest refuses those);
+//   - its header's t= is not within Tolerance of received_at (ingest refused any other);
+//   - a known secret's signature matches, but the log's columns (type, mode, account, object,
+//     created) differ from the signed body they were read from;
+//   - no known secret matches, yet one was signing for its endpoint at that time, or the event
+//     lies between verified events of its endpoint in the log.
+//
+// It is Unverifiable when no known secret matches and none can be shown to have been signing
+// for it: an era whose secret was not kept, an endpoint whose secret was never configured here.
+// Telling a changed body from one signed with a secret nobody kept is not possible from an HMAC
+// alone, so an unverifiable event is not a pass: `ledger verify --signatures` exits 1 on one
+// unless told the era is known to be lost.
 type SignatureReport struct {
 	Events       int64                   // every event read
 	Verified     int64                   //
 	Unverifiable int64                   //
 	Failed       int64                   //
 	Fetched      map[domain.Source]int64 // events not delivered by webhook, by source
-	FailedIDs    []string                // every failed event, in log order
-	// UnverifiableIDs are the first MaxListed unverifiable events, in log order.
-	UnverifiableIDs []string
-	Head            int64 // the last position read
+	// FailedEvents are every failed event, in log order, each with why.
+	FailedEvents []Finding
+	// UnverifiableEvents are the first MaxListed unverifiable events, in log order.
+	UnverifiableEvents []Finding
+	Head               int64 // the last position read
 }
 
-// MaxListed bounds UnverifiableIDs (a lost secret can make a whole era unverifiable).
+// Finding names one event and what is wrong with it.
+type Finding struct {
+	Position int64
+	ID       string
+	Reason   string
+}
+
+// MaxListed bounds UnverifiableEvents (a lost secret can make a whole era unverifiable).
 const MaxListed = 100
 
 // OK says whether no event failed.
@@ -90,9 +100,18 @@ func (r SignatureReport) OK() bool { return r.Failed == 0 }
 // Progress is called now and then with the events read and the log's length.
 type Progress func(done, total int64)
 
-// VerifySignatures re-checks the signature of every webhook event in the log, streaming: memory
-// holds the events no secret matched, not the log.
-func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secrets, progress Progress) (SignatureReport, error) {
+// SignatureOptions tune a re-check. Zero values take the defaults.
+type SignatureOptions struct {
+	// Tolerance bounds how far a webhook's signed time may be from when the log received it.
+	// Ingest refuses anything outside its own --signature-tolerance (5 minutes by default) of
+	// its clock; the default here, 10 minutes, leaves room for the append's own wait.
+	Tolerance time.Duration
+	Progress  Progress
+}
+
+// VerifySignatures re-checks the signature of every webhook event in the log, streaming in log
+// order: memory holds a few words for each event no secret matched, not the log.
+func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secrets, opt SignatureOptions) (SignatureReport, error) {
 	rep := SignatureReport{Fetched: map[domain.Source]int64{}}
 	if len(secrets.Current)+len(secrets.Retired) == 0 {
 		return rep, ErrNoSecrets
@@ -100,28 +119,52 @@ func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secr
 	if len(secrets.Current)+len(secrets.Retired) > 64 {
 		return rep, errors.New("more than 64 webhook signing secrets: retire the ones no event needs")
 	}
+	if opt.Tolerance <= 0 {
+		opt.Tolerance = 10 * time.Minute
+	}
+	tolerance := int64(opt.Tolerance / time.Second)
 	head, err := store.Head(ctx)
 	if err != nil {
 		return rep, err
 	}
 	c := newChecker(secrets)
 	var unmatched []pending
+	// Per endpoint, the first and last positions of verified events.
+	verified := map[endpoint]*span{}
+	fail := func(r *eventstore.Record, format string, args ...any) {
+		rep.Failed++
+		rep.FailedEvents = append(rep.FailedEvents, Finding{r.Position, r.ID, fmt.Sprintf(format, args...)})
+	}
 	lastProgress := time.Now()
 	err = store.Scan(ctx, eventstore.Filter{Payload: true, Borrow: true, UpToPosition: max(head.Position, 1)}, func(r *eventstore.Record) error {
 		rep.Events++
 		rep.Head = r.Position
-		if progress != nil && rep.Events%4096 == 0 && time.Since(lastProgress) > time.Second {
+		if opt.Progress != nil && rep.Events%4096 == 0 && time.Since(lastProgress) > time.Second {
 			lastProgress = time.Now()
-			progress(rep.Events, head.Position)
+			opt.Progress(rep.Events, head.Position)
 		}
 		if r.Source != domain.SourceWebhook {
 			rep.Fetched[r.Source]++
 			return nil
 		}
-		ep := endpointOf(r)
 		ts, matched := c.check(r.Payload, r.Signature)
+		received := r.ReceivedAt.Unix()
+		switch {
+		case ts == 0:
+			fail(r, "its Stripe-Signature header is unreadable (ingest accepts none such)")
+			return nil
+		case ts < received-tolerance || ts > received+tolerance:
+			fail(r, "signed at %s but received at %s: the header's time or received_at was changed",
+				time.Unix(ts, 0).UTC().Format(time.RFC3339), r.ReceivedAt.Format(time.RFC3339))
+			return nil
+		}
+		ep := endpointOf(r)
 		if matched == 0 {
-			unmatched = append(unmatched, pending{id: r.ID, endpoint: ep, at: ts})
+			unmatched = append(unmatched, pending{position: r.Position, endpoint: ep, at: ts})
+			return nil
+		}
+		if field := columnsDiffer(r); field != "" {
+			fail(r, "the signature holds, but the log's %s differs from the signed body", field)
 			return nil
 		}
 		rep.Verified++
@@ -130,26 +173,79 @@ func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secr
 				c.saw(i, ep, ts)
 			}
 		}
+		if v := verified[ep]; v == nil {
+			verified[ep] = &span{r.Position, r.Position}
+		} else {
+			v.to = r.Position
+		}
 		return nil
 	})
 	if err != nil {
 		return rep, err
 	}
-	if progress != nil {
-		progress(rep.Events, head.Position)
+	if opt.Progress != nil {
+		opt.Progress(rep.Events, head.Position)
 	}
+	// The events no secret matched, decided now that every secret's span is known.
+	var failed, listed []int64
+	reasons := map[int64]string{}
 	for _, p := range unmatched {
-		if c.covered(p.endpoint, p.at) {
-			rep.Failed++
-			rep.FailedIDs = append(rep.FailedIDs, p.id)
-			continue
+		v := verified[p.endpoint]
+		switch {
+		case c.covered(p.endpoint, p.at):
+			reasons[p.position] = "no known secret's signature matches, though one was signing for its endpoint then: the body or header was changed"
+			failed = append(failed, p.position)
+		case v != nil && v.from < p.position && p.position < v.to:
+			reasons[p.position] = "no known secret's signature matches, though events of its endpoint before and after it verify: the body or header was changed"
+			failed = append(failed, p.position)
+		default:
+			rep.Unverifiable++
+			if len(listed) < MaxListed {
+				listed = append(listed, p.position)
+			}
 		}
-		rep.Unverifiable++
-		if len(rep.UnverifiableIDs) < MaxListed {
-			rep.UnverifiableIDs = append(rep.UnverifiableIDs, p.id)
-		}
+	}
+	ids, err := store.IDsAt(ctx, append(slices.Clone(failed), listed...))
+	if err != nil {
+		return rep, err
+	}
+	for _, pos := range failed {
+		rep.Failed++
+		rep.FailedEvents = append(rep.FailedEvents, Finding{pos, ids[pos], reasons[pos]})
+	}
+	slices.SortFunc(rep.FailedEvents, func(a, b Finding) int { return cmp.Compare(a.Position, b.Position) })
+	for _, pos := range listed {
+		rep.UnverifiableEvents = append(rep.UnverifiableEvents, Finding{pos, ids[pos],
+			"no known secret's signature matches and none is known to have signed for its endpoint then"})
 	}
 	return rep, nil
+}
+
+// columnsDiffer names the first indexed column of r that is not what its body says: the body
+// is what Stripe signed, the columns were read from it at append.
+func columnsDiffer(r *eventstore.Record) string {
+	env, err := domain.DecodeEnvelope(r.Payload)
+	switch {
+	case err != nil:
+		return "body (it is not an event)"
+	case env.ID != r.ID:
+		return "event_id"
+	case env.Type != r.Type:
+		return "type"
+	case env.APIVersion != r.APIVersion:
+		return "api_version"
+	case env.Created != r.Created:
+		return "created"
+	case env.Livemode != r.Livemode:
+		return "livemode"
+	case env.Account != r.Account:
+		return "account"
+	case env.ObjectType != r.ObjectType:
+		return "object_type"
+	case env.ObjectID != r.ObjectID:
+		return "object_id"
+	}
+	return ""
 }
 
 // endpoint tells Stripe's endpoints apart: each mode has its own, and Connect events (those of
@@ -163,11 +259,12 @@ func endpointOf(r *eventstore.Record) endpoint {
 	return endpoint{live: r.Livemode, connect: r.Account != ""}
 }
 
-// pending is an event no secret matched, decided once every secret's span is known.
+// pending is an event no secret matched, decided once every secret's span is known: a few
+// words, not its ID, since a lost secret can leave millions of them.
 type pending struct {
-	id       string
+	position int64
+	at       int64 // the header's t=
 	endpoint endpoint
-	at       int64 // the header's t=, 0 when unreadable
 }
 
 // checker computes HMACs without allocating per event: one keyed hash per secret, reset each
@@ -267,11 +364,6 @@ func (c *checker) saw(idx int, ep endpoint, ts int64) {
 
 // covered says whether some known secret was signing ep's events at ts.
 func (c *checker) covered(ep endpoint, ts int64) bool {
-	if ts == 0 {
-		// An unreadable header on a stored webhook event: the ingest path refuses those, so
-		// the header was edited. Nothing can verify it.
-		return true
-	}
 	for k, s := range c.spans {
 		if k.endpoint != ep || ts < s.from {
 			continue

@@ -3,6 +3,7 @@ package integrity
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -99,10 +100,13 @@ func CheckpointSubject(prefix string) string {
 }
 
 // OpenNATSSink connects to url. The stream that holds prefix.> must exist (the forwarder makes it).
+// A server that is down does not stop the ledger: the connection is retried for ever in the
+// background, and writes fail (and are counted) until it is back.
 func OpenNATSSink(url, prefix string) (*NATSSink, error) {
-	conn, err := nats.Connect(url, nats.Name("ledger checkpoints"))
+	conn, err := nats.Connect(url, nats.Name("ledger checkpoints"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints to NATS: could not connect: %w", err)
+		// nats.go's error can quote the URL, credentials included.
+		return nil, fmt.Errorf("checkpoints to NATS: could not connect to LEDGER_NATS_URL: %s", strings.ReplaceAll(err.Error(), url, "<LEDGER_NATS_URL>"))
 	}
 	js, err := conn.JetStream()
 	if err != nil {
@@ -204,6 +208,7 @@ type checkpointMetrics struct {
 	failed   *prometheus.CounterVec // by sink
 	position prometheus.Gauge
 	at       prometheus.Gauge
+	diverged prometheus.Counter
 }
 
 func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
@@ -216,9 +221,11 @@ func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
 			Help: "Log position of the last checkpoint this process wrote."}),
 		at: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_checkpoint_timestamp_seconds",
 			Help: "When this process last wrote a checkpoint to every sink (Unix seconds)."}),
+		diverged: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_checkpoint_divergence_total",
+			Help: "Checkpoints not signed because the log no longer extends the last one: a row before it changed."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.written, m.failed, m.position, m.at)
+		reg.MustRegister(m.written, m.failed, m.position, m.at, m.diverged)
 	}
 	return m
 }
@@ -234,6 +241,7 @@ type Checkpointer struct {
 	cfg     CheckpointerConfig
 	lease   *lease.Lease
 	metrics *checkpointMetrics
+	last    *Checkpoint // the last one this process wrote to every sink
 	Signals CheckpointerSignals
 }
 
@@ -268,22 +276,43 @@ func (c *Checkpointer) Lease() *lease.Lease { return c.lease }
 // sink that fails is logged and tried again at the next interval; the others still get theirs.
 func (c *Checkpointer) Run(ctx context.Context) error {
 	return c.lease.Run(ctx, func(ctx context.Context) error {
+		// The schedule is fixed when the lease is taken, not after each write: a slow sink
+		// does not push the next checkpoint later.
+		next := c.cfg.Clock.Now()
 		for {
 			if _, err := c.Once(ctx); err != nil && ctx.Err() == nil {
 				c.cfg.Logger.Error("checkpoint not written", "error", err)
 			}
+			next = next.Add(c.cfg.Interval)
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-c.cfg.Clock.At(c.cfg.Clock.Now().Add(c.cfg.Interval)):
+			case <-c.cfg.Clock.At(next):
 			}
 		}
 	})
 }
 
+// SinkTimeout bounds one sink's write: a stalled sink (a NATS server that does not answer)
+// must not hold up the others or the next checkpoint.
+const SinkTimeout = 10 * time.Second
+
 // Once signs the head now and writes it to every sink. It returns the checkpoint and the sinks'
 // errors joined.
 func (c *Checkpointer) Once(ctx context.Context) (Checkpoint, error) {
+	// Before signing a new head, the log must still extend the last checkpoint this process
+	// signed: if a row before it was rewritten, a new checkpoint would vouch for the rewrite.
+	if c.last != nil {
+		h, err := c.store.HashesAt(ctx, []int64{c.last.Position})
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		if got, ok := h[c.last.Position]; !ok || hex.EncodeToString(got[:]) != c.last.Head {
+			c.metrics.diverged.Inc()
+			return Checkpoint{}, fmt.Errorf("the log no longer extends the checkpoint at position %d signed %s: not signing its head (run ledger verify --checkpoints)",
+				c.last.Position, c.last.Time.Format(time.RFC3339))
+		}
+	}
 	cp, failed, err := writeCheckpoint(ctx, c.store, c.cfg.Key, c.cfg.Sinks, c.cfg.Clock.Now())
 	for _, s := range failed {
 		c.metrics.failed.WithLabelValues(s.String()).Inc()
@@ -291,6 +320,7 @@ func (c *Checkpointer) Once(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return cp, err
 	}
+	c.last = &cp
 	c.metrics.written.Inc()
 	c.metrics.position.Set(float64(cp.Position))
 	c.metrics.at.Set(float64(cp.Time.Unix()))
@@ -315,7 +345,10 @@ func writeCheckpoint(ctx context.Context, store *eventstore.Store, key ed25519.P
 	var errs []error
 	var failed []Sink
 	for _, s := range sinks {
-		if err := s.Write(ctx, cp); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, SinkTimeout)
+		err := s.Write(wctx, cp)
+		cancel()
+		if err != nil {
 			errs = append(errs, err)
 			failed = append(failed, s)
 		}

@@ -271,11 +271,6 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 
 	// Signed checkpoints of the head, one process across replicas (a lease).
-	cpDone := make(chan struct{})
-	defer func() {
-		stopRunner()
-		<-cpDone
-	}()
 	if checkpointKey != nil {
 		cp, err := integrity.NewCheckpointer(pool, integrity.CheckpointerConfig{Key: checkpointKey,
 			Sinks: checkpointSinks, Interval: o.checkpointInterval, Logger: log, Registerer: reg})
@@ -284,12 +279,15 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 		log.Info("checkpoints on", "every", o.checkpointInterval.String(), "sinks", fmt.Sprint(checkpointSinks),
 			"key", integrity.KeyID(checkpointKey.Public().(ed25519.PublicKey)))
+		cpDone := make(chan struct{})
+		defer func() {
+			stopRunner()
+			<-cpDone
+		}()
 		go func() {
 			defer close(cpDone)
 			_ = cp.Run(runnerCtx)
 		}()
-	} else {
-		close(cpDone)
 	}
 
 	mux := http.NewServeMux()

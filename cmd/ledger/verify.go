@@ -1,11 +1,13 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,8 +16,10 @@ import (
 )
 
 func verifyCmd() *cobra.Command {
-	var signatures, strict bool
-	var checkpoints, publicKey string
+	var signatures, allowUnverifiable bool
+	var tolerance time.Duration
+	var checkpoints string
+	var publicKeys []string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Walk the event log's hash chain (and re-check signatures, checkpoints); exit 1 on a problem",
@@ -26,21 +30,26 @@ first row that was edited, removed or renumbered and exits 1.
 --signatures also re-checks the Stripe signature of every stored webhook body against its stored
 Stripe-Signature header, with the secrets in STRIPE_WEBHOOK_SECRET and
 STRIPE_WEBHOOK_SECRET_RETIRED (comma-separated). Each webhook event is verified, unverifiable (no
-known secret was signing at its time) or failed (a known secret was, and none matches: the body or
-header was changed); events reconciliation or an import fetched from Stripe's API carry no
-signature and are counted by source. Failed events are listed and make the exit status 1;
-unverifiable ones do too with --strict.
+known secret can be shown to have signed for it: its era's secret was not kept) or failed (what
+the log holds cannot be what arrived: the body, the header or a column was changed); events
+reconciliation or an import fetched from Stripe's API carry no signature and are counted by
+source. Failed and unverifiable events are listed and make the exit status 1; with
+--allow-unverifiable only failed ones do (for a log whose early secrets are known to be lost).
 
 --checkpoints FILE --public-key K proves the log still extends every checkpoint in FILE (lines
 written by ` + "`ledger checkpoint`" + ` or by serve's checkpointer): each is signed by K, and the hash at its
 position is the one it signed. A row changed at or before a checkpoint fails this even when the
-chain after it was recomputed.`,
+chain after it was recomputed. Give --public-key once per key that signed checkpoints in FILE
+(after a key rotation, the old and the new).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			var secrets integrity.Secrets
 			var cps []integrity.Checkpoint
-			var pub []byte
+			if allowUnverifiable && !signatures {
+				return fmt.Errorf("--allow-unverifiable goes with --signatures")
+			}
+			var pubs []ed25519.PublicKey
 			if signatures {
 				var err error
 				if secrets.Current, err = integrity.ParseSecretList("STRIPE_WEBHOOK_SECRET", os.Getenv("STRIPE_WEBHOOK_SECRET")); err != nil {
@@ -53,15 +62,17 @@ chain after it was recomputed.`,
 					return integrity.ErrNoSecrets
 				}
 			}
-			if (checkpoints == "") != (publicKey == "") {
+			if (checkpoints == "") != (len(publicKeys) == 0) {
 				return fmt.Errorf("--checkpoints and --public-key go together")
 			}
 			if checkpoints != "" {
-				k, err := integrity.LoadPublicKey(publicKey)
-				if err != nil {
-					return err
+				for _, k := range publicKeys {
+					pub, err := integrity.LoadPublicKey(k)
+					if err != nil {
+						return err
+					}
+					pubs = append(pubs, pub)
 				}
-				pub = k
 				f, err := os.Open(checkpoints)
 				if err != nil {
 					return fmt.Errorf("--checkpoints: %w", err)
@@ -72,7 +83,7 @@ chain after it was recomputed.`,
 					return fmt.Errorf("--checkpoints %s: %w", checkpoints, err)
 				}
 				if len(cps) == 0 {
-					return fmt.Errorf("--checkpoints %s: no checkpoint in the file", checkpoints)
+					return failed("--checkpoints %s: no checkpoint in the file (has the checkpointer ever written one?)", checkpoints)
 				}
 			}
 
@@ -90,7 +101,7 @@ chain after it was recomputed.`,
 
 			var problems []string
 			if cps != nil {
-				rep, err := integrity.VerifyCheckpoints(ctx, store, cps, pub)
+				rep, err := integrity.VerifyCheckpoints(ctx, store, cps, pubs...)
 				if err != nil {
 					return err
 				}
@@ -118,7 +129,7 @@ chain after it was recomputed.`,
 				progress := func(done, total int64) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "signatures: %d/%d events\n", done, total)
 				}
-				rep, err := integrity.VerifySignatures(ctx, store, secrets, progress)
+				rep, err := integrity.VerifySignatures(ctx, store, secrets, integrity.SignatureOptions{Tolerance: tolerance, Progress: progress})
 				if err != nil {
 					return err
 				}
@@ -126,8 +137,8 @@ chain after it was recomputed.`,
 				if rep.Failed > 0 {
 					problems = append(problems, fmt.Sprintf("%d webhook events fail their signature check", rep.Failed))
 				}
-				if strict && rep.Unverifiable > 0 {
-					problems = append(problems, fmt.Sprintf("%d webhook events are unverifiable (--strict)", rep.Unverifiable))
+				if !allowUnverifiable && rep.Unverifiable > 0 {
+					problems = append(problems, fmt.Sprintf("%d webhook events are unverifiable (--allow-unverifiable accepts them)", rep.Unverifiable))
 				}
 			}
 			if len(problems) > 0 {
@@ -138,9 +149,10 @@ chain after it was recomputed.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&signatures, "signatures", false, "re-check every webhook body's Stripe signature (secrets from STRIPE_WEBHOOK_SECRET and STRIPE_WEBHOOK_SECRET_RETIRED)")
-	f.BoolVar(&strict, "strict", false, "with --signatures: unverifiable events also make the exit status 1")
+	f.BoolVar(&allowUnverifiable, "allow-unverifiable", false, "with --signatures: exit 0 although some events are unverifiable (their secret was not kept)")
+	f.DurationVar(&tolerance, "signature-tolerance", 10*time.Minute, "with --signatures: how far a webhook's signed time may be from when it was received")
 	f.StringVar(&checkpoints, "checkpoints", "", "a file of checkpoint lines the log must still extend")
-	f.StringVar(&publicKey, "public-key", "", "with --checkpoints: the checkpoint key's public half (PEM file, or the raw key in base64)")
+	f.StringArrayVar(&publicKeys, "public-key", nil, "with --checkpoints: a checkpoint key's public half (PEM file, or the raw key in base64); repeat for several keys")
 	return cmd
 }
 
@@ -154,13 +166,13 @@ func printSignatures(w io.Writer, r integrity.SignatureReport) {
 		fmt.Fprintf(w, ", %d fetched by API (%s)", r.Fetched[s], s)
 	}
 	fmt.Fprintln(w)
-	for _, id := range r.FailedIDs {
-		fmt.Fprintln(w, "failed:", id)
+	for _, f := range r.FailedEvents {
+		fmt.Fprintf(w, "failed: %s (position %d): %s\n", f.ID, f.Position, f.Reason)
 	}
-	for _, id := range r.UnverifiableIDs {
-		fmt.Fprintln(w, "unverifiable:", id)
+	for _, f := range r.UnverifiableEvents {
+		fmt.Fprintf(w, "unverifiable: %s (position %d)\n", f.ID, f.Position)
 	}
-	if n := r.Unverifiable - int64(len(r.UnverifiableIDs)); n > 0 {
+	if n := r.Unverifiable - int64(len(r.UnverifiableEvents)); n > 0 {
 		fmt.Fprintf(w, "unverifiable: … and %d more\n", n)
 	}
 }
