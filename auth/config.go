@@ -12,6 +12,14 @@ import (
 // validName is what a token's name may be: it is printed in the audit log and in `ledger audit`.
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// CheckName refuses a token name the tokens file and LEDGER_API_TOKEN would refuse.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("name %q: want letters, digits, '.', '_' or '-' (at most 64)", name)
+	}
+	return nil
+}
+
 // PlainRole is the role of a plain LEDGER_API_TOKEN entry (one without a name and role): read,
 // which is everything such a token could do before tokens had roles. Starting reconcile runs,
 // retrying quarantined events and the admin routes need a named entry or the tokens file.
@@ -36,8 +44,8 @@ func ParseEnv(s string) (*Tokens, error) {
 		parts := strings.SplitN(raw, ":", 3)
 		if len(parts) == 3 {
 			if role, err := ParseRole(parts[1]); err == nil {
-				if !validName.MatchString(parts[0]) {
-					return nil, fmt.Errorf("%s: name %q: want letters, digits, '.', '_' or '-' (at most 64)", src, parts[0])
+				if err := CheckName(parts[0]); err != nil {
+					return nil, fmt.Errorf("%s: %w", src, err)
 				}
 				if parts[2] == "" {
 					return nil, fmt.Errorf("%s (%s): empty token", src, parts[0])
@@ -91,8 +99,8 @@ func LoadFile(path string) (*Tokens, error) {
 		if len(fields) != 3 {
 			return nil, fmt.Errorf("%s: want NAME ROLE HASH, found %d field(s)", src, len(fields))
 		}
-		if !validName.MatchString(fields[0]) {
-			return nil, fmt.Errorf("%s: name %q: want letters, digits, '.', '_' or '-' (at most 64)", src, fields[0])
+		if err := CheckName(fields[0]); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		role, err := ParseRole(fields[1])
 		if err != nil {

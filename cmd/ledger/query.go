@@ -103,7 +103,14 @@ Money is integer minor units with the currency beside it; absent values are empt
 			l.Limit = limit
 			if format == "csv" {
 				w := csv.NewWriter(os.Stdout)
-				if err := q.Rows(cmd.Context(), l, w.Write); err != nil {
+				safe, header := query.CSVSafe(model), true
+				if err := q.Rows(cmd.Context(), l, func(cells []string) error {
+					if !header {
+						safe(cells) // as the API's CSV: formulas in text cells neutralised
+					}
+					header = false
+					return w.Write(cells)
+				}); err != nil {
 					return badQuery(err)
 				}
 				w.Flush()
