@@ -16,6 +16,8 @@ CREATE TABLE ledger.audit_log (
     CHECK ((token_name IS NULL) = (role IS NULL))
 );
 COMMENT ON TABLE ledger.audit_log IS 'Every API, dashboard and /metrics request that presented a token: who, what, the answer, from where.';
+COMMENT ON COLUMN ledger.audit_log.id IS 'The record''s number, in the order records were written.';
+COMMENT ON COLUMN ledger.audit_log.method IS 'The request''s HTTP method.';
 COMMENT ON COLUMN ledger.audit_log.at IS 'When the request arrived.';
 COMMENT ON COLUMN ledger.audit_log.token_name IS 'The token''s configured name; NULL when the token presented is not configured (answered 401).';
 COMMENT ON COLUMN ledger.audit_log.role IS 'The token''s role (read, operate, admin); NULL with token_name.';

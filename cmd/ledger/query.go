@@ -162,7 +162,11 @@ func queryMetric(cmd *cobra.Command, q *query.Queries, name string, v url.Values
 		return err
 	}
 	if format == "csv" {
-		return csv.NewWriter(os.Stdout).WriteAll(query.SeriesRows(m, data))
+		rows := query.SeriesRows(m, data)
+		for _, row := range rows[1:] {
+			row[1] = query.SpreadsheetSafe(row[1]) // currency, the one text column
+		}
+		return csv.NewWriter(os.Stdout).WriteAll(rows)
 	}
 	var rows []map[string]json.RawMessage
 	if err := appendObjects(&rows, data); err != nil {
