@@ -4,12 +4,14 @@
 package api
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,19 +28,39 @@ import (
 
 // Config configures the API.
 type Config struct {
-	// Tokens are the accepted bearer tokens (LEDGER_API_TOKEN, comma-separated to rotate). None:
+	// Tokens are the accepted tokens and their roles (LEDGER_API_TOKEN, LEDGER_TOKENS_FILE). None:
 	// the API answers without a token, which serve allows only on a loopback address.
-	Tokens   auth.Tokens
-	Identity domain.Identity // the runner's: as-of answers derive app user IDs with it
+	Tokens *auth.Tokens
+	// Audit takes a record of every request that presents a token; nil: none.
+	Audit auth.Recorder
+	// Proxies are the reverse proxies whose X-Forwarded-For names the client in the audit log.
+	Proxies  *auth.Proxies
+	Identity domain.Identity // the runner's: as-of answers and retries derive app user IDs with it
 	Logger   *slog.Logger
+	// Stripe is how reconcile runs and endpoints setup started over the API reach Stripe; without
+	// an API key those routes answer 503.
+	Stripe     reconcile.StripeConfig
+	WebhookURL string // LEDGER_WEBHOOK_URL: the endpoints job's filter and setup's default URL
+	// Runs is the context reconcile runs started over the API run in: they outlive the request
+	// that started them and end with this (serve's shutdown). Default: context.Background().
+	Runs context.Context
+}
+
+// Route is one registered route and the role it needs.
+type Route struct {
+	Pattern string // as registered with the mux, e.g. "GET /api/v1/charges/{id}"
+	Role    auth.Role
 }
 
 // API serves /api/v1.
 type API struct {
-	pool *pgxpool.Pool
-	q    *query.Queries
-	cfg  Config
-	mux  *http.ServeMux
+	pool   *pgxpool.Pool
+	q      *query.Queries
+	cfg    Config
+	mux    *http.ServeMux
+	guard  *auth.Guard
+	rec    *reconcile.Reconciler // nil without a Stripe key
+	routes []Route
 }
 
 // New makes the API.
@@ -46,41 +68,56 @@ func New(pool *pgxpool.Pool, cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{pool: pool, q: query.New(pool, query.Config{Identity: cfg.Identity}), cfg: cfg, mux: http.NewServeMux()}
-	for _, m := range projections.Models {
-		a.mux.HandleFunc("GET /api/v1/"+m.Table, a.list(m))
-		a.mux.HandleFunc("GET /api/v1/"+m.Table+"/{id}", a.get(m))
+	if cfg.Runs == nil {
+		cfg.Runs = context.Background()
 	}
-	a.mux.HandleFunc("GET /api/v1/openapi.json", a.openapi)
-	a.mux.HandleFunc("GET /api/v1/metrics/{name}", a.metric)
-	a.mux.HandleFunc("GET /api/v1/events/{id}", a.event)
-	a.mux.HandleFunc("GET /api/v1/summary", a.summary)
-	a.mux.HandleFunc("GET /api/v1/projections/status", a.projectionStatus)
-	a.mux.HandleFunc("GET /api/v1/reconcile/runs", a.listRuns)
-	a.mux.HandleFunc("GET /api/v1/reconcile/runs/{id}", a.getRun)
-	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+	a := &API{pool: pool, q: query.New(pool, query.Config{Identity: cfg.Identity}), cfg: cfg, mux: http.NewServeMux(),
+		guard: &auth.Guard{Tokens: cfg.Tokens, Audit: cfg.Audit, Proxies: cfg.Proxies}}
+	if cfg.Stripe.APIKey != "" {
+		a.rec = reconcile.New(pool, reconcile.Config{Stripe: cfg.Stripe, WebhookURL: cfg.WebhookURL, Logger: cfg.Logger})
+	}
+	for _, m := range projections.Models {
+		a.handle("GET /api/v1/"+m.Table, auth.Read, a.list(m))
+		a.handle("GET /api/v1/"+m.Table+"/{id}", auth.Read, a.get(m))
+	}
+	a.handle("GET /api/v1/openapi.json", auth.Public, a.openapi)
+	a.handle("GET /api/v1/metrics/{name}", auth.Read, a.metric)
+	a.handle("GET /api/v1/events/{id}", auth.Read, a.event)
+	a.handle("GET /api/v1/summary", auth.Read, a.summary)
+	a.handle("GET /api/v1/projections/status", auth.Read, a.projectionStatus)
+	a.handle("POST /api/v1/projections/retry", auth.Operate, a.retryQuarantined)
+	a.handle("GET /api/v1/reconcile/runs", auth.Read, a.listRuns)
+	a.handle("POST /api/v1/reconcile/runs", auth.Operate, a.startRun)
+	a.handle("GET /api/v1/reconcile/runs/{id}", auth.Read, a.getRun)
+	a.handle("POST /api/v1/endpoints/setup", auth.Admin, a.setupEndpoint)
+	a.handle("/api/v1/", auth.Read, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// The API's description is public; everything else needs the token.
-	if r.URL.Path != "/api/v1/openapi.json" && !a.cfg.Tokens.Allowed(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ledger"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required: Authorization: Bearer <LEDGER_API_TOKEN>")
-		return
-	}
-	if err := query.CheckID(r.URL.Path); err != nil {
-		a.fail(w, &query.BadRequest{Code: "invalid_text", Message: "the path holds a NUL byte or is not valid UTF-8"})
-		return
-	}
-	if err := query.CheckValues(r.URL.Query()); err != nil {
-		a.fail(w, err)
-		return
-	}
-	a.mux.ServeHTTP(w, r)
+// handle registers a route with the role it needs: the only way a route is added, so none can
+// be added without one. The role is checked first (401/403 before anything is read), then the
+// path and query are checked for text Postgres cannot hold.
+func (a *API) handle(pattern string, need auth.Role, h http.HandlerFunc) {
+	a.routes = append(a.routes, Route{Pattern: pattern, Role: need})
+	a.mux.Handle(pattern, a.guard.Require(pattern, need, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := query.CheckID(r.URL.Path); err != nil {
+			a.fail(w, &query.BadRequest{Code: "invalid_text", Message: "the path holds a NUL byte or is not valid UTF-8"})
+			return
+		}
+		if err := query.CheckValues(r.URL.Query()); err != nil {
+			a.fail(w, err)
+			return
+		}
+		h(w, r)
+	})))
 }
+
+// Routes are every registered route with its role, in registration order.
+func (a *API) Routes() []Route { return slices.Clone(a.routes) }
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 func wantsCSV(r *http.Request, chosen, set bool) bool {
 	if set {
@@ -114,6 +151,7 @@ func (a *API) list(m *projections.Model) http.HandlerFunc {
 // flat however many rows there are.
 func (a *API) streamCSV(w http.ResponseWriter, r *http.Request, l query.List) {
 	cw := csv.NewWriter(w)
+	safe := query.CSVSafe(l.Model)
 	n := 0
 	started := false
 	err := a.q.Rows(r.Context(), l, func(cells []string) error {
@@ -121,6 +159,8 @@ func (a *API) streamCSV(w http.ResponseWriter, r *http.Request, l query.List) {
 			started = true
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.csv"`, l.Model.Table))
+		} else {
+			safe(cells) // the header is the declared column names
 		}
 		if err := cw.Write(cells); err != nil {
 			return err
@@ -184,7 +224,11 @@ func (a *API) metric(w http.ResponseWriter, r *http.Request) {
 	if wantsCSV(r, m.CSV, m.FormatSet) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		cw := csv.NewWriter(w)
-		_ = cw.WriteAll(query.SeriesRows(m, data))
+		rows := query.SeriesRows(m, data)
+		for _, row := range rows[1:] {
+			row[1] = query.SpreadsheetSafe(row[1]) // currency, the one text column
+		}
+		_ = cw.WriteAll(rows)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "metric": m.Name, "interval": m.Interval, "data": data})

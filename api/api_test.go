@@ -40,7 +40,7 @@ func TestReconcileRunsAPI(t *testing.T) {
 		VALUES ('events', 'succeeded', 7, 7, '{}'), ('objects', 'partial', 0, 2, '{"subscriptions.status": 2}'), ('events', 'running', 0, 0, '{}')`); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.ParseTokens("tok_new, tok_old")}))
+	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("tok_new, tok_old")}))
 	defer srv.Close()
 	base := srv.URL + "/api/v1/reconcile/runs"
 

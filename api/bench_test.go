@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
@@ -80,7 +81,7 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 func serveBig(b *testing.B) *httptest.Server {
-	srv := httptest.NewServer(api.New(bigLedger(b), api.Config{Tokens: []string{token}}))
+	srv := httptest.NewServer(api.New(bigLedger(b), api.Config{Tokens: auth.MustParseEnv(token)}))
 	b.Cleanup(srv.Close)
 	return srv
 }

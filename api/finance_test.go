@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
@@ -99,7 +100,7 @@ func setup(t *testing.T) (*client, *testkit.DB, *stripesim.Sim) {
 	if _, err := projections.Rebuild(context.Background(), db.Pool, projections.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: []string{token}}))
+	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv(token)}))
 	t.Cleanup(srv.Close)
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
 	if err != nil {

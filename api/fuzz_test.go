@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/internal/testkit"
 )
 
@@ -28,7 +29,7 @@ func FuzzAPIRequest(f *testing.F) {
 		f.Add(seed)
 	}
 	db := testkit.New(f)
-	h := api.New(db.Pool, api.Config{Tokens: []string{"tok_fuzz"}})
+	h := api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("tok_fuzz")})
 	f.Fuzz(func(t *testing.T, pathAndQuery string) {
 		u, err := url.Parse("/api/v1/" + pathAndQuery)
 		if err != nil || u.Host != "" || u.Scheme != "" || u.Opaque != "" {

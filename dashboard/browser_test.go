@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/dashboard"
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
@@ -80,8 +81,8 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	const token = "tok_dashboard_test"
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api.New(db.Pool, api.Config{Tokens: []string{token}}))
-	mux.Handle("/", dashboard.New(dashboard.Config{Tokens: []string{token}}))
+	mux.Handle("/api/v1/", api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv(token)}))
+	mux.Handle("/", dashboard.New(dashboard.Config{Tokens: auth.MustParseEnv(token)}))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -178,7 +179,8 @@ func TestDashboardInChromium(t *testing.T) {
 // wrong token.
 func TestDashboardNeedsTheToken(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(dashboard.New(dashboard.Config{Tokens: []string{"tok_right"}}))
+	audit := &records{}
+	srv := httptest.NewServer(dashboard.New(dashboard.Config{Tokens: auth.MustParseEnv("fin:read:tok_right"), Audit: audit}))
 	defer srv.Close()
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noFollow.Get(srv.URL + "/")
@@ -199,4 +201,26 @@ func TestDashboardNeedsTheToken(t *testing.T) {
 	if err != nil || page.StatusCode != 200 {
 		t.Fatalf("/ with the cookie: %v %v", page, err)
 	}
+	// The refused sign-in, the sign-in and the page, each audited; the refused one names no token.
+	want := []auth.Record{{Route: "POST /login", Status: 401}, {Route: "POST /login", Token: "fin", Role: auth.Read, Status: 303},
+		{Route: "GET /{$}", Token: "fin", Role: auth.Read, Status: 200}}
+	if len(audit.list) != len(want) {
+		t.Fatalf("audited %+v", audit.list)
+	}
+	for i, w := range want {
+		if got := audit.list[i]; got.Route != w.Route || got.Token != w.Token || got.Role != w.Role || got.Status != w.Status || got.Client != "127.0.0.1" {
+			t.Errorf("record %d: %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+type records struct {
+	mu   sync.Mutex
+	list []auth.Record
+}
+
+func (r *records) Record(rec auth.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, rec)
 }

@@ -18,19 +18,22 @@ var static embed.FS
 
 // Config configures the dashboard.
 type Config struct {
-	Tokens   auth.Tokens  // as the API's; none: open (serve allows that only on loopback)
+	Tokens   *auth.Tokens  // as the API's; none: open (serve allows that only on loopback)
+	Audit    auth.Recorder // as the API's: the page and each sign-in are audited
+	Proxies  *auth.Proxies
 	NotFound http.Handler // answers every other path; default http.NotFound
 }
 
 // Handler serves /, /login, /logout and /static/.
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg   Config
+	guard *auth.Guard
+	mux   *http.ServeMux
 }
 
 // New makes the dashboard.
 func New(cfg Config) *Handler {
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), guard: &auth.Guard{Tokens: cfg.Tokens, Audit: cfg.Audit, Proxies: cfg.Proxies}}
 	sub, _ := fs.Sub(static, "static")
 	files := http.FileServerFS(sub)
 	h.mux.Handle("GET /static/", http.StripPrefix("/static/", files))
@@ -51,20 +54,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-func (h *Handler) signedIn(r *http.Request) bool {
-	if h.cfg.Tokens.Open() {
-		return true
-	}
-	c, err := r.Cookie(auth.CookieName)
-	return err == nil && h.cfg.Tokens.Valid(c.Value)
-}
-
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
-	if !h.signedIn(r) {
+	if h.cfg.Tokens.Open() {
+		serveFile(w, "static/index.html")
+		return
+	}
+	start := time.Now()
+	c, err := r.Cookie(auth.CookieName)
+	if err != nil || c.Value == "" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	// Any valid token may see the page (every role includes read); the API checks each call.
+	id, ok := h.cfg.Tokens.Identify(c.Value)
+	if !ok {
+		h.guard.Observe(r, "GET /{$}", id, false, http.StatusUnauthorized, start)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
 	serveFile(w, "static/index.html")
+	h.guard.Observe(r, "GET /{$}", id, true, http.StatusOK, start)
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -74,9 +83,19 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	if !h.cfg.Tokens.Open() && !h.cfg.Tokens.Valid(token) {
-		http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
-		return
+	if !h.cfg.Tokens.Open() {
+		// Audited with the verdict: 303 signed in, 401 refused (the browser is redirected either
+		// way). The cookie then carries the token, and with it the token's role, to the API.
+		start := time.Now()
+		id, ok := h.cfg.Tokens.Identify(token)
+		if !ok {
+			if token != "" {
+				h.guard.Observe(r, "POST /login", id, false, http.StatusUnauthorized, start)
+			}
+			http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
+			return
+		}
+		defer h.guard.Observe(r, "POST /login", id, true, http.StatusSeeOther, start)
 	}
 	http.SetCookie(w, &http.Cookie{Name: auth.CookieName, Value: token, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, Expires: time.Now().Add(30 * 24 * time.Hour)})

@@ -54,7 +54,10 @@ type Options struct {
 	Job      Job
 	From, To time.Time // events jobs: the created window; zero for the default
 	DryRun   bool      // report what would be repaired, write nothing but the run's row
-	Trigger  string    // cli (default), schedule, catch-up
+	Trigger  string    // cli (default), schedule, catch-up, api
+	// Started, if set, is called with the run as recorded once it has begun (it is in
+	// ledger.reconcile_runs, running), before it does its work: the API answers with it.
+	Started func(Run)
 
 	// due, if set, is asked under the job's lock with the start of the job's last run; false
 	// skips the run (ErrNotDue). The scheduler uses it so a time is run once across processes.
@@ -91,6 +94,9 @@ func (r *Reconciler) Run(ctx context.Context, opts Options) (Run, error) {
 	run, resume, err := begin(ctx, r.pool, opts.Job, opts.DryRun, opts.Trigger, opts.due)
 	if err != nil {
 		return Run{}, err
+	}
+	if opts.Started != nil {
+		opts.Started(run)
 	}
 	rec := &recorder{pool: r.pool, run: &run, counters: counters, afterPage: r.cfg.AfterPage}
 	hbCtx, stopHB := context.WithCancel(ctx)

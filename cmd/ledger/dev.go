@@ -55,15 +55,17 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 				o.secretsEnv = secret
 				secretNote = path
 			}
-			token := os.Getenv("LEDGER_API_TOKEN")
+			// The token printed for the dashboard: LEDGER_API_TOKEN's first, else one of dev's own
+			// with role admin (the person running dev may do everything).
+			token := firstToken(os.Getenv("LEDGER_API_TOKEN"))
 			if token == "" {
 				t, err := devSecretWithPrefix(filepath.Join(pgboot.RepoRoot(), ".data", "dev-api-token"), "tok_")
 				if err != nil {
 					return err
 				}
 				token = t
+				o.apiTokens = auth.MustParseEnv("dev:admin:" + token)
 			}
-			o.apiTokens = auth.ParseTokens(token)
 			if o.checkpointKey == "" {
 				// Checkpoints on by default, so `make run` shows the proof: a key of its own
 				// under .data, a checkpoint a minute into .data/checkpoints.jsonl.
@@ -79,16 +81,16 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 				// Reconciliation runs against the simulator's Events API and object lists.
 				o.stripe = &reconcile.StripeConfig{APIKey: "sk_test_ledger_dev", APIBase: "http://" + simAddr}
 			}
-			o.ready = func(ctx context.Context, addr string, pool *pgxpool.Pool) {
+			o.ready = func(ctx context.Context, addr, metricsAddr string, pool *pgxpool.Pool) {
 				base := "http://" + strings.Replace(strings.Replace(addr, "[::]", "localhost", 1), "0.0.0.0", "localhost", 1)
 				fmt.Printf("\nledger is up:\n"+
 					"  webhooks   POST %s/webhooks/stripe   (signing secret: %s)\n"+
 					"  health     %s/healthz\n"+
 					"  readiness  %s/readyz\n"+
-					"  metrics    %s/metrics\n"+
+					"  metrics    %s\n"+
 					"  dashboard  %s/   (token: %s)\n"+
 					"  API        %s/api/v1/   (Authorization: Bearer <token>; %s/api/v1/openapi.json)\n",
-					base, secretNote, base, base, base, base, o.apiTokens[0], base, base)
+					base, secretNote, base, base, metricsURL(metricsAddr, base), base, token, base, base)
 				if o.checkpointSink != "" {
 					fmt.Printf("  checkpoints %s   (ledger verify --checkpoints %s --public-key %s.pub)\n",
 						strings.TrimPrefix(o.checkpointSink, "file:"), strings.TrimPrefix(o.checkpointSink, "file:"), o.checkpointKey)
@@ -111,6 +113,26 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 	cmd.Flags().Float64Var(&simSeconds, "sim-seconds", 45, "real seconds the simulated account takes to play (0: as fast as the ledger answers)")
 	addServeFlags(cmd, &o)
 	return cmd
+}
+
+// firstToken is the token of LEDGER_API_TOKEN's first entry (plain, or NAME:ROLE:TOKEN).
+func firstToken(env string) string {
+	first, _, _ := strings.Cut(env, ",")
+	first = strings.TrimSpace(first)
+	if parts := strings.SplitN(first, ":", 3); len(parts) == 3 {
+		if _, err := auth.ParseRole(parts[1]); err == nil {
+			return parts[2]
+		}
+	}
+	return first
+}
+
+// metricsURL is where dev's /metrics is: its own listener, else the main port (token needed).
+func metricsURL(metricsAddr, base string) string {
+	if metricsAddr == "" {
+		return base + "/metrics   (with an operate or admin token)"
+	}
+	return "http://" + metricsAddr + "/metrics"
 }
 
 // startSimulator plays a simulated Stripe account that delivers signed webhooks to the ledger and

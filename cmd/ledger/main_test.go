@@ -274,7 +274,7 @@ func TestServeGracefulStopUnderLoad(t *testing.T) {
 	case <-time.After(testsignal.Timeout):
 		t.Fatalf("fewer than %d webhooks answered 200 in %s", underWay, testsignal.Timeout)
 	}
-	metrics := getBody(t, base+"/metrics")
+	metrics := getBody(t, "http://"+server.metricsAddr(t)+"/metrics")
 	waitErr := server.stop()
 	close(stop)
 	wg.Wait()

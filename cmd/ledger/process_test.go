@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,10 @@ func startLedger(tb testing.TB, env []string, args ...string) *process {
 	tb.Helper()
 	cmd := exec.Command(ledgerBin, args...)
 	cmd.Env = append(baseEnv(), env...)
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "LEDGER_METRICS_ADDR=") }) {
+		// Tests run many servers at once: each gets its own metrics port (listening names it).
+		cmd.Env = append(cmd.Env, "LEDGER_METRICS_ADDR=127.0.0.1:0")
+	}
 	p := &process{cmd: cmd, stdout: newOutput(tb), stderr: newOutput(tb), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
@@ -59,6 +64,19 @@ func (p *process) listening(tb testing.TB) string {
 		tb.Fatalf("no address in the listening line %q (%v)", line, err)
 	}
 	return v.Addr
+}
+
+// metricsAddr is the metrics listener's address serve's listening line names ("" when off).
+func (p *process) metricsAddr(tb testing.TB) string {
+	tb.Helper()
+	line := p.stderr.printedOrWait(tb, "its listening line", func(l string) bool { return strings.Contains(l, `"msg":"listening"`) })
+	var v struct {
+		MetricsAddr string `json:"metrics_addr"`
+	}
+	if err := json.Unmarshal([]byte(line), &v); err != nil {
+		tb.Fatalf("the listening line %q: %v", line, err)
+	}
+	return v.MetricsAddr
 }
 
 // stop asks the process to stop (SIGTERM), waits for it to exit and says how it did.

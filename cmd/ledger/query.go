@@ -103,7 +103,14 @@ Money is integer minor units with the currency beside it; absent values are empt
 			l.Limit = limit
 			if format == "csv" {
 				w := csv.NewWriter(os.Stdout)
-				if err := q.Rows(cmd.Context(), l, w.Write); err != nil {
+				safe, header := query.CSVSafe(model), true
+				if err := q.Rows(cmd.Context(), l, func(cells []string) error {
+					if !header {
+						safe(cells) // as the API's CSV: formulas in text cells neutralised
+					}
+					header = false
+					return w.Write(cells)
+				}); err != nil {
 					return badQuery(err)
 				}
 				w.Flush()
@@ -155,7 +162,11 @@ func queryMetric(cmd *cobra.Command, q *query.Queries, name string, v url.Values
 		return err
 	}
 	if format == "csv" {
-		return csv.NewWriter(os.Stdout).WriteAll(query.SeriesRows(m, data))
+		rows := query.SeriesRows(m, data)
+		for _, row := range rows[1:] {
+			row[1] = query.SpreadsheetSafe(row[1]) // currency, the one text column
+		}
+		return csv.NewWriter(os.Stdout).WriteAll(rows)
 	}
 	var rows []map[string]json.RawMessage
 	if err := appendObjects(&rows, data); err != nil {

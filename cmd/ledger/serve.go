@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/api"
+	"github.com/stripeledger/ledger/audit"
 	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/dashboard"
 	"github.com/stripeledger/ledger/eventstore"
@@ -50,15 +51,17 @@ type serveOptions struct {
 	idf        *identityFlags          // how app user IDs are found
 	schedule   string                  // LEDGER_RECONCILE_SCHEDULE
 	stripe     *reconcile.StripeConfig // nil: STRIPE_SECRET_KEY / STRIPE_API_BASE
-	apiTokens  auth.Tokens             // nil: LEDGER_API_TOKEN
+	apiTokens  *auth.Tokens            // nil: LEDGER_API_TOKEN (LEDGER_TOKENS_FILE is added either way)
+	metrics    string                  // the metrics listener's address, or off
 	// Checkpoints of the log's head, signed with a key the database never holds: on when
 	// checkpointKey (LEDGER_CHECKPOINT_KEY) names a key file.
 	checkpointKey      string
 	checkpointSink     string
 	checkpointInterval time.Duration
-	// ready is called once the listener is bound, with the server's context and pool (`ledger
-	// dev` prints its URLs and starts the Stripe simulator then).
-	ready func(ctx context.Context, addr string, pool *pgxpool.Pool)
+	// ready is called once the listeners are bound, with the server's context, its addresses
+	// (metrics "" when off) and pool (`ledger dev` prints its URLs and starts the Stripe
+	// simulator then).
+	ready func(ctx context.Context, addr, metricsAddr string, pool *pgxpool.Pool)
 }
 
 func serveCmd() *cobra.Command {
@@ -84,6 +87,8 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 	f.Int64Var(&o.maxBody, "max-body-bytes", 1<<20, "largest webhook body accepted; larger answers 413")
 	f.DurationVar(&o.tolerance, "signature-tolerance", 5*time.Minute, "how far a webhook's signed timestamp may be from now, past or future")
 	f.DurationVar(&o.appendWait, "append-timeout", 5*time.Second, "how long a webhook waits for its commit before answering 503")
+	f.StringVar(&o.metrics, "metrics-addr", envOr("LEDGER_METRICS_ADDR", defaultMetricsAddr),
+		"serve Prometheus's /metrics on this address, no token needed (env LEDGER_METRICS_ADDR; off: only on the main port, with an operate token)")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info (a line per accepted webhook), warn or error")
 	f.BoolVar(&o.runner, "projection-runner", envOr("LEDGER_PROJECTION_RUNNER", "on") != "off",
@@ -103,6 +108,32 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", interval, "how often to write a checkpoint (env LEDGER_CHECKPOINT_INTERVAL)")
 	f.StringVar(&o.schedule, "reconcile-schedule", envOr("LEDGER_RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
 		"when to run each reconciliation job: \"job=cron spec; …\" in UTC, or off (env LEDGER_RECONCILE_SCHEDULE); needs STRIPE_SECRET_KEY")
+}
+
+// defaultMetricsAddr is loopback only: a scraper on the same host (or a sidecar) reads it
+// without a token; anything further away scrapes the main port with an operate token, or the
+// operator binds this address elsewhere on purpose.
+const defaultMetricsAddr = "127.0.0.1:9464"
+
+// loadTokens are the tokens serve accepts: LEDGER_API_TOKEN (or those `dev` chose) and the
+// tokens file LEDGER_TOKENS_FILE. A bad entry stops serve before it listens (exit 2), naming
+// the variable's entry or the file's line.
+func loadTokens(chosen *auth.Tokens) (*auth.Tokens, error) {
+	env := chosen
+	if env == nil {
+		var err error
+		if env, err = auth.ParseEnv(os.Getenv("LEDGER_API_TOKEN")); err != nil {
+			return nil, err
+		}
+	}
+	var file *auth.Tokens
+	if path := os.Getenv("LEDGER_TOKENS_FILE"); path != "" {
+		var err error
+		if file, err = auth.LoadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	return auth.Join(env, file)
 }
 
 func envOr(name, def string) string {
@@ -167,6 +198,14 @@ func serve(ctx context.Context, o serveOptions) error {
 			return err
 		}
 		defer closeSinks(checkpointSinks)
+	}
+	tokens, err := loadTokens(o.apiTokens)
+	if err != nil {
+		return err
+	}
+	proxies, err := auth.ParseProxies(os.Getenv("LEDGER_TRUSTED_PROXIES"))
+	if err != nil {
+		return err
 	}
 	db, err := resolveDB(ctx, o.db)
 	if err != nil {
@@ -289,25 +328,42 @@ func serve(ctx context.Context, o serveOptions) error {
 			_ = cp.Run(runnerCtx)
 		}()
 	}
+	// The audit log of every request that presents a token. Closed after the server has drained,
+	// so each answered request's record is written.
+	var auditLog auth.Recorder
+	if !tokens.Open() {
+		w := audit.NewWriter(pool, audit.Config{Logger: log, Registry: reg})
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := w.Close(ctx); err != nil {
+				log.Error("audit log not flushed", "error", err)
+			}
+		}()
+		auditLog = w
+	}
+	guard := &auth.Guard{Tokens: tokens, Audit: auditLog, Proxies: proxies}
+	promHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/stripe", hooks)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// The API: behind LEDGER_API_TOKEN; without one only on a loopback address.
-	tokens := o.apiTokens
-	if tokens == nil {
-		tokens = auth.ParseTokens(os.Getenv("LEDGER_API_TOKEN"))
-	}
+	// The API: behind LEDGER_API_TOKEN / LEDGER_TOKENS_FILE; without a token only on a loopback
+	// address. /metrics on this port needs an operate token (its own listener needs none).
+	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, Logger: log,
+		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx}
+	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound)}
 	switch {
-	case len(tokens) > 0:
-		mux.Handle("/api/v1/", api.New(pool, api.Config{Tokens: tokens, Identity: identity, Logger: log}))
-		mux.Handle("/", dashboard.New(dashboard.Config{Tokens: tokens, NotFound: http.HandlerFunc(webhook.NotFound)}))
+	case !tokens.Open():
+		mux.Handle("GET /metrics", guard.Require("GET /metrics", auth.Operate, promHandler))
+		mux.Handle("/api/v1/", api.New(pool, apiCfg))
+		mux.Handle("/", dashboard.New(dashCfg))
 	case isLoopback(o.addr):
-		log.Warn("API and dashboard open without a token: LEDGER_API_TOKEN is not set and the address is loopback only")
-		mux.Handle("/api/v1/", api.New(pool, api.Config{Identity: identity, Logger: log}))
-		mux.Handle("/", dashboard.New(dashboard.Config{NotFound: http.HandlerFunc(webhook.NotFound)}))
+		log.Warn("API and dashboard open without a token: LEDGER_API_TOKEN and LEDGER_TOKENS_FILE are not set and the address is loopback only")
+		mux.Handle("GET /metrics", promHandler)
+		mux.Handle("/api/v1/", api.New(pool, apiCfg))
+		mux.Handle("/", dashboard.New(dashCfg))
 	default:
-		log.Warn("API and dashboard off: set LEDGER_API_TOKEN to serve them on a non-loopback address")
+		log.Warn("API and dashboard off: set LEDGER_API_TOKEN or LEDGER_TOKENS_FILE to serve them on a non-loopback address")
 		mux.HandleFunc("/", webhook.NotFound)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -324,6 +380,19 @@ func serve(ctx context.Context, o serveOptions) error {
 			}
 		}()
 	}
+	metricsAddr := ""
+	if o.metrics != "off" && o.metrics != "" {
+		mln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			return fmt.Errorf("could not listen on the metrics address %s (--metrics-addr, LEDGER_METRICS_ADDR; off to disable): %w", o.metrics, err)
+		}
+		metricsAddr = mln.Addr().String()
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", promHandler)
+		msrv := &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("could not listen on %s: %w", o.addr, err)
@@ -335,9 +404,10 @@ func serve(ctx context.Context, o serveOptions) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets))
+	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets),
+		"metrics_addr", metricsAddr, "api_tokens", tokens.Len())
 	if o.ready != nil {
-		o.ready(ctx, ln.Addr().String(), pool)
+		o.ready(ctx, ln.Addr().String(), metricsAddr, pool)
 	}
 	errc := make(chan error, 1)
 	go func() {

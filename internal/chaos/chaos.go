@@ -281,7 +281,11 @@ func (h *harness) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p := &proc{h: h, name: fmt.Sprintf("serve-%c", 'a'+i), addr: "127.0.0.1:" + strconv.Itoa(port)}
+		mport, err := pgboot.FreePort()
+		if err != nil {
+			return err
+		}
+		p := &proc{h: h, name: fmt.Sprintf("serve-%c", 'a'+i), addr: "127.0.0.1:" + strconv.Itoa(port), metrics: "127.0.0.1:" + strconv.Itoa(mport)}
 		h.procs = append(h.procs, p)
 		p.start()
 	}
@@ -475,7 +479,7 @@ func (h *harness) check(ctx context.Context, sim *stripesim.Sim, d *stripesim.De
 	// Metrics are part of what the processes expose: scrape them for the secret check.
 	var exposed bytes.Buffer
 	for _, p := range h.procs {
-		if resp, err := http.Get("http://" + p.addr + "/metrics"); err == nil {
+		if resp, err := http.Get("http://" + p.metrics + "/metrics"); err == nil {
 			_, _ = io.Copy(&exposed, resp.Body)
 			resp.Body.Close()
 		}
@@ -775,10 +779,11 @@ func (s *syncBuf) String() string {
 
 // proc is one supervised `ledger serve`: restarted whenever it exits, like a service manager would.
 type proc struct {
-	h    *harness
-	name string
-	addr string
-	logs syncBuf
+	h       *harness
+	name    string
+	addr    string
+	metrics string // its metrics listener (LEDGER_METRICS_ADDR)
+	logs    syncBuf
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -796,7 +801,7 @@ func (p *proc) start() {
 func (p *proc) supervise() {
 	defer close(p.done)
 	for {
-		cmd := exec.Command(p.h.cfg.LedgerBin, "serve", "--addr", p.addr, "--log-level", "info")
+		cmd := exec.Command(p.h.cfg.LedgerBin, "serve", "--addr", p.addr, "--metrics-addr", p.metrics, "--log-level", "info")
 		cmd.Env = p.h.env
 		cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 		p.mu.Lock()
