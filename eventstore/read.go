@@ -81,7 +81,7 @@ type Filter struct {
 
 // readColumns are a record's columns without the hash chain, which only Verify reads.
 const readColumns = `position, event_id, type, api_version, extract(epoch from created)::bigint, livemode,
-	account, object_type, object_id, source, received_at`
+	account, object_type, object_id, source, received_at, coalesce(redacted_by_position, 0)`
 
 // sql builds the filter's query. Every value is a parameter.
 func (f Filter) sql() (string, []any) {
@@ -197,7 +197,7 @@ func scanRows(rows pgx.Rows, payload, borrow bool, fn func(*Record) error) error
 	var sig *string
 	var borrowed pgtype.DriverBytes
 	dest := []any{&r.Position, &r.ID, &r.Type, &r.APIVersion, &r.Created, &r.Livemode, &r.Account,
-		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt}
+		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.RedactedBy}
 	switch {
 	case payload && borrow:
 		dest = append(dest, &borrowed, &sig)
