@@ -130,9 +130,11 @@ FROM ledger.log_head h;
 UPDATE ledger.log_head h SET hash = m.head_hash FROM ledger.chain_migrations m WHERE m.version = 2;
 
 -- Redaction is the one change allowed to a stored row: the payload may be replaced, together with
--- redacted_by_position naming a ledger.redaction event later in the log; every other column —
--- payload_digest and the chain included — must stay exactly as it was. Anything else, and every
--- DELETE, is refused as before.
+-- redacted_by_position naming a ledger.redaction event later in the log whose record lists this
+-- position with the SHA-256 of the new payload (what `verify` checks too); every other column —
+-- payload_digest and the chain included — must stay exactly as it was, and a redacted row can
+-- only be redacted again by a later redaction. Anything else, and every DELETE, is refused as
+-- before. (A redaction's record is appended first, in the transaction that redacts.)
 CREATE FUNCTION ledger.guard_event_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -140,8 +142,12 @@ BEGIN
        AND to_jsonb(NEW) - 'payload' - 'redacted_by_position' = to_jsonb(OLD) - 'payload' - 'redacted_by_position'
        AND NEW.redacted_by_position > NEW.position
        AND NEW.redacted_by_position > coalesce(OLD.redacted_by_position, 0)
-       AND EXISTS (SELECT 1 FROM ledger.events r
-                   WHERE r.position = NEW.redacted_by_position AND r.type = 'ledger.redaction' AND r.source = 'ledger')
+       AND EXISTS (SELECT 1
+                   FROM ledger.events r,
+                        jsonb_array_elements(convert_from(r.payload, 'UTF8')::jsonb -> 'data' -> 'object' -> 'events') AS x
+                   WHERE r.position = NEW.redacted_by_position AND r.type = 'ledger.redaction' AND r.source = 'ledger'
+                     AND x ->> 'position' = NEW.position::text
+                     AND x ->> 'payload_sha256' = encode(sha256(NEW.payload), 'hex'))
     THEN
         RETURN NEW;
     END IF;
