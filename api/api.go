@@ -58,6 +58,7 @@ func New(pool *pgxpool.Pool, cfg Config) *API {
 	a.mux.HandleFunc("GET /api/v1/projections/status", a.projectionStatus)
 	a.mux.HandleFunc("GET /api/v1/reconcile/runs", a.listRuns)
 	a.mux.HandleFunc("GET /api/v1/reconcile/runs/{id}", a.getRun)
+	a.mux.HandleFunc("POST /api/v1/redactions", a.redact)
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

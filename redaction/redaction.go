@@ -76,7 +76,8 @@ func (e *InvalidRequest) Error() string { return e.Field + ": " + e.Message }
 // ErrUnknownCustomer is returned when no event of the log is about the customer; nothing changed.
 var ErrUnknownCustomer = errors.New("the log has no event about this customer")
 
-func (r *Request) validate() error {
+// Validate checks the request without touching the database (Run does it too).
+func (r *Request) Validate() error {
 	switch {
 	case r.Customer == "":
 		return &InvalidRequest{"customer", "a customer ID (cus_…) is required"}
@@ -120,7 +121,7 @@ type Summary struct {
 // found before that, and only the events appended meanwhile are looked at again under the lock,
 // so appends wait for the redaction's writes, not for its pass over the log.
 func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) {
-	if err := req.validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		return Summary{}, err
 	}
 	sum := Summary{Customer: req.Customer, By: req.By, At: time.Now().UTC().Truncate(time.Second), Positions: []int64{}}
@@ -303,10 +304,4 @@ func (s *scope) find(ctx context.Context, after, upTo int64) error {
 		}
 	}
 	return nil
-}
-
-// Is reports whether err is a request error (a caller maps it to 400 / exit 2).
-func Is(err error) bool {
-	var ir *InvalidRequest
-	return errors.As(err, &ir)
 }

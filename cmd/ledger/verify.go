@@ -36,6 +36,12 @@ first row that was edited, removed or renumbered and exits 1.`,
 				return failed("%v (%d events verified before it)", v.Broken, v.Count)
 			}
 			fmt.Printf("ok: %d events, head hash %s\n", v.Count, hex.EncodeToString(v.HeadHash[:]))
+			if v.V1UpTo > 0 {
+				fmt.Printf("version-1 chain up to position %d also holds (%d links recomputed, the rest redacted)\n", v.V1UpTo, v.V1Checked)
+			}
+			if v.Redacted > 0 {
+				fmt.Printf("%d redacted events checked against the digests their redactions recorded\n", v.Redacted)
+			}
 			return nil
 		},
 	}
