@@ -15,8 +15,8 @@
 --     covers hash_v1, so the old chain cannot be edited without breaking the new one);
 --   * ledger.chain_migrations records where it happened: the position reached and the old and new
 --     head hashes.
--- It reads every payload once (a log of a million events takes a few minutes) and holds the log
--- locked meanwhile: appends wait, and answer 503 if they wait longer than their timeout.
+-- It reads every payload once (its time grows with the log) and holds the log locked meanwhile:
+-- appends wait, and answer 503 if they wait longer than their timeout.
 --
 -- It also makes redaction the one change the log allows to a stored row (see
 -- ledger.guard_event_update below), adds the source 'ledger' for events the ledger itself writes
