@@ -90,6 +90,12 @@ CREATE TABLE ledger.chain_migrations (
     head_hash      bytea       NOT NULL CHECK (length(head_hash) = 32),     -- the new chain's at that position
     migrated_at    timestamptz NOT NULL DEFAULT now()
 );
+COMMENT ON TABLE ledger.chain_migrations IS 'Where the event log moved to another hash-chain version (ledger verify reads it).';
+COMMENT ON COLUMN ledger.chain_migrations.version IS 'The chain version the log moved to.';
+COMMENT ON COLUMN ledger.chain_migrations.up_to_position IS 'The last position re-chained; rows up to it keep their old hash in ledger.events.hash_v1 (0: the log was empty).';
+COMMENT ON COLUMN ledger.chain_migrations.v1_head_hash IS 'The version-1 chain''s head hash at up_to_position (the genesis hash for an empty log).';
+COMMENT ON COLUMN ledger.chain_migrations.head_hash IS 'The new chain''s hash at up_to_position.';
+COMMENT ON COLUMN ledger.chain_migrations.migrated_at IS 'When the migration ran.';
 CREATE TRIGGER chain_migrations_immutable
     BEFORE UPDATE OR DELETE ON ledger.chain_migrations
     FOR EACH ROW EXECUTE FUNCTION ledger.reject_event_mutation();
