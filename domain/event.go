@@ -21,12 +21,15 @@ const (
 	SourceSnapshot Source = "snapshot"
 	// SourceImport: loaded in bulk from an export (backfill of history older than 30 days).
 	SourceImport Source = "import"
+	// SourceLedger: written by the ledger about the log itself (a redaction's record); it carries
+	// no Stripe object and no read model folds it.
+	SourceLedger Source = "ledger"
 )
 
-// Valid reports whether s is one of the four sources.
+// Valid reports whether s is one of the sources.
 func (s Source) Valid() bool {
 	switch s {
-	case SourceWebhook, SourceReconcile, SourceSnapshot, SourceImport:
+	case SourceWebhook, SourceReconcile, SourceSnapshot, SourceImport, SourceLedger:
 		return true
 	}
 	return false

@@ -62,6 +62,12 @@ type Filter struct {
 	// AfterCheckpoint selects the events after a consumer's checkpoint (see Checkpoint), read in
 	// the same statement.
 	AfterCheckpoint string
+	// Mentions selects the events whose payload holds any of these byte strings (a quoted
+	// object ID, say). It reads every payload the other conditions leave: a full pass over the
+	// log when alone, for the rare reader that must find everything about an object (redaction).
+	Mentions []string
+	// RedactedBy selects the events whose payload the redactions at these positions changed.
+	RedactedBy []int64
 	// Limit bounds how many are returned (0: all). With Latest, they are the last Limit events
 	// that match (still returned in log order); otherwise the first.
 	Limit  int
@@ -81,7 +87,7 @@ type Filter struct {
 
 // readColumns are a record's columns without the hash chain, which only Verify reads.
 const readColumns = `position, event_id, type, api_version, extract(epoch from created)::bigint, livemode,
-	account, object_type, object_id, source, received_at`
+	account, object_type, object_id, source, received_at, coalesce(redacted_by_position, 0)`
 
 // sql builds the filter's query. Every value is a parameter.
 func (f Filter) sql() (string, []any) {
@@ -129,6 +135,16 @@ func (f Filter) sql() (string, []any) {
 	}
 	if f.AfterCheckpoint != "" {
 		where = append(where, "position > coalesce((SELECT c.position FROM ledger.projection_state c WHERE c.name = "+arg(f.AfterCheckpoint)+"), 0)")
+	}
+	if f.Mentions != nil {
+		needles := make([][]byte, len(f.Mentions))
+		for i, m := range f.Mentions {
+			needles[i] = []byte(m)
+		}
+		where = append(where, "EXISTS (SELECT 1 FROM unnest("+arg(needles)+"::bytea[]) AS m(b) WHERE position(m.b IN payload) > 0)")
+	}
+	if f.RedactedBy != nil {
+		where = append(where, "redacted_by_position = ANY("+arg(f.RedactedBy)+")")
 	}
 	cols := readColumns
 	if f.Payload {
@@ -197,7 +213,7 @@ func scanRows(rows pgx.Rows, payload, borrow bool, fn func(*Record) error) error
 	var sig *string
 	var borrowed pgtype.DriverBytes
 	dest := []any{&r.Position, &r.ID, &r.Type, &r.APIVersion, &r.Created, &r.Livemode, &r.Account,
-		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt}
+		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.RedactedBy}
 	switch {
 	case payload && borrow:
 		dest = append(dest, &borrowed, &sig)

@@ -25,9 +25,19 @@ import (
 type Record struct {
 	Position int64
 	domain.Event
-	PrevHash [32]byte
-	Hash     [32]byte
+	// RedactedBy is the position of the ledger.redaction event that replaced personal values in
+	// Payload; 0 while the payload is the exact bytes received. A redacted webhook payload no
+	// longer matches its Stripe-Signature: a re-check reports it as redacted, not as failed.
+	RedactedBy int64
+	// The chain (hash.go), read by Get and Verify only.
+	PayloadDigest [32]byte  // SHA-256 of the payload as received: unchanged by a redaction
+	HashV1        *[32]byte // the row's version-1 hash, for rows re-chained by migration 011
+	PrevHash      [32]byte
+	Hash          [32]byte
 }
+
+// Redacted says whether personal values were removed from the payload (see RedactedBy).
+func (r *Record) Redacted() bool { return r.RedactedBy != 0 }
 
 // Result answers one appended event. Exactly one of these holds: Err != nil (the event was refused
 // and nothing was written for it); Duplicate (the log already had this event ID at Position, the
@@ -62,7 +72,8 @@ const (
 	headSQL = `SELECT position, hash FROM ledger.log_head`
 
 	recordColumns = `position, event_id, type, api_version, extract(epoch from created)::bigint, livemode,
-		account, object_type, object_id, source, received_at, payload, signature, prev_hash, hash`
+		account, object_type, object_id, source, received_at, coalesce(redacted_by_position, 0), payload, signature,
+		payload_digest, hash_v1, prev_hash, hash`
 )
 
 // Append writes events to the log in one transaction and answers each in order. Events whose ID
@@ -78,19 +89,64 @@ const (
 // (ledger.append_events), so the head lock is held only for the server's own work and the next
 // batch can already be waiting for it.
 func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, error) {
-	results := make([]Result, len(events))
+	p := s.prepareAppend(events)
+	if len(p.cols.id) == 0 {
+		return p.results, nil
+	}
+	// BEGIN, the append and COMMIT go in one round trip; the answers count only if COMMIT
+	// succeeded, so nothing is reported appended that a failed commit lost. (On any error the
+	// pool discards the connection rather than reuse one left inside a transaction.)
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	p.queue(batch)
+	batch.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("could not append events: %w", err)
+	}
+	s.appended.signal()
+	return p.answer(), nil
+}
+
+// AppendIn appends events like Append, but inside the caller's transaction tx: they commit, and
+// take their positions, with whatever else tx does (a redaction appends its record in the
+// transaction that redacts). The log's head stays locked from this call until tx ends, so every
+// other append waits for it: keep what follows short. Appends through this store are woken only
+// by the next Append; a tail sees these within its PollInterval.
+func (s *Store) AppendIn(ctx context.Context, tx pgx.Tx, events []domain.Event) ([]Result, error) {
+	p := s.prepareAppend(events)
+	if len(p.cols.id) == 0 {
+		return p.results, nil
+	}
+	batch := &pgx.Batch{}
+	p.queue(batch)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("could not append events: %w", err)
+	}
+	return p.answer(), nil
+}
+
+// pendingAppend is a batch made ready to send: validated, folded, hashed and encoded.
+type pendingAppend struct {
+	results []Result
+	cols    appendArrays
+	sent    []int // event index -> index in cols, -1 when invalid
+	answers []Result
+}
+
+// prepareAppend does everything that does not need the log's tip: validation, folding repeats,
+// hashing each event's payload and content, encoding the batch.
+func (s *Store) prepareAppend(events []domain.Event) *pendingAppend {
+	p := &pendingAppend{results: make([]Result, len(events)), sent: make([]int, len(events))}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	var cols appendArrays
 	first := make(map[string]int, len(events)) // event ID -> index in cols
-	sent := make([]int, len(events))           // event index -> index in cols, -1 when invalid
 	for i := range events {
-		sent[i] = -1
+		p.sent[i] = -1
 		if err := events[i].Validate(); err != nil {
-			results[i].Err = err
+			p.results[i].Err = err
 			continue
 		}
 		if k, ok := first[events[i].ID]; ok {
-			sent[i] = k // a repeat within the call: answered like the first
+			p.sent[i] = k // a repeat within the call: answered like the first
 			continue
 		}
 		r := Record{Event: events[i]}
@@ -98,63 +154,59 @@ func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, er
 			r.ReceivedAt = now
 		}
 		r.ReceivedAt = r.ReceivedAt.UTC().Truncate(time.Microsecond)
-		first[r.ID] = len(cols.id)
-		sent[i] = len(cols.id)
-		cols.add(&r, contentDigest(&r))
+		r.PayloadDigest = sha256.Sum256(r.Payload)
+		first[r.ID] = len(p.cols.id)
+		p.sent[i] = len(p.cols.id)
+		p.cols.add(&r, contentDigest(&r))
 	}
-	if len(cols.id) == 0 {
-		return results, nil
-	}
+	p.answers = make([]Result, len(p.cols.id))
+	return p
+}
 
-	// BEGIN, the append and COMMIT go in one round trip; the answers count only if COMMIT
-	// succeeded, so nothing is reported appended that a failed commit lost. (On any error the
-	// pool discards the connection rather than reuse one left inside a transaction.)
-	answers := make([]Result, len(cols.id))
-	batch := &pgx.Batch{}
-	batch.Queue("BEGIN")
-	batch.Queue(appendSQL, cols.args()...).Query(func(rows pgx.Rows) error {
+// queue puts the append statement on b; its answers land in p.answers when b's results are read.
+func (p *pendingAppend) queue(b *pgx.Batch) {
+	b.Queue(appendSQL, p.cols.args()...).Query(func(rows pgx.Rows) error {
 		var idx int32
 		var pos int64
 		var dup bool
 		_, err := pgx.ForEachRow(rows, []any{&idx, &pos, &dup}, func() error {
-			if idx < 1 || int(idx) > len(answers) {
-				return fmt.Errorf("append answered for event %d of %d", idx, len(answers))
+			if idx < 1 || int(idx) > len(p.answers) {
+				return fmt.Errorf("append answered for event %d of %d", idx, len(p.answers))
 			}
-			answers[idx-1] = Result{Position: pos, Duplicate: dup}
+			p.answers[idx-1] = Result{Position: pos, Duplicate: dup}
 			return nil
 		})
 		return err
 	})
-	batch.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, fmt.Errorf("could not append events: %w", err)
-	}
-	s.appended.signal()
-	seen := make([]bool, len(answers))
-	for i, k := range sent {
+}
+
+// answer maps the statement's answers back to the events of the call.
+func (p *pendingAppend) answer() []Result {
+	seen := make([]bool, len(p.answers))
+	for i, k := range p.sent {
 		if k < 0 {
 			continue
 		}
-		results[i] = answers[k]
+		p.results[i] = p.answers[k]
 		if seen[k] {
-			results[i].Duplicate = true
+			p.results[i].Duplicate = true
 		}
 		seen[k] = true
 	}
-	return results, nil
+	return p.results
 }
 
 // appendSQL's lock on the log head is released at COMMIT.
 const appendSQL = `SELECT idx, event_position, duplicate FROM ledger.append_events(
 	$1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::text[], $7::text[],
-	$8::text[], $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::bytea[])`
+	$8::text[], $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::bytea[], $14::bytea[])`
 
 // appendArrays are the batch as parallel columns, the shape ledger.append_events takes.
 type appendArrays struct {
 	id, typ, apiVersion, account, objectType, objectID, src []string
 	created, receivedAt                                     []time.Time
 	livemode                                                []bool
-	payload, digest                                         [][]byte
+	payload, payloadDigest, digest                          [][]byte
 	signature                                               []*string
 }
 
@@ -175,23 +227,29 @@ func (a *appendArrays) add(r *Record, digest [32]byte) {
 		sig = &r.Signature
 	}
 	a.signature = append(a.signature, sig)
+	a.payloadDigest = append(a.payloadDigest, r.PayloadDigest[:])
 	a.digest = append(a.digest, digest[:])
 }
 
 func (a *appendArrays) args() []any {
 	return []any{a.id, a.typ, a.apiVersion, a.created, a.livemode, a.account, a.objectType,
-		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.digest}
+		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.payloadDigest, a.digest}
 }
 
 func scanRecord(row pgx.CollectableRow) (Record, error) {
 	var r Record
 	var source string
 	var sig *string
-	var prev, hash []byte
+	var digest, hashV1, prev, hash []byte
 	err := row.Scan(&r.Position, &r.ID, &r.Type, &r.APIVersion, &r.Created, &r.Livemode, &r.Account,
-		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.Payload, &sig, &prev, &hash)
+		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.RedactedBy, &r.Payload, &sig, &digest, &hashV1, &prev, &hash)
 	if err != nil {
 		return Record{}, err
+	}
+	copy(r.PayloadDigest[:], digest)
+	if hashV1 != nil {
+		r.HashV1 = new([32]byte)
+		copy(r.HashV1[:], hashV1)
 	}
 	r.Source = domain.Source(source)
 	if sig != nil {

@@ -106,9 +106,12 @@ func TestCheckpointsCatchARecomputedChain(t *testing.T) {
 	store2 := eventstore.New(db2.Pool)
 	appendN(t, store2, 0, 10)
 	cp10b := checkpointNow(t, store2, key, time.Unix(3000, 0))
-	h7, _ := store2.HashesAt(ctx, []int64{7})
+	h7, err := store2.HashAt(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	testkit.Tamper(t, db2, `DELETE FROM ledger.events WHERE position > 7`)
-	testkit.Tamper(t, db2, `UPDATE ledger.log_head SET position = 7, hash = '\x`+hex.EncodeToString(func() []byte { h := h7[7]; return h[:] }())+`'`)
+	testkit.Tamper(t, db2, `UPDATE ledger.log_head SET position = 7, hash = '\x`+hex.EncodeToString(h7.Hash[:])+`'`)
 	rep, err = integrity.VerifyCheckpoints(ctx, store2, []integrity.Checkpoint{cp10b}, pub)
 	if err != nil || rep.Chain.Broken != nil || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Reason, "no event at this position") {
 		t.Fatalf("truncated: chain %v, %v %v", rep.Chain.Broken, reasons(rep), err)

@@ -55,8 +55,14 @@ func ParseSecretList(name, s string) ([]string, error) {
 }
 
 // SignatureReport is what a re-check found. Every event is counted once: webhook events under
-// Verified, Unverifiable or Failed; events reconciliation or an import fetched from the API
-// (which Stripe does not sign) under Fetched, by source.
+// Verified, Unverifiable, Failed or Redacted; events reconciliation or an import fetched from the
+// API (which Stripe does not sign) under Fetched, by source (the ledger's own redaction records
+// under "ledger").
+//
+// A Redacted event's personal values were erased (`ledger redact`): its body is no longer what
+// Stripe signed, so its signature cannot hold, and it is not a failure. What still proves it is
+// the chain: Verify checks the redacted body against the digest its redaction recorded, and the
+// original body's digest stays in the chain.
 //
 // A webhook event is Failed when what the log holds cannot be what arrived:
 //   - its header is unreadable (ingest refuses those);
@@ -76,6 +82,7 @@ type SignatureReport struct {
 	Verified     int64                   //
 	Unverifiable int64                   //
 	Failed       int64                   //
+	Redacted     int64                   // webhook events whose personal values were erased
 	Fetched      map[domain.Source]int64 // events not delivered by webhook, by source
 	// FailedEvents are every failed event, in log order, each with why.
 	FailedEvents []Finding
@@ -145,6 +152,10 @@ func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secr
 		}
 		if r.Source != domain.SourceWebhook {
 			rep.Fetched[r.Source]++
+			return nil
+		}
+		if r.Redacted() {
+			rep.Redacted++
 			return nil
 		}
 		ts, matched := c.check(r.Payload, r.Signature)

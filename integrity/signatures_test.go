@@ -6,11 +6,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/integrity"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/redaction"
 )
 
 func ids(fs []integrity.Finding) []string {
@@ -151,5 +153,48 @@ func TestParseSecretList(t *testing.T) {
 	_, err = integrity.ParseSecretList("STRIPE_WEBHOOK_SECRET_RETIRED", "whsec_a,sk_live_secretvalue")
 	if err == nil || err.Error() != "STRIPE_WEBHOOK_SECRET_RETIRED entry 2 does not start with whsec_" {
 		t.Fatalf("bad entry: %v", err)
+	}
+}
+
+// A redacted customer's webhook events are reported as redacted, not failed, and the chain and
+// the checkpoints taken before the redaction still hold.
+func TestRedactedEventsAreNotFailures(t *testing.T) {
+	ctx := context.Background()
+	db := testkit.New(t)
+	store := eventstore.New(db.Pool)
+	pub, key := newKey(t)
+	var evs []domain.Event
+	for i, body := range []string{
+		`{"id":"evt_cus","object":"event","api_version":"2023-10-16","created":1000,"livemode":false,"type":"customer.created","data":{"object":{"id":"cus_jo","object":"customer","email":"jo@example.com","name":"Jo Doe"}}}`,
+		`{"id":"evt_ch","object":"event","api_version":"2023-10-16","created":1001,"livemode":false,"type":"charge.succeeded","data":{"object":{"id":"ch_1","object":"charge","customer":"cus_jo","amount":500,"currency":"usd","billing_details":{"email":"jo@example.com","name":"Jo Doe"}}}}`,
+		`{"id":"evt_other","object":"event","api_version":"2023-10-16","created":1002,"livemode":false,"type":"customer.created","data":{"object":{"id":"cus_al","object":"customer","email":"al@example.com"}}}`,
+	} {
+		at := int64(1000 + i)
+		p := signedHeader(t, []byte(body), at, secretNow)
+		ev, err := domain.NewEvent([]byte(body), domain.SourceWebhook, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.ReceivedAt = time.Unix(at, 0)
+		evs = append(evs, ev)
+	}
+	appendAll(t, store, evs...)
+	before := checkpointNow(t, store, key, time.Unix(1003, 0))
+
+	sum, err := redaction.Run(ctx, db.Pool, redaction.Request{Customer: "cus_jo", Reason: "erasure request 42", By: "dpo"})
+	if err != nil || sum.Redacted != 2 {
+		t.Fatalf("redaction: %+v %v", sum, err)
+	}
+	rep, err := integrity.VerifySignatures(ctx, store, integrity.Secrets{Current: []string{secretNow}}, integrity.SignatureOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Redacted != 2 || rep.Verified != 1 || rep.Failed != 0 || rep.Unverifiable != 0 || rep.Fetched[domain.SourceLedger] != 1 {
+		t.Fatalf("after the redaction: %+v", rep)
+	}
+	after := checkpointNow(t, store, key, time.Unix(1004, 0))
+	crep, err := integrity.VerifyCheckpoints(ctx, store, []integrity.Checkpoint{before, after}, pub)
+	if err != nil || !crep.OK() || crep.Checked != 2 || crep.Chain.Redacted != 2 {
+		t.Fatalf("checkpoints across the redaction: %v %v (chain %+v)", reasons(crep), err, crep.Chain)
 	}
 }

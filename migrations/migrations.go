@@ -38,6 +38,12 @@ func Latest() (int32, error) {
 // Apply brings the database behind conn to the latest version. It is safe to call from several
 // processes at once.
 func Apply(ctx context.Context, conn *pgx.Conn) (from, to int32, err error) {
+	return ApplyTo(ctx, conn, -1)
+}
+
+// ApplyTo brings the database behind conn to version target (-1: the latest). A test builds a
+// log the way an older version wrote it with this, then migrates it the rest of the way.
+func ApplyTo(ctx context.Context, conn *pgx.Conn, target int32) (from, to int32, err error) {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", bootstrapLock); err != nil {
 		return 0, 0, fmt.Errorf("could not take the migration lock: %w", err)
 	}
@@ -57,7 +63,12 @@ func Apply(ctx context.Context, conn *pgx.Conn) (from, to int32, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("could not read schema version: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
+	if target < 0 {
+		err = m.Migrate(ctx)
+	} else {
+		err = m.MigrateTo(ctx, target)
+	}
+	if err != nil {
 		return from, 0, fmt.Errorf("could not migrate from version %d: %w", from, err)
 	}
 	to, err = m.GetCurrentVersion(ctx)

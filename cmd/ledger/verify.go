@@ -158,10 +158,19 @@ chain after it was recomputed. Give --public-key once per key that signed checkp
 
 func printChain(w io.Writer, v eventstore.Verification) {
 	fmt.Fprintf(w, "ok: %d events, head hash %s\n", v.Count, hex.EncodeToString(v.HeadHash[:]))
+	if v.V1UpTo > 0 {
+		fmt.Fprintf(w, "version-1 chain up to position %d also holds (%d links recomputed, the rest redacted)\n", v.V1UpTo, v.V1Checked)
+	}
+	if v.Redacted > 0 {
+		fmt.Fprintf(w, "%d redacted events checked against the digests their redactions recorded\n", v.Redacted)
+	}
 }
 
 func printSignatures(w io.Writer, r integrity.SignatureReport) {
 	fmt.Fprintf(w, "signatures: %d verified, %d unverifiable, %d failed", r.Verified, r.Unverifiable, r.Failed)
+	if r.Redacted > 0 {
+		fmt.Fprintf(w, ", %d redacted", r.Redacted)
+	}
 	for _, s := range r.Sources() {
 		fmt.Fprintf(w, ", %d fetched by API (%s)", r.Fetched[s], s)
 	}

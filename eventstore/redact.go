@@ -1,0 +1,50 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Redaction's part of the log: the one change ledger.events allows to a stored row
+// (migrations/011_chain_v2.sql). Package redaction decides what to erase; these write it.
+
+// RedactedPayload is the new payload of the event at Position.
+type RedactedPayload struct {
+	Position int64
+	Payload  []byte
+}
+
+// Redact replaces the payloads in tx and marks each row as changed by the ledger.redaction event
+// at position by, which must already be in the log (appended in tx with AppendIn). Every other
+// column stays: payload_digest, and so the chain, are the original's. The database refuses any
+// other change; so does Redact, all or nothing, when a position is not in the log.
+func Redact(ctx context.Context, tx pgx.Tx, by int64, payloads []RedactedPayload) error {
+	positions := make([]int64, len(payloads))
+	bodies := make([][]byte, len(payloads))
+	for i, p := range payloads {
+		positions[i], bodies[i] = p.Position, p.Payload
+	}
+	tag, err := tx.Exec(ctx, `UPDATE ledger.events e SET payload = u.payload, redacted_by_position = $1
+		FROM unnest($2::bigint[], $3::bytea[]) AS u(position, payload) WHERE e.position = u.position`, by, positions, bodies)
+	if err != nil {
+		return fmt.Errorf("could not redact %d events: %w", len(payloads), err)
+	}
+	if int(tag.RowsAffected()) != len(payloads) {
+		return fmt.Errorf("could not redact %d events: %d of them are in the log", len(payloads), tag.RowsAffected())
+	}
+	return nil
+}
+
+// LockHead takes the log's head lock in tx, as every append does, and returns the head: no event
+// is appended until tx ends, so what tx reads of the log afterwards is all of it.
+func LockHead(ctx context.Context, tx pgx.Tx) (Head, error) {
+	var h Head
+	var hash []byte
+	if err := tx.QueryRow(ctx, headSQL+` FOR UPDATE`).Scan(&h.Position, &hash); err != nil {
+		return Head{}, fmt.Errorf("could not lock the log head: %w", err)
+	}
+	copy(h.Hash[:], hash)
+	return h, nil
+}

@@ -1,0 +1,55 @@
+package projections
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+)
+
+// Lock takes the projection's transaction lock in tx, the one the live runner holds for each
+// batch and a replay for its swap. A caller that changes events the read models were folded from
+// (a redaction) takes it before it reads them and re-folds with Refold in the same tx: a runner's
+// batch then either committed before (and is re-folded) or waits, and reads the changed events.
+func Lock(ctx context.Context, tx pgx.Tx) error { return lockProjection(ctx, tx, StateName) }
+
+// Refold folds again, in tx, the objects the events are about from their whole histories as tx
+// sees them, and every object that reads one of them, exactly as the live runner folds a batch.
+// identity must be the runner's. An error leaves tx to be rolled back: nothing is quarantined,
+// the caller's change is what is at fault.
+func Refold(ctx context.Context, tx pgx.Tx, identity domain.Identity, events []eventstore.Record) error {
+	if err := identity.Validate(); err != nil {
+		return err
+	}
+	changes := make([]change, len(events))
+	for i, ev := range events {
+		changes[i] = change{ev.Type, ev.ObjectType, ev.ObjectID}
+	}
+	e := &engine{projection: StateName, env: env{identity: identity}}
+	return e.foldChanges(ctx, tx, changes)
+}
+
+// redactedChanges are the objects whose events the redactions among recs changed: a replay that
+// read the log before a redaction committed folds them again from the redacted payloads.
+func redactedChanges(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) ([]change, error) {
+	var positions []int64
+	for _, r := range recs {
+		if r.Type == domain.RedactionType && r.Source == domain.SourceLedger {
+			positions = append(positions, r.Position)
+		}
+	}
+	if len(positions) == 0 {
+		return nil, nil
+	}
+	redacted, err := eventstore.On(tx).List(ctx, eventstore.Filter{RedactedBy: positions})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]change, len(redacted))
+	for i, r := range redacted {
+		out[i] = change{r.Type, r.ObjectType, r.ObjectID}
+	}
+	return out, nil
+}
