@@ -265,9 +265,12 @@ func (s *scanner) optString(field string, dst **string) error {
 	return &typeError{field}
 }
 
-func scanEnvelope(raw []byte) (rawEnvelope, error) {
+func scanEnvelope(raw []byte) (rawEnvelope, error) { return scanEnvelopeOf(raw, true) }
+
+// scanEnvelopeOf scans raw, first checking it is valid JSON unless the caller knows it is.
+func scanEnvelopeOf(raw []byte, validate bool) (rawEnvelope, error) {
 	var r rawEnvelope
-	if !json.Valid(raw) {
+	if validate && !json.Valid(raw) {
 		var v json.RawMessage
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return r, err // the syntax error, with its offset

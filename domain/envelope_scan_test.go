@@ -63,6 +63,12 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		if ok && !reflect.DeepEqual(got, want) {
 			t.Fatalf("scanner %s\nreference %s\nfor %q", dump(got), dump(want), raw)
 		}
+		// Without its validation pass (a signed stored body), the same answer on valid JSON,
+		// and no panic on anything else.
+		unchecked, uerr := scanEnvelopeOf(raw, false)
+		if json.Valid(raw) && ((uerr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(unchecked, got))) {
+			t.Fatalf("unchecked scan %s (%v), checked %s (%v), for %q", dump(unchecked), uerr, dump(got), err, raw)
+		}
 	})
 }
 

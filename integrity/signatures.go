@@ -235,7 +235,7 @@ func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secr
 // columnsDiffer names the first indexed column of r that is not what its body says: the body
 // is what Stripe signed, the columns were read from it at append.
 func columnsDiffer(r *eventstore.Record) string {
-	env, err := domain.DecodeEnvelope(r.Payload)
+	env, err := domain.DecodeSignedEnvelope(r.Payload) // called only once the signature holds
 	switch {
 	case err != nil:
 		return "body (it is not an event)"
