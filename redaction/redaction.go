@@ -7,7 +7,9 @@
 // models of the objects concerned — all in one transaction, so an interrupted redaction leaves
 // nothing changed. Money, IDs, statuses and timestamps are kept, so every figure stays; each
 // payload's stored SHA-256, which the hash chain covers (eventstore/hash.go), stays too, so
-// `ledger verify` and every checkpoint still hold.
+// `ledger verify` and every checkpoint still hold. The record is signed with the checkpoint key
+// (Request.Key): the database accepts a record from anyone who can append, so the signature is
+// what `ledger verify --checkpoints … --public-key …` tells an operator's erasure from a rewrite by.
 //
 // The events in scope are those of the customer object itself and of every object that names the
 // customer (data.object.customer, or data.previous_attributes.customer for a payment method
@@ -94,8 +96,8 @@ func (e *TamperedError) Error() string {
 		"and a redaction would erase the evidence; run `ledger verify`", e.EventID, e.Position)
 }
 
-// ErrNoKey is the InvalidRequest message for a request without the checkpoint key.
-const ErrNoKey = "a redaction is signed with the checkpoint key: set LEDGER_CHECKPOINT_KEY or --key"
+// NoKeyMessage is the InvalidRequest message for a request without the checkpoint key.
+const NoKeyMessage = "a redaction is signed with the checkpoint key: set LEDGER_CHECKPOINT_KEY or --key"
 
 // Validate checks the request without touching the database (Run does it too).
 func (r *Request) Validate() error {
@@ -117,7 +119,7 @@ func (r *Request) Validate() error {
 		return &InvalidRequest{"identity", err.Error()}
 	}
 	if len(r.Key) != ed25519.PrivateKeySize {
-		return &InvalidRequest{"key", ErrNoKey}
+		return &InvalidRequest{"key", NoKeyMessage}
 	}
 	return nil
 }
@@ -167,8 +169,8 @@ func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) 
 	if err := sc.find(ctx, 0, head.Position); err != nil {
 		return sum, err
 	}
-	// The projection's lock before the head's, in the order every other holder of both takes
-	// them.
+	// The locks only now: the live runner and appends wait for the redaction's writes, not for
+	// the scan above.
 	if err := projections.Lock(ctx, tx); err != nil {
 		return sum, err
 	}

@@ -56,7 +56,7 @@ checks every record). Use the same --identity as serve.`,
 			}
 			if err := req.Validate(); err != nil {
 				if flagOf(err) == "key" {
-					return errors.New(redaction.ErrNoKey)
+					return errors.New(redaction.NoKeyMessage)
 				}
 				return fmt.Errorf("--%s: %w", flagOf(err), err)
 			}
