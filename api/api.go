@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -44,6 +45,9 @@ type Config struct {
 	// Runs is the context reconcile runs started over the API run in: they outlive the request
 	// that started them and end with this (serve's shutdown). Default: context.Background().
 	Runs context.Context
+	// CheckpointKey (serve's LEDGER_CHECKPOINT_KEY) signs every redaction's record; nil: POST
+	// /api/v1/redactions answers 503.
+	CheckpointKey ed25519.PrivateKey
 }
 
 // Route is one registered route and the role it needs.

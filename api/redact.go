@@ -24,8 +24,15 @@ const maxRedactionBody = 16 << 10
 
 // redact serves POST /api/v1/redactions: erase a customer's personal data (package redaction).
 // 201 with the summary when events were redacted; 200 when there was nothing left to redact;
-// 400 for a body that is not the request; 404 when the log knows no such customer.
+// 400 for a body that is not the request; 404 when the log knows no such customer; 409 when an
+// event in scope was edited behind the log's back; 503 when serve holds no checkpoint key, which
+// signs every redaction's record.
 func (a *API) redact(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.CheckpointKey == nil {
+		writeError(w, http.StatusServiceUnavailable, "no_checkpoint_key",
+			"redaction is off: a redaction's record is signed with the checkpoint key, and serve has none (set LEDGER_CHECKPOINT_KEY)")
+		return
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)")
 		return
@@ -62,13 +69,17 @@ func (a *API) redact(w http.ResponseWriter, r *http.Request) {
 		by = body.RequestedBy + " (" + by + ")"
 	}
 	sum, err := redaction.Run(r.Context(), a.pool, redaction.Request{Customer: body.Customer, Reason: body.Reason, By: by,
-		MetadataKeys: redaction.MetadataKeysFromEnv(), Identity: a.cfg.Identity})
+		MetadataKeys: redaction.MetadataKeysFromEnv(), Identity: a.cfg.Identity, Key: a.cfg.CheckpointKey})
 	var ir *redaction.InvalidRequest
+	var tampered *redaction.TamperedError
 	switch {
 	case errors.As(err, &ir):
 		writeError(w, http.StatusBadRequest, "invalid_"+ir.Field, ir.Message)
 	case errors.Is(err, redaction.ErrUnknownCustomer):
 		writeError(w, http.StatusNotFound, "not_found", "the log has no event about customer "+body.Customer+"; nothing was changed")
+	case errors.As(err, &tampered):
+		a.cfg.Logger.Error("api: redaction refused: the log was edited", "position", tampered.Position, "event", tampered.EventID)
+		writeError(w, http.StatusConflict, "log_tampered", tampered.Error()+"; nothing was changed")
 	case err != nil:
 		a.fail(w, err)
 	case sum.Redacted == 0:

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -17,7 +18,8 @@ import (
 
 // POST /api/v1/redactions erases a customer (201 with the summary), answers 200 when nothing is
 // left, 404 for a customer the log does not know, 400 for a body that is not the request, 401
-// without the token; only the 201 changes the ledger.
+// without the token, 503 when serve holds no checkpoint key to sign the record; only the 201
+// changes the ledger.
 func TestRedactionsAPI(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -35,9 +37,17 @@ func TestRedactionsAPI(t *testing.T) {
 	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("fin:read:tok_read, dpo:admin:tok_1")}))
+	_, key, _ := ed25519.GenerateKey(nil)
+	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("fin:read:tok_read, dpo:admin:tok_1"), CheckpointKey: key}))
 	defer srv.Close()
 	url := srv.URL + "/api/v1/redactions"
+
+	keyless := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("dpo:admin:tok_1")}))
+	defer keyless.Close()
+	if status, _, body := post(t, keyless.URL+"/api/v1/redactions", "tok_1", `{"customer":"cus_A1","reason":"r"}`); status != 503 ||
+		!strings.Contains(body, `"no_checkpoint_key"`) || !strings.Contains(body, "LEDGER_CHECKPOINT_KEY") {
+		t.Fatalf("no checkpoint key: %d %s", status, body)
+	}
 
 	for _, tc := range []struct {
 		token, body string
@@ -84,5 +94,34 @@ func TestRedactionsAPI(t *testing.T) {
 	}
 	if status, _, body := post(t, url, "tok_1", `{"customer":"cus_A1","reason":"again"}`); status != 200 || !strings.Contains(body, `"events_redacted":0`) {
 		t.Fatalf("nothing left: %d %s", status, body)
+	}
+}
+
+// A customer whose event was edited behind the log's back is not redacted: 409 naming the
+// position, and nothing changes, so the edit is still there for `ledger verify` to find.
+func TestRedactionsAPIRefusesATamperedLog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.New(t)
+	ev, err := domain.NewEvent([]byte(`{"id":"evt_c1","object":"event","api_version":"2023-10-16","created":1770000000,"livemode":false,`+
+		`"type":"customer.created","data":{"object":{"id":"cus_A1","object":"customer","email":"ann@example.com","balance":-500,"created":1770000000,"metadata":{}}}}`),
+		domain.SourceImport, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := eventstore.New(db.Pool)
+	if _, err := store.Append(ctx, []domain.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Tamper(t, db, `UPDATE ledger.events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '-500', '-99999'), 'UTF8') WHERE position = 1`)
+	_, key, _ := ed25519.GenerateKey(nil)
+	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("dpo:admin:tok_1"), CheckpointKey: key}))
+	defer srv.Close()
+	status, _, body := post(t, srv.URL+"/api/v1/redactions", "tok_1", `{"customer":"cus_A1","reason":"r"}`)
+	if status != 409 || !strings.Contains(body, `"log_tampered"`) || !strings.Contains(body, "position 1") || !strings.Contains(body, "ledger verify") {
+		t.Fatalf("want 409 naming position 1, got %d %s", status, body)
+	}
+	if h, _ := store.Head(ctx); h.Position != 1 {
+		t.Fatalf("a refused redaction appended: %+v", h)
 	}
 }

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -232,6 +233,45 @@ type Redaction struct {
 	At       int64           `json:"requested_at"` // Unix seconds
 	Fields   []string        `json:"fields"`       // the keys erased: PersonalKeys and the metadata keys
 	Events   []RedactedEvent `json:"events"`
+	// Key names the checkpoint key that signed the record (integrity.KeyID) and Signature is
+	// its Ed25519 signature, base64, over SignedMessage. The database lets a payload be replaced
+	// under any record it can read, and anyone who can append can append one; the signature,
+	// by a key the database never holds, is what shows an operator authorised the change.
+	Key       string `json:"key,omitempty"`
+	Signature string `json:"signature,omitempty"`
+}
+
+// RedactionMessageVersion is the version of SignedMessage's format.
+const RedactionMessageVersion = 1
+
+// SignedMessage is what the checkpoint key signs for the redaction recorded by the event eventID:
+// everything that authorises the change, in a fixed text form a verifier in another language can
+// rebuild (README, "Erasure"). Every string is length-prefixed (its length in bytes, a space, the
+// bytes), so no reason or name can pass for another field; the events are in position order.
+//
+//	ledger redaction 1
+//	event <len> <event ID>
+//	customer <len> <customer>
+//	by <len> <requested_by>
+//	at <requested_at, Unix seconds>
+//	reason <len> <reason>
+//	key <len> <key ID>
+//	redacted <position> <len> <payload_sha256> <len> <event ID>      (one line per event)
+func (r Redaction) SignedMessage(eventID string) []byte {
+	text := func(b []byte, name, s string) []byte { return fmt.Appendf(b, "%s %d %s\n", name, len(s), s) }
+	b := fmt.Appendf(nil, "ledger redaction %d\n", RedactionMessageVersion)
+	b = text(b, "event", eventID)
+	b = text(b, "customer", r.Customer)
+	b = text(b, "by", r.By)
+	b = fmt.Appendf(b, "at %d\n", r.At)
+	b = text(b, "reason", r.Reason)
+	b = fmt.Appendf(b, "key %d %s\n", len(r.Key), r.Key)
+	events := slices.Clone(r.Events)
+	slices.SortStableFunc(events, func(a, b RedactedEvent) int { return cmp.Compare(a.Position, b.Position) })
+	for _, e := range events {
+		b = fmt.Appendf(b, "redacted %d %d %s %d %s\n", e.Position, len(e.PayloadSHA256), e.PayloadSHA256, len(e.EventID), e.EventID)
+	}
+	return b
 }
 
 // RedactedEvent is one event a redaction changed.
@@ -240,6 +280,9 @@ type RedactedEvent struct {
 	EventID       string `json:"event_id"`
 	PayloadSHA256 string `json:"payload_sha256"` // hex SHA-256 of the payload as redacted
 }
+
+// RedactionEventID is the ID of the event recording the redaction id (red_…).
+func RedactionEventID(id string) string { return "evt_ledger_" + id }
 
 // NewRedactionEvent is the log event recording r; id is random hex chosen by the caller.
 func NewRedactionEvent(r Redaction, livemode bool, account string) (Event, error) {
@@ -257,7 +300,7 @@ func NewRedactionEvent(r Redaction, livemode bool, account string) (Event, error
 		Account    *string        `json:"account,omitempty"`
 		Type       string         `json:"type"`
 		Data       map[string]any `json:"data"`
-	}{ID: "evt_ledger_" + r.ID, Object: "event", Created: r.At, Livemode: livemode, Type: RedactionType,
+	}{ID: RedactionEventID(r.ID), Object: "event", Created: r.At, Livemode: livemode, Type: RedactionType,
 		Data: map[string]any{"object": json.RawMessage(obj)}}
 	if account != "" {
 		env.Account = &account

@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,5 +192,44 @@ func TestChainMigrationOfAnEmptyLog(t *testing.T) {
 	v, err := b.store.Verify(ctx)
 	if err != nil || v.Broken != nil || v.Count != 0 || v.V1UpTo != 0 || v.HeadHash != eventstore.GenesisHash {
 		t.Fatalf("%+v %v", v, err)
+	}
+}
+
+// Migration 011 refuses to re-chain a version-1 log whose old chain does not hold: re-chaining
+// hashes whatever bytes are there into payload_digest, so an edit made before the migration
+// would come out of it with a digest and a chain that agree with it. It names the first broken
+// row, changes nothing, and the log stays at version 10.
+func TestChainMigrationRefusesABrokenV1Chain(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		sql    string
+		broken string
+	}{
+		"payload edited":   {`UPDATE ledger.events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '1999', '9'), 'UTF8') WHERE position = 7`, "position 7 (evt_v1_006): content does not match its hash"},
+		"envelope edited":  {`UPDATE ledger.events SET object_id = 'sub_X' WHERE position = 3`, "position 3 (evt_v1_002): content does not match its hash"},
+		"row removed":      {`DELETE FROM ledger.events WHERE position = 5`, "position 6 (evt_v1_005): expected position 5"},
+		"prev_hash edited": {`UPDATE ledger.events SET prev_hash = sha256(prev_hash) WHERE position = 9`, "position 9 (evt_v1_008): prev_hash does not match"},
+		"head edited":      {`UPDATE ledger.log_head SET position = 19`, "broken at the head: it says position 19, the log ends at 20"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db, pool, _ := v1Log(t, 20)
+			testkit.Tamper(t, db, tc.sql)
+			conn, err := pgx.Connect(ctx, db.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			_, to, err := migrations.ApplyTo(ctx, conn, -1)
+			if err == nil || !strings.Contains(err.Error(), "version-1 hash chain is broken") || !strings.Contains(err.Error(), tc.broken) {
+				t.Fatalf("want the migration refused naming %q, got to=%d %v", tc.broken, to, err)
+			}
+			var version int32
+			if err := pool.QueryRow(ctx, `SELECT version FROM ledger.schema_version`).Scan(&version); err != nil || version != 10 {
+				t.Fatalf("schema version %d %v: the refused migration changed the database", version, err)
+			}
+		})
 	}
 }

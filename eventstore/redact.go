@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -47,4 +48,34 @@ func LockHead(ctx context.Context, tx pgx.Tx) (Head, error) {
 	}
 	copy(h.Hash[:], hash)
 	return h, nil
+}
+
+// firstEditedSQL is ledger.guard_event_update's rule that a row be intact before a redaction
+// changes it (migrations/011_chain_v2.sql), for many rows at once: its payload is the one
+// payload_digest covers or, redacted before, the one its last redaction recorded.
+const firstEditedSQL = `SELECT e.position, e.event_id
+	FROM ledger.events e
+	WHERE e.position = ANY($1::bigint[])
+	  AND NOT CASE WHEN e.redacted_by_position IS NULL THEN sha256(e.payload) = e.payload_digest
+	      ELSE EXISTS (SELECT 1
+	                   FROM ledger.events r,
+	                        jsonb_array_elements(convert_from(r.payload, 'UTF8')::jsonb -> 'data' -> 'object' -> 'events') AS x
+	                   WHERE r.position = e.redacted_by_position AND r.type = 'ledger.redaction' AND r.source = 'ledger'
+	                     AND x ->> 'position' = e.position::text
+	                     AND x ->> 'payload_sha256' = encode(sha256(e.payload), 'hex'))
+	      END
+	ORDER BY e.position
+	LIMIT 1`
+
+// FirstEdited returns the first of positions whose payload was edited behind the triggers' back
+// (ok false when every one is intact): what the database would refuse to redact.
+func (s *Store) FirstEdited(ctx context.Context, positions []int64) (position int64, eventID string, ok bool, err error) {
+	err = s.q.QueryRow(ctx, firstEditedSQL, positions).Scan(&position, &eventID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, "", false, nil
+	}
+	if err != nil {
+		return 0, "", false, fmt.Errorf("could not check the payloads are intact: %w", err)
+	}
+	return position, eventID, true, nil
 }

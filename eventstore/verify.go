@@ -20,6 +20,10 @@ type Verification struct {
 	// Redacted counts the events whose payload a redaction changed: checked against the digest
 	// their redaction event recorded rather than their original one.
 	Redacted int64
+	// Redactions counts the redaction records (ledger.redaction events) the walk met. Verify
+	// checks each names the rows it changed with their payloads' digests; who wrote it, it cannot
+	// tell (VerifyOptions.Redaction, and integrity.VerifyCheckpoints, authenticate them).
+	Redactions int64
 	// V1UpTo is the last position re-chained from version 1 (0: the log began at version 2);
 	// V1Checked counts the rows up to there whose version-1 link was recomputed (all but the
 	// redacted ones, whose original bytes are gone).
@@ -66,6 +70,10 @@ type VerifyOptions struct {
 	// Each, if set, is called with every row's link once it has been checked, in position order
 	// (a checkpoint check compares its positions on the way). An error stops the walk.
 	Each func(Link) error
+	// Redaction, if set, is called with every redaction record once the walk has checked it
+	// against the rows it changed, with the event's ID and position: integrity.VerifyCheckpoints
+	// authenticates its signature there. An error stops the walk.
+	Redaction func(eventID string, position int64, rec domain.Redaction) error
 }
 
 // chainMigrationSQL is where the log moved to version 2 (migrations/011_chain_v2.sql).
@@ -165,10 +173,17 @@ func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (Verificatio
 			return broken("a version-1 hash on a row appended after the chain migration")
 		}
 		if r.Type == domain.RedactionType && r.Source == domain.SourceLedger {
-			if reason := checkRedaction(&r, pending[r.Position]); reason != "" {
+			red, reason := checkRedaction(&r, pending[r.Position])
+			if reason != "" {
 				return broken(reason)
 			}
 			delete(pending, r.Position)
+			v.Redactions++
+			if opts.Redaction != nil {
+				if err := opts.Redaction(r.ID, r.Position, red); err != nil {
+					return v, err
+				}
+			}
 		}
 		prev = r.Hash
 		v.Count++
@@ -208,11 +223,11 @@ type redactedRow struct {
 }
 
 // checkRedaction checks a redaction event names every row that points at it, with the digest of
-// the payload now stored; "" when it does.
-func checkRedaction(r *Record, rows map[int64]redactedRow) string {
+// the payload now stored; the reason is "" when it does.
+func checkRedaction(r *Record, rows map[int64]redactedRow) (domain.Redaction, string) {
 	red, err := domain.ParseRedaction(r.Payload)
 	if err != nil {
-		return "the redaction record cannot be read: " + err.Error()
+		return red, "the redaction record cannot be read: " + err.Error()
 	}
 	listed := make(map[int64]string, len(red.Events))
 	for _, e := range red.Events {
@@ -221,14 +236,14 @@ func checkRedaction(r *Record, rows map[int64]redactedRow) string {
 	for pos, row := range rows {
 		sum, ok := listed[pos]
 		if !ok {
-			return fmt.Sprintf("position %d (%s) points at this redaction, which does not name it", pos, row.id)
+			return red, fmt.Sprintf("position %d (%s) points at this redaction, which does not name it", pos, row.id)
 		}
 		want, err := hex.DecodeString(sum)
 		if err != nil || !bytes.Equal(want, row.sum[:]) {
-			return fmt.Sprintf("the payload at position %d (%s) is not the one this redaction left: it was edited", pos, row.id)
+			return red, fmt.Sprintf("the payload at position %d (%s) is not the one this redaction left: it was edited", pos, row.id)
 		}
 	}
-	return ""
+	return red, ""
 }
 
 // ErrNoPosition is returned by HashAt for a position the log does not hold.

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 )
 
@@ -227,6 +228,22 @@ type CheckpointReport struct {
 	Checked  int // checkpoints whose signature and hash both held
 	Chain    eventstore.Verification
 	Problems []CheckpointProblem // each checkpoint that did not hold, in file order
+	// Redactions counts the redaction records the walk met (all of them when the chain holds);
+	// RedactionProblems lists each that the given keys do not authenticate, in log order.
+	Redactions        int
+	RedactionProblems []RedactionProblem
+}
+
+// RedactionProblem is a redaction record that no given checkpoint key signed: unsigned, signed by
+// another key, or altered. The payloads it names may have been rewritten under it.
+type RedactionProblem struct {
+	Position int64
+	EventID  string
+	Reason   string
+}
+
+func (p RedactionProblem) String() string {
+	return fmt.Sprintf("redaction %s (position %d): %s", p.EventID, p.Position, p.Reason)
 }
 
 // CheckpointProblem is one checkpoint the log does not extend, or that is not authentic.
@@ -241,8 +258,11 @@ func (p CheckpointProblem) String() string {
 	return fmt.Sprintf("checkpoint %d (position %d, %s): %s", p.Index, p.Position, p.Time.Format(time.RFC3339), p.Reason)
 }
 
-// OK says whether the chain holds and the log extends every checkpoint.
-func (r CheckpointReport) OK() bool { return r.Chain.Broken == nil && len(r.Problems) == 0 }
+// OK says whether the chain holds, the log extends every checkpoint and every redaction record
+// is authentic.
+func (r CheckpointReport) OK() bool {
+	return r.Chain.Broken == nil && len(r.Problems) == 0 && len(r.RedactionProblems) == 0
+}
 
 // VerifyCheckpoints proves the log still extends every checkpoint: each checkpoint's signature
 // holds under one of pubs, the chain holds from the genesis to the head (the walk of Verify), and
@@ -251,6 +271,10 @@ func (r CheckpointReport) OK() bool { return r.Chain.Broken == nil && len(r.Prob
 // version-1 hash that migration kept. Together: every row up to that position is the row that
 // was there when the checkpoint was taken, even if whoever edited one recomputed the chain after
 // it. The hashes are taken during the walk, so they are the ones it checked.
+//
+// The walk also authenticates every redaction record it meets with pubs (CheckRedaction): a
+// checkpoint pins a row's payload digest, not its payload, which a redaction replaces, so an
+// authentic record is what shows each replaced payload is an operator's erasure.
 func VerifyCheckpoints(ctx context.Context, store *eventstore.Store, cps []Checkpoint, pubs ...ed25519.PublicKey) (CheckpointReport, error) {
 	var rep CheckpointReport
 	want := map[int64]bool{}
@@ -261,6 +285,12 @@ func VerifyCheckpoints(ctx context.Context, store *eventstore.Store, cps []Check
 	v, err := store.VerifyWith(ctx, eventstore.VerifyOptions{Each: func(l eventstore.Link) error {
 		if want[l.Position] {
 			links[l.Position] = l
+		}
+		return nil
+	}, Redaction: func(eventID string, position int64, rec domain.Redaction) error {
+		rep.Redactions++
+		if err := CheckRedaction(eventID, rec, pubs...); err != nil {
+			rep.RedactionProblems = append(rep.RedactionProblems, RedactionProblem{Position: position, EventID: eventID, Reason: err.Error()})
 		}
 		return nil
 	}})

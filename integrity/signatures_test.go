@@ -181,7 +181,7 @@ func TestRedactedEventsAreNotFailures(t *testing.T) {
 	appendAll(t, store, evs...)
 	before := checkpointNow(t, store, key, time.Unix(1003, 0))
 
-	sum, err := redaction.Run(ctx, db.Pool, redaction.Request{Customer: "cus_jo", Reason: "erasure request 42", By: "dpo"})
+	sum, err := redaction.Run(ctx, db.Pool, redaction.Request{Customer: "cus_jo", Reason: "erasure request 42", By: "dpo", Key: key})
 	if err != nil || sum.Redacted != 2 {
 		t.Fatalf("redaction: %+v %v", sum, err)
 	}
@@ -194,7 +194,7 @@ func TestRedactedEventsAreNotFailures(t *testing.T) {
 	}
 	after := checkpointNow(t, store, key, time.Unix(1004, 0))
 	crep, err := integrity.VerifyCheckpoints(ctx, store, []integrity.Checkpoint{before, after}, pub)
-	if err != nil || !crep.OK() || crep.Checked != 2 || crep.Chain.Redacted != 2 {
+	if err != nil || !crep.OK() || crep.Checked != 2 || crep.Chain.Redacted != 2 || crep.Redactions != 1 {
 		t.Fatalf("checkpoints across the redaction: %v %v (chain %+v)", reasons(crep), err, crep.Chain)
 	}
 }

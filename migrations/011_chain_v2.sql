@@ -100,6 +100,98 @@ CREATE TRIGGER chain_migrations_immutable
     BEFORE UPDATE OR DELETE ON ledger.chain_migrations
     FOR EACH ROW EXECUTE FUNCTION ledger.reject_event_mutation();
 
+-- The version-1 content digest (eventstore.contentDigestV1: the payload's bytes in place of their
+-- digest, no hash_v1) and link (migrations/003), to check the old chain before re-chaining it.
+CREATE FUNCTION ledger.content_digest_v1(
+    event_id text, type text, api_version text, created timestamptz, livemode boolean,
+    account text, object_type text, object_id text, source text, received_at timestamptz,
+    payload bytea, signature text
+) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT sha256(
+        ledger.hash_field(convert_to(event_id, 'UTF8'))
+        || ledger.hash_field(convert_to(type, 'UTF8'))
+        || ledger.hash_field(convert_to(api_version, 'UTF8'))
+        || int8send(extract(epoch FROM created)::bigint)
+        || CASE WHEN livemode THEN '\x01'::bytea ELSE '\x00'::bytea END
+        || ledger.hash_field(convert_to(account, 'UTF8'))
+        || ledger.hash_field(convert_to(object_type, 'UTF8'))
+        || ledger.hash_field(convert_to(object_id, 'UTF8'))
+        || ledger.hash_field(convert_to(source, 'UTF8'))
+        || int8send((extract(epoch FROM received_at) * 1000000)::bigint)
+        || ledger.hash_field(payload)
+        || CASE WHEN coalesce(signature, '') <> '' THEN '\x01'::bytea ELSE '\x00'::bytea END
+        || ledger.hash_field(convert_to(coalesce(signature, ''), 'UTF8')))
+$$;
+
+CREATE FUNCTION ledger.chain_v1_link(prev bytea, pos bigint, digest bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT sha256('ledger.events/v1'::bytea || prev || int8send(pos) || digest) $$;
+
+CREATE AGGREGATE ledger.chain_v1(bigint, bytea) (
+    SFUNC = ledger.chain_v1_link,
+    STYPE = bytea,
+    INITCOND = '\x0000000000000000000000000000000000000000000000000000000000000000'
+);
+
+-- The old chain must hold before it is re-chained: the re-chain hashes whatever bytes are there
+-- into payload_digest, so a payload edited behind the trigger's back (a superuser can disable it)
+-- would otherwise come out of this migration with a digest, a chain and a `ledger verify` that all
+-- agree with the forgery. This is `ledger verify`'s version-1 walk, in SQL: every position in
+-- order from 1, every prev_hash the previous row's hash, every hash recomputed from the row, and
+-- the head row at the last one. The first row that fails stops the migration, which changes
+-- nothing (tern runs it in one transaction).
+DO $$
+DECLARE
+    bad        record;
+    n          bigint;
+    last_hash  bytea;
+    head_pos   bigint;
+    head_hash  bytea;
+BEGIN
+    WITH c AS (
+        SELECT e.position, e.event_id, e.hash, e.prev_hash,
+               row_number() OVER w AS n,
+               coalesce(lag(e.hash) OVER w, decode(repeat('00', 32), 'hex')) AS prev,
+               ledger.chain_v1(e.position, ledger.content_digest_v1(e.event_id, e.type, e.api_version,
+                   e.created, e.livemode, e.account, e.object_type, e.object_id, e.source, e.received_at,
+                   e.payload, e.signature)) OVER w AS h
+        FROM ledger.events e
+        WINDOW w AS (ORDER BY e.position)
+    )
+    SELECT c.position, c.event_id,
+           CASE WHEN c.position <> c.n THEN format('expected position %s: a row is missing or was renumbered', c.n)
+                WHEN c.prev_hash <> c.prev THEN 'prev_hash does not match the previous row''s hash'
+                ELSE 'content does not match its hash: the row was edited' END AS reason
+    INTO bad
+    FROM c
+    WHERE c.position <> c.n OR c.prev_hash <> c.prev OR c.h <> c.hash
+    ORDER BY c.position
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'the version-1 hash chain is broken at position % (%): %; the log is not re-chained over a broken chain',
+            bad.position, bad.event_id, bad.reason
+            USING ERRCODE = 'data_corrupted',
+                  HINT = 'run `ledger verify` with the previous release, and restore the edited rows from a backup before migrating';
+    END IF;
+    SELECT count(*), (SELECT e.hash FROM ledger.events e ORDER BY e.position DESC LIMIT 1)
+    INTO n, last_hash FROM ledger.events;
+    SELECT h.position, h.hash INTO head_pos, head_hash FROM ledger.log_head h;
+    IF head_pos <> n OR head_hash <> coalesce(last_hash, decode(repeat('00', 32), 'hex')) THEN
+        RAISE EXCEPTION 'the version-1 hash chain is broken at the head: it says position %, the log ends at %; the log is not re-chained over a broken chain',
+            head_pos, n
+            USING ERRCODE = 'data_corrupted',
+                  HINT = 'run `ledger verify` with the previous release before migrating';
+    END IF;
+END;
+$$;
+
+DROP AGGREGATE ledger.chain_v1(bigint, bytea);
+DROP FUNCTION ledger.chain_v1_link(bytea, bigint, bytea);
+DROP FUNCTION ledger.content_digest_v1(text, text, text, timestamptz, boolean, text, text, text, text,
+                                       timestamptz, bytea, text);
+
 -- The re-chain. The old trigger forbids every UPDATE; it goes for good (the new rule is below),
 -- and nothing else can write to the log while this transaction holds it.
 DROP TRIGGER events_no_update_delete ON ledger.events;
@@ -141,27 +233,60 @@ UPDATE ledger.log_head h SET hash = m.head_hash FROM ledger.chain_migrations m W
 -- payload_digest and the chain included — must stay exactly as it was, and a redacted row can
 -- only be redacted again by a later redaction. Anything else, and every DELETE, is refused as
 -- before. (A redaction's record is appended first, in the transaction that redacts.)
+--
+-- The row must also be intact before the change: its payload the one payload_digest covers, or,
+-- redacted before, the one its last redaction recorded. A redaction replaces the bytes `verify`
+-- would have caught edited; without this, redacting a payload that was edited behind the
+-- trigger's back would launder the edit (the new payload is checked against the new record only).
+--
+-- What the database cannot check is who wrote the redaction record: anyone who can append can
+-- append one. Records are signed with the checkpoint key, which the database never holds, and
+-- `ledger verify --checkpoints … --public-key …` authenticates every one (integrity package).
 CREATE FUNCTION ledger.guard_event_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    intact boolean;
 BEGIN
-    IF TG_OP = 'UPDATE'
+    IF NOT (TG_OP = 'UPDATE'
        AND to_jsonb(NEW) - 'payload' - 'redacted_by_position' = to_jsonb(OLD) - 'payload' - 'redacted_by_position'
-       AND NEW.redacted_by_position > NEW.position
-       AND NEW.redacted_by_position > coalesce(OLD.redacted_by_position, 0)
+       AND coalesce(NEW.redacted_by_position > NEW.position, false)
+       AND coalesce(NEW.redacted_by_position > coalesce(OLD.redacted_by_position, 0), false)
        AND EXISTS (SELECT 1
                    FROM ledger.events r,
                         jsonb_array_elements(convert_from(r.payload, 'UTF8')::jsonb -> 'data' -> 'object' -> 'events') AS x
                    WHERE r.position = NEW.redacted_by_position AND r.type = 'ledger.redaction' AND r.source = 'ledger'
                      AND x ->> 'position' = NEW.position::text
-                     AND x ->> 'payload_sha256' = encode(sha256(NEW.payload), 'hex'))
+                     AND x ->> 'payload_sha256' = encode(sha256(NEW.payload), 'hex')))
     THEN
-        RETURN NEW;
+        RAISE EXCEPTION '%.% is append-only: % is not allowed', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'repair by appending an event (reconciliation or snapshot), never by editing the log; personal data is removed with `ledger redact`';
     END IF;
-    RAISE EXCEPTION '%.% is append-only: % is not allowed', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'repair by appending an event (reconciliation or snapshot), never by editing the log; personal data is removed with `ledger redact`';
+    IF OLD.redacted_by_position IS NULL THEN
+        intact := sha256(OLD.payload) = OLD.payload_digest;
+    ELSE
+        intact := EXISTS (SELECT 1
+                          FROM ledger.events r,
+                               jsonb_array_elements(convert_from(r.payload, 'UTF8')::jsonb -> 'data' -> 'object' -> 'events') AS x
+                          WHERE r.position = OLD.redacted_by_position AND r.type = 'ledger.redaction' AND r.source = 'ledger'
+                            AND x ->> 'position' = OLD.position::text
+                            AND x ->> 'payload_sha256' = encode(sha256(OLD.payload), 'hex'));
+    END IF;
+    IF NOT coalesce(intact, false) THEN
+        RAISE EXCEPTION 'the payload at position % (%) was edited: it is not the one its digest or its last redaction recorded, so it cannot be redacted',
+            OLD.position, OLD.event_id
+            USING ERRCODE = 'data_corrupted',
+                  HINT = 'run `ledger verify`, and restore the row from a backup';
+    END IF;
+    RETURN NEW;
 END;
 $$;
+
+-- The rows a redaction changed, for the readers that look them up by the redaction's position
+-- (eventstore.Filter.RedactedBy: the runner and a replay's catch-up re-fold them). Few rows are
+-- ever redacted, so the index holds only those.
+CREATE INDEX events_redacted_by_position ON ledger.events (redacted_by_position)
+    WHERE redacted_by_position IS NOT NULL;
 
 CREATE TRIGGER events_only_redaction
     BEFORE UPDATE OR DELETE ON ledger.events

@@ -7,7 +7,9 @@
 // models of the objects concerned — all in one transaction, so an interrupted redaction leaves
 // nothing changed. Money, IDs, statuses and timestamps are kept, so every figure stays; each
 // payload's stored SHA-256, which the hash chain covers (eventstore/hash.go), stays too, so
-// `ledger verify` and every checkpoint still hold.
+// `ledger verify` and every checkpoint still hold. The record is signed with the checkpoint key
+// (Request.Key): the database accepts a record from anyone who can append, so the signature is
+// what `ledger verify --checkpoints … --public-key …` tells an operator's erasure from a rewrite by.
 //
 // The events in scope are those of the customer object itself and of every object that names the
 // customer (data.object.customer, or data.previous_attributes.customer for a payment method
@@ -19,6 +21,7 @@ package redaction
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -35,6 +38,7 @@ import (
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/integrity"
 	"github.com/stripeledger/ledger/projections"
 )
 
@@ -55,6 +59,9 @@ type Request struct {
 	MetadataKeys []string
 	// Identity must be the live runner's: the read models are re-folded with it.
 	Identity domain.Identity
+	// Key is the checkpoint key (LEDGER_CHECKPOINT_KEY), required: it signs the redaction's
+	// record, which is what shows an operator authorised the change (integrity.SignRedaction).
+	Key ed25519.PrivateKey
 
 	// beforeRefold, set by a test, runs after the payloads are replaced and before the read
 	// models are re-folded: a redaction interrupted there must roll back whole.
@@ -76,6 +83,22 @@ func (e *InvalidRequest) Error() string { return e.Field + ": " + e.Message }
 // ErrUnknownCustomer is returned when no event of the log is about the customer; nothing changed.
 var ErrUnknownCustomer = errors.New("the log has no event about this customer")
 
+// TamperedError is returned when an event in the redaction's scope is not intact: its payload is
+// not the one its digest covers (or, redacted before, the one its last redaction recorded). A
+// redaction would replace the evidence, so none runs; nothing changed.
+type TamperedError struct {
+	Position int64
+	EventID  string
+}
+
+func (e *TamperedError) Error() string {
+	return fmt.Sprintf("the payload of event %s at position %d is not the one the hash chain holds: the log was edited, "+
+		"and a redaction would erase the evidence; run `ledger verify`", e.EventID, e.Position)
+}
+
+// NoKeyMessage is the InvalidRequest message for a request without the checkpoint key.
+const NoKeyMessage = "a redaction is signed with the checkpoint key: set LEDGER_CHECKPOINT_KEY or --key"
+
 // Validate checks the request without touching the database (Run does it too).
 func (r *Request) Validate() error {
 	switch {
@@ -94,6 +117,9 @@ func (r *Request) Validate() error {
 	}
 	if err := r.Identity.Validate(); err != nil {
 		return &InvalidRequest{"identity", err.Error()}
+	}
+	if len(r.Key) != ed25519.PrivateKeySize {
+		return &InvalidRequest{"key", NoKeyMessage}
 	}
 	return nil
 }
@@ -116,10 +142,13 @@ type Summary struct {
 
 // Run redacts the customer's events, in one transaction. See the package comment.
 //
-// It takes the projection's lock for the whole transaction (a live runner's batch waits), and the
-// log's head lock from the moment it appends its record (webhook appends wait): the scope is
-// found before that, and only the events appended meanwhile are looked at again under the lock,
-// so appends wait for the redaction's writes, not for its pass over the log.
+// It refuses (TamperedError) when an event in scope is not intact, as the database would: a
+// redaction must not launder an edit made behind the triggers' back.
+//
+// The scope is found first with no lock held. Then it takes the projection's lock (a live
+// runner's batch waits) and the log's head lock (webhook appends wait), and looks again only at
+// the events appended meanwhile, so appends and the runner wait for the redaction's writes, not
+// for its pass over the log.
 func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) {
 	if err := req.Validate(); err != nil {
 		return Summary{}, err
@@ -130,9 +159,6 @@ func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) 
 		return sum, fmt.Errorf("could not begin the redaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := projections.Lock(ctx, tx); err != nil {
-		return sum, err
-	}
 	store := eventstore.New(pool).With(tx)
 
 	head, err := store.Head(ctx)
@@ -141,6 +167,11 @@ func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) 
 	}
 	sc := &scope{store: store, customer: req.Customer, objects: map[string]bool{}}
 	if err := sc.find(ctx, 0, head.Position); err != nil {
+		return sum, err
+	}
+	// The locks only now: the live runner and appends wait for the redaction's writes, not for
+	// the scan above.
+	if err := projections.Lock(ctx, tx); err != nil {
 		return sum, err
 	}
 	locked, err := eventstore.LockHead(ctx, tx)
@@ -158,6 +189,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) 
 
 	recs, err := store.List(ctx, eventstore.Filter{ObjectIDs: sc.ids(), Payload: true})
 	if err != nil {
+		return sum, err
+	}
+	if err := checkIntact(ctx, store, recs); err != nil {
 		return sum, err
 	}
 	rules := domain.RedactRules{MetadataKeys: req.MetadataKeys}
@@ -198,8 +232,10 @@ func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) 
 	for _, k := range req.MetadataKeys {
 		fields = append(fields, "metadata."+k)
 	}
-	ev, err := domain.NewRedactionEvent(domain.Redaction{ID: "red_" + hex.EncodeToString(id[:]), Customer: req.Customer,
-		Reason: req.Reason, By: req.By, At: sum.At.Unix(), Fields: fields, Events: listed}, livemode, account)
+	rec := domain.Redaction{ID: "red_" + hex.EncodeToString(id[:]), Customer: req.Customer,
+		Reason: req.Reason, By: req.By, At: sum.At.Unix(), Fields: fields, Events: listed}
+	integrity.SignRedaction(req.Key, domain.RedactionEventID(rec.ID), &rec)
+	ev, err := domain.NewRedactionEvent(rec, livemode, account)
 	if err != nil {
 		return sum, fmt.Errorf("could not make the redaction's record: %w", err)
 	}
@@ -226,6 +262,26 @@ func Run(ctx context.Context, pool *pgxpool.Pool, req Request) (Summary, error) 
 	}
 	sum.EventID, sum.Position = ev.ID, res[0].Position
 	return sum, nil
+}
+
+// checkIntact returns a TamperedError for the first of recs whose payload is not intact: not the
+// one its digest covers or, redacted before, not the one its last redaction recorded. It is the
+// database's own rule (ledger.guard_event_update), checked first so the answer names the event.
+func checkIntact(ctx context.Context, store *eventstore.Store, recs []eventstore.Record) error {
+	positions := make([]int64, 0, len(recs))
+	for _, r := range recs {
+		if r.Type != domain.RedactionType { // never redacted: Verify checks it as a link of the chain
+			positions = append(positions, r.Position)
+		}
+	}
+	pos, id, edited, err := store.FirstEdited(ctx, positions)
+	if err != nil {
+		return err
+	}
+	if edited {
+		return &TamperedError{Position: pos, EventID: id}
+	}
+	return nil
 }
 
 // scope finds the objects a redaction of a customer reaches.

@@ -2,6 +2,9 @@ package redaction_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,8 +159,11 @@ func setup(t *testing.T) *testBundle {
 
 func (b *testBundle) request() redaction.Request {
 	return redaction.Request{Customer: b.customer, Reason: "erasure request #4711", By: "dpo@company",
-		MetadataKeys: []string{"crm_id"}}
+		MetadataKeys: []string{"crm_id"}, Key: testKey}
 }
+
+// testKey stands for the checkpoint key, which signs every redaction's record.
+var _, testKey, _ = ed25519.GenerateKey(nil)
 
 // figures is everything finance reads that a redaction must not change: the metric views, the
 // API's series and every money, status and ID column of the read models.
@@ -511,4 +517,107 @@ func TestTriggerAllowsOnlyRedaction(t *testing.T) {
 	if err != nil || v.Broken == nil || v.Broken.Position != sum.Position || !strings.Contains(v.Broken.Reason, fmt.Sprintf("position %d", red)) {
 		t.Fatalf("want the edit of redacted row %d found at its redaction %d, got %+v %v", red, sum.Position, v.Broken, err)
 	}
+}
+
+// A redaction does not launder an edit made behind the triggers' back: Run refuses a customer
+// one of whose events is not intact (its payload is not the one its digest covers, or, redacted
+// before, not the one its redaction recorded), names the event and changes nothing; the
+// database refuses the same UPDATE when it is tried directly, under a record that names the new
+// payload. The edit is still there for `ledger verify` to find.
+func TestRedactionRefusesATamperedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	customer := func(id, obj, email, balance string) domain.Event {
+		e, err := domain.NewEvent([]byte(`{"id":"`+id+`","object":"event","api_version":"2023-10-16","created":1770000000,"livemode":false,`+
+			`"type":"customer.updated","data":{"object":{"id":"`+obj+`","object":"customer","email":"`+email+`","name":"Bob","balance":`+balance+`,"created":1770000000,"metadata":{}}}}`),
+			domain.SourceImport, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	req := func(cus string) redaction.Request {
+		return redaction.Request{Customer: cus, Reason: "ticket 5", By: "dpo", Key: testKey}
+	}
+	balance := func(pos int64) string {
+		return fmt.Sprintf(`UPDATE ledger.events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '-500', '-99999'), 'UTF8') WHERE position = %d`, pos)
+	}
+	refused := func(t *testing.T, db *testkit.DB, cus string, pos int64) {
+		t.Helper()
+		store := eventstore.New(db.Pool)
+		before, _ := store.Head(ctx)
+		_, err := redaction.Run(ctx, db.Pool, req(cus))
+		var te *redaction.TamperedError
+		if !errors.As(err, &te) || te.Position != pos || !strings.Contains(err.Error(), "ledger verify") {
+			t.Fatalf("want a TamperedError at position %d, got %v", pos, err)
+		}
+		if after, _ := store.Head(ctx); after != before {
+			t.Fatalf("a refused redaction appended: %+v -> %+v", before, after)
+		}
+		if v, err := store.Verify(ctx); err != nil || v.Broken == nil {
+			t.Fatalf("the edit is gone: %+v %v", v, err)
+		}
+	}
+
+	t.Run("an edited payload", func(t *testing.T) {
+		t.Parallel()
+		db := testkit.New(t)
+		store := eventstore.New(db.Pool)
+		if _, err := store.Append(ctx, []domain.Event{customer("evt_c0", "cus_B2", "bob@example.com", "-500"), customer("evt_c1", "cus_B2", "bob@example.com", "-500")}); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Tamper(t, db, balance(2))
+		refused(t, db, "cus_B2", 2)
+	})
+
+	t.Run("an edited redacted payload", func(t *testing.T) {
+		t.Parallel()
+		db := testkit.New(t)
+		store := eventstore.New(db.Pool)
+		if _, err := store.Append(ctx, []domain.Event{customer("evt_c1", "cus_B2", "bob@example.com", "-500")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := redaction.Run(ctx, db.Pool, req("cus_B2")); err != nil {
+			t.Fatal(err)
+		}
+		// A new event with personal data gives the second redaction something to do.
+		if _, err := store.Append(ctx, []domain.Event{customer("evt_c2", "cus_B2", "bob@new.example", "-500")}); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Tamper(t, db, balance(1))
+		refused(t, db, "cus_B2", 1)
+	})
+
+	t.Run("the database refuses it too", func(t *testing.T) {
+		t.Parallel()
+		db := testkit.New(t)
+		store := eventstore.New(db.Pool)
+		if _, err := store.Append(ctx, []domain.Event{customer("evt_c1", "cus_B2", "bob@example.com", "-500")}); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Tamper(t, db, balance(1))
+		var edited []byte
+		if err := db.Pool.QueryRow(ctx, `SELECT payload FROM ledger.events WHERE position = 1`).Scan(&edited); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := domain.RedactPayload(edited, domain.RedactRules{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(out)
+		rec, err := domain.NewRedactionEvent(domain.Redaction{ID: "red_1", Customer: "cus_B2", Reason: "r", By: "dpo", At: 1770000000,
+			Events: []domain.RedactedEvent{{Position: 1, EventID: "evt_c1", PayloadSHA256: hex.EncodeToString(sum[:])}}}, false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := store.Append(ctx, []domain.Event{rec})
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res)
+		}
+		_, err = db.Pool.Exec(ctx, `UPDATE ledger.events SET payload = $1, redacted_by_position = $2 WHERE position = 1`, out, res[0].Position)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "XX001" || !strings.Contains(pgErr.Message, "position 1 (evt_c1) was edited") {
+			t.Fatalf("want the UPDATE refused as data_corrupted, got %v", err)
+		}
+	})
 }

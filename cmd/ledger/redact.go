@@ -10,11 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stripeledger/ledger/integrity"
 	"github.com/stripeledger/ledger/redaction"
 )
 
 func redactCmd() *cobra.Command {
-	var customer, reason, by string
+	var customer, reason, by, keyPath string
 	var asJSON bool
 	var idf *identityFlags
 	cmd := &cobra.Command{
@@ -27,8 +28,13 @@ invoices, subscriptions, Checkout sessions, payment methods and their refunds an
 "[redacted]", appends a ledger.redaction event recording who, when and why (never the erased
 values), and re-folds the read models, all in one transaction. Money, IDs, statuses and timestamps
 are kept, so every figure stays; each payload's stored SHA-256 stays, so ` + "`ledger verify`" + ` and
-checkpoints still hold. Exit 1 when the log knows no such customer (nothing changes).
-Use the same --identity as serve.`,
+checkpoints still hold. Exit 1 when the log knows no such customer, or when one of its events was
+edited behind the log's back (run ` + "`ledger verify`" + `): nothing changes.
+
+The record is signed with the checkpoint key (--key, default LEDGER_CHECKPOINT_KEY): the database
+lets a payload be replaced under any record, so the signature, by a key the database never holds,
+is what shows the change was an operator's (` + "`ledger verify --checkpoints … --public-key …`" + `
+checks every record). Use the same --identity as serve.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -43,7 +49,15 @@ Use the same --identity as serve.`,
 			}
 			req := redaction.Request{Customer: customer, Reason: reason, By: by,
 				MetadataKeys: redaction.MetadataKeysFromEnv(), Identity: identity}
+			if keyPath != "" {
+				if req.Key, err = integrity.LoadPrivateKey(keyPath); err != nil {
+					return err
+				}
+			}
 			if err := req.Validate(); err != nil {
+				if flagOf(err) == "key" {
+					return errors.New(redaction.NoKeyMessage)
+				}
 				return fmt.Errorf("--%s: %w", flagOf(err), err)
 			}
 			pool, err := openMigrated(ctx)
@@ -52,7 +66,8 @@ Use the same --identity as serve.`,
 			}
 			defer pool.Close()
 			sum, err := redaction.Run(ctx, pool, req)
-			if errors.Is(err, redaction.ErrUnknownCustomer) {
+			var tampered *redaction.TamperedError
+			if errors.Is(err, redaction.ErrUnknownCustomer) || errors.As(err, &tampered) {
 				return failed("%v; nothing was changed", err)
 			}
 			if err != nil {
@@ -81,6 +96,7 @@ Use the same --identity as serve.`,
 	cmd.Flags().StringVar(&reason, "reason", "", "why (a ticket, the legal basis): recorded in the log, so it must not hold personal data itself")
 	cmd.Flags().StringVar(&by, "by", "", "who asks for it, recorded with the redaction (default the operating-system user)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	cmd.Flags().StringVar(&keyPath, "key", os.Getenv("LEDGER_CHECKPOINT_KEY"), "the checkpoint key's private half, which signs the redaction's record (env LEDGER_CHECKPOINT_KEY)")
 	idf = addIdentityFlags(cmd)
 	return cmd
 }

@@ -40,7 +40,10 @@ source. Failed and unverifiable events are listed and make the exit status 1; wi
 written by ` + "`ledger checkpoint`" + ` or by serve's checkpointer): each is signed by K, and the hash at its
 position is the one it signed. A row changed at or before a checkpoint fails this even when the
 chain after it was recomputed. Give --public-key once per key that signed checkpoints in FILE
-(after a key rotation, the old and the new).`,
+(after a key rotation, the old and the new). It also authenticates every redaction record: each
+must be signed by one of the keys, or the payloads it replaced may be a rewrite of history (the
+database accepts a record from anyone who can append). Plain verify checks a redacted payload
+against its record's digest, not who wrote the record.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -114,6 +117,13 @@ chain after it was recomputed. Give --public-key once per key that signed checkp
 					problems = append(problems, p.String())
 				}
 				fmt.Fprintf(out, "checkpoints: %d of %d verified\n", rep.Checked, len(cps))
+				if rep.Redactions > 0 {
+					fmt.Fprintf(out, "redactions: %d of %d signed by a given key\n", rep.Redactions-len(rep.RedactionProblems), rep.Redactions)
+				}
+				for _, p := range rep.RedactionProblems {
+					fmt.Fprintf(out, "unauthenticated: %s\n", p)
+					problems = append(problems, p.String())
+				}
 			} else {
 				v, err := store.Verify(ctx)
 				if err != nil {
@@ -123,6 +133,9 @@ chain after it was recomputed. Give --public-key once per key that signed checkp
 					problems = append(problems, fmt.Sprintf("%v (%d events verified before it)", v.Broken, v.Count))
 				} else {
 					printChain(out, v)
+				}
+				if v.Redactions > 0 {
+					fmt.Fprintf(out, "%d redaction records seen; who wrote them is not checked: --checkpoints FILE --public-key K authenticates them\n", v.Redactions)
 				}
 			}
 			if signatures {
