@@ -61,11 +61,16 @@ func (c Identity) AppUserID(in IdentityInput) *string {
 	return &id
 }
 
-func (c Identity) appUserID(in IdentityInput) string {
-	key := c.MetadataKey
-	if key == "" {
-		key = "app_user_id"
+// Key is the metadata key app user IDs are read from (in the metadata mode).
+func (c Identity) Key() string {
+	if c.MetadataKey == "" {
+		return "app_user_id"
 	}
+	return c.MetadataKey
+}
+
+func (c Identity) appUserID(in IdentityInput) string {
+	key := c.Key()
 	switch c.Mode {
 	case IdentityCustomer:
 		if in.Customer != "" {

@@ -39,6 +39,11 @@ var PersonalKeys = []string{
 	// cards (payment methods, sources, payment_method_details.card) and bank accounts
 	"last4", "dynamic_last4", "fingerprint",
 	"address_city", "address_country", "address_line1", "address_line2", "address_state", "address_zip",
+	// other payment methods' holders (bank debits, wallets, PayPal, card-present receipts)
+	"account_holder_name", "cardholder_name", "verified_name", "iban_last4", "payer_email",
+	"payer_name", "payer_id",
+	// where and from what a customer acted (mandates, reviews, tax location), their tax IDs
+	"ip_address", "user_agent", "tax_ids",
 	// dispute evidence
 	"customer_email_address", "customer_purchase_ip",
 }

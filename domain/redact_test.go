@@ -27,6 +27,12 @@ func TestRedactPayload(t *testing.T) {
 			`{"crm_id":"top","metadata":{"crm_id":"m","email":"e@x"}}`,
 			`{"crm_id":"top","metadata":{"crm_id":"[redacted]","email":"[redacted]"}}`,
 		},
+		"other payment methods, mandates and tax IDs": {
+			`{"sepa_debit":{"iban_last4":"3000","account_holder_name":"A B","bank_code":"370"},"paypal":{"payer_email":"p@x","payer_name":"P","payer_id":"PX1"},` +
+				`"customer_acceptance":{"online":{"ip_address":"203.0.113.9","user_agent":"Mozilla"}},"tax_ids":{"data":[{"type":"eu_vat","value":"DE123"}]},"amount":300}`,
+			`{"sepa_debit":{"iban_last4":"[redacted]","account_holder_name":"[redacted]","bank_code":"370"},"paypal":{"payer_email":"[redacted]","payer_name":"[redacted]","payer_id":"[redacted]"},` +
+				`"customer_acceptance":{"online":{"ip_address":"[redacted]","user_agent":"[redacted]"}},"tax_ids":{"data":[{"type":"[redacted]","value":"[redacted]"}]},"amount":300}`,
+		},
 		"nothing personal": {`{"id":"sub_1","status":"active","items":{"data":[{"price":{"unit_amount":500}}]}}`, ``},
 		"already redacted": {`{"email":"[redacted]"}`, ``},
 	}

@@ -118,6 +118,13 @@ func (r *Request) Validate() error {
 	if err := r.Identity.Validate(); err != nil {
 		return &InvalidRequest{"identity", err.Error()}
 	}
+	// Erasing the metadata key app user IDs are read from would give every redacted customer
+	// the same app user ID, "[redacted]", merging them in every per-user figure.
+	if m := r.Identity.Mode; m == domain.IdentityMetadata || m == "" {
+		if key := r.Identity.Key(); slices.Contains(r.MetadataKeys, key) {
+			return &InvalidRequest{"metadata_keys", fmt.Sprintf("%q is the metadata key app user IDs are read from: erasing it would merge every redacted customer into one app user; take it out of %s", key, MetadataKeysEnv)}
+		}
+	}
 	if len(r.Key) != ed25519.PrivateKeySize {
 		return &InvalidRequest{"key", NoKeyMessage}
 	}
