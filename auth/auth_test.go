@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -137,7 +138,7 @@ type records struct {
 	list []auth.Record
 }
 
-func (r *records) Record(rec auth.Record) {
+func (r *records) Record(_ context.Context, rec auth.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.list = append(r.list, rec)
@@ -238,6 +239,10 @@ func TestClientAddr(t *testing.T) {
 		{"127.0.0.1:5000", "", proxies, "127.0.0.1"},
 		{"127.0.0.1:5000", "junk, 198.51.100.1", proxies, "198.51.100.1"},
 		{"[::ffff:127.0.0.1]:5000", "2001:db8::1", proxies, "2001:db8::1"},
+		{"[fe80::1%eth0]:5000", "", nil, "fe80::1"}, // a zone is no part of an inet
+		{"127.0.0.1:5000", "fe80::2%eth1", proxies, "fe80::2"},
+		{"@", "", nil, ""}, // a unix socket's peer: no address, NULL in the audit log
+		{"not an address", "198.51.100.1", proxies, ""},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = c.remote

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,15 +19,16 @@ type Record struct {
 	Role     Role   // Public when the token is not configured
 	Method   string
 	Route    string // the pattern the route was registered with, e.g. "GET /api/v1/charges/{id}"
-	Path     string
+	Path     string // as sent, still percent-encoded (r.URL.EscapedPath): ASCII, whatever the client put in it
 	Status   int
-	Client   string // the client's IP address (see Proxies)
+	Client   string // the client's IP address (see Proxies); "" when the peer's is no IP address
 	Duration time.Duration
 }
 
-// Recorder takes audit records. Record must not block for long: the request waits for it.
+// Recorder takes audit records. Record must not block for long: the request waits for it. ctx is
+// the request's: a Recorder that must wait gives up when it ends (and counts the record lost).
 type Recorder interface {
-	Record(Record)
+	Record(ctx context.Context, rec Record)
 }
 
 // Guard enforces a route's role and audits every request that presents a token.
@@ -93,12 +95,14 @@ func (g *Guard) Observe(r *http.Request, route string, id Identity, known bool, 
 	if g.Audit == nil {
 		return
 	}
-	rec := Record{At: start, Method: r.Method, Route: route, Path: r.URL.Path, Status: status,
+	// The escaped path, not r.URL.Path: decoded, %00 or %ff would put NUL or invalid UTF-8 in the
+	// record, which Postgres refuses as text.
+	rec := Record{At: start, Method: r.Method, Route: route, Path: r.URL.EscapedPath(), Status: status,
 		Client: g.Proxies.ClientAddr(r), Duration: time.Since(start)}
 	if known {
 		rec.Token, rec.Role = id.Name, id.Role
 	}
-	g.Audit.Record(rec)
+	g.Audit.Record(r.Context(), rec)
 }
 
 // WriteUnauthorized answers 401 in the API's error shape. It says the same for a missing and an
@@ -204,6 +208,8 @@ func (p *Proxies) trusted(a netip.Addr) bool {
 // ClientAddr is the client's IP address: the connection's peer, or — when the peer is a trusted
 // proxy — the last address in X-Forwarded-For that is not a trusted proxy itself (each proxy
 // appends the address it received from, so entries further left are the client's own claims).
+// An IPv6 zone (fe80::1%eth0) is dropped: it names an interface of this host, not the client,
+// and is no valid inet. A peer that is no IP address (a listener of another kind) gives "".
 func (p *Proxies) ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -211,9 +217,9 @@ func (p *Proxies) ClientAddr(r *http.Request) string {
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
-		return host
+		return ""
 	}
-	peer = peer.Unmap()
+	peer = peer.Unmap().WithZone("")
 	if !p.trusted(peer) {
 		return peer.String()
 	}
@@ -227,7 +233,7 @@ func (p *Proxies) ClientAddr(r *http.Request) string {
 		if err != nil {
 			break // a malformed entry: believe nothing to its left
 		}
-		client = a.Unmap()
+		client = a.Unmap().WithZone("")
 		if !p.trusted(client) {
 			break
 		}
