@@ -38,14 +38,22 @@ type Guard struct {
 	Proxies *Proxies // whose X-Forwarded-For to believe; nil: nobody's
 }
 
+// StatusClientClosedRequest is the status audited (and answered, to nobody) for a request that
+// ended — its client went away — while it waited for its turn at the token hash checks. The
+// number is nginx's for the same thing; it is no status a client can receive.
+const StatusClientClosedRequest = 499
+
 // Check says whether r may use a route that needs role need: 0 when it may, else the status to
-// answer (401 without a configured token, 403 with one of a lower role).
+// answer (401 without a configured token, 403 with one of a lower role, 499 when the request
+// ended before its token could be checked).
 func (g *Guard) Check(r *http.Request, need Role) (Identity, bool, int) {
 	if need == Public || g.Tokens.Open() {
 		return Identity{}, false, 0
 	}
-	id, ok := g.Tokens.Identify(FromRequest(r))
+	id, ok, err := g.Tokens.IdentifyContext(r.Context(), FromRequest(r))
 	switch {
+	case err != nil:
+		return Identity{}, false, StatusClientClosedRequest
 	case !ok:
 		return Identity{}, false, http.StatusUnauthorized
 	case id.Role < need:
@@ -63,11 +71,21 @@ func (g *Guard) Require(route string, need Role, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		presented := FromRequest(r) != ""
+		// A cookie-only POST presents a token too, even though it is not taken: audited (as an
+		// unknown token's), since it is how a forged cross-site request would show.
+		cookieOnly := need != Public && CookieOnly(r)
+		presented := FromRequest(r) != "" || cookieOnly
 		id, known, status := g.Check(r, need)
 		switch status {
 		case http.StatusUnauthorized:
-			WriteUnauthorized(w)
+			if cookieOnly {
+				WriteCookieRefused(w, r.Method)
+			} else {
+				WriteUnauthorized(w)
+			}
+		case StatusClientClosedRequest:
+			writeError(w, status, map[string]string{"code": "client_closed_request",
+				"message": "the request ended before its token could be checked"})
 		case http.StatusForbidden:
 			WriteForbidden(w, need, id.Role)
 		}
@@ -111,6 +129,14 @@ func WriteUnauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="ledger"`)
 	writeError(w, http.StatusUnauthorized, map[string]string{"code": "unauthorized",
 		"message": "a valid bearer token is required: Authorization: Bearer <token>"})
+}
+
+// WriteCookieRefused answers 401 to a request that changes something and carries only the
+// dashboard's cookie (see FromRequest).
+func WriteCookieRefused(w http.ResponseWriter, method string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ledger"`)
+	writeError(w, http.StatusUnauthorized, map[string]string{"code": "unauthorized",
+		"message": fmt.Sprintf("the dashboard's cookie is accepted on GET and HEAD only; a %s needs the token in the Authorization header: Authorization: Bearer <token>", method)})
 }
 
 // WriteForbidden answers 403 naming the role the route needs.
