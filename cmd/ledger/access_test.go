@@ -165,3 +165,20 @@ func TestServeRefusesBadTokens(t *testing.T) {
 		}
 	}
 }
+
+// A role typo in LEDGER_API_TOKEN (ops:operater:…) stops serve (exit 2) naming the entry's place,
+// where it used to start with the whole entry taken as one plain read token.
+func TestServeRefusesARoleTypo(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	r := ledger(t, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_x", "LEDGER_API_TOKEN=fin:read:ltk_fin_secret, ops:operater:ltk_ops_secret"},
+		"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "off")
+	if r.code != 2 || !strings.Contains(r.stderr, "LEDGER_API_TOKEN entry 2") || !strings.Contains(r.stderr, "no role") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, secret := range []string{"ltk_ops_secret", "operater", "ltk_fin_secret"} {
+		if strings.Contains(r.stderr, secret) {
+			t.Errorf("the entry's value (%s) was printed: %s", secret, r.stderr)
+		}
+	}
+}
