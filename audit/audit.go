@@ -156,6 +156,11 @@ func validText(s string) string {
 func (w *Writer) Flush(ctx context.Context) error {
 	done := make(chan error, 1)
 	select {
+	case <-w.quit: // checked first: once the loop has ended nobody would answer the marker
+		return errors.New("the audit writer is closed")
+	default:
+	}
+	select {
 	case w.ch <- item{done: done}:
 	case <-w.quit:
 		return errors.New("the audit writer is closed")
