@@ -48,6 +48,32 @@ func routeRequests() map[string]routeRequest {
 	return rows
 }
 
+// handlerAnswered says whether an answer came from the route's handler, not the guard and not a
+// failure: a 2xx, or one of the statuses a handler answers for the request's content or this
+// server's configuration (400, 404, 409, 503) with a JSON error code of its own. Any other 5xx is
+// a handler that broke on the way, which would hide whether the guard let the request through.
+func handlerAnswered(code int, body string) bool {
+	if code >= 200 && code < 300 {
+		return true
+	}
+	switch code {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable:
+	default:
+		return false
+	}
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		return false
+	}
+	switch e.Error.Code {
+	case "", "unauthorized", "forbidden", "client_closed_request": // the guard's codes
+		return false
+	}
+	return e.Error.Message != ""
+}
+
 // Every route declares a role, and the API enforces it: no token and an unknown token get the
 // same 401; a token of a lower role gets 403 naming the role needed; the role and the roles
 // above it get through. Each request that presented a token is in the audit log once, refused or
@@ -103,7 +129,7 @@ func TestEveryRouteEnforcesItsRole(t *testing.T) {
 			t.Errorf("%s declares role %s, want %s", route.Pattern, route.Role, rr.role)
 		}
 		if route.Role == auth.Public {
-			if code, body := call(route.Pattern, rr, ""); code == 401 || code == 403 {
+			if code, body := call(route.Pattern, rr, ""); code != http.StatusOK {
 				t.Errorf("%s is public but answers %d without a token: %.200s", route.Pattern, code, body)
 			}
 			continue
@@ -135,7 +161,7 @@ func TestEveryRouteEnforcesItsRole(t *testing.T) {
 				}
 				continue
 			}
-			if code == http.StatusUnauthorized || code == http.StatusForbidden {
+			if !handlerAnswered(code, body) {
 				t.Errorf("%s (needs %s) with a %s token: %d %.200s", route.Pattern, route.Role, role, code, body)
 			}
 		}
@@ -180,5 +206,31 @@ func TestEveryRouteEnforcesItsRole(t *testing.T) {
 	}
 	if len(got) != len(wantAudited) {
 		t.Errorf("audit log has rows for %d routes, want %d", len(got), len(wantAudited))
+	}
+}
+
+// handlerAnswered refuses what the guard answers and what a broken handler answers.
+func TestHandlerAnswered(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		code int
+		body string
+		want bool
+	}{
+		{200, `{"object":"list"}`, true},
+		{202, ``, true},
+		{404, `{"error":{"code":"not_found","message":"no charge \"x_1\""}}`, true},
+		{503, `{"error":{"code":"stripe_not_configured","message":"needs STRIPE_SECRET_KEY"}}`, true},
+		{500, `{"error":{"code":"internal","message":"boom"}}`, false},
+		{502, `{"error":{"code":"stripe_error","message":"bad gateway"}}`, false},
+		{503, `Service Unavailable`, false},
+		{404, "404 page not found\n", false},
+		{401, `{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`, false},
+		{403, `{"error":{"code":"forbidden","message":"this needs a token of role admin"}}`, false},
+		{400, `{"error":{"code":"unauthorized","message":"x"}}`, false},
+	} {
+		if got := handlerAnswered(c.code, c.body); got != c.want {
+			t.Errorf("%d %s: %v, want %v", c.code, c.body, got, c.want)
+		}
 	}
 }

@@ -38,11 +38,11 @@ func TestWriterRecordsEveryCall(t *testing.T) {
 				n := g*30 + i
 				switch {
 				case n%10 == 0:
-					w.Record(rec(n, "", auth.Public, 401))
+					w.Record(ctx, rec(n, "", auth.Public, 401))
 				case n%10 == 1:
-					w.Record(rec(n, "finance", auth.Read, 403))
+					w.Record(ctx, rec(n, "finance", auth.Read, 403))
 				default:
-					w.Record(rec(n, "ops", auth.Operate, 200))
+					w.Record(ctx, rec(n, "ops", auth.Operate, 200))
 				}
 			}
 		}()
@@ -82,7 +82,7 @@ func TestWriterRecordsEveryCall(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w.Record(rec(1000, "ops", auth.Operate, 200)) // after Close: counted lost, never a panic
+	w.Record(ctx, rec(1000, "ops", auth.Operate, 200)) // after Close: counted lost, never a panic
 	if got := counter(t, reg, "ledger_audit_records_lost_total"); got != 1 {
 		t.Fatalf("lost counter %v", got)
 	}
@@ -103,7 +103,7 @@ func TestWriterRetriesFailedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		w.Record(rec(i, "ops", auth.Operate, 200))
+		w.Record(ctx, rec(i, "ops", auth.Operate, 200))
 	}
 	select {
 	case <-failed:

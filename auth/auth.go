@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// CookieName is the cookie the dashboard's login sets; the API accepts it as a token too.
+// CookieName is the cookie the dashboard's login sets; the API accepts it as a token too, on GET
+// and HEAD only (see FromRequest).
 const CookieName = "ledger_token"
 
 // Role is what a token may do. The zero value, Public, is the role a route declares when it
@@ -142,8 +143,16 @@ func (ts *Tokens) Names() []Identity {
 // so the answer's timing says nothing about which token a guess resembled or how much of it was
 // right.
 func (ts *Tokens) Identify(token string) (Identity, bool) {
+	id, ok, _ := ts.IdentifyContext(context.Background(), token)
+	return id, ok
+}
+
+// IdentifyContext is Identify for a request: waiting for a turn at the hash checks (see Tokens)
+// gives up when ctx ends, with ctx's cause, so that checks for clients that went away do not run
+// and keep the clients still waiting behind them.
+func (ts *Tokens) IdentifyContext(ctx context.Context, token string) (Identity, bool, error) {
 	if ts.Open() || token == "" {
-		return Identity{}, false
+		return Identity{}, false, nil
 	}
 	digest := sha256.Sum256([]byte(token))
 	if ts.hashed {
@@ -153,7 +162,7 @@ func (ts *Tokens) Identify(token string) (Identity, bool) {
 		// The map is keyed by the token's digest: its lookup's timing depends on the digest, not on
 		// the token, and only tokens already proven valid are in it.
 		if ok && ts.now().Before(c.expires) {
-			return c.id, true
+			return c.id, true, nil
 		}
 	}
 	var found Identity
@@ -161,7 +170,14 @@ func (ts *Tokens) Identify(token string) (Identity, bool) {
 	for _, e := range ts.entries {
 		var m int
 		if e.hash != nil {
-			ts.sem <- struct{}{}
+			if ctx.Err() != nil {
+				return Identity{}, false, context.Cause(ctx)
+			}
+			select {
+			case ts.sem <- struct{}{}:
+			case <-ctx.Done():
+				return Identity{}, false, context.Cause(ctx)
+			}
 			m = e.hash.verify(token)
 			<-ts.sem
 		} else {
@@ -173,12 +189,12 @@ func (ts *Tokens) Identify(token string) (Identity, bool) {
 		match |= m
 	}
 	if match != 1 {
-		return Identity{}, false
+		return Identity{}, false, nil
 	}
 	if ts.hashed {
 		ts.remember(digest, found)
 	}
-	return found, true
+	return found, true, nil
 }
 
 func (ts *Tokens) remember(digest [32]byte, id Identity) {
@@ -198,16 +214,35 @@ func (ts *Tokens) remember(digest [32]byte, id Identity) {
 	ts.cache[digest] = cached{id: id, expires: now.Add(CacheTTL)}
 }
 
-// FromRequest is the token a request carries: the bearer token, else the dashboard's cookie.
+// FromRequest is the token a request carries: the bearer token, else — on GET and HEAD only —
+// the dashboard's cookie. A browser sends the cookie with any request to this host, a form
+// another site posts included; only a script of the dashboard's own origin can set the
+// Authorization header. So a request that changes something must carry the header: the cookie
+// alone would let any page a signed-in user visits start runs or set up endpoints in their name.
 func FromRequest(r *http.Request) string {
 	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return got
+	}
+	if !safeMethod(r.Method) {
+		return ""
 	}
 	if c, err := r.Cookie(CookieName); err == nil {
 		return c.Value
 	}
 	return ""
 }
+
+// CookieOnly says whether r is a request of a method other than GET or HEAD that carries the
+// dashboard's cookie and no Authorization header: one FromRequest finds no token in.
+func CookieOnly(r *http.Request) bool {
+	if safeMethod(r.Method) || r.Header.Get("Authorization") != "" {
+		return false
+	}
+	c, err := r.Cookie(CookieName)
+	return err == nil && c.Value != ""
+}
+
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
 
 type ctxKey struct{}
 

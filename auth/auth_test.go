@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +18,7 @@ import (
 
 func TestParseEnv(t *testing.T) {
 	t.Parallel()
-	ts, err := auth.ParseEnv(" tok_new, ,tok_old , ops:operate:tok_ops, root:admin:tok_root, a:b:c")
+	ts, err := auth.ParseEnv(" tok_new, ,tok_old , ops:operate:tok_ops, root:admin:tok_root, $a:b:c")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func TestParseEnv(t *testing.T) {
 		"tok_old":  {Name: "api-token-2", Role: auth.Read},
 		"tok_ops":  {Name: "ops", Role: auth.Operate},
 		"tok_root": {Name: "root", Role: auth.Admin},
-		"a:b:c":    {Name: "api-token-5", Role: auth.Read}, // "b" is no role: a plain token with colons
+		"$a:b:c":   {Name: "api-token-5", Role: auth.Read}, // "$a" is no name: a plain token with colons
 	} {
 		if got, ok := ts.Identify(tok); !ok || got != want {
 			t.Errorf("%s: %+v %v, want %+v", tok, got, ok, want)
@@ -45,9 +46,17 @@ func TestParseEnv(t *testing.T) {
 		"tok_1, ops:operate:$2b$10$abc": "LEDGER_API_TOKEN entry 2 (ops): a hash belongs in LEDGER_TOKENS_FILE",
 		"bad name:read:tok_1":           `LEDGER_API_TOKEN entry 1: name "bad name"`,
 		"ops:read:":                     "LEDGER_API_TOKEN entry 1 (ops): empty token",
+		// A typo in the role is refused, not taken as one plain read token.
+		"tok_1, ops:operater:ltk_x": "LEDGER_API_TOKEN entry 2: looks like NAME:ROLE:TOKEN but its second field is no role",
+		"ops:ltk_x":                 "LEDGER_API_TOKEN entry 1: looks like NAME:ROLE:TOKEN",
+		"a:b:c":                     "LEDGER_API_TOKEN entry 1: looks like NAME:ROLE:TOKEN",
 	} {
-		if _, err := auth.ParseEnv(env); err == nil || !strings.Contains(err.Error(), want) {
+		_, err := auth.ParseEnv(env)
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", env, err, want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "ltk_x") || strings.Contains(err.Error(), "operater")) {
+			t.Errorf("%q: the error shows the entry's value: %v", env, err)
 		}
 	}
 }
@@ -137,7 +146,7 @@ type records struct {
 	list []auth.Record
 }
 
-func (r *records) Record(rec auth.Record) {
+func (r *records) Record(_ context.Context, rec auth.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.list = append(r.list, rec)
@@ -238,6 +247,10 @@ func TestClientAddr(t *testing.T) {
 		{"127.0.0.1:5000", "", proxies, "127.0.0.1"},
 		{"127.0.0.1:5000", "junk, 198.51.100.1", proxies, "198.51.100.1"},
 		{"[::ffff:127.0.0.1]:5000", "2001:db8::1", proxies, "2001:db8::1"},
+		{"[fe80::1%eth0]:5000", "", nil, "fe80::1"}, // a zone is no part of an inet
+		{"127.0.0.1:5000", "fe80::2%eth1", proxies, "fe80::2"},
+		{"@", "", nil, ""}, // a unix socket's peer: no address, NULL in the audit log
+		{"not an address", "198.51.100.1", proxies, ""},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = c.remote

@@ -27,9 +27,12 @@ const PlainRole = Read
 
 // ParseEnv reads LEDGER_API_TOKEN: comma-separated entries, each either a plain token (role
 // read, named api-token-1, api-token-2, … by its place) or NAME:ROLE:TOKEN. Hashes belong in the
-// tokens file (LoadFile). An entry is taken as NAME:ROLE:TOKEN only when its second field
-// is a role, so a plain token holding a colon keeps working. The errors name the entry by its
-// place, never by its value.
+// tokens file (LoadFile). An entry whose first colon-separated field could be a token's name
+// and whose second is not a role is refused: it is far likelier a NAME:ROLE:TOKEN with a typo in
+// the role (ops:operater:…) than a plain token, and taking it as one would start serve with a
+// read token nobody meant. A plain token may hold a colon only where what precedes its first
+// colon is no valid name. The errors name the entry by its place, never by its value (not even
+// its first field, which for a plain token is part of the secret).
 func ParseEnv(s string) (*Tokens, error) {
 	var entries []entry
 	n := 0
@@ -42,6 +45,12 @@ func ParseEnv(s string) (*Tokens, error) {
 		src := fmt.Sprintf("LEDGER_API_TOKEN entry %d", n)
 		e := entry{source: src}
 		parts := strings.SplitN(raw, ":", 3)
+		if len(parts) >= 2 && CheckName(parts[0]) == nil {
+			if _, err := ParseRole(parts[1]); err != nil {
+				return nil, fmt.Errorf("%s: looks like NAME:ROLE:TOKEN but its second field is no role (want read, operate or admin); "+
+					"a plain token must not start with a name and a colon", src)
+			}
+		}
 		if len(parts) == 3 {
 			if role, err := ParseRole(parts[1]); err == nil {
 				if err := CheckName(parts[0]); err != nil {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,15 +19,16 @@ type Record struct {
 	Role     Role   // Public when the token is not configured
 	Method   string
 	Route    string // the pattern the route was registered with, e.g. "GET /api/v1/charges/{id}"
-	Path     string
+	Path     string // as sent, still percent-encoded (r.URL.EscapedPath): ASCII, whatever the client put in it
 	Status   int
-	Client   string // the client's IP address (see Proxies)
+	Client   string // the client's IP address (see Proxies); "" when the peer's is no IP address
 	Duration time.Duration
 }
 
-// Recorder takes audit records. Record must not block for long: the request waits for it.
+// Recorder takes audit records. Record must not block for long: the request waits for it. ctx is
+// the request's: a Recorder that must wait gives up when it ends (and counts the record lost).
 type Recorder interface {
-	Record(Record)
+	Record(ctx context.Context, rec Record)
 }
 
 // Guard enforces a route's role and audits every request that presents a token.
@@ -36,14 +38,22 @@ type Guard struct {
 	Proxies *Proxies // whose X-Forwarded-For to believe; nil: nobody's
 }
 
+// StatusClientClosedRequest is the status audited (and answered, to nobody) for a request that
+// ended — its client went away — while it waited for its turn at the token hash checks. The
+// number is nginx's for the same thing; it is no status a client can receive.
+const StatusClientClosedRequest = 499
+
 // Check says whether r may use a route that needs role need: 0 when it may, else the status to
-// answer (401 without a configured token, 403 with one of a lower role).
+// answer (401 without a configured token, 403 with one of a lower role, 499 when the request
+// ended before its token could be checked).
 func (g *Guard) Check(r *http.Request, need Role) (Identity, bool, int) {
 	if need == Public || g.Tokens.Open() {
 		return Identity{}, false, 0
 	}
-	id, ok := g.Tokens.Identify(FromRequest(r))
+	id, ok, err := g.Tokens.IdentifyContext(r.Context(), FromRequest(r))
 	switch {
+	case err != nil:
+		return Identity{}, false, StatusClientClosedRequest
 	case !ok:
 		return Identity{}, false, http.StatusUnauthorized
 	case id.Role < need:
@@ -61,11 +71,21 @@ func (g *Guard) Require(route string, need Role, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		presented := FromRequest(r) != ""
+		// A cookie-only POST presents a token too, even though it is not taken: audited (as an
+		// unknown token's), since it is how a forged cross-site request would show.
+		cookieOnly := need != Public && CookieOnly(r)
+		presented := FromRequest(r) != "" || cookieOnly
 		id, known, status := g.Check(r, need)
 		switch status {
 		case http.StatusUnauthorized:
-			WriteUnauthorized(w)
+			if cookieOnly {
+				WriteCookieRefused(w, r.Method)
+			} else {
+				WriteUnauthorized(w)
+			}
+		case StatusClientClosedRequest:
+			writeError(w, status, map[string]string{"code": "client_closed_request",
+				"message": "the request ended before its token could be checked"})
 		case http.StatusForbidden:
 			WriteForbidden(w, need, id.Role)
 		}
@@ -93,12 +113,14 @@ func (g *Guard) Observe(r *http.Request, route string, id Identity, known bool, 
 	if g.Audit == nil {
 		return
 	}
-	rec := Record{At: start, Method: r.Method, Route: route, Path: r.URL.Path, Status: status,
+	// The escaped path, not r.URL.Path: decoded, %00 or %ff would put NUL or invalid UTF-8 in the
+	// record, which Postgres refuses as text.
+	rec := Record{At: start, Method: r.Method, Route: route, Path: r.URL.EscapedPath(), Status: status,
 		Client: g.Proxies.ClientAddr(r), Duration: time.Since(start)}
 	if known {
 		rec.Token, rec.Role = id.Name, id.Role
 	}
-	g.Audit.Record(rec)
+	g.Audit.Record(r.Context(), rec)
 }
 
 // WriteUnauthorized answers 401 in the API's error shape. It says the same for a missing and an
@@ -107,6 +129,14 @@ func WriteUnauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="ledger"`)
 	writeError(w, http.StatusUnauthorized, map[string]string{"code": "unauthorized",
 		"message": "a valid bearer token is required: Authorization: Bearer <token>"})
+}
+
+// WriteCookieRefused answers 401 to a request that changes something and carries only the
+// dashboard's cookie (see FromRequest).
+func WriteCookieRefused(w http.ResponseWriter, method string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ledger"`)
+	writeError(w, http.StatusUnauthorized, map[string]string{"code": "unauthorized",
+		"message": fmt.Sprintf("the dashboard's cookie is accepted on GET and HEAD only; a %s needs the token in the Authorization header: Authorization: Bearer <token>", method)})
 }
 
 // WriteForbidden answers 403 naming the role the route needs.
@@ -204,6 +234,8 @@ func (p *Proxies) trusted(a netip.Addr) bool {
 // ClientAddr is the client's IP address: the connection's peer, or — when the peer is a trusted
 // proxy — the last address in X-Forwarded-For that is not a trusted proxy itself (each proxy
 // appends the address it received from, so entries further left are the client's own claims).
+// An IPv6 zone (fe80::1%eth0) is dropped: it names an interface of this host, not the client,
+// and is no valid inet. A peer that is no IP address (a listener of another kind) gives "".
 func (p *Proxies) ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -211,9 +243,9 @@ func (p *Proxies) ClientAddr(r *http.Request) string {
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
-		return host
+		return ""
 	}
-	peer = peer.Unmap()
+	peer = peer.Unmap().WithZone("")
 	if !p.trusted(peer) {
 		return peer.String()
 	}
@@ -227,7 +259,7 @@ func (p *Proxies) ClientAddr(r *http.Request) string {
 		if err != nil {
 			break // a malformed entry: believe nothing to its left
 		}
-		client = a.Unmap()
+		client = a.Unmap().WithZone("")
 		if !p.trusted(client) {
 			break
 		}

@@ -219,7 +219,7 @@ type records struct {
 	list []auth.Record
 }
 
-func (r *records) Record(rec auth.Record) {
+func (r *records) Record(_ context.Context, rec auth.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.list = append(r.list, rec)

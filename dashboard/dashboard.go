@@ -66,7 +66,11 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Any valid token may see the page (every role includes read); the API checks each call.
-	id, ok := h.cfg.Tokens.Identify(c.Value)
+	id, ok, err := h.cfg.Tokens.IdentifyContext(r.Context(), c.Value)
+	if err != nil {
+		h.guard.Observe(r, "GET /{$}", id, false, auth.StatusClientClosedRequest, start)
+		return // the browser went away while the token waited for its check
+	}
 	if !ok {
 		h.guard.Observe(r, "GET /{$}", id, false, http.StatusUnauthorized, start)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -87,7 +91,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		// Audited with the verdict: 303 signed in, 401 refused (the browser is redirected either
 		// way). The cookie then carries the token, and with it the token's role, to the API.
 		start := time.Now()
-		id, ok := h.cfg.Tokens.Identify(token)
+		id, ok, err := h.cfg.Tokens.IdentifyContext(r.Context(), token)
+		if err != nil {
+			h.guard.Observe(r, "POST /login", id, false, auth.StatusClientClosedRequest, start)
+			return
+		}
 		if !ok {
 			if token != "" {
 				h.guard.Observe(r, "POST /login", id, false, http.StatusUnauthorized, start)

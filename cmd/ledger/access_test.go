@@ -1,12 +1,14 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,5 +165,41 @@ func TestServeRefusesBadTokens(t *testing.T) {
 		if strings.Contains(r.stderr, "ltk_plaintext_secret") || strings.Contains(r.stderr, "ltk_other_secret") {
 			t.Errorf("%s: a token was printed: %s", name, r.stderr)
 		}
+	}
+}
+
+// A role typo in LEDGER_API_TOKEN (ops:operater:…) stops serve (exit 2) naming the entry's place,
+// where it used to start with the whole entry taken as one plain read token.
+func TestServeRefusesARoleTypo(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	r := ledger(t, []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_x", "LEDGER_API_TOKEN=fin:read:ltk_fin_secret, ops:operater:ltk_ops_secret"},
+		"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "off")
+	if r.code != 2 || !strings.Contains(r.stderr, "LEDGER_API_TOKEN entry 2") || !strings.Contains(r.stderr, "no role") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, secret := range []string{"ltk_ops_secret", "operater", "ltk_fin_secret"} {
+		if strings.Contains(r.stderr, secret) {
+			t.Errorf("the entry's value (%s) was printed: %s", secret, r.stderr)
+		}
+	}
+}
+
+// `ledger audit` prints a stored value that holds control characters quoted, with Go's escapes:
+// a newline, tab or terminal escape in a path cannot forge a row or rewrite the terminal.
+func TestAuditPrintsControlCharactersEscaped(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	forged := "/api/v1/charges/x\n2026-01-01T00:00:00Z  root  admin  POST\tforged\x1b[2J"
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO ledger.audit_log (at, token_name, role, method, route, path, status, client_addr, duration_us)
+		VALUES (now(), NULL, NULL, 'GET', 'GET /api/v1/charges/{id}', $1, 401, '127.0.0.1', 10)`, forged); err != nil {
+		t.Fatal(err)
+	}
+	r := ledger(t, []string{"DATABASE_URL=" + db.URL}, "audit")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 2 {
+		t.Fatalf("want a header and one row: %+v", r)
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\t") || !strings.Contains(r.stdout, strconv.Quote(forged)) {
+		t.Fatalf("path printed raw: %q", r.stdout)
 	}
 }

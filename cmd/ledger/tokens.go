@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -188,8 +191,11 @@ Exit code 2 for a bad flag or an unreachable database.`,
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "TIME\tTOKEN\tROLE\tMETHOD\tROUTE\tPATH\tSTATUS\tCLIENT\tTOOK")
 			for _, e := range entries {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.At.UTC().Format(time.RFC3339Nano), orDash(e.Token), orDash(e.Role),
-					e.Method, e.Route, e.Path, e.Status, orDash(e.Client), (time.Duration(e.Duration) * time.Microsecond).String())
+				// Every text is the client's to choose, in part: printed raw, a newline or an escape
+				// sequence in a path would forge rows or rewrite the terminal.
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.At.UTC().Format(time.RFC3339Nano), printable(orDash(e.Token)),
+					printable(orDash(e.Role)), printable(e.Method), printable(e.Route), printable(e.Path), e.Status, printable(orDash(e.Client)),
+					(time.Duration(e.Duration) * time.Microsecond).String())
 			}
 			return w.Flush()
 		},
@@ -201,6 +207,24 @@ Exit code 2 for a bad flag or an unreachable database.`,
 	f.IntVar(&limit, "limit", 50, "at most this many (the newest)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printable is s as it is when every character of it is printable (and a space), else quoted
+// with Go's escapes (strconv.Quote): "\n", "\x1b", "\t" instead of the characters. A value that
+// begins with a double quote is quoted too, so a quoted value is never ambiguous.
+func printable(s string) string {
+	if strings.HasPrefix(s, `"`) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if !strconv.IsPrint(r) || (r != ' ' && unicode.IsSpace(r)) {
+			return strconv.Quote(s)
+		}
+	}
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func orDash(s *string) string {
