@@ -150,6 +150,47 @@ var openAPI = sync.OnceValue(func() []byte {
 			"object": str, "data": map[string]any{"type": "array", "items": anyObject}}}, "Runs."))}}
 	paths["/api/v1/reconcile/runs/{id}"] = map[string]any{"get": map[string]any{"summary": "One reconciliation run",
 		"parameters": []any{param("id", "path", "run ID", str)}, "responses": with(jsonResponse(anyObject, "The run."), "404")}}
+	paths["/api/v1/openapi.json"] = map[string]any{"get": map[string]any{"summary": "This document (no token needed)",
+		"security": []any{}, "responses": map[string]any{"200": jsonResponse(anyObject, "The OpenAPI 3 document.")}}}
+	// The routes that act, each with the role it needs (the 403 names it).
+	post := func(summary, role string, body map[string]any, codes map[string]string) map[string]any {
+		responses := map[string]any{}
+		for code, desc := range codes {
+			if strings.HasPrefix(code, "2") {
+				responses[code] = jsonResponse(anyObject, desc)
+			} else {
+				responses[code] = jsonResponse(ref("Error"), desc)
+			}
+		}
+		for k, v := range errors {
+			responses[k] = v
+		}
+		responses["403"] = jsonResponse(ref("Error"), "The token's role is below "+role+".")
+		op := map[string]any{"summary": summary + " (role " + role + ")", "responses": responses}
+		if body != nil {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": body}}}
+		}
+		return map[string]any{"post": op}
+	}
+	object := func(required []string, props map[string]any) map[string]any {
+		return map[string]any{"type": "object", "required": required, "properties": props, "additionalProperties": false}
+	}
+	get := paths["/api/v1/reconcile/runs"].(map[string]any)
+	get["post"] = post("Start a reconciliation run, as ledger reconcile run", "operate",
+		object([]string{}, map[string]any{"job": str, "since": str, "from": str, "to": str, "dry_run": map[string]any{"type": "boolean"}}),
+		map[string]string{"202": "The run as recorded; it goes on after the answer (Location: its URL).", "409": "A run of that job is in progress.",
+			"503": "STRIPE_SECRET_KEY is not set."})["post"]
+	paths["/api/v1/projections/retry"] = post("Let quarantined events back in, as ledger projections retry", "operate",
+		object([]string{}, map[string]any{"event_ids": map[string]any{"type": "array", "items": str}, "all": map[string]any{"type": "boolean"}}),
+		map[string]string{"200": "How many were folded and which still fail.", "404": "No such quarantined event."})
+	paths["/api/v1/endpoints/setup"] = post("Create or update the Stripe webhook endpoint, as ledger endpoints setup", "admin",
+		object([]string{}, map[string]any{"url": str}),
+		map[string]string{"200": "The endpoint; a new one's signing secret once.", "503": "STRIPE_SECRET_KEY is not set."})
+	paths["/api/v1/redactions"] = post("Erase a customer's personal data, as ledger redact", "admin",
+		object([]string{"customer", "reason"}, map[string]any{"customer": str, "reason": str, "requested_by": str}),
+		map[string]string{"201": "What was redacted.", "200": "Nothing was left to redact.", "404": "The log knows no such customer.",
+			"409": "An event in scope fails its digest: run ledger verify.", "415": "The body is not JSON.",
+			"503": "No checkpoint key to sign the redaction with."})
 	doc := map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{"title": "Stripe ledger API", "version": "1",

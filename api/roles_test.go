@@ -9,11 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/stripeledger/ledger/api"
 	"github.com/stripeledger/ledger/audit"
 	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/query"
 )
 
 // routeRequest is the role a route must declare, and a request that reaches it: its path and,
@@ -231,6 +234,35 @@ func TestHandlerAnswered(t *testing.T) {
 	} {
 		if got := handlerAnswered(c.code, c.body); got != c.want {
 			t.Errorf("%d %s: %v, want %v", c.code, c.body, got, c.want)
+		}
+	}
+}
+
+// Every route the API registers is in its OpenAPI document, with the method it answers.
+func TestEveryRouteIsDocumented(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("the OpenAPI document is invalid: %v", err)
+	}
+	for _, r := range api.New(nil, api.Config{}).Routes() {
+		method, path, ok := strings.Cut(r.Pattern, " ")
+		if !ok {
+			continue // the catch-all 404
+		}
+		paths := []string{path}
+		if strings.HasSuffix(path, "/metrics/{name}") { // documented one metric a path
+			paths = nil
+			for _, name := range query.MetricNames() {
+				paths = append(paths, strings.Replace(path, "{name}", name, 1))
+			}
+		}
+		for _, p := range paths {
+			if item := doc.Paths.Find(p); item == nil || item.GetOperation(method) == nil {
+				t.Errorf("%s (%s) is not in the OpenAPI document", r.Pattern, p)
+			}
 		}
 	}
 }
