@@ -36,7 +36,7 @@ var GenesisHash [32]byte
 //
 // Changing this encoding invalidates every stored chain: it is versioned by the leading tag, and
 // ledger.content_digest_v2 and ledger.append_events (migrations/011_chain_v2.sql) mirror it;
-// TestChainV2SQLMatchesGo holds them to this code.
+// TestChainMigrationRechainsAV1Log holds them to this code (every row's SQL and Go hashes).
 
 // contentDigest is the version-2 content digest of r, whose PayloadDigest must be set.
 func contentDigest(r *Record) [32]byte {

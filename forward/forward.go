@@ -51,12 +51,16 @@ type Config struct {
 	OnPublished func(published int) error
 }
 
+// DefaultSubject is the subject prefix events are published under when none is configured
+// (LEDGER_NATS_SUBJECT); checkpoints sent to NATS go under it too.
+const DefaultSubject = "ledger.events"
+
 func (c *Config) setDefaults() {
 	if c.Stream == "" {
 		c.Stream = "LEDGER_EVENTS"
 	}
 	if c.Subject == "" {
-		c.Subject = "ledger.events"
+		c.Subject = DefaultSubject
 	}
 	if c.DuplicateWindow <= 0 {
 		c.DuplicateWindow = 24 * time.Hour

@@ -2,6 +2,7 @@ package integrity
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -34,7 +35,7 @@ type Checkpoint struct {
 	Version   int       `json:"checkpoint"` // the format: 1
 	Position  int64     `json:"position"`
 	Head      string    `json:"head"`  // the chain hash at Position, hex
-	Chain     string    `json:"chain"` // the chain's encoding (eventstore's tag), e.g. ledger.events/v1
+	Chain     string    `json:"chain"` // the chain's encoding (eventstore's tag), e.g. ledger.events/v2
 	Time      time.Time `json:"time"`
 	Key       string    `json:"key"`       // KeyID of the signing key
 	Signature string    `json:"signature"` // base64
@@ -329,7 +330,7 @@ func VerifyCheckpoints(ctx context.Context, store *eventstore.Store, cps []Check
 			problem("the log has no event at this position: events the checkpoint covered are gone")
 		case got == nil:
 			problem("a version-1 checkpoint of a row the version-1 chain never held")
-		case hex.EncodeToString(got[:]) != c.Head:
+		case !bytes.Equal(got[:], signed):
 			problem("the hash at this position is not the one signed: a row at or before it was changed")
 		default:
 			rep.Checked++

@@ -18,8 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,23 +35,6 @@ import (
 type Secrets struct {
 	Current []string
 	Retired []string
-}
-
-// ParseSecretList splits a comma-separated list of whsec_ secrets. name is the variable it came
-// from, for the error; errors never echo a secret.
-func ParseSecretList(name, s string) ([]string, error) {
-	var out []string
-	for i, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if !strings.HasPrefix(part, "whsec_") {
-			return nil, fmt.Errorf("%s entry %d does not start with whsec_", name, i+1)
-		}
-		out = append(out, part)
-	}
-	return out, nil
 }
 
 // SignatureReport is what a re-check found. Every event is counted once: webhook events under
@@ -88,7 +71,6 @@ type SignatureReport struct {
 	FailedEvents []Finding
 	// UnverifiableEvents are the first MaxListed unverifiable events, in log order.
 	UnverifiableEvents []Finding
-	Head               int64 // the last position read
 }
 
 // Finding names one event and what is wrong with it.
@@ -145,7 +127,6 @@ func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secr
 	lastProgress := time.Now()
 	err = store.Scan(ctx, eventstore.Filter{Payload: true, Borrow: true, UpToPosition: max(head.Position, 1)}, func(r *eventstore.Record) error {
 		rep.Events++
-		rep.Head = r.Position
 		if opt.Progress != nil && rep.Events%4096 == 0 && time.Since(lastProgress) > time.Second {
 			lastProgress = time.Now()
 			opt.Progress(rep.Events, head.Position)
@@ -198,37 +179,42 @@ func VerifySignatures(ctx context.Context, store *eventstore.Store, secrets Secr
 		opt.Progress(rep.Events, head.Position)
 	}
 	// The events no secret matched, decided now that every secret's span is known.
-	var failed, listed []int64
-	reasons := map[int64]string{}
+	// Their IDs are looked up for those listed.
+	var failed []Finding
 	for _, p := range unmatched {
 		v := verified[p.endpoint]
 		switch {
 		case c.covered(p.endpoint, p.at):
-			reasons[p.position] = "no known secret's signature matches, though one was signing for its endpoint then: the body or header was changed"
-			failed = append(failed, p.position)
+			failed = append(failed, Finding{Position: p.position,
+				Reason: "no known secret's signature matches, though one was signing for its endpoint then: the body or header was changed"})
 		case v != nil && v.from < p.position && p.position < v.to:
-			reasons[p.position] = "no known secret's signature matches, though events of its endpoint before and after it verify: the body or header was changed"
-			failed = append(failed, p.position)
+			failed = append(failed, Finding{Position: p.position,
+				Reason: "no known secret's signature matches, though events of its endpoint before and after it verify: the body or header was changed"})
 		default:
 			rep.Unverifiable++
-			if len(listed) < MaxListed {
-				listed = append(listed, p.position)
+			if len(rep.UnverifiableEvents) < MaxListed {
+				rep.UnverifiableEvents = append(rep.UnverifiableEvents, Finding{Position: p.position,
+					Reason: "no known secret's signature matches and none is known to have signed for its endpoint then"})
 			}
 		}
 	}
-	ids, err := store.IDsAt(ctx, append(slices.Clone(failed), listed...))
+	var positions []int64
+	for _, f := range slices.Concat(failed, rep.UnverifiableEvents) {
+		positions = append(positions, f.Position)
+	}
+	ids, err := store.IDsAt(ctx, positions)
 	if err != nil {
 		return rep, err
 	}
-	for _, pos := range failed {
-		rep.Failed++
-		rep.FailedEvents = append(rep.FailedEvents, Finding{pos, ids[pos], reasons[pos]})
+	for i := range failed {
+		failed[i].ID = ids[failed[i].Position]
 	}
+	for i := range rep.UnverifiableEvents {
+		rep.UnverifiableEvents[i].ID = ids[rep.UnverifiableEvents[i].Position]
+	}
+	rep.Failed += int64(len(failed))
+	rep.FailedEvents = append(rep.FailedEvents, failed...)
 	slices.SortFunc(rep.FailedEvents, func(a, b Finding) int { return cmp.Compare(a.Position, b.Position) })
-	for _, pos := range listed {
-		rep.UnverifiableEvents = append(rep.UnverifiableEvents, Finding{pos, ids[pos],
-			"no known secret's signature matches and none is known to have signed for its endpoint then"})
-	}
 	return rep, nil
 }
 
@@ -387,14 +373,7 @@ func (c *checker) covered(ep endpoint, ts int64) bool {
 }
 
 // Sources lists a report's fetched sources in a stable order, for printing.
-func (r SignatureReport) Sources() []domain.Source {
-	out := make([]domain.Source, 0, len(r.Fetched))
-	for s := range r.Fetched {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
+func (r SignatureReport) Sources() []domain.Source { return slices.Sorted(maps.Keys(r.Fetched)) }
 
 // ErrNoSecrets is returned when a re-check is asked for with no secret to check with.
 var ErrNoSecrets = errors.New("no webhook signing secret to re-check with: set STRIPE_WEBHOOK_SECRET (and STRIPE_WEBHOOK_SECRET_RETIRED for rolled secrets)")

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/forward"
+	"github.com/stripeledger/ledger/internal/clock"
 	"github.com/stripeledger/ledger/internal/lease"
 	"github.com/stripeledger/ledger/internal/testsignal"
 )
@@ -94,7 +96,7 @@ type NATSSink struct {
 // CheckpointSubject is where a NATSSink publishes under the forwarder's subject prefix.
 func CheckpointSubject(prefix string) string {
 	if prefix == "" {
-		prefix = "ledger.events"
+		prefix = forward.DefaultSubject
 	}
 	return prefix + ".ledger.checkpoint"
 }
@@ -178,25 +180,12 @@ func OpenSinks(cfg SinkConfig) ([]Sink, error) {
 	return out, nil
 }
 
-// Clock is what the checkpointer waits on: time itself, or a test's clock.
-type Clock interface {
-	Now() time.Time
-	At(t time.Time) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) At(t time.Time) <-chan time.Time {
-	return time.After(time.Until(t))
-}
-
 // CheckpointerConfig configures the periodic checkpoints of `ledger serve`.
 type CheckpointerConfig struct {
 	Key      ed25519.PrivateKey
 	Sinks    []Sink
 	Interval time.Duration // default 15 minutes
-	Clock    Clock         // default time itself
+	Clock    clock.Clock   // default time itself
 	Logger   *slog.Logger
 	// Registerer, if set, gets the checkpoint metrics: an alert on their failures or on the
 	// last checkpoint's age is what tells an operator the proof has stopped growing.
@@ -257,7 +246,7 @@ func NewCheckpointer(pool *pgxpool.Pool, cfg CheckpointerConfig) (*Checkpointer,
 		cfg.Interval = 15 * time.Minute
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
+		cfg.Clock = clock.Real
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

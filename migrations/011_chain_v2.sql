@@ -42,17 +42,15 @@ CREATE FUNCTION ledger.hash_field(b bytea) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT int8send(length(b)::bigint) || b $$;
 
--- The version-2 content digest of a row (eventstore.contentDigestV2). Used here to re-chain, and
--- by the test that holds it to the Go code.
-CREATE FUNCTION ledger.content_digest_v2(
+-- The columns both chain versions hash the same way, up to received_at (eventstore/hash.go:
+-- fieldWriter.envelope), and, in signature_fields, the two that follow the payload's field.
+CREATE FUNCTION ledger.envelope_fields(
     event_id text, type text, api_version text, created timestamptz, livemode boolean,
-    account text, object_type text, object_id text, source text, received_at timestamptz,
-    payload_digest bytea, signature text, hash_v1 bytea
+    account text, object_type text, object_id text, source text, received_at timestamptz
 ) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT sha256(
-        ledger.hash_field(convert_to(event_id, 'UTF8'))
+    SELECT ledger.hash_field(convert_to(event_id, 'UTF8'))
         || ledger.hash_field(convert_to(type, 'UTF8'))
         || ledger.hash_field(convert_to(api_version, 'UTF8'))
         || int8send(extract(epoch FROM created)::bigint)
@@ -63,13 +61,32 @@ AS $$
         || ledger.hash_field(convert_to(source, 'UTF8'))
         -- extract(epoch) is numeric with the microseconds exact (Postgres 14+).
         || int8send((extract(epoch FROM received_at) * 1000000)::bigint)
-        || ledger.hash_field(payload_digest)
-        || CASE WHEN coalesce(signature, '') <> '' THEN '\x01'::bytea ELSE '\x00'::bytea END
+$$;
+
+CREATE FUNCTION ledger.signature_fields(signature text) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN coalesce(signature, '') <> '' THEN '\x01'::bytea ELSE '\x00'::bytea END
         || ledger.hash_field(convert_to(coalesce(signature, ''), 'UTF8'))
+$$;
+
+-- The version-2 content digest of a row (eventstore.contentDigest). Used here to re-chain, and
+-- by the test that holds it to the Go code.
+CREATE FUNCTION ledger.content_digest_v2(
+    event_id text, type text, api_version text, created timestamptz, livemode boolean,
+    account text, object_type text, object_id text, source text, received_at timestamptz,
+    payload_digest bytea, signature text, hash_v1 bytea
+) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT sha256(
+        ledger.envelope_fields(event_id, type, api_version, created, livemode, account, object_type, object_id, source, received_at)
+        || ledger.hash_field(payload_digest)
+        || ledger.signature_fields(signature)
         || ledger.hash_field(coalesce(hash_v1, ''::bytea)))
 $$;
 
--- One link of the version-2 chain (eventstore.linkHashV2), and the chain as a running aggregate:
+-- One link of the version-2 chain (eventstore.linkHash), and the chain as a running aggregate:
 -- as a window function ordered by position it yields every row's hash in one pass.
 CREATE FUNCTION ledger.chain_v2_link(prev bytea, pos bigint, digest bytea) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -110,19 +127,9 @@ CREATE FUNCTION ledger.content_digest_v1(
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT sha256(
-        ledger.hash_field(convert_to(event_id, 'UTF8'))
-        || ledger.hash_field(convert_to(type, 'UTF8'))
-        || ledger.hash_field(convert_to(api_version, 'UTF8'))
-        || int8send(extract(epoch FROM created)::bigint)
-        || CASE WHEN livemode THEN '\x01'::bytea ELSE '\x00'::bytea END
-        || ledger.hash_field(convert_to(account, 'UTF8'))
-        || ledger.hash_field(convert_to(object_type, 'UTF8'))
-        || ledger.hash_field(convert_to(object_id, 'UTF8'))
-        || ledger.hash_field(convert_to(source, 'UTF8'))
-        || int8send((extract(epoch FROM received_at) * 1000000)::bigint)
+        ledger.envelope_fields(event_id, type, api_version, created, livemode, account, object_type, object_id, source, received_at)
         || ledger.hash_field(payload)
-        || CASE WHEN coalesce(signature, '') <> '' THEN '\x01'::bytea ELSE '\x00'::bytea END
-        || ledger.hash_field(convert_to(coalesce(signature, ''), 'UTF8')))
+        || ledger.signature_fields(signature))
 $$;
 
 CREATE FUNCTION ledger.chain_v1_link(prev bytea, pos bigint, digest bytea) RETURNS bytea

@@ -576,17 +576,12 @@ func catchUp(ctx context.Context, tx pgx.Tx, position int64, env env) (int64, er
 	if len(recs) == 0 {
 		return position, nil
 	}
-	changes := make([]change, len(recs))
-	for i, r := range recs {
-		changes[i] = change{r.Type, r.ObjectType, r.ObjectID}
-	}
 	// A redaction committed while the log was read: the tables hold its events' objects as they
 	// were before it.
-	redacted, err := redactedChanges(ctx, tx, recs)
+	changes, err := withRedacted(ctx, tx, recs)
 	if err != nil {
 		return 0, fmt.Errorf("could not read the events redacted during the rebuild: %w", err)
 	}
-	changes = append(changes, redacted...)
 	e := &engine{projection: StateName, env: env}
 	err = inSavepoint(ctx, tx, func(sp pgx.Tx) error { return e.foldChanges(ctx, sp, changes) })
 	switch {

@@ -23,17 +23,24 @@ func Refold(ctx context.Context, tx pgx.Tx, identity domain.Identity, events []e
 	if err := identity.Validate(); err != nil {
 		return err
 	}
-	changes := make([]change, len(events))
-	for i, ev := range events {
-		changes[i] = change{ev.Type, ev.ObjectType, ev.ObjectID}
-	}
 	e := &engine{projection: StateName, env: env{identity: identity}}
-	return e.foldChanges(ctx, tx, changes)
+	return e.foldChanges(ctx, tx, changesOf(events))
 }
 
-// redactedChanges are the objects whose events the redactions among recs changed: a replay that
-// read the log before a redaction committed folds them again from the redacted payloads.
-func redactedChanges(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) ([]change, error) {
+// changesOf are the objects events are about.
+func changesOf(events []eventstore.Record) []change {
+	out := make([]change, len(events))
+	for i, ev := range events {
+		out[i] = change{ev.Type, ev.ObjectType, ev.ObjectID}
+	}
+	return out
+}
+
+// withRedacted are the objects recs are about, and those whose events the redactions among recs
+// changed: whoever folded them from the payloads before a redaction (a replay that read the log
+// before it committed) folds them again from the redacted ones.
+func withRedacted(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) ([]change, error) {
+	changes := changesOf(recs)
 	var positions []int64
 	for _, r := range recs {
 		if r.Type == domain.RedactionType && r.Source == domain.SourceLedger {
@@ -41,15 +48,11 @@ func redactedChanges(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) (
 		}
 	}
 	if len(positions) == 0 {
-		return nil, nil
+		return changes, nil
 	}
 	redacted, err := eventstore.On(tx).List(ctx, eventstore.Filter{RedactedBy: positions})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]change, len(redacted))
-	for i, r := range redacted {
-		out[i] = change{r.Type, r.ObjectType, r.ObjectID}
-	}
-	return out, nil
+	return append(changes, changesOf(redacted)...), nil
 }

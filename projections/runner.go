@@ -208,15 +208,10 @@ func (r *Runner) ensureSchema(ctx context.Context) error {
 // left the redaction to the runner, a redaction written by hand — so the read models never keep
 // erased values once the runner has passed the redaction.
 func (r *Runner) handle(ctx context.Context, tx pgx.Tx, b eventstore.Batch) error {
-	changes := make([]change, len(b.Events))
-	for i, ev := range b.Events {
-		changes[i] = change{ev.Type, ev.ObjectType, ev.ObjectID}
-	}
-	redacted, err := redactedChanges(ctx, tx, b.Events)
+	changes, err := withRedacted(ctx, tx, b.Events)
 	if err != nil {
 		return fmt.Errorf("could not read the events the batch's redactions changed: %w", err)
 	}
-	changes = append(changes, redacted...)
 	err = inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.engine.foldChanges(ctx, sp, changes) })
 	if err == nil {
 		return nil
@@ -244,12 +239,10 @@ func (r *Runner) committed(b eventstore.Batch) {
 // snapshot the row holds is quarantined — the one replay quarantines, which need not be the event
 // being folded (an update that arrived first, say) — and the fold is tried again without it.
 func (r *Runner) foldOne(ctx context.Context, tx pgx.Tx, ev *eventstore.Record) error {
-	one := []change{{ev.Type, ev.ObjectType, ev.ObjectID}}
-	redacted, err := redactedChanges(ctx, tx, []eventstore.Record{*ev})
+	one, err := withRedacted(ctx, tx, []eventstore.Record{*ev})
 	if err != nil {
 		return fmt.Errorf("could not read the events redaction %s changed: %w", ev.ID, err)
 	}
-	one = append(one, redacted...)
 	blamed := map[string]bool{}
 	for {
 		err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return r.engine.foldChanges(ctx, sp, one) })

@@ -12,6 +12,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/stripeledger/ledger/internal/clock"
 	"github.com/stripeledger/ledger/internal/lease"
 	"github.com/stripeledger/ledger/internal/testsignal"
 )
@@ -55,19 +56,8 @@ func ParseSchedule(s string) (Schedule, map[Job]string, error) {
 	return out, specs, nil
 }
 
-// Clock is the time a Scheduler decides on: real time by default; tests pass a fake one they
-// move by hand (testkit.Clock), so that no test waits for a wall-clock schedule.
-type Clock interface {
-	Now() time.Time
-	// At returns a channel that receives once the clock has reached t — at once if it has.
-	At(t time.Time) <-chan time.Time
-}
-
-// realClock is time itself.
-type realClock struct{}
-
-func (realClock) Now() time.Time                  { return time.Now() }
-func (realClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
+// Clock is the time a Scheduler decides on (package clock).
+type Clock = clock.Clock
 
 // SchedulerConfig configures a Scheduler beyond its schedule. Zero values take the documented
 // defaults.
@@ -83,7 +73,7 @@ type SchedulerConfig struct {
 
 func (c *SchedulerConfig) setDefaults() {
 	if c.Clock == nil {
-		c.Clock = realClock{}
+		c.Clock = clock.Real
 	}
 	if c.LeaseInterval <= 0 {
 		c.LeaseInterval = time.Second

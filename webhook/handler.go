@@ -81,8 +81,21 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// ParseSecrets splits STRIPE_WEBHOOK_SECRET's comma-separated list. Errors never echo a secret.
+// ParseSecrets splits STRIPE_WEBHOOK_SECRET's comma-separated list; at least one is required.
 func ParseSecrets(s string) ([]string, error) {
+	out, err := ParseSecretList("STRIPE_WEBHOOK_SECRET", s)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("STRIPE_WEBHOOK_SECRET is not set: give the endpoint's signing secret (whsec_…), several comma-separated during a rotation")
+	}
+	return out, nil
+}
+
+// ParseSecretList splits a comma-separated list of whsec_ secrets, possibly empty (the retired
+// ones). name is the variable it came from, for the error; errors never echo a secret.
+func ParseSecretList(name, s string) ([]string, error) {
 	var out []string
 	for i, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
@@ -90,12 +103,9 @@ func ParseSecrets(s string) ([]string, error) {
 			continue
 		}
 		if !strings.HasPrefix(part, "whsec_") {
-			return nil, fmt.Errorf("STRIPE_WEBHOOK_SECRET entry %d does not start with whsec_", i+1)
+			return nil, fmt.Errorf("%s entry %d does not start with whsec_", name, i+1)
 		}
 		out = append(out, part)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("STRIPE_WEBHOOK_SECRET is not set: give the endpoint's signing secret (whsec_…), several comma-separated during a rotation")
 	}
 	return out, nil
 }

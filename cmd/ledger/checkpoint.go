@@ -37,11 +37,7 @@ LEDGER_NATS_URL). ` + "`ledger serve`" + ` does the same every LEDGER_CHECKPOINT
 				return err
 			}
 			defer closeSinks(sinks)
-			db, err := resolveDB(ctx, dbOptions{})
-			if err != nil {
-				return err
-			}
-			pool, err := openPool(ctx, db.URL)
+			pool, err := openResolved(ctx)
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,16 @@ func checkProjection(name string) error {
 	return nil
 }
 
+// openResolved resolves the database and opens a pool, leaving its schema as it is (a check of
+// the log must not change it).
+func openResolved(ctx context.Context) (*pgxpool.Pool, error) {
+	db, err := resolveDB(ctx, dbOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return openPool(ctx, db.URL)
+}
+
 // openMigrated resolves the database, brings its schema up to date and opens a pool.
 func openMigrated(ctx context.Context) (*pgxpool.Pool, error) {
 	db, err := resolveDB(ctx, dbOptions{})

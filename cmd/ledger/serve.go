@@ -99,15 +99,23 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 		"sign a checkpoint of the log's head with this Ed25519 key file every --checkpoint-interval (env LEDGER_CHECKPOINT_KEY; off when unset)")
 	f.StringVar(&o.checkpointSink, "checkpoint-sink", os.Getenv("LEDGER_CHECKPOINT_SINK"),
 		"where checkpoints go: comma-separated file:PATH, stdout, nats (env LEDGER_CHECKPOINT_SINK; default stdout)")
-	interval := 15 * time.Minute
-	if v := os.Getenv("LEDGER_CHECKPOINT_INTERVAL"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			interval = d
-		}
-	}
+	interval, _ := checkpointIntervalEnv() // a bad value stops serve (see serve)
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", interval, "how often to write a checkpoint (env LEDGER_CHECKPOINT_INTERVAL)")
 	f.StringVar(&o.schedule, "reconcile-schedule", envOr("LEDGER_RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
 		"when to run each reconciliation job: \"job=cron spec; …\" in UTC, or off (env LEDGER_RECONCILE_SCHEDULE); needs STRIPE_SECRET_KEY")
+}
+
+// checkpointIntervalEnv is LEDGER_CHECKPOINT_INTERVAL, 15 minutes when unset.
+func checkpointIntervalEnv() (time.Duration, error) {
+	v := os.Getenv("LEDGER_CHECKPOINT_INTERVAL")
+	if v == "" {
+		return 15 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 15 * time.Minute, fmt.Errorf("LEDGER_CHECKPOINT_INTERVAL %q: want a positive duration such as 15m", v)
+	}
+	return d, nil
 }
 
 // defaultMetricsAddr is loopback only: a scraper on the same host (or a sidecar) reads it
@@ -179,10 +187,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// The checkpoint key and sinks are checked before anything starts: a ledger configured to
 	// checkpoint must not run without doing so.
-	if v := os.Getenv("LEDGER_CHECKPOINT_INTERVAL"); v != "" {
-		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
-			return fmt.Errorf("LEDGER_CHECKPOINT_INTERVAL %q: want a positive duration such as 15m", v)
-		}
+	if _, err := checkpointIntervalEnv(); err != nil {
+		return err
 	}
 	var checkpointKey ed25519.PrivateKey
 	var checkpointSinks []integrity.Sink

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/integrity"
+	"github.com/stripeledger/ledger/webhook"
 )
 
 func verifyCmd() *cobra.Command {
@@ -55,10 +56,10 @@ against its record's digest, not who wrote the record.`,
 			var pubs []ed25519.PublicKey
 			if signatures {
 				var err error
-				if secrets.Current, err = integrity.ParseSecretList("STRIPE_WEBHOOK_SECRET", os.Getenv("STRIPE_WEBHOOK_SECRET")); err != nil {
+				if secrets.Current, err = webhook.ParseSecretList("STRIPE_WEBHOOK_SECRET", os.Getenv("STRIPE_WEBHOOK_SECRET")); err != nil {
 					return err
 				}
-				if secrets.Retired, err = integrity.ParseSecretList("STRIPE_WEBHOOK_SECRET_RETIRED", os.Getenv("STRIPE_WEBHOOK_SECRET_RETIRED")); err != nil {
+				if secrets.Retired, err = webhook.ParseSecretList("STRIPE_WEBHOOK_SECRET_RETIRED", os.Getenv("STRIPE_WEBHOOK_SECRET_RETIRED")); err != nil {
 					return err
 				}
 				if len(secrets.Current)+len(secrets.Retired) == 0 {
@@ -90,11 +91,7 @@ against its record's digest, not who wrote the record.`,
 				}
 			}
 
-			db, err := resolveDB(ctx, dbOptions{})
-			if err != nil {
-				return err
-			}
-			pool, err := openPool(ctx, db.URL)
+			pool, err := openResolved(ctx)
 			if err != nil {
 				return err
 			}

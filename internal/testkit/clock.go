@@ -7,7 +7,7 @@ import (
 
 // Clock is a fake clock that moves only when the test moves it, so a component waiting for a
 // time on it (a scheduler's next run) wakes exactly when the test says, however loaded the
-// machine. It has the method set of reconcile.Clock.
+// machine. It has the method set of clock.Clock.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
