@@ -236,7 +236,8 @@ func (a *API) metric(w http.ResponseWriter, r *http.Request) {
 		_ = cw.WriteAll(rows)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "metric": m.Name, "interval": m.Interval, "data": data})
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "metric": m.Name, "interval": m.Interval,
+		"livemode": *m.Scope.Livemode, "account": m.Scope.AccountParam(), "includes": m.Scope.Describe(), "data": data})
 }
 
 // event serves GET /api/v1/events/{id}: the log row, its payload as stored.

@@ -18,10 +18,10 @@ import (
 func TestCSVNeutralisesFormulas(t *testing.T) {
 	t.Parallel()
 	db := testkit.New(t)
-	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO ledger.disputes (id, charge, amount, currency, status, reason, created, event_id, event_created) VALUES
-		('dp_1', '=HYPERLINK("http://evil.example","x")', -500, 'usd', '+won', '@SUM(A1:A9)', '2026-05-01T00:00:00Z', '-evt_1', '2026-05-01T00:00:00Z'),
-		('dp_2', 'ch_2', 700, 'usd', E'\tlost', E'\rfraudulent', '2026-05-02T00:00:00Z', 'evt_2', '2026-05-02T00:00:00Z'),
-		('dp_3', 'ch_3', 0, 'usd', 'won', 'a=b', '2026-05-03T00:00:00Z', 'evt_3', '2026-05-03T00:00:00Z')`); err != nil {
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO ledger.disputes (id, charge, amount, currency, status, reason, created, livemode, account, event_id, event_created) VALUES
+		('dp_1', '=HYPERLINK("http://evil.example","x")', -500, 'usd', '+won', '@SUM(A1:A9)', '2026-05-01T00:00:00Z', true, NULL, '-evt_1', '2026-05-01T00:00:00Z'),
+		('dp_2', 'ch_2', 700, 'usd', E'\tlost', E'\rfraudulent', '2026-05-02T00:00:00Z', true, '=acct_1', 'evt_2', '2026-05-02T00:00:00Z'),
+		('dp_3', 'ch_3', 0, 'usd', 'won', 'a=b', '2026-05-03T00:00:00Z', false, 'acct_3', 'evt_3', '2026-05-03T00:00:00Z')`); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("tok_csv")}))
@@ -32,10 +32,10 @@ func TestCSVNeutralisesFormulas(t *testing.T) {
 		t.Fatalf("%d %v %s", code, err, body)
 	}
 	want := [][]string{
-		{"id", "charge", "amount", "currency", "status", "reason", "created", "event_id", "event_created"},
-		{"dp_3", "ch_3", "0", "usd", "won", "a=b", "2026-05-03 00:00:00+00", "evt_3", "2026-05-03 00:00:00+00"},
-		{"dp_2", "ch_2", "700", "usd", "'\tlost", "'\rfraudulent", "2026-05-02 00:00:00+00", "evt_2", "2026-05-02 00:00:00+00"},
-		{"dp_1", `'=HYPERLINK("http://evil.example","x")`, "-500", "usd", "'+won", "'@SUM(A1:A9)", "2026-05-01 00:00:00+00", "'-evt_1", "2026-05-01 00:00:00+00"},
+		{"id", "charge", "amount", "currency", "status", "reason", "created", "livemode", "account", "event_id", "event_created"},
+		{"dp_3", "ch_3", "0", "usd", "won", "a=b", "2026-05-03 00:00:00+00", "false", "acct_3", "evt_3", "2026-05-03 00:00:00+00"},
+		{"dp_2", "ch_2", "700", "usd", "'\tlost", "'\rfraudulent", "2026-05-02 00:00:00+00", "true", "'=acct_1", "evt_2", "2026-05-02 00:00:00+00"},
+		{"dp_1", `'=HYPERLINK("http://evil.example","x")`, "-500", "usd", "'+won", "'@SUM(A1:A9)", "2026-05-01 00:00:00+00", "true", "", "'-evt_1", "2026-05-01 00:00:00+00"},
 	}
 	for i := range want {
 		if strings.Join(rows[i], "|") != strings.Join(want[i], "|") {

@@ -240,8 +240,8 @@ func TestCSV(t *testing.T) {
 			}
 		}
 	}
-	code, _, body := c.do("/api/v1/metrics/revenue?interval=month&from=2026-01-01&format=csv")
-	if code != 200 || !strings.HasPrefix(string(body), "period,currency,gross_revenue") {
+	code, _, body := c.do("/api/v1/metrics/revenue?interval=month&from=2026-01-01&format=csv&livemode=false")
+	if code != 200 || !strings.HasPrefix(string(body), "period,currency,livemode,account,gross_revenue") || !strings.Contains(string(body), ",false,,") {
 		t.Fatalf("metrics CSV: %d %.200s", code, body)
 	}
 }
@@ -317,7 +317,7 @@ func TestMetricsEndpoints(t *testing.T) {
 			var body struct {
 				Data []map[string]any `json:"data"`
 			}
-			if code := c.json("/api/v1/metrics/"+m+"?interval="+interval+"&from=2026-03-01&to=2026-05-31", &body); code != 200 || len(body.Data) == 0 {
+			if code := c.json("/api/v1/metrics/"+m+"?interval="+interval+"&from=2026-03-01&to=2026-05-31&livemode=false", &body); code != 200 || len(body.Data) == 0 {
 				t.Fatalf("%s by %s: %d, %d rows", m, interval, code, len(body.Data))
 			}
 		}
@@ -329,9 +329,9 @@ func TestMetricsEndpoints(t *testing.T) {
 			MRR      int64  `json:"mrr"`
 		} `json:"data"`
 	}
-	c.json("/api/v1/metrics/mrr?interval=month&from=2026-05-01&to=2026-05-31&currency=eur", &mrr)
+	c.json("/api/v1/metrics/mrr?interval=month&from=2026-05-01&to=2026-05-31&currency=eur&livemode=false", &mrr)
 	var want int64
-	_ = db.Pool.QueryRow(context.Background(), `SELECT mrr FROM ledger.metrics_monthly WHERE month = '2026-05-01' AND currency = 'eur'`).Scan(&want)
+	_ = db.Pool.QueryRow(context.Background(), `SELECT mrr FROM ledger.metrics_monthly WHERE month = '2026-05-01' AND currency = 'eur' AND NOT livemode AND account IS NULL`).Scan(&want)
 	if len(mrr.Data) != 1 || mrr.Data[0].MRR != want || mrr.Data[0].Currency != "eur" {
 		t.Fatalf("May MRR in eur: %+v, want %d", mrr.Data, want)
 	}
@@ -341,12 +341,12 @@ func TestMetricsEndpoints(t *testing.T) {
 			var body struct {
 				Data []map[string]any `json:"data"`
 			}
-			c.json("/api/v1/metrics/"+m+"?interval="+interval+"&from=2026-02-01&to=2026-05-31", &body)
+			c.json("/api/v1/metrics/"+m+"?interval="+interval+"&from=2026-02-01&to=2026-05-31&livemode=false", &body)
 			view, col := "ledger.metrics_daily", "day"
 			if interval == "month" {
 				view, col = "ledger.metrics_monthly", "month"
 			}
-			rows, err := db.Pool.Query(context.Background(), `SELECT row_to_json(v)::text FROM `+view+` v WHERE `+col+` BETWEEN '2026-02-01' AND '2026-05-31'`)
+			rows, err := db.Pool.Query(context.Background(), `SELECT row_to_json(v)::text FROM `+view+` v WHERE `+col+` BETWEEN '2026-02-01' AND '2026-05-31' AND NOT livemode AND account IS NULL`)
 			if err != nil {
 				t.Fatal(err)
 			}

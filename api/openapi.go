@@ -103,6 +103,9 @@ var openAPI = sync.OnceValue(func() []byte {
 			param("created_lt", "query", "created before (RFC 3339 or date)", str),
 			param("format", "query", "json (default) or csv; or send Accept: text/csv", str),
 		}
+		params = append(params,
+			param("livemode", "query", "true (live mode), false (test mode) or all (default: both, each row says which)", str),
+			param("account", "query", "platform (the platform's own objects), a connected account acct_..., or all (default)", str))
 		for _, f := range res.Filters {
 			params = append(params, param(f, "query", "only rows whose "+f+" equals this", str))
 		}
@@ -123,18 +126,24 @@ var openAPI = sync.OnceValue(func() []byte {
 	}
 	for _, name := range query.MetricNames() {
 		cols, _ := query.MetricColumns(name)
-		props := map[string]any{"period": map[string]any{"type": "string", "format": "date"}, "currency": str}
+		props := map[string]any{"period": map[string]any{"type": "string", "format": "date"}, "currency": str,
+			"livemode": map[string]any{"type": "boolean"},
+			"account":  map[string]any{"type": "string", "nullable": true, "description": "null: the platform's own; acct_...: a connected account; all: the total of every account (account=all only)"}}
 		for _, c := range cols {
 			props[c] = map[string]any{"type": "integer", "format": "int64"}
 		}
-		row := map[string]any{"type": "object", "required": append([]string{"period", "currency"}, cols...), "properties": props, "additionalProperties": false}
-		body := map[string]any{"type": "object", "required": []string{"object", "metric", "interval", "data"}, "properties": map[string]any{
-			"object": str, "metric": str, "interval": str, "data": map[string]any{"type": "array", "items": row}}}
-		ok := jsonResponse(body, "One row per period and currency.")
+		row := map[string]any{"type": "object", "required": append([]string{"period", "currency", "livemode", "account"}, cols...), "properties": props, "additionalProperties": false}
+		body := map[string]any{"type": "object", "required": []string{"object", "metric", "interval", "livemode", "account", "includes", "data"}, "properties": map[string]any{
+			"object": str, "metric": str, "interval": str, "livemode": map[string]any{"type": "boolean"}, "account": str,
+			"includes": map[string]any{"type": "string", "description": "What the figures include, in words: the mode and the account(s)."},
+			"data":     map[string]any{"type": "array", "items": row}}}
+		ok := jsonResponse(body, "One row per period, currency and account, of one mode.")
 		ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": str}
 		paths["/api/v1/metrics/"+name] = map[string]any{"get": map[string]any{"summary": "Metric " + name, "parameters": []any{
 			param("from", "query", "first period (date)", str), param("to", "query", "last period (date)", str),
 			param("interval", "query", "day or month (default)", str), param("currency", "query", "one currency", str),
+			param("livemode", "query", "true (live mode, default) or false (test mode); never both: livemode=all is a 400", str),
+			param("account", "query", "platform (default: the platform's own), a connected account acct_..., or all (one row per account and their total)", str),
 			param("format", "query", "json or csv", str)}, "responses": with(ok)}}
 	}
 	anyObject := map[string]any{"type": "object"}

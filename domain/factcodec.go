@@ -17,6 +17,8 @@ func (f Fact) AppendBinary(b []byte) []byte {
 	b = appendString(b, f.Type)
 	b = binary.AppendVarint(b, f.Created)
 	b = appendString(b, f.APIVersion)
+	b = append(b, boolByte(f.Livemode))
+	b = appendString(b, f.Account)
 	b = appendString(b, string(f.ObjectRaw))
 	b = binary.AppendUvarint(b, uint64(len(f.Prev)))
 	for k, v := range f.Prev {
@@ -51,6 +53,14 @@ func ReadFact(b []byte) (Fact, []byte, error) {
 		return Fact{}, nil, errShortFact
 	}
 	f.APIVersion = string(s)
+	if len(b) == 0 {
+		return Fact{}, nil, errShortFact
+	}
+	f.Livemode, b = b[0] == 1, b[1:]
+	if s, b, ok = readBytes(b); !ok {
+		return Fact{}, nil, errShortFact
+	}
+	f.Account = string(s)
 	if s, b, ok = readBytes(b); !ok {
 		return Fact{}, nil, errShortFact
 	}
@@ -74,6 +84,13 @@ func ReadFact(b []byte) (Fact, []byte, error) {
 		}
 	}
 	return f, b, nil
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func appendString(b []byte, s string) []byte {

@@ -19,6 +19,8 @@ type Fact struct {
 	Type       string
 	Created    int64
 	APIVersion string
+	Livemode   bool
+	Account    string                     // the connected account, "" for the platform's own events
 	ObjectRaw  json.RawMessage            // data.object as sent
 	Prev       map[string]json.RawMessage // data.previous_attributes; nil when absent
 
@@ -92,6 +94,17 @@ func decodeFact(raw []byte) (Fact, error) {
 			return str(&f.Type)
 		case "api_version":
 			return str(&f.APIVersion)
+		case "account":
+			return str(&f.Account)
+		case "livemode":
+			switch lit := string(s.literal()); lit {
+			case "true":
+				f.Livemode = true
+			case "false", "null":
+			default:
+				return fmt.Errorf("livemode is not a boolean")
+			}
+			return nil
 		case "created":
 			n, err := strconv.ParseInt(string(s.literal()), 10, 64)
 			if err != nil {

@@ -12,12 +12,22 @@ import "fmt"
 type Provenance struct {
 	EventID      string
 	EventCreated int64
+	// Livemode and Account are the event's: every object lives in one mode of one account
+	// (Account nil for the platform's own objects, acct_… for a connected account's).
+	Livemode bool
+	Account  *string
 }
 
 // Source is the row's provenance (every row type embeds Provenance).
 func (p *Provenance) Source() *Provenance { return p }
 
-func provenance(f Fact) Provenance { return Provenance{EventID: f.EventID, EventCreated: f.Created} }
+func provenance(f Fact) Provenance {
+	p := Provenance{EventID: f.EventID, EventCreated: f.Created, Livemode: f.Livemode}
+	if f.Account != "" {
+		p.Account = &f.Account
+	}
+	return p
+}
 
 // InvoiceRow is an invoice.
 type InvoiceRow struct {

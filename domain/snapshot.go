@@ -33,15 +33,21 @@ func SnapshotID(eventType string, object []byte) string {
 	return "evt_ledger_snapshot_" + hex.EncodeToString(sum[:12])
 }
 
-// NewSnapshot builds the snapshot event for a Stripe object of the given kind, dated created.
-func NewSnapshot(kind Kind, object json.RawMessage, created int64, livemode bool, apiVersion string) (Event, error) {
+// NewSnapshot builds the snapshot event for a Stripe object of the given kind, dated created, in
+// the given mode and account ("" for the platform's own objects; acct_… puts the connected
+// account in the envelope, as Stripe's own events of that account carry it).
+func NewSnapshot(kind Kind, object json.RawMessage, created int64, livemode bool, account, apiVersion string) (Event, error) {
 	typ, ok := SnapshotTypes[kind]
 	if !ok {
 		return Event{}, fmt.Errorf("no snapshot event for %s", kind)
 	}
 	id := SnapshotID(typ, object)
-	body := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":%q,"created":%d,"livemode":%s,"type":%q,"data":{"object":`,
-		id, apiVersion, created, strconv.FormatBool(livemode), typ)
+	body := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":%q,"created":%d,"livemode":%s,`,
+		id, apiVersion, created, strconv.FormatBool(livemode))
+	if account != "" {
+		body = fmt.Appendf(body, `"account":%q,`, account)
+	}
+	body = fmt.Appendf(body, `"type":%q,"data":{"object":`, typ)
 	body = append(body, object...)
 	body = append(body, `}}`...)
 	return NewEvent(body, SourceSnapshot, "")

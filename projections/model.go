@@ -78,7 +78,17 @@ type Child struct {
 	Indexes    []string
 }
 
-// provenanceColumns end every model's columns: the event its row's state comes from.
+// scopeColumns and provenanceColumns end every model's columns: the mode and account the
+// object lives in (which no figure may sum across by accident), and the event its row's state
+// comes from.
+var scopeColumns = []Column{
+	{Name: "livemode", Type: "boolean", Comment: "True for a live-mode object, false for test mode (the event's livemode). Metrics never add the two."},
+	{Name: "account", Type: "text", Null: true, Comment: "The Connect account the object belongs to (acct_...); NULL for the platform's own objects. Metrics never add accounts together unless asked to (account=all), and then say so."},
+}
+
+// scopeIndex leads with the scope every list and metric filters by.
+const scopeIndex = "livemode, account, created DESC, id DESC"
+
 var provenanceColumns = []Column{
 	{Name: "event_id", Type: "text", Comment: "The log event this row's state comes from (the latest of the object's events by the ordering rule)."},
 	{Name: "event_created", Type: "timestamptz", Comment: "That event's Stripe created time (one-second resolution)."},
@@ -175,7 +185,11 @@ func declare[R any](s spec[R]) *Model {
 	for _, c := range s.columns {
 		m.Columns = append(m.Columns, c.Column)
 	}
+	m.Columns = append(m.Columns, scopeColumns...)
 	m.Columns = append(m.Columns, provenanceColumns...)
+	if !slices.Contains(m.Indexes, scopeIndex) {
+		m.Indexes = append(slices.Clone(m.Indexes), scopeIndex)
+	}
 	for i := range s.children {
 		m.Children = append(m.Children, &s.children[i].Child)
 	}
@@ -207,12 +221,12 @@ func (t *typed[R]) derive(row any, in inputs, env env) {
 
 func (t *typed[R]) values(row any) []any {
 	r := row.(*R)
-	out := make([]any, 0, len(t.spec.columns)+2)
+	out := make([]any, 0, len(t.spec.columns)+4)
 	for _, c := range t.spec.columns {
 		out = append(out, c.get(r))
 	}
 	p := t.spec.source(r)
-	return append(out, p.EventID, ts(p.EventCreated))
+	return append(out, p.Livemode, p.Account, p.EventID, ts(p.EventCreated))
 }
 
 func (t *typed[R]) childRows(row any) [][][]any {
@@ -226,12 +240,12 @@ func (t *typed[R]) childRows(row any) [][][]any {
 
 func (t *typed[R]) newRow() (any, []any) {
 	r := new(R)
-	scan := make([]any, 0, len(t.spec.columns)+2)
+	scan := make([]any, 0, len(t.spec.columns)+4)
 	for _, c := range t.spec.columns {
 		scan = append(scan, c.scan(r))
 	}
 	p := t.spec.source(r)
-	return r, append(scan, &p.EventID, unixScan{&p.EventCreated})
+	return r, append(scan, &p.Livemode, &p.Account, &p.EventID, unixScan{&p.EventCreated})
 }
 
 func (t *typed[R]) id(row any) string { return t.spec.columns[0].get(row.(*R)).(string) }

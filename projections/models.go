@@ -171,13 +171,15 @@ var Subscriptions = declare(spec[subscriptionFold]{
 				{Name: "mrr_after", Type: "bigint", Comment: "The subscription's MRR after, minor units."},
 				{Name: "event_id", Type: "text", Comment: "The event that caused the movement."},
 				{Name: "at", Type: "timestamptz", Comment: "When (the event's created time)."},
+				{Name: "livemode", Type: "boolean", Comment: "The subscription's mode: true live, false test."},
+				{Name: "account", Type: "text", Null: true, Comment: "The subscription's Connect account (acct_...); NULL for the platform's own."},
 			},
-			Indexes: []string{"at"},
+			Indexes: []string{"livemode, account, at"},
 		},
 		rows: func(r *subscriptionFold) [][]any {
 			out := make([][]any, 0, len(r.moves))
 			for _, m := range r.moves {
-				out = append(out, []any{m.Subscription, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter, m.EventID, ts(m.At)})
+				out = append(out, []any{m.Subscription, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter, m.EventID, ts(m.At), r.Livemode, r.Account})
 			}
 			return out
 		},

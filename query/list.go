@@ -25,6 +25,8 @@ type List struct {
 	Model *projections.Model
 	// Filters are equality filters on the model's declared filter columns.
 	Filters [][2]string
+	// Scope is the mode and account listed (default: both modes, every account).
+	Scope Scope
 	// CreatedGTE and CreatedLT bound created (zero: unbounded).
 	CreatedGTE, CreatedLT time.Time
 	Limit                 int     // rows per page, 1–1000; default 100
@@ -73,7 +75,7 @@ func ParseTime(name, v string) (time.Time, error) {
 	return time.Time{}, badRequest("invalid_"+name, "%s must be an RFC 3339 time (2026-05-01T00:00:00Z) or a date (2026-05-01), not %q", name, v)
 }
 
-var listParams = []string{"limit", "cursor", "created_gte", "created_lt", "as_of", "format"}
+var listParams = []string{"limit", "cursor", "created_gte", "created_lt", "as_of", "format", "livemode", "account"}
 
 // ParseList reads a list request's parameters (the API's query string, or `ledger query`'s
 // flags).
@@ -84,9 +86,13 @@ func ParseList(m *projections.Model, v url.Values) (List, error) {
 	}
 	for k := range v {
 		if !slices.Contains(listParams, k) && !slices.Contains(m.Filters, k) {
-			return l, badRequest("unknown_parameter", "unknown parameter %q; %s filters by %s, created_gte, created_lt, as_of", k, m.Table,
+			return l, badRequest("unknown_parameter", "unknown parameter %q; %s filters by %s, livemode, account, created_gte, created_lt, as_of", k, m.Table,
 				strings.Join(m.Filters, ", "))
 		}
+	}
+	var err error
+	if l.Scope, err = parseScope(v, false); err != nil {
+		return l, err
 	}
 	for _, f := range m.Filters {
 		if val := v.Get(f); val != "" {
@@ -96,7 +102,6 @@ func ParseList(m *projections.Model, v url.Values) (List, error) {
 			l.Filters = append(l.Filters, [2]string{f, val})
 		}
 	}
-	var err error
 	if val := v.Get("created_gte"); val != "" {
 		if l.CreatedGTE, err = ParseTime("created_gte", val); err != nil {
 			return l, err
@@ -144,6 +149,7 @@ func (l List) where(withCursor bool) (string, []any) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	conds = l.Scope.conds("t", arg)
 	for _, f := range l.Filters {
 		conds = append(conds, "t."+f[0]+" = "+arg(f[1]))
 	}
@@ -293,9 +299,10 @@ func (q *Queries) asOfRows(ctx context.Context, l List) ([][]any, error) {
 	index := func(name string) int {
 		return slices.IndexFunc(l.Model.Columns, func(c projections.Column) bool { return c.Name == name })
 	}
+	live, account := index("livemode"), index("account")
 	var kept [][]any
 	for _, r := range all {
-		ok := true
+		ok := l.Scope.holds(r[live].(bool), r[account].(*string))
 		for _, f := range l.Filters {
 			if textOf(r[index(f[0])]) != f[1] {
 				ok = false

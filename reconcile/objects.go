@@ -234,7 +234,7 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 				Livemode bool `json:"livemode"`
 			}
 			_ = json.Unmarshal(raw, &o)
-			snap, err := domain.NewSnapshot(kind, raw, now, o.Livemode, stripe.APIVersion)
+			snap, err := domain.NewSnapshot(kind, raw, now, o.Livemode, "", stripe.APIVersion)
 			if err != nil {
 				return fmt.Errorf("could not make a snapshot of %s: %w", id, err)
 			}

@@ -22,7 +22,7 @@ import (
 // queryFlags are the flags `ledger query` takes: every list filter a read model declares, and the
 // list and metric parameters, each named as the API's query parameter with - for _.
 func queryFlags() []string {
-	names := []string{"created-gte", "created-lt", "as-of", "from", "to", "interval", "currency"}
+	names := []string{"created-gte", "created-lt", "as-of", "from", "to", "interval", "currency", "livemode", "account"}
 	for _, m := range projections.Models {
 		for _, f := range m.Filters {
 			if n := strings.ReplaceAll(f, "_", "-"); !slices.Contains(names, n) {
@@ -51,6 +51,14 @@ func queryCmd() *cobra.Command {
   ledger query subscriptions --as-of 2026-05-31T23:59:59Z      # the state at that moment, from the log
   ledger query mrr --interval month --from 2026-01-01
   ledger query metrics refunds --interval day
+  ledger query mrr --livemode false                              # test mode
+  ledger query mrr --account all                                 # each connected account, and the total
+  ledger query charges --account acct_1Nv0FGQ9RKHgCVdK --livemode true
+
+Metrics are of one mode and one account: live mode and the platform's own account unless
+--livemode false (test mode) or --account acct_… / all (every account, one row each, plus rows
+with account "all" adding them up per currency). Live and test mode are never added together.
+Lists show both modes and every account unless filtered; each row says its livemode and account.
 
 Money is integer minor units with the currency beside it; absent values are empty (JSON null).
 --format table (default), csv or json. Exit code 2 with the API's message for a bad filter.`,
@@ -175,8 +183,9 @@ func queryMetric(cmd *cobra.Command, q *query.Queries, name string, v url.Values
 	if format == "json" {
 		return printJSON(rows)
 	}
-	cols := append([]string{"period", "currency"}, m.Columns...)
-	sort.Strings(cols[2:])
+	cols := query.SeriesHeader(m)
+	sort.Strings(cols[4:])
+	fmt.Fprintln(os.Stderr, "# "+m.Scope.Describe())
 	return printTable(cols, rows)
 }
 
