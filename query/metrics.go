@@ -20,12 +20,12 @@ var metrics = map[string][]string{
 	"movements": {"new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr", "net_mrr"},
 }
 
-// scopeSQL keeps a table's rows of one mode ($5) and account ($6: '' the platform's own, acct_…
-// one connected account, 'all' every account); acct is the account as a grouping key ('' for the
+// scopeSQL keeps a table's rows of one mode ($5) and account ($6: ” the platform's own, acct_…
+// one connected account, 'all' every account); acct is the account as a grouping key (” for the
 // platform).
 const scopeSQL = `livemode = $5 AND ($6 = 'all' OR account IS NOT DISTINCT FROM nullif($6, ''))`
 
-// mrrSQL is the movement log by period ($4: day or month), account and currency ($3, '' for all),
+// mrrSQL is the movement log by period ($4: day or month), account and currency ($3, ” for all),
 // every period from the first movement of the currency in the account to $2, with MRR and active
 // subscribers as running totals (ledger.metrics_daily's definitions).
 const mrrSQL = `WITH m AS (
