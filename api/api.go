@@ -252,7 +252,12 @@ func (a *API) event(w http.ResponseWriter, r *http.Request) {
 
 // summary serves GET /api/v1/summary: what the dashboard's header shows.
 func (a *API) summary(w http.ResponseWriter, r *http.Request) {
-	s, err := a.q.Summary(r.Context())
+	scope, err := query.ParseSummary(r.URL.Query())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	s, err := a.q.Summary(r.Context(), scope)
 	if err != nil {
 		a.fail(w, err)
 		return

@@ -149,8 +149,9 @@ var openAPI = sync.OnceValue(func() []byte {
 	anyObject := map[string]any{"type": "object"}
 	paths["/api/v1/events/{id}"] = map[string]any{"get": map[string]any{"summary": "One event of the log, payload as stored",
 		"parameters": []any{param("id", "path", "event ID", str)}, "responses": with(jsonResponse(anyObject, "The event."), "404")}}
-	paths["/api/v1/summary"] = map[string]any{"get": map[string]any{"summary": "Subscriptions by status, events per minute, log size, projection lag (the dashboard's header)",
-		"responses": with(jsonResponse(anyObject, "Summary."))}}
+	paths["/api/v1/summary"] = map[string]any{"get": map[string]any{"summary": "Subscriptions by status of one mode and account, the modes and accounts there are, events per minute, log size, projection lag (the dashboard's header)",
+		"parameters": []any{param("livemode", "query", "true (default) or false", str), param("account", "query", "platform (default), acct_... or all", str)},
+		"responses":  with(jsonResponse(anyObject, "Summary."))}}
 	paths["/api/v1/projections/status"] = map[string]any{"get": map[string]any{"summary": "The live projection's position, lag and quarantine",
 		"responses": with(jsonResponse(anyObject, "Status."))}}
 	paths["/api/v1/reconcile/runs"] = map[string]any{"get": map[string]any{"summary": "Reconciliation runs, newest first",

@@ -2,11 +2,13 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -55,18 +57,23 @@ func chromium(t *testing.T) string {
 }
 
 // In headless Chromium: the login form takes the token, the dashboard loads with data, its charts
-// draw, the CSV download link downloads the subscriptions; a screenshot is kept in
-// .data/test-artifacts/dashboard.png.
+// draw, the CSV download link downloads the subscriptions; the test-mode switch shows the
+// test-mode account's figures instead of the live ones, and says so; a screenshot is kept in
+// .data/test-artifacts/dashboard.png (and dashboard-test-mode.png).
 func TestDashboardInChromium(t *testing.T) {
 	t.Parallel()
 	bin := chromium(t)
-	sim := stripesim.New(stripesim.Config{Seed: 90, Customers: 150, Duration: 80 * 24 * time.Hour, End: time.Now().UTC().Truncate(time.Second)})
-	sim.Run(time.Time{})
+	end := time.Now().UTC().Truncate(time.Second)
+	live := stripesim.New(stripesim.Config{Seed: 90, Customers: 150, Duration: 80 * 24 * time.Hour, End: end, Livemode: true})
+	test := stripesim.New(stripesim.Config{Seed: 91, Customers: 60, Duration: 80 * 24 * time.Hour, End: end})
 	db := testkit.New(t)
 	var evs []domain.Event
-	for _, ev := range sim.Events() {
-		e, _ := domain.NewEvent(ev.Webhook, domain.SourceImport, "")
-		evs = append(evs, e)
+	for _, sim := range []*stripesim.Sim{live, test} {
+		sim.Run(time.Time{})
+		for _, ev := range sim.Events() {
+			e, _ := domain.NewEvent(ev.Webhook, domain.SourceImport, "")
+			evs = append(evs, e)
+		}
 	}
 	ctx := context.Background()
 	if _, err := eventstore.New(db.Pool).Append(ctx, evs); err != nil {
@@ -123,17 +130,17 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	})
 
-	var mrrPath, status, firstCard string
+	var mrrPath, status, firstCard, liveBanner, testCard, testBanner, cur string
 	var bars, runRows, subRows int
 	var nan bool
-	var shot []byte
+	var shot, testShot []byte
 	err = chromedp.Run(bctx,
 		browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(downloads).WithEventsEnabled(true),
 		chromedp.Navigate(srv.URL+"/"),
 		chromedp.WaitVisible(`#token`, chromedp.ByQuery), // redirected to the login form
 		chromedp.SendKeys(`#token`, token, chromedp.ByQuery),
 		chromedp.Click(`#signin`, chromedp.ByQuery),
-		chromedp.WaitVisible(`body[data-loaded="true"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`body[data-shown="true/platform"]`, chromedp.ByQuery),
 		chromedp.AttributeValue(`#chart-mrr path.line`, "d", &mrrPath, nil, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll('#chart-revenue rect').length`, &bars),
 		chromedp.Evaluate(`document.querySelectorAll('#runs tbody tr').length`, &runRows),
@@ -141,11 +148,39 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Text(`#status`, &status, chromedp.ByQuery),
 		chromedp.Evaluate(`document.body.innerHTML.includes('NaN') || document.body.innerHTML.includes('undefined')`, &nan),
 		chromedp.Text(`#cards .card .value`, &firstCard, chromedp.ByQuery),
+		chromedp.Text(`#scope-banner`, &liveBanner, chromedp.ByQuery),
+		chromedp.Value(`#currency`, &cur, chromedp.ByQuery),
 		chromedp.FullScreenshot(&shot, 100), // quality 100: PNG
 		chromedp.Click(`#csv-subscriptions`, chromedp.ByQuery),
 	)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The MRR tile of each mode is that mode's subscriptions alone, in the currency shown.
+	mrrOf := func(livemode bool, currency string) string {
+		var v int64
+		if err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(mrr), 0)::bigint FROM ledger.subscriptions WHERE livemode = $1 AND account IS NULL AND currency = $2`,
+			livemode, currency).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return major(v, currency)
+	}
+	if want := mrrOf(true, cur); firstCard != want || !strings.HasPrefix(liveBanner, "Live mode") {
+		t.Fatalf("live mode: MRR card %q, want %q (the live subscriptions' MRR in %s); banner %q", firstCard, want, cur, liveBanner)
+	}
+	err = chromedp.Run(bctx,
+		chromedp.Click(`#testmode`, chromedp.ByQuery),
+		chromedp.WaitVisible(`body[data-shown="false/platform"]`, chromedp.ByQuery),
+		chromedp.Text(`#cards .card .value`, &testCard, chromedp.ByQuery),
+		chromedp.Text(`#scope-banner`, &testBanner, chromedp.ByQuery),
+		chromedp.Value(`#currency`, &cur, chromedp.ByQuery),
+		chromedp.FullScreenshot(&testShot, 100),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mrrOf(false, cur); testCard != want || !strings.HasPrefix(testBanner, "Test mode") || testCard == firstCard {
+		t.Fatalf("test mode: MRR card %q, want %q (the test subscriptions' MRR in %s; live showed %q); banner %q", testCard, want, cur, firstCard, testBanner)
 	}
 	if nan {
 		t.Fatal("the dashboard shows NaN or undefined")
@@ -159,6 +194,7 @@ func TestDashboardInChromium(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(art, "dashboard.png"), shot, 0o644); err == nil {
 			t.Logf("screenshot: %s", filepath.Join(art, "dashboard.png"))
 		}
+		_ = os.WriteFile(filepath.Join(art, "dashboard-test-mode.png"), testShot, 0o644)
 	}
 	var guid string
 	select {
@@ -212,6 +248,19 @@ func TestDashboardNeedsTheToken(t *testing.T) {
 			t.Errorf("record %d: %+v, want %+v", i, got, w)
 		}
 	}
+}
+
+// major formats minor units as the dashboard does for a two-decimal currency: 1,234.56 USD.
+func major(minor int64, currency string) string {
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	whole := strconv.FormatInt(minor/100, 10)
+	for i := len(whole) - 3; i > 0; i -= 3 {
+		whole = whole[:i] + "," + whole[i:]
+	}
+	return fmt.Sprintf("%s%s.%02d %s", sign, whole, minor%100, strings.ToUpper(currency))
 }
 
 type records struct {

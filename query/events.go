@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/stripeledger/ledger/domain"
@@ -67,6 +69,13 @@ func (q *Queries) Event(ctx context.Context, id string) (Event, error) {
 
 // Summary is what the dashboard's header shows.
 type Summary struct {
+	// Livemode, Account and Includes say which mode and account Subscriptions are of.
+	Livemode bool   `json:"livemode"`
+	Account  string `json:"account"`
+	Includes string `json:"includes"`
+	// Scopes are the modes and accounts the read models hold objects of, for the dashboard's
+	// mode switch and account selector.
+	Scopes          []ScopeCount        `json:"scopes"`
 	Subscriptions   []StatusCount       `json:"subscriptions"`
 	EventsPerMinute []eventstore.Minute `json:"events_per_minute"`
 	Log             map[string]int64    `json:"log"`
@@ -81,12 +90,53 @@ type StatusCount struct {
 	MRR      int64  `json:"mrr"`
 }
 
-// Summary is subscriptions by status and currency, events appended per minute over the last
+// ScopeCount is one mode and account the read models hold, with its customers, subscriptions
+// and charges.
+type ScopeCount struct {
+	Livemode bool    `json:"livemode"`
+	Account  *string `json:"account"` // null: the platform's own
+	Objects  int64   `json:"objects"`
+}
+
+// ParseSummary reads a summary request's parameters: livemode and account, as a metric's
+// (default live mode, the platform's own account).
+func ParseSummary(v url.Values) (Scope, error) {
+	for k := range v {
+		if k != "livemode" && k != "account" {
+			return Scope{}, badRequest("unknown_parameter", "unknown parameter %q; the summary takes livemode and account", k)
+		}
+	}
+	return parseScope(v, true)
+}
+
+// Summary is, for one mode and account (or every account), subscriptions by status and
+// currency; and the modes and accounts there are, events appended per minute over the last
 // hour, the log's size and the live projection's lag.
-func (q *Queries) Summary(ctx context.Context) (Summary, error) {
-	out := Summary{Subscriptions: []StatusCount{}, EventsPerMinute: []eventstore.Minute{}}
-	rows, err := q.pool.Query(ctx, `SELECT status, currency, count(*), coalesce(sum(mrr), 0)::bigint FROM ledger.subscriptions
-		GROUP BY 1, 2 ORDER BY 2, 3 DESC`)
+func (q *Queries) Summary(ctx context.Context, scope Scope) (Summary, error) {
+	out := Summary{Livemode: *scope.Livemode, Account: scope.AccountParam(), Includes: scope.Describe(),
+		Scopes: []ScopeCount{}, Subscriptions: []StatusCount{}, EventsPerMinute: []eventstore.Minute{}}
+	scopes, err := q.pool.Query(ctx, `SELECT livemode, account, count(*) FROM (
+		SELECT livemode, account FROM ledger.customers UNION ALL SELECT livemode, account FROM ledger.subscriptions
+		UNION ALL SELECT livemode, account FROM ledger.charges) o GROUP BY 1, 2 ORDER BY 1 DESC, 2 NULLS FIRST`)
+	if err != nil {
+		return out, fmt.Errorf("could not list modes and accounts: %w", err)
+	}
+	for scopes.Next() {
+		var c ScopeCount
+		if err := scopes.Scan(&c.Livemode, &c.Account, &c.Objects); err != nil {
+			scopes.Close()
+			return out, err
+		}
+		out.Scopes = append(out.Scopes, c)
+	}
+	scopes.Close()
+	if err := scopes.Err(); err != nil {
+		return out, err
+	}
+	var args []any
+	cond := strings.Join(scope.conds("s", func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }), " AND ")
+	rows, err := q.pool.Query(ctx, `SELECT status, currency, count(*), coalesce(sum(mrr), 0)::bigint FROM ledger.subscriptions s
+		WHERE `+cond+` GROUP BY 1, 2 ORDER BY 2, 3 DESC`, args...)
 	if err != nil {
 		return out, fmt.Errorf("could not summarise subscriptions: %w", err)
 	}

@@ -85,22 +85,53 @@ function fillTable(id, rows, cells) {
 }
 
 let currency = '';
+// The mode and account shown: live mode and the platform's own account unless switched, as in
+// Stripe's Dashboard. Every request carries them; no figure adds live to test mode.
+let livemode = true, account = 'platform';
+
+function scopeQuery() { return 'livemode=' + livemode + '&account=' + encodeURIComponent(account); }
+
+// fillAccounts lists the accounts the read models hold in the mode shown.
+function fillAccounts(scopes) {
+  const sel = document.getElementById('account');
+  const ids = [...new Set(scopes.filter(s => s.livemode === livemode && s.account).map(s => s.account))].sort();
+  const opts = [['platform', 'Platform'], ...ids.map(id => [id, id]), ['all', 'All accounts']];
+  if (!opts.some(o => o[0] === account)) account = 'platform';
+  sel.replaceChildren(...opts.map(([v, label]) => { const o = document.createElement('option'); o.value = v; o.textContent = label; return o; }));
+  sel.value = account;
+}
+
+function showScope() {
+  const b = document.getElementById('scope-banner');
+  const who = account === 'platform' ? 'the platform account' : account === 'all' ? 'all accounts (each connected account and the platform, added up per currency)' : 'connected account ' + account;
+  b.textContent = (livemode ? 'Live mode' : 'Test mode: test data only') + ' · ' + who;
+  b.className = 'banner ' + (livemode ? 'live' : 'test');
+}
+
+let generation = 0;
 
 async function load() {
   const status = document.getElementById('status');
+  // A switch of mode or account while an earlier load is in flight: only the newest one draws.
+  const gen = ++generation;
   try {
+    const sq = scopeQuery();
     const [mrr, revenue, summary, runs] = await Promise.all([
-      api('metrics/mrr?interval=day&from=' + daysAgo(90)),
-      api('metrics/revenue?interval=day&from=' + daysAgo(30)),
-      api('summary'),
+      api('metrics/mrr?interval=day&from=' + daysAgo(90) + '&' + sq),
+      api('metrics/revenue?interval=day&from=' + daysAgo(30) + '&' + sq),
+      api('summary?' + sq),
       api('reconcile/runs?limit=10'),
     ]);
+    if (gen !== generation) return;
+    fillAccounts(summary.scopes);
+    showScope();
     const currencies = [...new Set(mrr.data.map(r => r.currency).concat(summary.subscriptions.map(s => s.currency)))].sort();
     const sel = document.getElementById('currency');
     if (!currency) currency = currencies.includes('usd') ? 'usd' : (currencies[0] || '');
     sel.replaceChildren(...currencies.map(c => { const o = document.createElement('option'); o.value = o.textContent = c; return o; }));
     sel.value = currency;
-    const cur = r => r.currency === currency;
+    // With every account, the tiles and charts show the rows that add the accounts up.
+    const cur = r => r.currency === currency && (account !== 'all' || r.account === 'all');
     const m = mrr.data.filter(cur), rv = revenue.data.filter(cur);
     const last = m[m.length - 1] || { mrr: 0, arr: 0, active_subscribers: 0 };
     const month = rv.reduce((a, r) => ({ gross: a.gross + r.gross_revenue, refunds: a.refunds + r.refunds, net: a.net + r.net_revenue, failed: a.failed + r.failed_payments }),
@@ -119,15 +150,18 @@ async function load() {
     lineChart(document.getElementById('chart-mrr'), m.map(r => r.period), [{ name: 'MRR ' + currency, points: m.map(r => [r.period, r.mrr]) }], v => money(Math.round(v), currency));
     lineChart(document.getElementById('chart-subs'), m.map(r => r.period), [{ name: 'active', points: m.map(r => [r.period, r.active_subscribers]) }], v => String(Math.round(v)));
     barChart(document.getElementById('chart-revenue'), rv.map(r => ({ label: r.period, values: [r.gross_revenue, r.refunds, r.disputed] })), ['revenue', 'refunds', 'disputes'], v => money(Math.round(v), currency));
-    const st = summary.subscriptions.filter(cur);
+    const st = summary.subscriptions.filter(s => s.currency === currency);
     barChart(document.getElementById('chart-status'), st.map(s => ({ label: s.status, values: [s.count] })), st.map(s => s.status + ' ' + s.count).slice(0, 5), v => String(Math.round(v)));
     const per = summary.events_per_minute;
     lineChart(document.getElementById('chart-ingest'), per.map(p => p.minute.slice(11, 16)), [{ name: 'events/min', points: per.map(p => [p.minute.slice(11, 16), p.count]) }], v => String(Math.round(v)));
     fillTable('runs', runs.data, r => [r.id, r.job + (r.dry_run ? ' (dry run)' : ''), r.status, r.started_at.slice(0, 19).replace('T', ' '),
       r.missing_found, r.repaired, Object.entries(r.drift || {}).map(([k, v]) => k + '=' + v).join(' ') || '—']);
     await loadTables();
+    if (gen !== generation) return;
     status.textContent = 'updated ' + new Date().toLocaleTimeString();
     document.body.dataset.loaded = 'true';
+    // What the page now shows, once everything on it is of that mode and account.
+    document.body.dataset.shown = livemode + '/' + account;
   } catch (e) {
     status.textContent = 'error: ' + e.message;
   }
@@ -135,16 +169,19 @@ async function load() {
 
 async function loadTables() {
   const q = document.getElementById('search').value.trim();
-  let filter = 'currency=' + currency;
+  let filter = 'currency=' + currency + '&' + scopeQuery();
   if (q) filter += (q.startsWith('cus_') ? '&customer=' : '&app_user_id=') + encodeURIComponent(q);
   document.getElementById('csv-subscriptions').href = '/api/v1/subscriptions?format=csv&' + filter;
-  document.getElementById('csv-charges').href = '/api/v1/charges?format=csv&currency=' + currency;
-  const [subs, charges] = await Promise.all([api('subscriptions?limit=25&' + filter), api('charges?limit=25&currency=' + currency)]);
+  const chargeFilter = 'currency=' + currency + '&' + scopeQuery();
+  document.getElementById('csv-charges').href = '/api/v1/charges?format=csv&' + chargeFilter;
+  const [subs, charges] = await Promise.all([api('subscriptions?limit=25&' + filter), api('charges?limit=25&' + chargeFilter)]);
   fillTable('subscriptions', subs.data, s => [s.id, s.customer, s.app_user_id, s.status, money(s.mrr, s.currency), (s.current_period_end || '').slice(0, 10)]);
   fillTable('charges', charges.data, c => [c.id, c.customer, c.status, money(c.amount, c.currency), money(c.amount_refunded, c.currency), c.dispute_status, c.created.slice(0, 10)]);
 }
 
 document.getElementById('currency').addEventListener('change', e => { currency = e.target.value; load(); });
+document.getElementById('testmode').addEventListener('change', e => { livemode = !e.target.checked; account = 'platform'; currency = ''; load(); });
+document.getElementById('account').addEventListener('change', e => { account = e.target.value; load(); });
 document.getElementById('search').addEventListener('change', () => loadTables());
 load();
 setInterval(load, 10000);
