@@ -66,9 +66,11 @@ func TestDashboardInChromium(t *testing.T) {
 	end := time.Now().UTC().Truncate(time.Second)
 	live := stripesim.New(stripesim.Config{Seed: 90, Customers: 150, Duration: 80 * 24 * time.Hour, End: end, Livemode: true})
 	test := stripesim.New(stripesim.Config{Seed: 91, Customers: 60, Duration: 80 * 24 * time.Hour, End: end})
+	const connected = "acct_1DashboardTest01"
+	acct := stripesim.New(stripesim.Config{Seed: 92, Customers: 40, Duration: 80 * 24 * time.Hour, End: end, Livemode: true, Account: connected})
 	db := testkit.New(t)
 	var evs []domain.Event
-	for _, sim := range []*stripesim.Sim{live, test} {
+	for _, sim := range []*stripesim.Sim{live, test, acct} {
 		sim.Run(time.Time{})
 		for _, ev := range sim.Events() {
 			e, _ := domain.NewEvent(ev.Webhook, domain.SourceImport, "")
@@ -157,15 +159,15 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The MRR tile of each mode is that mode's subscriptions alone, in the currency shown.
-	mrrOf := func(livemode bool, currency string) string {
+	mrrOf := func(livemode bool, account, currency string) string {
 		var v int64
-		if err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(mrr), 0)::bigint FROM ledger.subscriptions WHERE livemode = $1 AND account IS NULL AND currency = $2`,
-			livemode, currency).Scan(&v); err != nil {
+		if err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(mrr), 0)::bigint FROM ledger.subscriptions
+			WHERE livemode = $1 AND account IS NOT DISTINCT FROM nullif($2, '') AND currency = $3`, livemode, account, currency).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
 		return major(v, currency)
 	}
-	if want := mrrOf(true, cur); firstCard != want || !strings.HasPrefix(liveBanner, "Live mode") {
+	if want := mrrOf(true, "", cur); firstCard != want || !strings.HasPrefix(liveBanner, "Live mode") {
 		t.Fatalf("live mode: MRR card %q, want %q (the live subscriptions' MRR in %s); banner %q", firstCard, want, cur, liveBanner)
 	}
 	err = chromedp.Run(bctx,
@@ -179,8 +181,26 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := mrrOf(false, cur); testCard != want || !strings.HasPrefix(testBanner, "Test mode") || testCard == firstCard {
+	if want := mrrOf(false, "", cur); testCard != want || !strings.HasPrefix(testBanner, "Test mode") || testCard == firstCard {
 		t.Fatalf("test mode: MRR card %q, want %q (the test subscriptions' MRR in %s; live showed %q); banner %q", testCard, want, cur, firstCard, testBanner)
+	}
+	// Back to live mode, then the connected account alone: its own MRR, and the banner names it.
+	var acctCard, acctBanner string
+	err = chromedp.Run(bctx,
+		chromedp.Click(`#testmode`, chromedp.ByQuery),
+		chromedp.WaitVisible(`body[data-shown="true/platform"]`, chromedp.ByQuery),
+		chromedp.SetValue(`#account`, connected, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById('account').dispatchEvent(new Event('change'))`, nil),
+		chromedp.WaitVisible(`body[data-shown="true/`+connected+`"]`, chromedp.ByQuery),
+		chromedp.Text(`#cards .card .value`, &acctCard, chromedp.ByQuery),
+		chromedp.Text(`#scope-banner`, &acctBanner, chromedp.ByQuery),
+		chromedp.Value(`#currency`, &cur, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mrrOf(true, connected, cur); acctCard != want || !strings.Contains(acctBanner, connected) {
+		t.Fatalf("connected account: MRR card %q, want %q (%s's MRR in %s); banner %q", acctCard, want, connected, cur, acctBanner)
 	}
 	if nan {
 		t.Fatal("the dashboard shows NaN or undefined")
