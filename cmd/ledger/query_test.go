@@ -51,9 +51,14 @@ func TestQueryCommand(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "ID") || !strings.Contains(r.stdout, "APP_USER_ID") {
 		t.Fatalf("table: %+v", r)
 	}
+	// The account is in test mode: live mode, the default, has no MRR; --livemode false has.
 	r = ledger(t, env, "query", "mrr", "--interval", "month", "--from", "2026-01-01", "--to", "2026-05-31")
-	if r.code != 0 || !strings.Contains(r.stdout, "ACTIVE_SUBSCRIBERS") || !strings.Contains(r.stdout, "2026-05-01") {
-		t.Fatalf("mrr: %+v", r)
+	if r.code != 0 || !strings.Contains(r.stdout, "ACTIVE_SUBSCRIBERS") || strings.Contains(r.stdout, "2026-05-01") || !strings.Contains(r.stderr, "live mode") {
+		t.Fatalf("mrr in live mode: %+v", r)
+	}
+	r = ledger(t, env, "query", "mrr", "--interval", "month", "--from", "2026-01-01", "--to", "2026-05-31", "--livemode", "false")
+	if r.code != 0 || !strings.Contains(r.stdout, "2026-05-01") || !strings.Contains(r.stderr, "test mode") {
+		t.Fatalf("mrr in test mode: %+v", r)
 	}
 	r = ledger(t, env, "query", "subscriptions", "--as-of", "2020-01-01", "--format", "json")
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
@@ -64,6 +69,8 @@ func TestQueryCommand(t *testing.T) {
 		{"query", "subscriptions", "--email", "a@b.c"},
 		{"query", "payouts"},
 		{"query", "charges", "--format", "xml"},
+		{"query", "mrr", "--livemode", "all"},
+		{"query", "revenue", "--account", "everyone"},
 	} {
 		if r := ledger(t, env, bad...); r.code != 2 || r.stderr == "" {
 			t.Errorf("%v: want exit 2 with a message, got %+v", bad, r)
