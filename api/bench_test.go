@@ -39,7 +39,8 @@ func bigLedger(b *testing.B) *pgxpool.Pool {
 }
 
 func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
-	sim := stripesim.New(stripesim.Config{Seed: 95, Customers: 3000, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	// Live mode: the series are the platform's live figures by default.
+	sim := stripesim.New(stripesim.Config{Seed: 95, Customers: 3000, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Livemode: true})
 	sim.Run(time.Time{})
 	var evs []domain.Event
 	for _, ev := range sim.Events() {
@@ -61,16 +62,16 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
 	for _, q := range []string{
 		fmt.Sprintf(`INSERT INTO ledger.charges SELECT c.id || '_' || n, amount, amount_captured, amount_refunded, refunded, currency, status,
 			paid, failure_code, failure_message, payment_intent, invoice, customer || '_' || n, dispute_id, dispute_status,
-			created - n * interval '90 days', event_id, event_created - n * interval '90 days'
+			created - n * interval '90 days', livemode, account, event_id, event_created - n * interval '90 days'
 			FROM ledger.charges c, generate_series(1, %d) n LIMIT %d`, kc, wantCharges-charges),
 		fmt.Sprintf(`INSERT INTO ledger.subscriptions (id, customer, app_user_id, status, currency, items, trial_start, trial_end,
 			current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at, pause_behavior,
-			coupon_duration, coupon_percent_off, metadata, mrr, attention, created, event_id, event_created) SELECT s.id || '_' || n, customer || '_' || n, app_user_id || '_' || n, status, currency,
+			coupon_duration, coupon_percent_off, metadata, mrr, attention, created, livemode, account, event_id, event_created) SELECT s.id || '_' || n, customer || '_' || n, app_user_id || '_' || n, status, currency,
 			items, trial_start, trial_end, current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at,
-			pause_behavior, coupon_duration, coupon_percent_off, metadata, mrr, attention, created - n * interval '90 days', event_id, event_created
+			pause_behavior, coupon_duration, coupon_percent_off, metadata, mrr, attention, created - n * interval '90 days', livemode, account, event_id, event_created
 			FROM ledger.subscriptions s, generate_series(1, %d) n LIMIT %d`, ks, wantSubs-subs),
 		`INSERT INTO ledger.subscription_movements SELECT s.id, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
-			m.mrr_before, m.mrr_after, m.event_id, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days'
+			m.mrr_before, m.mrr_after, m.event_id, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days', m.livemode, m.account
 			FROM ledger.subscriptions s JOIN ledger.subscription_movements m ON s.id LIKE m.subscription || '\_%'`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {

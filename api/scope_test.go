@@ -173,6 +173,31 @@ func TestModesAndAccountsNeverMix(t *testing.T) {
 				liveTotal[cur] += v
 			}
 		}
+		// The SQL views agree, scope by scope.
+		rows, err := db.Pool.Query(ctx, `SELECT currency, mrr FROM ledger.metrics_daily
+			WHERE day = '2026-06-01' AND livemode = $1 AND account IS NOT DISTINCT FROM nullif($2, '')`, sc.Livemode, sc.Account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view := map[string]int64{}
+		for rows.Next() {
+			var cur string
+			var v int64
+			_ = rows.Scan(&cur, &v)
+			if v != 0 {
+				view[cur] = v
+			}
+		}
+		rows.Close()
+		nonzero := map[string]int64{}
+		for cur, v := range want {
+			if v != 0 {
+				nonzero[cur] = v
+			}
+		}
+		if !sameMRR(view, nonzero) {
+			t.Errorf("%s: ledger.metrics_daily says MRR %v, the simulator %v", sc, view, want)
+		}
 	}
 	platformLive := stripesim.Scope{Livemode: true}
 	def := mrr("")
