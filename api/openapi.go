@@ -190,7 +190,7 @@ var openAPI = sync.OnceValue(func() []byte {
 		object([]string{}, map[string]any{"job": str, "since": str, "from": str, "to": str, "dry_run": map[string]any{"type": "boolean"}}),
 		map[string]string{"202": "The run as recorded; it goes on after the answer (Location: its URL).", "409": "A run of that job is in progress.",
 			"503": "STRIPE_SECRET_KEY is not set."})["post"]
-	paths["/api/v1/projections/retry"] = post("Let quarantined events back in, as ledger projections retry", "operate",
+	paths["/api/v1/projections/retry"] = post("Let quarantined events back in, as ledger projections retry; a held event named in event_ids is released, all leaves held ones held", "operate",
 		object([]string{}, map[string]any{"event_ids": map[string]any{"type": "array", "items": str}, "all": map[string]any{"type": "boolean"}}),
 		map[string]string{"200": "How many were folded and which still fail.", "404": "No such quarantined event."})
 	paths["/api/v1/endpoints/setup"] = post("Create or update the Stripe webhook endpoint, as ledger endpoints setup", "admin",

@@ -116,7 +116,9 @@ type retryRequest struct {
 }
 
 // retryQuarantined serves POST /api/v1/projections/retry: the quarantined events named (or all
-// of them) are let back in and their objects re-folded, as `ledger projections retry` does.
+// of them) are let back in and their objects re-folded, as `ledger projections retry` does. A
+// held event (it disagrees with its endpoint) is released only when named; "all" leaves held
+// ones held and counts them.
 func (a *API) retryQuarantined(w http.ResponseWriter, r *http.Request) {
 	var req retryRequest
 	if !readBody(w, r, &req) {
@@ -135,7 +137,8 @@ func (a *API) retryQuarantined(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "retry", "resolved": res.Resolved, "failed": res.Failed, "errors": res.Errors})
+	writeJSON(w, http.StatusOK, map[string]any{"object": "retry", "resolved": res.Resolved, "failed": res.Failed,
+		"released": res.Released, "held": res.Held, "errors": res.Errors})
 }
 
 type setupRequest struct {

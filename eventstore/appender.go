@@ -66,6 +66,7 @@ type Appender struct {
 
 type appendRequest struct {
 	events  []domain.Event
+	from    Endpoint // the endpoint every event of the request came to ("" for none)
 	bytes   int
 	results []Result
 	err     error
@@ -87,10 +88,16 @@ func NewAppender(store *Store, cfg AppenderConfig) *Appender {
 // have Store.Append's meaning. If ctx ends first, Append returns ctx's error; the events may still
 // be committed afterwards, which is harmless: appends are idempotent by event ID.
 func (a *Appender) Append(ctx context.Context, events []domain.Event) ([]Result, error) {
+	return a.AppendFrom(ctx, "", events)
+}
+
+// AppendFrom appends like Append, every event attributed to the webhook endpoint it came to
+// (Store.AppendDelivered): a webhook request is one delivery to one endpoint.
+func (a *Appender) AppendFrom(ctx context.Context, from Endpoint, events []domain.Event) ([]Result, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	req := &appendRequest{events: events, done: make(chan struct{})}
+	req := &appendRequest{events: events, from: from, done: make(chan struct{})}
 	for i := range events {
 		req.bytes += len(events[i].Payload)
 	}
@@ -172,6 +179,7 @@ func (a *Appender) gather(first *appendRequest) []*appendRequest {
 
 func (a *Appender) commit(batch []*appendRequest) {
 	var events []domain.Event
+	var endpoints []Endpoint // nil while no request of the batch names one
 	if len(batch) == 1 {
 		events = batch[0].events
 	} else {
@@ -179,9 +187,20 @@ func (a *Appender) commit(batch []*appendRequest) {
 			events = append(events, r.events...)
 		}
 	}
+	for _, r := range batch {
+		if r.from != "" {
+			endpoints = make([]Endpoint, 0, len(events))
+			for _, r := range batch {
+				for range r.events {
+					endpoints = append(endpoints, r.from)
+				}
+			}
+			break
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
 	start := time.Now()
-	results, err := a.store.Append(ctx, events)
+	results, err := a.store.AppendDelivered(ctx, events, endpoints)
 	cancel()
 	if a.cfg.OnBatch != nil {
 		a.cfg.OnBatch(len(events), time.Since(start), err)

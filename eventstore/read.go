@@ -85,9 +85,14 @@ type Filter struct {
 	Borrow bool
 }
 
-// readColumns are a record's columns without the hash chain, which only Verify reads.
+// readColumns are a record's columns without the hash chain, which only Verify reads. Whether a
+// held event was released is looked up only for held events (CASE evaluates in order), so the
+// other rows cost one NULL test.
 const readColumns = `position, event_id, type, api_version, extract(epoch from created)::bigint, livemode,
-	account, object_type, object_id, source, received_at, coalesce(redacted_by_position, 0)`
+	account, object_type, object_id, source, received_at, coalesce(redacted_by_position, 0),
+	coalesce(endpoint, ''), coalesce(hold_reason, ''),
+	CASE WHEN hold_reason IS NULL THEN false
+	     ELSE EXISTS (SELECT 1 FROM ledger.event_releases x WHERE x.event_id = ledger.events.event_id) END`
 
 // sql builds the filter's query. Every value is a parameter.
 func (f Filter) sql() (string, []any) {
@@ -213,7 +218,7 @@ func scanRows(rows pgx.Rows, payload, borrow bool, fn func(*Record) error) error
 	var sig *string
 	var borrowed pgtype.DriverBytes
 	dest := []any{&r.Position, &r.ID, &r.Type, &r.APIVersion, &r.Created, &r.Livemode, &r.Account,
-		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.RedactedBy}
+		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.RedactedBy, &r.Endpoint, &r.HoldReason, &r.Released}
 	switch {
 	case payload && borrow:
 		dest = append(dest, &borrowed, &sig)

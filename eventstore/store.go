@@ -29,6 +29,14 @@ type Record struct {
 	// Payload; 0 while the payload is the exact bytes received. A redacted webhook payload no
 	// longer matches its Stripe-Signature: a re-check reports it as redacted, not as failed.
 	RedactedBy int64
+	// Endpoint is the Stripe endpoint a webhook came to ("" for other sources, and for webhooks
+	// appended before endpoints were told apart); HoldReason why the event disagrees with it
+	// ("" when it agrees), and Released whether an operator has let it into the read models all
+	// the same (Held). Endpoint and HoldReason are written at append and never change; they are
+	// not in the chain (migrations/013 says why).
+	Endpoint   Endpoint
+	HoldReason string
+	Released   bool
 	// The chain (hash.go), read by Get and Verify only.
 	PayloadDigest [32]byte  // SHA-256 of the payload as received: unchanged by a redaction
 	HashV1        *[32]byte // the row's version-1 hash, for rows re-chained by migration 011
@@ -71,9 +79,7 @@ func New(pool *pgxpool.Pool) *Store {
 const (
 	headSQL = `SELECT position, hash FROM ledger.log_head`
 
-	recordColumns = `position, event_id, type, api_version, extract(epoch from created)::bigint, livemode,
-		account, object_type, object_id, source, received_at, coalesce(redacted_by_position, 0), payload, signature,
-		payload_digest, hash_v1, prev_hash, hash`
+	recordColumns = readColumns + `, payload, signature, payload_digest, hash_v1, prev_hash, hash`
 )
 
 // Append writes events to the log in one transaction and answers each in order. Events whose ID
@@ -89,7 +95,16 @@ const (
 // (ledger.append_events), so the head lock is held only for the server's own work and the next
 // batch can already be waiting for it.
 func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, error) {
-	p := s.prepareAppend(events)
+	return s.AppendDelivered(ctx, events, nil)
+}
+
+// AppendDelivered appends like Append, each webhook event with the endpoint it came to
+// (endpoints[i] for events[i]; nil or "" for none). The endpoint and, when the event disagrees
+// with it, the reason it is held out of the read models (Endpoint.HoldReason) are stored in the
+// row, in the append's transaction. A duplicate keeps the attribution of the first delivery. An
+// endpoint on an event that is not a webhook, or one that is not an Endpoint, is that event's Err.
+func (s *Store) AppendDelivered(ctx context.Context, events []domain.Event, endpoints []Endpoint) ([]Result, error) {
+	p := s.prepareAppend(events, endpoints)
 	if len(p.cols.id) == 0 {
 		return p.results, nil
 	}
@@ -113,7 +128,7 @@ func (s *Store) Append(ctx context.Context, events []domain.Event) ([]Result, er
 // other append waits for it: keep what follows short. Appends through this store are woken only
 // by the next Append; a tail sees these within its PollInterval.
 func (s *Store) AppendIn(ctx context.Context, tx pgx.Tx, events []domain.Event) ([]Result, error) {
-	p := s.prepareAppend(events)
+	p := s.prepareAppend(events, nil)
 	if len(p.cols.id) == 0 {
 		return p.results, nil
 	}
@@ -135,7 +150,7 @@ type pendingAppend struct {
 
 // prepareAppend does everything that does not need the log's tip: validation, folding repeats,
 // hashing each event's payload and content, encoding the batch.
-func (s *Store) prepareAppend(events []domain.Event) *pendingAppend {
+func (s *Store) prepareAppend(events []domain.Event, endpoints []Endpoint) *pendingAppend {
 	p := &pendingAppend{results: make([]Result, len(events)), sent: make([]int, len(events))}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	first := make(map[string]int, len(events)) // event ID -> index in cols
@@ -145,11 +160,19 @@ func (s *Store) prepareAppend(events []domain.Event) *pendingAppend {
 			p.results[i].Err = err
 			continue
 		}
+		var ep Endpoint
+		if i < len(endpoints) {
+			ep = endpoints[i]
+		}
+		if ep != "" && (!ep.Valid() || events[i].Source != domain.SourceWebhook) {
+			p.results[i].Err = fmt.Errorf("endpoint %q: want one of %v, on a webhook event", ep, Endpoints)
+			continue
+		}
 		if k, ok := first[events[i].ID]; ok {
 			p.sent[i] = k // a repeat within the call: answered like the first
 			continue
 		}
-		r := Record{Event: events[i]}
+		r := Record{Event: events[i], Endpoint: ep, HoldReason: ep.HoldReason(events[i].Livemode, events[i].Account)}
 		if r.ReceivedAt.IsZero() {
 			r.ReceivedAt = now
 		}
@@ -199,7 +222,8 @@ func (p *pendingAppend) answer() []Result {
 // appendSQL's lock on the log head is released at COMMIT.
 const appendSQL = `SELECT idx, event_position, duplicate FROM ledger.append_events(
 	$1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::text[], $7::text[],
-	$8::text[], $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::bytea[], $14::bytea[])`
+	$8::text[], $9::text[], $10::timestamptz[], $11::bytea[], $12::text[], $13::bytea[], $14::bytea[],
+	$15::text[], $16::text[])`
 
 // appendArrays are the batch as parallel columns, the shape ledger.append_events takes.
 type appendArrays struct {
@@ -207,7 +231,7 @@ type appendArrays struct {
 	created, receivedAt                                     []time.Time
 	livemode                                                []bool
 	payload, payloadDigest, digest                          [][]byte
-	signature                                               []*string
+	signature, endpoint, holdReason                         []*string
 }
 
 func (a *appendArrays) add(r *Record, digest [32]byte) {
@@ -227,13 +251,23 @@ func (a *appendArrays) add(r *Record, digest [32]byte) {
 		sig = &r.Signature
 	}
 	a.signature = append(a.signature, sig)
+	a.endpoint = append(a.endpoint, nullString(string(r.Endpoint)))
+	a.holdReason = append(a.holdReason, nullString(r.HoldReason))
 	a.payloadDigest = append(a.payloadDigest, r.PayloadDigest[:])
 	a.digest = append(a.digest, digest[:])
 }
 
 func (a *appendArrays) args() []any {
 	return []any{a.id, a.typ, a.apiVersion, a.created, a.livemode, a.account, a.objectType,
-		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.payloadDigest, a.digest}
+		a.objectID, a.src, a.receivedAt, a.payload, a.signature, a.payloadDigest, a.digest, a.endpoint, a.holdReason}
+}
+
+// nullString is s, or NULL for "".
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func scanRecord(row pgx.CollectableRow) (Record, error) {
@@ -242,7 +276,8 @@ func scanRecord(row pgx.CollectableRow) (Record, error) {
 	var sig *string
 	var digest, hashV1, prev, hash []byte
 	err := row.Scan(&r.Position, &r.ID, &r.Type, &r.APIVersion, &r.Created, &r.Livemode, &r.Account,
-		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.RedactedBy, &r.Payload, &sig, &digest, &hashV1, &prev, &hash)
+		&r.ObjectType, &r.ObjectID, &source, &r.ReceivedAt, &r.RedactedBy, &r.Endpoint, &r.HoldReason, &r.Released,
+		&r.Payload, &sig, &digest, &hashV1, &prev, &hash)
 	if err != nil {
 		return Record{}, err
 	}

@@ -28,8 +28,11 @@ import (
 	"github.com/stripeledger/ledger/eventstore"
 )
 
-// Secrets are the webhook signing secrets a re-check may use: those configured now
-// (STRIPE_WEBHOOK_SECRET) and those retired after a roll (STRIPE_WEBHOOK_SECRET_RETIRED).
+// Secrets are the webhook signing secrets a re-check may use: those configured now (every
+// endpoint's, STRIPE_WEBHOOK_SECRET_LIVE … and STRIPE_WEBHOOK_SECRET) and those retired after a
+// roll (STRIPE_WEBHOOK_SECRET_RETIRED). Retired secrets need no endpoint: which endpoint each
+// signed for is learnt from the events it verifies (their stored attribution), as for current
+// ones.
 // A current secret is taken to sign everything from its first verified event to now; a retired
 // one only the span of events it verified (see SignatureReport).
 type Secrets struct {
@@ -252,7 +255,24 @@ type endpoint struct {
 	connect bool
 }
 
+// endpointOf is the endpoint r came to: the one whose secret verified it at ingest, stored with
+// it, when it has one — so an event that disagreed with its endpoint (a live event signed by the
+// test endpoint's secret) counts with the endpoint that signed it. Webhooks appended before
+// endpoints were told apart have none, and neither has the legacy unstated endpoint's mode: the
+// event's own livemode and account stand in.
 func endpointOf(r *eventstore.Record) endpoint {
+	switch r.Endpoint {
+	case eventstore.EndpointLive:
+		return endpoint{live: true}
+	case eventstore.EndpointTest:
+		return endpoint{}
+	case eventstore.EndpointConnectLive:
+		return endpoint{live: true, connect: true}
+	case eventstore.EndpointConnectTest:
+		return endpoint{connect: true}
+	case eventstore.EndpointUnstated:
+		return endpoint{live: r.Livemode}
+	}
 	return endpoint{live: r.Livemode, connect: r.Account != ""}
 }
 
@@ -376,4 +396,4 @@ func (c *checker) covered(ep endpoint, ts int64) bool {
 func (r SignatureReport) Sources() []domain.Source { return slices.Sorted(maps.Keys(r.Fetched)) }
 
 // ErrNoSecrets is returned when a re-check is asked for with no secret to check with.
-var ErrNoSecrets = errors.New("no webhook signing secret to re-check with: set STRIPE_WEBHOOK_SECRET (and STRIPE_WEBHOOK_SECRET_RETIRED for rolled secrets)")
+var ErrNoSecrets = errors.New("no webhook signing secret to re-check with: set the endpoints' STRIPE_WEBHOOK_SECRET_LIVE, _TEST, _CONNECT_LIVE, _CONNECT_TEST or STRIPE_WEBHOOK_SECRET (and STRIPE_WEBHOOK_SECRET_RETIRED for rolled secrets)")

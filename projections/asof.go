@@ -49,8 +49,8 @@ func (a *asOf) fold(ctx context.Context, m *Model, ids []string) (map[string]any
 	f := eventstore.Filter{ObjectType: m.ObjectType, ObjectIDs: ids, CreatedTo: a.t, Payload: true}
 	byObject := map[string][]domain.Fact{}
 	err := a.store.Scan(ctx, f, func(r *eventstore.Record) error {
-		if modelFor(r.Type, r.ObjectType) != m {
-			return nil
+		if modelFor(r.Type, r.ObjectType) != m || r.Held() {
+			return nil // held events stay out of the read models until released
 		}
 		fact, err := domain.DecodeStoredFact(r.Payload)
 		if err != nil {

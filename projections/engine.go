@@ -276,7 +276,9 @@ func (e *engine) foldHistories(m *Model, hist []eventstore.Record, ids, quaranti
 	var poison []Poison
 	for i := range hist {
 		r := &hist[i]
-		if modelFor(r.Type, r.ObjectType) != m || slices.Contains(quarantined, r.ID) {
+		// Held events (they disagree with their endpoint) stay out until released, listed in
+		// the quarantine or not yet.
+		if modelFor(r.Type, r.ObjectType) != m || r.Held() || slices.Contains(quarantined, r.ID) {
 			continue
 		}
 		records[r.ID] = r

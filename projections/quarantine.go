@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/stripeledger/ledger/eventstore"
 )
 
 // execer is what the projection's writes need from a transaction.
@@ -27,8 +29,57 @@ func quarantineSQL(projection string, p Poison) (string, []any) {
 	return `INSERT INTO ledger.projection_quarantine AS q (projection, event_id, position, event_type, object_id, error)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (projection, event_id) DO UPDATE
-		SET error = EXCLUDED.error, attempts = q.attempts + 1, last_attempt_at = now(), resolved_at = NULL`,
+		SET error = EXCLUDED.error, attempts = q.attempts + 1, last_attempt_at = now(), resolved_at = NULL, hold_reason = NULL`,
 		[]any{projection, p.EventID, p.Position, p.EventType, p.ObjectID, p.Err.Error()}
+}
+
+// hold lists the held events among recs (eventstore.Record.Held: they disagree with the endpoint
+// they came to and no operator released them) in the quarantine, with their hold's reason, so
+// they show where operators look for events kept out of the read models. The fold itself leaves
+// them out by their records (foldHistories), whether or not they are listed yet. Listing an
+// event twice changes nothing; a row re-opened here had been resolved without a release (by
+// hand), and is held again.
+func hold(ctx context.Context, tx execer, projection string, recs []eventstore.Record) error {
+	var ids, types, objects, errs, reasons []string
+	var positions []int64
+	for i := range recs {
+		r := &recs[i]
+		if !r.Held() {
+			continue
+		}
+		ids, positions, types, objects = append(ids, r.ID), append(positions, r.Position), append(types, r.Type), append(objects, r.ObjectID)
+		errs, reasons = append(errs, holdError(r)), append(reasons, r.HoldReason)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO ledger.projection_quarantine AS q (projection, event_id, position, event_type, object_id, error, hold_reason)
+		SELECT $1, h.id, h.position, h.type, h.object, h.error, h.reason
+		FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) AS h(id, position, type, object, error, reason)
+		ON CONFLICT (projection, event_id) DO UPDATE
+		SET error = EXCLUDED.error, hold_reason = EXCLUDED.hold_reason, resolved_at = NULL
+		WHERE q.resolved_at IS NOT NULL`, projection, ids, positions, types, objects, errs, reasons)
+	if err != nil {
+		return fmt.Errorf("could not list %d held events in the quarantine: %w", len(ids), err)
+	}
+	return nil
+}
+
+// holdError is a held event's quarantine error: the reason first (a stable token), then what
+// disagreed, then how to let it in.
+func holdError(r *eventstore.Record) string {
+	var what string
+	switch r.HoldReason {
+	case eventstore.HoldModeMismatch:
+		what = fmt.Sprintf("a livemode=%t event came to the %s endpoint", r.Livemode, r.Endpoint)
+	case eventstore.HoldAccountOnPlatform:
+		what = fmt.Sprintf("an event of connected account %s came to the %s platform endpoint", r.Account, r.Endpoint)
+	case eventstore.HoldNoAccountOnConnect:
+		what = fmt.Sprintf("a platform event (no account) came to the %s endpoint", r.Endpoint)
+	default:
+		what = "it disagrees with the " + string(r.Endpoint) + " endpoint"
+	}
+	return fmt.Sprintf("%s: %s; held out of the read models until released with `ledger projections retry %s`", r.HoldReason, what, r.ID)
 }
 
 // lockProjection takes the projection's transaction lock: a live runner holds it for each batch

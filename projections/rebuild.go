@@ -116,7 +116,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	// transaction's connection, and the read is on another.
 	prepared := make(chan error, 1)
 	go func() { prepared <- createShadows(ctx, tx) }()
-	err = spillLog(ctx, store, head.Position, sp, cfg)
+	var held []eventstore.Record
+	err = spillLog(ctx, store, head.Position, sp, cfg, &held)
 	if perr := <-prepared; err == nil {
 		err = perr
 	}
@@ -124,7 +125,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 		return Stats{}, err
 	}
 
-	r := &replay{tx: tx, sp: sp, cfg: cfg, total: head.Position, rows: map[string]int{},
+	r := &replay{tx: tx, sp: sp, cfg: cfg, total: head.Position, rows: map[string]int{}, held: held,
 		e: &engine{projection: StateName, env: env{identity: cfg.Identity}, suffix: "_rebuild"}}
 	if err := r.foldAll(ctx, partitions); err != nil {
 		return Stats{}, err
@@ -142,8 +143,10 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 
 // spillLog reads the log up to position upTo in one sequential pass and spills every event a
 // read model folds to its partition. It decodes nothing: the read goes at the speed Postgres
-// sends, and the events are decoded partition by partition while they are folded.
-func spillLog(ctx context.Context, store *eventstore.Store, upTo int64, sp *spill, cfg Config) error {
+// sends, and the events are decoded partition by partition while they are folded. Held events
+// (eventstore.Record.Held) are not spilled but added to held, without their payloads, to be
+// listed in the quarantine again; released ones are folded like any other.
+func spillLog(ctx context.Context, store *eventstore.Store, upTo int64, sp *spill, cfg Config, held *[]eventstore.Record) error {
 	var read int64
 	var buf []byte
 	progress := func() {
@@ -155,6 +158,12 @@ func spillLog(ctx context.Context, store *eventstore.Store, upTo int64, sp *spil
 		// The read is in no particular order: progress is the count of events read.
 		if read++; read%int64(cfg.BatchSize) == 0 {
 			progress()
+		}
+		if r.Held() {
+			h := *r
+			h.Payload, h.Signature = nil, ""
+			*held = append(*held, h)
+			return nil
 		}
 		m := modelFor(r.Type, r.ObjectType)
 		if m == nil || r.ObjectID == "" {
@@ -184,6 +193,7 @@ type replay struct {
 	folded int64
 	rows   map[string]int
 	poison []Poison
+	held   []eventstore.Record // held events up to the position read, left out of the fold
 }
 
 // maxRefusedRounds bounds the attempts at writing a partition after Postgres refused rows; each
@@ -536,15 +546,19 @@ func (r *replay) swap(ctx context.Context, position int64) (int64, error) {
 		return 0, fmt.Errorf("could not swap the rebuilt tables in: %w", err)
 	}
 	// A replay folds every event up to position again, quarantined ones included: those that
-	// folded this time are resolved, those that did not are (still) quarantined.
+	// folded this time are resolved, those that did not are (still) quarantined. Held events
+	// were not folded, and stay listed as held until an operator releases them.
 	if _, err := tx.Exec(ctx, `UPDATE ledger.projection_quarantine SET resolved_at = now(), last_attempt_at = now()
-		WHERE projection = $1 AND resolved_at IS NULL AND position <= $2`, StateName, position); err != nil {
+		WHERE projection = $1 AND resolved_at IS NULL AND position <= $2 AND hold_reason IS NULL`, StateName, position); err != nil {
 		return 0, fmt.Errorf("could not update the quarantine: %w", err)
 	}
 	for _, p := range r.poison {
 		if err := quarantine(ctx, tx, StateName, p); err != nil {
 			return 0, err
 		}
+	}
+	if err := hold(ctx, tx, StateName, r.held); err != nil {
+		return 0, err
 	}
 	reached, err := catchUp(ctx, tx, position, r.e.env)
 	if err != nil {
@@ -575,6 +589,9 @@ func catchUp(ctx context.Context, tx pgx.Tx, position int64, env env) (int64, er
 	}
 	if len(recs) == 0 {
 		return position, nil
+	}
+	if err := hold(ctx, tx, StateName, recs); err != nil {
+		return 0, err
 	}
 	// A redaction committed while the log was read: the tables hold its events' objects as they
 	// were before it.

@@ -208,6 +208,9 @@ func (r *Runner) ensureSchema(ctx context.Context) error {
 // left the redaction to the runner, a redaction written by hand — so the read models never keep
 // erased values once the runner has passed the redaction.
 func (r *Runner) handle(ctx context.Context, tx pgx.Tx, b eventstore.Batch) error {
+	if err := hold(ctx, tx, StateName, b.Events); err != nil {
+		return err
+	}
 	changes, err := withRedacted(ctx, tx, b.Events)
 	if err != nil {
 		return fmt.Errorf("could not read the events the batch's redactions changed: %w", err)

@@ -36,13 +36,15 @@ type Status struct {
 	Ambiguous int64 `json:"ambiguous_orderings"`
 }
 
-// QuarantinedEvent is an event kept out of the read models because it could not be folded.
+// QuarantinedEvent is an event kept out of the read models: it could not be folded, or it is
+// held because it disagrees with the endpoint it came to (HoldReason set; Error says how).
 type QuarantinedEvent struct {
 	EventID       string    `json:"event_id"`
 	Position      int64     `json:"position"`
 	EventType     string    `json:"event_type"`
 	ObjectID      string    `json:"object_id"`
 	Error         string    `json:"error"`
+	HoldReason    *string   `json:"hold_reason"` // null for an event that could not be folded
 	Attempts      int       `json:"attempts"`
 	QuarantinedAt time.Time `json:"quarantined_at"`
 	LastAttemptAt time.Time `json:"last_attempt_at"`
@@ -74,14 +76,14 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	if st.Runner, err = lease.Holder(ctx, pool, runnerLease); err != nil {
 		return st, err
 	}
-	rows, err := pool.Query(ctx, `SELECT event_id, position, event_type, object_id, error, attempts, quarantined_at, last_attempt_at
+	rows, err := pool.Query(ctx, `SELECT event_id, position, event_type, object_id, error, hold_reason, attempts, quarantined_at, last_attempt_at
 		FROM ledger.projection_quarantine WHERE projection = $1 AND resolved_at IS NULL ORDER BY position`, StateName)
 	if err != nil {
 		return st, fmt.Errorf("could not read the quarantine: %w", err)
 	}
 	st.Quarantine, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (QuarantinedEvent, error) {
 		var q QuarantinedEvent
-		err := r.Scan(&q.EventID, &q.Position, &q.EventType, &q.ObjectID, &q.Error, &q.Attempts, &q.QuarantinedAt, &q.LastAttemptAt)
+		err := r.Scan(&q.EventID, &q.Position, &q.EventType, &q.ObjectID, &q.Error, &q.HoldReason, &q.Attempts, &q.QuarantinedAt, &q.LastAttemptAt)
 		return q, err
 	})
 	if err != nil {
@@ -97,7 +99,10 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 
 // RetryConfig says which quarantined events to fold again.
 type RetryConfig struct {
-	EventIDs []string        // none: every unresolved one
+	// EventIDs are the events to retry; a held one named here is released (let into the read
+	// models for good). None: every event that could not be folded, but no held one — a hold is
+	// lifted only by naming the event, after looking at it.
+	EventIDs []string
 	Identity domain.Identity // as the runner's
 }
 
@@ -105,6 +110,8 @@ type RetryConfig struct {
 type RetryResult struct {
 	Resolved int               // folded into the read models now
 	Failed   int               // still cannot be folded; still quarantined
+	Released int               // of the retried, held events released now (counted in Resolved or Failed too)
+	Held     int               // with no EventIDs: held events left as they are (name them to release them)
 	Errors   map[string]string // event ID -> why, for the failed ones
 }
 
@@ -114,7 +121,9 @@ var ErrNotQuarantined = errors.New("event is not quarantined")
 // Retry folds quarantined events again, each in its own transaction under the projection's
 // batch lock (so it never interleaves with the live runner): the event is let back in and its
 // object re-folded from the whole history; if it still cannot be folded it goes back into the
-// quarantine with the new error and one more attempt counted.
+// quarantine with the new error and one more attempt counted. A held event named in EventIDs is
+// released in the same transaction (eventstore.Release), so every later fold and replay takes
+// it; it may be named before the live runner has listed it.
 func Retry(ctx context.Context, pool *pgxpool.Pool, cfg RetryConfig) (RetryResult, error) {
 	res := RetryResult{Errors: map[string]string{}}
 	if err := cfg.Identity.Validate(); err != nil {
@@ -123,9 +132,13 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, cfg RetryConfig) (RetryResul
 	ids := cfg.EventIDs
 	if len(ids) == 0 {
 		rows, err := pool.Query(ctx, `SELECT event_id FROM ledger.projection_quarantine
-			WHERE projection = $1 AND resolved_at IS NULL ORDER BY position`, StateName)
+			WHERE projection = $1 AND resolved_at IS NULL AND hold_reason IS NULL ORDER BY position`, StateName)
 		if err == nil {
 			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err == nil {
+			err = pool.QueryRow(ctx, `SELECT count(*) FROM ledger.projection_quarantine
+				WHERE projection = $1 AND resolved_at IS NULL AND hold_reason IS NOT NULL`, StateName).Scan(&res.Held)
 		}
 		if err != nil {
 			return res, fmt.Errorf("could not read the quarantine: %w", err)
@@ -133,9 +146,12 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, cfg RetryConfig) (RetryResul
 	}
 	e := &engine{projection: StateName, env: env{identity: cfg.Identity}}
 	for _, id := range ids {
-		resolved, why, err := retryOne(ctx, pool, e, id)
+		resolved, released, why, err := retryOne(ctx, pool, e, id)
 		if err != nil {
 			return res, err
+		}
+		if released {
+			res.Released++
 		}
 		if resolved {
 			res.Resolved++
@@ -147,26 +163,29 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, cfg RetryConfig) (RetryResul
 	return res, nil
 }
 
-func retryOne(ctx context.Context, pool *pgxpool.Pool, e *engine, eventID string) (resolved bool, why string, err error) {
+func retryOne(ctx context.Context, pool *pgxpool.Pool, e *engine, eventID string) (resolved, released bool, why string, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
-		return false, "", fmt.Errorf("could not begin the retry: %w", err)
+		return false, false, "", fmt.Errorf("could not begin the retry: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 	if err := lockProjection(ctx, tx, StateName); err != nil {
-		return false, "", err
+		return false, false, "", err
+	}
+	if released, err = eventstore.Release(ctx, tx, eventID); err != nil {
+		return false, false, "", err
 	}
 	tag, err := tx.Exec(ctx, `UPDATE ledger.projection_quarantine SET resolved_at = now(), last_attempt_at = now()
 		WHERE projection = $1 AND event_id = $2 AND resolved_at IS NULL`, StateName, eventID)
 	if err != nil {
-		return false, "", fmt.Errorf("could not retry %s: %w", eventID, err)
+		return false, false, "", fmt.Errorf("could not retry %s: %w", eventID, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return false, "", fmt.Errorf("%s: %w", eventID, ErrNotQuarantined)
+	if tag.RowsAffected() == 0 && !released {
+		return false, false, "", fmt.Errorf("%s: %w", eventID, ErrNotQuarantined)
 	}
 	recs, err := eventstore.On(tx).List(ctx, eventstore.Filter{EventIDs: []string{eventID}})
 	if err != nil {
-		return false, "", err
+		return false, false, "", err
 	}
 	if len(recs) == 1 {
 		ev := recs[0]
@@ -175,21 +194,23 @@ func retryOne(ctx context.Context, pool *pgxpool.Pool, e *engine, eventID string
 		})
 		if err != nil {
 			if !poisonous(tx, err) {
-				return false, "", fmt.Errorf("could not retry %s: %w", eventID, err)
+				return false, false, "", fmt.Errorf("could not retry %s: %w", eventID, err)
 			}
 			if err := quarantine(ctx, tx, StateName, Poison{EventID: ev.ID, Position: ev.Position, EventType: ev.Type, ObjectID: ev.ObjectID, Err: err}); err != nil {
-				return false, "", err
+				return false, false, "", err
 			}
 		}
 	}
-	// The fold may itself have put the event back (the reducer still cannot read it).
+	// The fold may itself have put the event back (the reducer still cannot read it). A held
+	// event released before the runner listed it has no row at all.
 	var stillOpen bool
-	if err := tx.QueryRow(ctx, `SELECT resolved_at IS NULL, error FROM ledger.projection_quarantine WHERE projection = $1 AND event_id = $2`,
-		StateName, eventID).Scan(&stillOpen, &why); err != nil {
-		return false, "", fmt.Errorf("could not read back %s: %w", eventID, err)
+	err = tx.QueryRow(ctx, `SELECT resolved_at IS NULL, error FROM ledger.projection_quarantine WHERE projection = $1 AND event_id = $2`,
+		StateName, eventID).Scan(&stillOpen, &why)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, false, "", fmt.Errorf("could not read back %s: %w", eventID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, "", fmt.Errorf("could not commit the retry of %s: %w", eventID, err)
+		return false, false, "", fmt.Errorf("could not commit the retry of %s: %w", eventID, err)
 	}
-	return !stillOpen, why, nil
+	return !stillOpen, released, why, nil
 }

@@ -36,17 +36,23 @@ func previousAttributes(payload []byte) json.RawMessage {
 
 // Event is one event of the log, its payload as stored.
 type Event struct {
-	Position   int64           `json:"position"`
-	EventID    string          `json:"event_id"`
-	Type       string          `json:"type"`
-	APIVersion string          `json:"api_version"`
-	Created    time.Time       `json:"created"`
-	Livemode   bool            `json:"livemode"`
-	Account    string          `json:"account"`
-	Source     string          `json:"source"`
-	ReceivedAt time.Time       `json:"received_at"`
-	ObjectType string          `json:"object_type"`
-	ObjectID   string          `json:"object_id"`
+	Position   int64     `json:"position"`
+	EventID    string    `json:"event_id"`
+	Type       string    `json:"type"`
+	APIVersion string    `json:"api_version"`
+	Created    time.Time `json:"created"`
+	Livemode   bool      `json:"livemode"`
+	Account    string    `json:"account"`
+	Source     string    `json:"source"`
+	ReceivedAt time.Time `json:"received_at"`
+	ObjectType string    `json:"object_type"`
+	ObjectID   string    `json:"object_id"`
+	// Endpoint is the Stripe endpoint a webhook came to (null: not a webhook, or from before
+	// endpoints were told apart); HoldReason why it disagrees with it and is held out of the read
+	// models (null: it agrees), until Released.
+	Endpoint   *string         `json:"endpoint"`
+	HoldReason *string         `json:"hold_reason"`
+	Released   bool            `json:"released"`
 	Payload    json.RawMessage `json:"payload"`
 }
 
@@ -64,7 +70,15 @@ func (q *Queries) Event(ctx context.Context, id string) (Event, error) {
 	}
 	return Event{Position: r.Position, EventID: r.ID, Type: r.Type, APIVersion: r.APIVersion, Created: r.CreatedTime(),
 		Livemode: r.Livemode, Account: r.Account, Source: string(r.Source), ReceivedAt: r.ReceivedAt,
-		ObjectType: r.ObjectType, ObjectID: r.ObjectID, Payload: r.Payload}, nil
+		ObjectType: r.ObjectType, ObjectID: r.ObjectID, Payload: r.Payload,
+		Endpoint: nullIfEmpty(string(r.Endpoint)), HoldReason: nullIfEmpty(r.HoldReason), Released: r.Released}, nil
+}
+
+func nullIfEmpty(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
 }
 
 // Summary is what the dashboard's header shows.

@@ -183,7 +183,7 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 	}
 	hist := map[string][]domain.Fact{}
 	err = r.store.Scan(ctx, eventstore.Filter{ObjectIDs: ids, Payload: true}, func(ev *eventstore.Record) error {
-		if domain.Route(ev.Type) != kind || quarantined[ev.ID] {
+		if domain.Route(ev.Type) != kind || quarantined[ev.ID] || ev.Held() {
 			return nil
 		}
 		if f, err := domain.DecodeStoredFact(ev.Payload); err == nil {

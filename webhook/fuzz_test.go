@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
 )
 
 const fuzzSecret = "whsec_fuzz_secret_0123456789"
@@ -39,12 +40,15 @@ func FuzzAdmit(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
 		_, _ = domain.DecodeEnvelope(body) // must not panic on anything
-		got, rj := h.admit(header, int64(len(body)), bytes.NewReader(body))
+		got, from, rj := h.admit(header, int64(len(body)), bytes.NewReader(body))
 		if rj != nil {
 			if rj.status < 400 || rj.status > 499 || rj.reason == "" || rj.message == "" {
 				t.Fatalf("rejection without a precise answer: %+v", rj)
 			}
 			return
+		}
+		if from != eventstore.EndpointUnstated {
+			t.Fatalf("admitted as from endpoint %q, not the one configured", from)
 		}
 		if !bytes.Equal(got, body) {
 			t.Fatalf("admitted body differs from the one sent")

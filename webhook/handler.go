@@ -5,6 +5,13 @@
 // the body byte for byte to the event log through the group-commit appender. It answers 200 only
 // after the event is committed, 503 when the database cannot commit it in time (Stripe retries),
 // and a precise 4xx with a one-line JSON error for everything that is not a signed event.
+//
+// The secret that verified a request names the endpoint it came to (EndpointSecrets), and the
+// event is appended with it. An event that disagrees with its endpoint — a live event signed by
+// the test endpoint's secret, a connected account's event on a platform endpoint, a platform
+// event on a Connect endpoint — is stored and acknowledged like any other (Stripe must not retry
+// a signed event for days), marked with the reason in its row, counted and logged; the read
+// models leave it out until an operator releases it (package projections).
 package webhook
 
 import (
@@ -16,8 +23,8 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
@@ -27,9 +34,10 @@ import (
 	"github.com/stripeledger/ledger/eventstore"
 )
 
-// Appender is what the handler appends through (eventstore.Appender in production).
+// Appender is what the handler appends through (eventstore.Appender in production): each
+// request's event with the endpoint that verified it.
 type Appender interface {
-	Append(ctx context.Context, events []domain.Event) ([]eventstore.Result, error)
+	AppendFrom(ctx context.Context, from eventstore.Endpoint, events []domain.Event) ([]eventstore.Result, error)
 }
 
 // Quarantiner keeps signed bodies that are not events (eventstore.Store in production).
@@ -39,8 +47,11 @@ type Quarantiner interface {
 
 // Config configures the handler. Zero values take the documented defaults.
 type Config struct {
-	// Secrets are the endpoint signing secrets (whsec_…); a request is authentic when any one of
-	// them verifies it: secret rotation, test and live endpoints, a Connect endpoint. Required.
+	// Endpoints are each Stripe endpoint's signing secrets (whsec_…): a request is authentic
+	// when any one of them verifies it, and came to that secret's endpoint.
+	Endpoints EndpointSecrets
+	// Secrets are added to Endpoints.Unstated: signing secrets of a platform endpoint whose mode
+	// is not said (as STRIPE_WEBHOOK_SECRET). At least one secret overall is required.
 	Secrets []string
 	// Tolerance is how far the signed timestamp may be from now, in the past or the future.
 	// Default 300 s, Stripe's.
@@ -58,6 +69,12 @@ type Config struct {
 	RejectionLogsPerSecond float64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+}
+
+// endpointKey is one secret and the endpoint it verifies for.
+type endpointKey struct {
+	endpoint eventstore.Endpoint
+	secret   string
 }
 
 func (c *Config) setDefaults() {
@@ -81,53 +98,34 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// ParseSecrets splits STRIPE_WEBHOOK_SECRET's comma-separated list; at least one is required.
-func ParseSecrets(s string) ([]string, error) {
-	out, err := ParseSecretList("STRIPE_WEBHOOK_SECRET", s)
-	if err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("STRIPE_WEBHOOK_SECRET is not set: give the endpoint's signing secret (whsec_…), several comma-separated during a rotation")
-	}
-	return out, nil
-}
-
-// ParseSecretList splits a comma-separated list of whsec_ secrets, possibly empty (the retired
-// ones). name is the variable it came from, for the error; errors never echo a secret.
-func ParseSecretList(name, s string) ([]string, error) {
-	var out []string
-	for i, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if !strings.HasPrefix(part, "whsec_") {
-			return nil, fmt.Errorf("%s entry %d does not start with whsec_", name, i+1)
-		}
-		out = append(out, part)
-	}
-	return out, nil
-}
-
 // Handler serves POST /webhooks/stripe.
 type Handler struct {
-	cfg        Config
-	appender   Appender
-	quarantine Quarantiner
-	metrics    *Metrics
-	logLimit   *rate.Limiter
+	cfg           Config
+	keys          []endpointKey // in the order they are tried
+	appender      Appender
+	quarantine    Quarantiner
+	metrics       *Metrics
+	logLimit      *rate.Limiter // rejection lines
+	mismatchLimit *rate.Limiter // endpoint-mismatch lines, bounded apart so neither hides the other
 }
 
-// New returns the handler. Secrets must be non-empty.
+// New returns the handler. The secrets must pass EndpointSecrets.Validate.
 func New(cfg Config, appender Appender, quarantine Quarantiner, metrics *Metrics) (*Handler, error) {
 	cfg.setDefaults()
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("no webhook signing secret configured")
+	cfg.Endpoints.Unstated = append(slices.Clip(cfg.Endpoints.Unstated), cfg.Secrets...)
+	if err := cfg.Endpoints.Validate(); err != nil {
+		return nil, err
+	}
+	var keys []endpointKey
+	for _, e := range eventstore.Endpoints {
+		for _, secret := range *cfg.Endpoints.Of(e) {
+			keys = append(keys, endpointKey{e, secret})
+		}
 	}
 	return &Handler{
-		cfg: cfg, appender: appender, quarantine: quarantine, metrics: metrics,
-		logLimit: rate.NewLimiter(rate.Limit(cfg.RejectionLogsPerSecond), 20),
+		cfg: cfg, keys: keys, appender: appender, quarantine: quarantine, metrics: metrics,
+		logLimit:      rate.NewLimiter(rate.Limit(cfg.RejectionLogsPerSecond), 20),
+		mismatchLimit: rate.NewLimiter(rate.Limit(cfg.RejectionLogsPerSecond), 20),
 	}, nil
 }
 
@@ -151,7 +149,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 	}
 	h.metrics.Received.Inc()
 	sig := r.Header.Get("Stripe-Signature")
-	body, rj := h.admit(sig, r.ContentLength, http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	body, from, rj := h.admit(sig, r.ContentLength, http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if rj != nil {
 		return h.reject(w, r, rj)
 	}
@@ -172,7 +170,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.AppendTimeout)
 	defer cancel()
-	res, err := h.appender.Append(ctx, []domain.Event{ev})
+	res, err := h.appender.AppendFrom(ctx, from, []domain.Event{ev})
 	if err != nil {
 		h.cfg.Logger.Error("webhook not committed", "event_id", ev.ID, "type", ev.Type, "error", err)
 		return h.reject(w, r, &rejection{http.StatusServiceUnavailable, reasonDatabase, "the event log could not commit the event; retry later"})
@@ -185,7 +183,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 	} else {
 		h.metrics.Appended.Inc()
 	}
-	h.cfg.Logger.Info("webhook", "event_id", ev.ID, "type", ev.Type, "position", res[0].Position, "duplicate", res[0].Duplicate)
+	if reason := from.HoldReason(ev.Livemode, ev.Account); reason != "" {
+		// Every such delivery is counted, a duplicate's too (a leaked test secret replaying live
+		// events is worth an alert even when the log has them); a duplicate's stored row keeps
+		// the first delivery's attribution, so only a new event is held for this reason.
+		h.metrics.EndpointMismatch.WithLabelValues(string(from), reason).Inc()
+		if h.mismatchLimit.Allow() {
+			h.cfg.Logger.Warn("webhook disagrees with its endpoint: stored, held out of the read models",
+				"event_id", ev.ID, "type", ev.Type, "endpoint", from, "reason", reason, "livemode", ev.Livemode,
+				"account", ev.Account, "position", res[0].Position, "duplicate", res[0].Duplicate)
+		}
+	}
+	h.cfg.Logger.Info("webhook", "event_id", ev.ID, "type", ev.Type, "endpoint", from, "position", res[0].Position, "duplicate", res[0].Duplicate)
 	writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": res[0].Duplicate})
 	return http.StatusOK
 }
@@ -193,25 +202,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 // admit decides whether a request is a body Stripe signed, without touching the database: the
 // signature header, the timestamp window (past and future), the body size, and the HMAC against
 // every configured secret. The header is checked before the body is read, so a forged or stale
-// request costs no more than its headers.
-func (h *Handler) admit(sig string, contentLength int64, body io.Reader) ([]byte, *rejection) {
+// request costs no more than its headers. It answers the endpoint whose secret verified it.
+func (h *Handler) admit(sig string, contentLength int64, body io.Reader) ([]byte, eventstore.Endpoint, *rejection) {
 	if sig == "" {
-		return nil, &rejection{http.StatusBadRequest, reasonMissingHeader, "missing Stripe-Signature header"}
+		return nil, "", &rejection{http.StatusBadRequest, reasonMissingHeader, "missing Stripe-Signature header"}
 	}
 	hdr, problem := parseHeader(sig)
 	if problem != "" {
-		return nil, &rejection{http.StatusBadRequest, reasonMalformed, "malformed Stripe-Signature header: " + problem}
+		return nil, "", &rejection{http.StatusBadRequest, reasonMalformed, "malformed Stripe-Signature header: " + problem}
 	}
 	now := h.cfg.Now()
 	if age := now.Sub(hdr.timestamp); age > h.cfg.Tolerance {
-		return nil, &rejection{http.StatusBadRequest, reasonTooOld,
+		return nil, "", &rejection{http.StatusBadRequest, reasonTooOld,
 			fmt.Sprintf("signature timestamp is %s old, beyond the %s tolerance", age.Truncate(time.Second), h.cfg.Tolerance)}
 	} else if -age > h.cfg.Tolerance {
-		return nil, &rejection{http.StatusBadRequest, reasonInFuture,
+		return nil, "", &rejection{http.StatusBadRequest, reasonInFuture,
 			fmt.Sprintf("signature timestamp is %s in the future, beyond the %s tolerance", (-age).Truncate(time.Second), h.cfg.Tolerance)}
 	}
 	if contentLength > h.cfg.MaxBodyBytes {
-		return nil, h.tooLarge()
+		return nil, "", h.tooLarge()
 	}
 	// With a Content-Length (Stripe sends one) the body is read into one allocation of exactly
 	// that size; net/http ends the body there. Without one, read up to the limit.
@@ -226,33 +235,35 @@ func (h *Handler) admit(sig string, contentLength int64, body io.Reader) ([]byte
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, h.tooLarge()
+			return nil, "", h.tooLarge()
 		}
-		return nil, &rejection{http.StatusBadRequest, reasonReadFailed, "could not read the request body"}
+		return nil, "", &rejection{http.StatusBadRequest, reasonReadFailed, "could not read the request body"}
 	}
 	if int64(len(raw)) > h.cfg.MaxBodyBytes {
-		return nil, h.tooLarge()
+		return nil, "", h.tooLarge()
 	}
 	if len(raw) == 0 {
-		return nil, &rejection{http.StatusBadRequest, reasonEmptyBody, "empty body"}
+		return nil, "", &rejection{http.StatusBadRequest, reasonEmptyBody, "empty body"}
 	}
-	if !h.verify(raw, sig) {
-		return nil, &rejection{http.StatusBadRequest, reasonBadSignature, "no valid signature for any configured signing secret"}
+	from, ok := h.verify(raw, sig)
+	if !ok {
+		return nil, "", &rejection{http.StatusBadRequest, reasonBadSignature, "no valid signature for any configured signing secret"}
 	}
-	return raw, nil
+	return raw, from, nil
 }
 
 // verify checks the body against every secret with stripe-go's webhook package (HMAC-SHA256,
-// constant-time comparison, every v1 in the header). The timestamp was bounded above.
-func (h *Handler) verify(body []byte, sig string) bool {
-	for _, secret := range h.cfg.Secrets {
+// constant-time comparison, every v1 in the header), in the documented order, and answers the
+// endpoint of the first that verifies. The timestamp was bounded above.
+func (h *Handler) verify(body []byte, sig string) (eventstore.Endpoint, bool) {
+	for _, k := range h.keys {
 		// IgnoringTolerance: the window was already enforced in both directions against the
 		// handler's clock; stripe-go's check is past-only and uses the wall clock.
-		if stripewebhook.ValidatePayloadIgnoringTolerance(body, sig, secret) == nil {
-			return true
+		if stripewebhook.ValidatePayloadIgnoringTolerance(body, sig, k.secret) == nil {
+			return k.endpoint, true
 		}
 	}
-	return false
+	return "", false
 }
 
 func (h *Handler) tooLarge() *rejection {

@@ -16,10 +16,13 @@ type Metrics struct {
 	Quarantined   *prometheus.CounterVec // by reason
 	UnknownTypes  prometheus.Counter
 	OtherVersions *prometheus.CounterVec // by api_version
-	Latency       *prometheus.HistogramVec
-	BatchSize     prometheus.Histogram
-	BatchDuration prometheus.Histogram
-	BatchFailures prometheus.Counter
+	// EndpointMismatch counts deliveries that disagree with the endpoint they came to, by
+	// endpoint and reason (eventstore's hold reasons): both bounded sets.
+	EndpointMismatch *prometheus.CounterVec
+	Latency          *prometheus.HistogramVec
+	BatchSize        prometheus.Histogram
+	BatchDuration    prometheus.Histogram
+	BatchFailures    prometheus.Counter
 }
 
 // NewMetrics registers the ingress metrics on reg.
@@ -39,6 +42,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ledger_webhooks_unknown_type_total", Help: "Signed events of a type no read model folds (stored all the same)."}),
 		OtherVersions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ledger_webhooks_other_api_version_total", Help: "Signed events rendered in an API version other than the pinned one (stored all the same)."}, []string{"api_version"}),
+		EndpointMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_webhooks_endpoint_mismatch_total", Help: "Signed webhooks whose livemode or account disagrees with the endpoint whose secret verified them (stored, held out of the read models), by endpoint and reason."},
+			[]string{"endpoint", "reason"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ledger_webhook_duration_seconds", Help: "Time to answer a webhook request, by status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"code"}),
@@ -52,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ledger_append_batch_failures_total", Help: "Group-commit transactions that failed (their callers were answered 503)."}),
 	}
 	reg.MustRegister(m.Received, m.Appended, m.Duplicates, m.Rejected, m.Quarantined, m.UnknownTypes,
-		m.OtherVersions, m.Latency, m.BatchSize, m.BatchDuration, m.BatchFailures)
+		m.OtherVersions, m.EndpointMismatch, m.Latency, m.BatchSize, m.BatchDuration, m.BatchFailures)
 	return m
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/stripesim"
+	"github.com/stripeledger/ledger/webhook"
 )
 
 // devCmd is what `make run` starts: the ledger on its embedded default database, installing
@@ -35,26 +36,34 @@ func devCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the ledger on the embedded default database (what `make run` starts)",
-		Long: `dev runs serve on the embedded default database. Without STRIPE_WEBHOOK_SECRET it uses a
-signing secret of its own, kept in .data/dev-webhook-secret (mode 0600, never printed), so local
-senders can sign webhooks with it. Without STRIPE_SECRET_KEY it also starts the Stripe simulator,
-which plays a seeded account and delivers its events to the ledger as signed webhooks — by
-default with a four-day outage whose lost events the scheduled reconciliation then repairs,
+		Long: `dev runs serve on the embedded default database. Without any STRIPE_WEBHOOK_SECRET* variable
+it uses a signing secret of its own as the test endpoint's, kept in .data/dev-webhook-secret (mode
+0600, never printed), so local senders can sign test-mode webhooks with it. Without
+STRIPE_SECRET_KEY it also starts the Stripe simulator, which plays a seeded test-mode account and
+delivers its events to the ledger as signed webhooks (with STRIPE_WEBHOOK_SECRET_TEST, else
+STRIPE_WEBHOOK_SECRET, when they are set) — by default with a four-day outage whose lost events the scheduled reconciliation then repairs,
 watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of its own kept in
 .data/dev-api-token and printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			secretNote := "STRIPE_WEBHOOK_SECRET"
-			o.secretsEnv = os.Getenv("STRIPE_WEBHOOK_SECRET")
-			if o.secretsEnv == "" {
+			secretNote := "STRIPE_WEBHOOK_SECRET_*"
+			secrets, err := webhook.LoadSecrets(os.Getenv)
+			if noSecretVariables() {
+				// (LoadSecrets refused the empty configuration; dev brings its own.)
+				// None configured: dev's own, as the test endpoint's (the simulator and
+				// `stripe listen` deliver test-mode events), so the mode check applies.
 				path := filepath.Join(pgboot.RepoRoot(), ".data", "dev-webhook-secret")
-				secret, err := devSecret(path)
-				if err != nil {
-					return err
+				secret, derr := devSecret(path)
+				if derr != nil {
+					return derr
 				}
-				o.secretsEnv = secret
+				secrets, err = webhook.EndpointSecrets{Test: []string{secret}}, nil
 				secretNote = path
 			}
+			if err != nil {
+				return err
+			}
+			o.secrets = &secrets
 			// The token printed for the dashboard: LEDGER_API_TOKEN's first, else one of dev's own
 			// with role admin (the person running dev may do everything).
 			token := firstToken(os.Getenv("LEDGER_API_TOKEN"))
@@ -100,7 +109,17 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 						strings.TrimPrefix(base, "http://"))
 					return
 				}
-				if err := startSimulator(ctx, simAddr, scenario, simSeconds, base+"/webhooks/stripe", o.secretsEnv, pool); err != nil {
+				// The simulator plays a test-mode platform account: it signs as the test
+				// endpoint, or the legacy one.
+				simSecrets := secrets.Test
+				if len(simSecrets) == 0 {
+					simSecrets = secrets.Unstated
+				}
+				if len(simSecrets) == 0 {
+					fmt.Fprintln(os.Stderr, "ledger dev: Stripe simulator not started: it signs test-mode webhooks with STRIPE_WEBHOOK_SECRET_TEST (or STRIPE_WEBHOOK_SECRET), and neither is set")
+					return
+				}
+				if err := startSimulator(ctx, simAddr, scenario, simSeconds, base+"/webhooks/stripe", simSecrets, pool); err != nil {
 					fmt.Fprintln(os.Stderr, "ledger dev: Stripe simulator not started:", err)
 				}
 			}
@@ -113,6 +132,16 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 	cmd.Flags().Float64Var(&simSeconds, "sim-seconds", 45, "real seconds the simulated account takes to play (0: as fast as the ledger answers)")
 	addServeFlags(cmd, &o)
 	return cmd
+}
+
+// noSecretVariables says whether every STRIPE_WEBHOOK_SECRET* variable serve reads is unset.
+func noSecretVariables() bool {
+	for _, name := range webhook.SecretVariables {
+		if strings.TrimSpace(os.Getenv(name)) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // firstToken is the token of LEDGER_API_TOKEN's first entry (plain, or NAME:ROLE:TOKEN).
@@ -139,9 +168,9 @@ func metricsURL(metricsAddr, base string) string {
 // serves the Events API, as real Stripe would with `stripe listen`.
 //
 // serve's live projection folds the events into the read models as they arrive.
-func startSimulator(ctx context.Context, addr, scenario string, seconds float64, webhookURL, secrets string, pool *pgxpool.Pool) error {
+func startSimulator(ctx context.Context, addr, scenario string, seconds float64, webhookURL string, secrets []string, pool *pgxpool.Pool) error {
 	cfg, dc, err := stripesim.Setup(scenario, stripesim.Config{Seed: 1}, stripesim.DeliveryConfig{
-		URL: webhookURL, Secrets: strings.Split(secrets, ",")})
+		URL: webhookURL, Secrets: secrets})
 	if err != nil {
 		return err
 	}

@@ -17,14 +17,20 @@ import (
 
 // eventRow is one event of the log as the events commands print it (the payload only in show).
 type eventRow struct {
-	Position   int64           `json:"position"`
-	EventID    string          `json:"event_id"`
-	Type       string          `json:"type"`
-	Created    time.Time       `json:"created"`
-	ObjectID   string          `json:"object_id"`
-	Source     string          `json:"source"`
-	APIVersion string          `json:"api_version"`
-	ReceivedAt time.Time       `json:"received_at"`
+	Position   int64     `json:"position"`
+	EventID    string    `json:"event_id"`
+	Type       string    `json:"type"`
+	Created    time.Time `json:"created"`
+	ObjectID   string    `json:"object_id"`
+	Source     string    `json:"source"`
+	APIVersion string    `json:"api_version"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Endpoint is the Stripe endpoint the webhook came to (null when not a webhook, or from before
+	// endpoints were told apart); HoldReason why it disagrees with it (null when it agrees), and
+	// Released whether an operator let it into the read models all the same.
+	Endpoint   *string         `json:"endpoint"`
+	HoldReason *string         `json:"hold_reason"`
+	Released   bool            `json:"released"`
 	Payload    json.RawMessage `json:"payload,omitempty"`
 }
 
@@ -103,7 +109,8 @@ The last --limit events (default 50) that match are printed. Exit code 2 for a b
 		Use:   "show EVENT_ID",
 		Short: "Show one event: where it sits in the log and its payload exactly as received",
 		Long: `show prints an event's place in the log and its payload, the exact bytes Stripe sent (webhook)
-or listed (reconcile). --raw prints only the payload, byte for byte. Exit code 1 when the log does
+or listed (reconcile). A webhook's endpoint is the one whose signing secret verified it; an event
+held because it disagrees with its endpoint shows the reason, and whether it was released. --raw prints only the payload, byte for byte. Exit code 1 when the log does
 not hold the event.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -129,9 +136,19 @@ not hold the event.`,
 			if asJSON {
 				return json.NewEncoder(os.Stdout).Encode(e)
 			}
-			fmt.Printf("event        %s\nposition     %d\ntype         %s\ncreated      %s\nobject       %s\nsource       %s\napi_version  %s\nreceived_at  %s\n\n",
+			fmt.Printf("event        %s\nposition     %d\ntype         %s\ncreated      %s\nobject       %s\nsource       %s\napi_version  %s\nreceived_at  %s\n",
 				e.EventID, e.Position, e.Type, e.Created.UTC().Format(time.RFC3339), e.ObjectID, e.Source, e.APIVersion,
 				e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+			if e.Endpoint != nil {
+				fmt.Printf("endpoint     %s\n", *e.Endpoint)
+			}
+			switch {
+			case e.HoldReason != nil && e.Released:
+				fmt.Printf("hold         %s (released: in the read models)\n", *e.HoldReason)
+			case e.HoldReason != nil:
+				fmt.Printf("hold         %s (held out of the read models; release: ledger projections retry %s)\n", *e.HoldReason, e.EventID)
+			}
+			fmt.Println()
 			fmt.Println(strings.TrimRight(string(e.Payload), "\n"))
 			return nil
 		},
@@ -144,7 +161,16 @@ not hold the event.`,
 
 func rowOf(r *eventstore.Record) eventRow {
 	return eventRow{Position: r.Position, EventID: r.ID, Type: r.Type, Created: r.CreatedTime(), ObjectID: r.ObjectID,
-		Source: string(r.Source), APIVersion: r.APIVersion, ReceivedAt: r.ReceivedAt}
+		Source: string(r.Source), APIVersion: r.APIVersion, ReceivedAt: r.ReceivedAt,
+		Endpoint: orNull(string(r.Endpoint)), HoldReason: orNull(r.HoldReason), Released: r.Released}
+}
+
+// orNull is v, or null for "".
+func orNull(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
 }
 
 // optional is a one-value filter, or none for "".

@@ -78,7 +78,10 @@ func projectionsCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Show the projection's position, lag, active runner and quarantined events",
 		Long: `status prints how far the read models are behind the log (in events and seconds), which
-process runs the live projection, and every quarantined event with its error.
+process runs the live projection, and every quarantined event with its error: events the read
+models could not fold, and events held because they disagree with the Stripe endpoint they came
+to (a live event signed with the test endpoint's secret, a connected account's event on a
+platform endpoint, a platform event on a Connect endpoint), whose error starts with the reason.
 Exit code 0 when nothing needs attention, 1 when events are quarantined, 2 when it could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,6 +103,11 @@ Exit code 0 when nothing needs attention, 1 when events are quarantined, 2 when 
 			} else {
 				printStatus(st)
 			}
+			if held := heldCount(st); held > 0 {
+				return failed("%d event(s) quarantined, %d of them held because they disagree with their endpoint; "+
+					"fix the cause, then: ledger projections retry --all (held ones only by name, after a look: ledger events show EVENT_ID)",
+					len(st.Quarantine), held)
+			}
 			if len(st.Quarantine) > 0 {
 				return failed("%d event(s) quarantined; fix the cause, then: ledger projections retry --all", len(st.Quarantine))
 			}
@@ -111,9 +119,14 @@ Exit code 0 when nothing needs attention, 1 when events are quarantined, 2 when 
 	var all bool
 	retry := &cobra.Command{
 		Use:   "retry [EVENT_ID...]",
-		Short: "Fold quarantined events again (name them, or --all)",
+		Short: "Fold quarantined events again (name them, or --all); naming a held event releases it",
 		Long: `retry lets quarantined events back in and re-folds their objects. Events that still cannot
 be folded go back into the quarantine with the new error. Use the same --identity as serve.
+
+An event held because it disagrees with its endpoint (its error starts with mode_mismatch,
+account_on_platform_endpoint or no_account_on_connect_endpoint) is released only when named:
+the release is recorded (ledger.event_releases), the event is folded now and by every replay
+after. --all retries the events that could not be folded and leaves held ones held.
 Exit code 0 when every retried event was folded, 1 when some are still quarantined.`,
 	}
 	idf := addIdentityFlags(retry)
@@ -139,6 +152,12 @@ Exit code 0 when every retried event was folded, 1 when some are still quarantin
 			return err
 		}
 		fmt.Printf("retried %d event(s): %d folded, %d still quarantined\n", res.Resolved+res.Failed, res.Resolved, res.Failed)
+		if res.Released > 0 {
+			fmt.Printf("released %d held event(s) into the read models\n", res.Released)
+		}
+		if res.Held > 0 {
+			fmt.Printf("%d held event(s) left held: name them to release them (ledger projections status lists them)\n", res.Held)
+		}
 		for id, why := range res.Errors {
 			fmt.Printf("  %s: %s\n", id, why)
 		}
@@ -188,4 +207,15 @@ func fmtTime(t *time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339) + " (" + time.Since(*t).Round(time.Second).String() + " ago)"
+}
+
+// heldCount is how many of the quarantined events are held for disagreeing with their endpoint.
+func heldCount(st projections.Status) int {
+	n := 0
+	for _, q := range st.Quarantine {
+		if q.HoldReason != nil {
+			n++
+		}
+	}
+	return n
 }

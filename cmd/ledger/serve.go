@@ -43,7 +43,7 @@ type serveOptions struct {
 	maxBody    int64
 	tolerance  time.Duration
 	appendWait time.Duration
-	secretsEnv string // the STRIPE_WEBHOOK_SECRET value (never logged)
+	secrets    *webhook.EndpointSecrets // nil: from the STRIPE_WEBHOOK_SECRET* variables (never logged)
 	debugAddr  string
 	logLevel   string
 	runner     bool                    // run the live projection (one process at a time takes it)
@@ -69,6 +69,7 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ledger's HTTP server (migrates the schema first)",
+		Long:  serveLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), o)
@@ -78,6 +79,26 @@ func serveCmd() *cobra.Command {
 	addServeFlags(cmd, &o)
 	return cmd
 }
+
+const serveLong = `serve migrates the schema, then answers POST /webhooks/stripe, the finance API, the dashboard
+and /metrics, and keeps the read models current.
+
+Webhook signing secrets: each Stripe endpoint has its own, and the secret that verifies a webhook
+tells the ledger which endpoint it came to. Give each as a comma-separated whsec_ list (several
+during a rotation):
+
+  STRIPE_WEBHOOK_SECRET_LIVE          the platform's live-mode endpoint
+  STRIPE_WEBHOOK_SECRET_TEST          the platform's test-mode endpoint
+  STRIPE_WEBHOOK_SECRET_CONNECT_LIVE  the live Connect endpoint (connected accounts' events)
+  STRIPE_WEBHOOK_SECRET_CONNECT_TEST  the test Connect endpoint
+  STRIPE_WEBHOOK_SECRET               legacy: a platform endpoint of no stated mode
+
+Secrets are tried in that order. An event whose livemode is not its endpoint's mode, a connected
+account's event on a platform endpoint, or a platform event on a Connect endpoint is stored and
+acknowledged but held out of the read models (ledger projections status lists it) until
+` + "`ledger projections retry EVENT_ID`" + ` releases it. The legacy variable's endpoint has no mode, so the
+mode check cannot apply to it. At least one secret is required; the same secret in two variables
+is refused (exit 2).`
 
 // addServeFlags are the flags `serve` and `dev` share.
 func addServeFlags(cmd *cobra.Command, o *serveOptions) {
@@ -103,6 +124,17 @@ func addServeFlags(cmd *cobra.Command, o *serveOptions) {
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", interval, "how often to write a checkpoint (env LEDGER_CHECKPOINT_INTERVAL)")
 	f.StringVar(&o.schedule, "reconcile-schedule", envOr("LEDGER_RECONCILE_SCHEDULE", reconcile.DefaultSchedule),
 		"when to run each reconciliation job: \"job=cron spec; …\" in UTC, or off (env LEDGER_RECONCILE_SCHEDULE); needs STRIPE_SECRET_KEY")
+}
+
+// configuredEndpoints names the endpoints that have a secret (never the secrets).
+func configuredEndpoints(s webhook.EndpointSecrets) []string {
+	var out []string
+	for _, e := range eventstore.Endpoints {
+		if len(*s.Of(e)) > 0 {
+			out = append(out, string(e))
+		}
+	}
+	return out
 }
 
 // checkpointIntervalEnv is LEDGER_CHECKPOINT_INTERVAL, 15 minutes when unset.
@@ -171,12 +203,19 @@ func serve(ctx context.Context, o serveOptions) error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	if o.secretsEnv == "" {
-		o.secretsEnv = os.Getenv("STRIPE_WEBHOOK_SECRET")
+	if o.secrets == nil {
+		s, err := webhook.LoadSecrets(os.Getenv)
+		if err != nil {
+			return err
+		}
+		o.secrets = &s
 	}
-	secrets, err := webhook.ParseSecrets(o.secretsEnv)
-	if err != nil {
-		return err
+	secrets := *o.secrets
+	if len(secrets.Unstated) > 0 {
+		// The legacy variable's endpoint has no mode: a live event signed by a test secret
+		// given there is folded like any other.
+		log.Warn("STRIPE_WEBHOOK_SECRET gives secrets of no stated mode: the ledger cannot hold a live event signed with a test endpoint's secret (or the reverse); " +
+			"give each endpoint's secret in STRIPE_WEBHOOK_SECRET_LIVE, _TEST, _CONNECT_LIVE or _CONNECT_TEST instead")
 	}
 	identity, err := o.idf.identity()
 	if err != nil {
@@ -236,7 +275,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	// Closed after the HTTP server has drained: every answered request's event is committed.
 	defer appender.Close()
 	hooks, err := webhook.New(webhook.Config{
-		Secrets:       secrets,
+		Endpoints:     secrets,
 		Tolerance:     o.tolerance,
 		MaxBodyBytes:  o.maxBody,
 		AppendTimeout: o.appendWait,
@@ -410,7 +449,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets),
+	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets.All()),
+		"webhook_endpoints", configuredEndpoints(secrets),
 		"metrics_addr", metricsAddr, "api_tokens", tokens.Len())
 	if o.ready != nil {
 		o.ready(ctx, ln.Addr().String(), metricsAddr, pool)

@@ -29,8 +29,9 @@ head. It prints the event count and head hash and exits 0 when every link holds,
 first row that was edited, removed or renumbered and exits 1.
 
 --signatures also re-checks the Stripe signature of every stored webhook body against its stored
-Stripe-Signature header, with the secrets in STRIPE_WEBHOOK_SECRET and
-STRIPE_WEBHOOK_SECRET_RETIRED (comma-separated). Each webhook event is verified, unverifiable (no
+Stripe-Signature header, with the secrets serve takes (STRIPE_WEBHOOK_SECRET_LIVE, _TEST,
+_CONNECT_LIVE, _CONNECT_TEST and STRIPE_WEBHOOK_SECRET) and STRIPE_WEBHOOK_SECRET_RETIRED
+(comma-separated). Each webhook event is verified, unverifiable (no
 known secret can be shown to have signed for it: its era's secret was not kept) or failed (what
 the log holds cannot be what arrived: the body, the header or a column was changed); events
 reconciliation or an import fetched from Stripe's API carry no signature and are counted by
@@ -56,9 +57,11 @@ against its record's digest, not who wrote the record.`,
 			var pubs []ed25519.PublicKey
 			if signatures {
 				var err error
-				if secrets.Current, err = webhook.ParseSecretList("STRIPE_WEBHOOK_SECRET", os.Getenv("STRIPE_WEBHOOK_SECRET")); err != nil {
+				current, err := webhook.ReadSecrets(os.Getenv)
+				if err != nil {
 					return err
 				}
+				secrets.Current = current.All()
 				if secrets.Retired, err = webhook.ParseSecretList("STRIPE_WEBHOOK_SECRET_RETIRED", os.Getenv("STRIPE_WEBHOOK_SECRET_RETIRED")); err != nil {
 					return err
 				}
@@ -158,7 +161,7 @@ against its record's digest, not who wrote the record.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&signatures, "signatures", false, "re-check every webhook body's Stripe signature (secrets from STRIPE_WEBHOOK_SECRET and STRIPE_WEBHOOK_SECRET_RETIRED)")
+	f.BoolVar(&signatures, "signatures", false, "re-check every webhook body's Stripe signature (secrets from STRIPE_WEBHOOK_SECRET*, as serve's, and STRIPE_WEBHOOK_SECRET_RETIRED)")
 	f.BoolVar(&allowUnverifiable, "allow-unverifiable", false, "with --signatures: exit 0 although some events are unverifiable (their secret was not kept)")
 	f.DurationVar(&tolerance, "signature-tolerance", 10*time.Minute, "with --signatures: how far a webhook's signed time may be from when it was received")
 	f.StringVar(&checkpoints, "checkpoints", "", "a file of checkpoint lines the log must still extend")
