@@ -7,6 +7,18 @@
 // duplicate and reordering behaviour (and configurable outages), and serves the Events API and
 // object lists with Stripe's semantics (see Server). The same seed and scenario give the same
 // events, byte for byte.
+//
+// A Platform is a Stripe Connect platform: its own account and N connected accounts, each in
+// live and in test mode at once — one Sim per Scope (mode × account), with seeds derived from the
+// platform's, on one simulated clock. Connected accounts' events carry "account":"acct_…" in
+// their envelope (Config.Account). Four endpoints receive them (PlatformDelivery, indexed by
+// Endpoint): platform-live, platform-test, connect-live (every connected account's live events)
+// and connect-test, each with its own URL, secrets, retries (LiveRetries or TestRetries),
+// outages and creation time (DeliveryConfig.Since: nothing older is ever sent). Platform.Runner
+// plays it all; NewPlatformServer serves it, routing each request by the key's mode and the
+// Stripe-Account header. Each scope's TruthMetrics (MRR by Stripe's definition, object counts,
+// succeeded charges) are computed from the Sim's own objects, so a ledger is checked against
+// figures its own code did not produce. PlatformScenarios are the named platforms.
 package stripesim
 
 import (

@@ -3,12 +3,17 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+
+	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 )
 
 func build(t *testing.T) string {
@@ -74,5 +79,117 @@ func TestCommands(t *testing.T) {
 	}
 	if _, code := runCmd("bogus"); code != 2 {
 		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+// A platform scenario delivers to four endpoints, each signed with its own (generated) secret;
+// the secrets appear only in --print-config's line on stdout, never on stderr.
+func TestPlatformCommands(t *testing.T) {
+	bin := build(t)
+	type delivery struct {
+		body   []byte
+		header string
+	}
+	var mu sync.Mutex
+	got := map[string][]delivery{}
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got[r.URL.Path] = append(got[r.URL.Path], delivery{body, r.Header.Get("Stripe-Signature")})
+		mu.Unlock()
+	}))
+	defer sink.Close()
+	args := []string{"run", "--scenario", "connect", "--seed", "2", "--print-config", "--webhook-url", sink.URL + "/all",
+		"--connect-test-url", sink.URL + "/connect-test", "--platform-test-secret", "whsec_given_platform_test"}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "STRIPE_WEBHOOK_SECRET=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	dec := json.NewDecoder(&stdout)
+	var config struct {
+		Accounts  []string
+		Endpoints map[string]struct {
+			URL     string
+			Secrets []string
+		}
+	}
+	var result struct {
+		Endpoints map[string]struct {
+			Events, Delivered int
+			GaveUp            int `json:"gave_up"`
+		}
+	}
+	if err := dec.Decode(&config); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(&result); err != nil {
+		t.Fatal(err)
+	}
+	if len(config.Accounts) != 3 || len(config.Endpoints) != 4 || len(result.Endpoints) != 4 {
+		t.Fatalf("config %+v, result %+v", config, result)
+	}
+	secrets := map[string]bool{}
+	for name, ep := range config.Endpoints {
+		if len(ep.Secrets) != 1 || secrets[ep.Secrets[0]] {
+			t.Fatalf("%s: secrets %d, or shared with another endpoint", name, len(ep.Secrets))
+		}
+		secrets[ep.Secrets[0]] = true
+		if strings.Contains(stderr.String(), ep.Secrets[0]) {
+			t.Fatalf("%s's secret on stderr", name)
+		}
+		st := result.Endpoints[name]
+		if st.Events == 0 || st.Delivered+st.GaveUp != st.Events || (name == "connect-live") != (st.GaveUp > 0) {
+			t.Fatalf("%s: %+v", name, st)
+		}
+	}
+	if config.Endpoints["platform-test"].Secrets[0] != "whsec_given_platform_test" || config.Endpoints["connect-test"].URL != sink.URL+"/connect-test" {
+		t.Fatalf("flags not applied: %+v", config.Endpoints)
+	}
+	// Each delivery verifies with exactly one endpoint's secret: the one of the endpoint whose
+	// events (mode, account) it carries.
+	mu.Lock()
+	defer mu.Unlock()
+	verified := map[string]int{}
+	for path, ds := range got {
+		for _, d := range ds[:min(len(ds), 50)] {
+			var ev struct {
+				Livemode bool
+				Account  string
+			}
+			_ = json.Unmarshal(d.body, &ev)
+			name := map[bool]string{true: "platform-live", false: "platform-test"}[ev.Livemode]
+			if ev.Account != "" {
+				name = map[bool]string{true: "connect-live", false: "connect-test"}[ev.Livemode]
+			}
+			for other, ep := range config.Endpoints {
+				err := stripewebhook.ValidatePayload(d.body, d.header, ep.Secrets[0])
+				if (err == nil) != (other == name) {
+					t.Fatalf("%s delivery at %s, secret of %s: %v", name, path, other, err)
+				}
+			}
+			verified[name]++
+		}
+	}
+	if len(verified) != 4 || len(got["/connect-test"]) == 0 {
+		t.Fatalf("verified %v; paths %d", verified, len(got))
+	}
+
+	// truth picks one scope.
+	out, err := exec.Command(bin, "truth", "--scenario", "connect", "--seed", "2", "--livemode=false", "--account", config.Accounts[1]).Output()
+	var tr struct {
+		Livemode bool
+		Account  string
+		Metrics  struct{ Counts map[string]int }
+	}
+	if err != nil || json.Unmarshal(out, &tr) != nil || tr.Livemode || tr.Account != config.Accounts[1] || tr.Metrics.Counts["customers"] == 0 {
+		t.Fatalf("truth: %v %+v", err, tr)
+	}
+	if err := exec.Command(bin, "truth", "--scenario", "connect", "--account", "acct_nope").Run(); err == nil {
+		t.Fatal("an unknown account's truth")
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("unknown account: %v", err)
 	}
 }
