@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/auth"
+	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/integrity"
 	"github.com/stripeledger/ledger/internal/pgboot"
 	"github.com/stripeledger/ledger/projections"
@@ -37,28 +38,41 @@ func devCmd() *cobra.Command {
 		Use:   "dev",
 		Short: "Run the ledger on the embedded default database (what `make run` starts)",
 		Long: `dev runs serve on the embedded default database. Without any STRIPE_WEBHOOK_SECRET* variable
-it uses a signing secret of its own as the test endpoint's, kept in .data/dev-webhook-secret (mode
-0600, never printed), so local senders can sign test-mode webhooks with it. Without
-STRIPE_SECRET_KEY it also starts the Stripe simulator, which plays a seeded test-mode account and
-delivers its events to the ledger as signed webhooks (with STRIPE_WEBHOOK_SECRET_TEST, else
-STRIPE_WEBHOOK_SECRET, when they are set) — by default with a four-day outage whose lost events the scheduled reconciliation then repairs,
-watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of its own kept in
-.data/dev-api-token and printed.`,
+it uses signing secrets of its own, one per endpoint (live, test, Connect live, Connect test),
+kept in .data/dev-webhook-secret* (mode 0600, never printed); the test endpoint's,
+.data/dev-webhook-secret, is the one local senders sign test-mode webhooks with. Without
+STRIPE_SECRET_KEY it also starts the Stripe simulator, which plays a seeded account and delivers
+its events to the ledger as signed webhooks, each endpoint's with that endpoint's secret (or
+STRIPE_WEBHOOK_SECRET's) — by default a live-mode account with a four-day outage whose lost
+events the scheduled reconciliation then repairs, watchable on the dashboard;
+--sim-scenario connect plays a Connect platform with connected accounts in live and test mode at
+once (the dashboard's test-mode switch and account selector then have something to show). The
+dashboard's token is LEDGER_API_TOKEN, or one of its own kept in .data/dev-api-token and printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secretNote := "STRIPE_WEBHOOK_SECRET_*"
 			secrets, err := webhook.LoadSecrets(os.Getenv)
 			if noSecretVariables() {
 				// (LoadSecrets refused the empty configuration; dev brings its own.)
-				// None configured: dev's own, as the test endpoint's (the simulator and
-				// `stripe listen` deliver test-mode events), so the mode check applies.
-				path := filepath.Join(pgboot.RepoRoot(), ".data", "dev-webhook-secret")
-				secret, derr := devSecret(path)
-				if derr != nil {
-					return derr
+				// None configured: one of dev's own per endpoint (live, test, Connect live and
+				// test), so the simulator signs each mode's events as Stripe would and the mode
+				// check applies; the test endpoint's is the one local senders (`stripe listen`)
+				// sign test-mode webhooks with.
+				dir := filepath.Join(pgboot.RepoRoot(), ".data")
+				var own webhook.EndpointSecrets
+				for _, f := range []struct {
+					file string
+					list *[]string
+				}{{"dev-webhook-secret", &own.Test}, {"dev-webhook-secret-live", &own.Live},
+					{"dev-webhook-secret-connect-live", &own.ConnectLive}, {"dev-webhook-secret-connect-test", &own.ConnectTest}} {
+					secret, derr := devSecret(filepath.Join(dir, f.file))
+					if derr != nil {
+						return derr
+					}
+					*f.list = []string{secret}
 				}
-				secrets, err = webhook.EndpointSecrets{Test: []string{secret}}, nil
-				secretNote = path
+				secrets, err = own, nil
+				secretNote = filepath.Join(dir, "dev-webhook-secret*") + "; the test endpoint's is dev-webhook-secret"
 			}
 			if err != nil {
 				return err
@@ -88,7 +102,9 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 			}
 			if os.Getenv("STRIPE_SECRET_KEY") == "" && simAddr != "" {
 				// Reconciliation runs against the simulator's Events API and object lists.
-				o.stripe = &reconcile.StripeConfig{APIKey: "sk_test_ledger_dev", APIBase: "http://" + simAddr}
+				if o.stripe, err = devStripe(scenario, simAddr); err != nil {
+					return err
+				}
 			}
 			o.ready = func(ctx context.Context, addr, metricsAddr string, pool *pgxpool.Pool) {
 				base := "http://" + strings.Replace(strings.Replace(addr, "[::]", "localhost", 1), "0.0.0.0", "localhost", 1)
@@ -109,17 +125,7 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 						strings.TrimPrefix(base, "http://"))
 					return
 				}
-				// The simulator plays a test-mode platform account: it signs as the test
-				// endpoint, or the legacy one.
-				simSecrets := secrets.Test
-				if len(simSecrets) == 0 {
-					simSecrets = secrets.Unstated
-				}
-				if len(simSecrets) == 0 {
-					fmt.Fprintln(os.Stderr, "ledger dev: Stripe simulator not started: it signs test-mode webhooks with STRIPE_WEBHOOK_SECRET_TEST (or STRIPE_WEBHOOK_SECRET), and neither is set")
-					return
-				}
-				if err := startSimulator(ctx, simAddr, scenario, simSeconds, base+"/webhooks/stripe", simSecrets, pool); err != nil {
+				if err := startSimulator(ctx, simAddr, scenario, simSeconds, base+"/webhooks/stripe", secrets, pool); err != nil {
 					fmt.Fprintln(os.Stderr, "ledger dev: Stripe simulator not started:", err)
 				}
 			}
@@ -128,7 +134,8 @@ watchable on the dashboard. The dashboard's token is LEDGER_API_TOKEN, or one of
 	}
 	cmd.Flags().StringVar(&o.addr, "addr", envOr("LEDGER_ADDR", "127.0.0.1:8080"), "listen address (env LEDGER_ADDR)")
 	cmd.Flags().StringVar(&simAddr, "sim-addr", "127.0.0.1:12111", "where the Stripe simulator's API listens when STRIPE_SECRET_KEY is unset (\"\" to run without it)")
-	cmd.Flags().StringVar(&scenario, "sim-scenario", "outage-4d", "the simulator's scenario (stripesim scenarios lists them)")
+	cmd.Flags().StringVar(&scenario, "sim-scenario", "outage-4d", "the simulator's scenario: "+strings.Join(append(stripesim.ScenarioNames(), stripesim.PlatformScenarioNames()...), ", ")+
+		" (connect: a Connect platform with connected accounts, live and test mode at once)")
 	cmd.Flags().Float64Var(&simSeconds, "sim-seconds", 45, "real seconds the simulated account takes to play (0: as fast as the ledger answers)")
 	addServeFlags(cmd, &o)
 	return cmd
@@ -164,42 +171,136 @@ func metricsURL(metricsAddr, base string) string {
 	return "http://" + metricsAddr + "/metrics"
 }
 
-// startSimulator plays a simulated Stripe account that delivers signed webhooks to the ledger and
-// serves the Events API, as real Stripe would with `stripe listen`.
+// Dev's own API keys for the simulator, one per mode: reconciliation reads each mode's Events
+// API and object lists with that mode's key, as against Stripe.
+const (
+	devLiveKey = "sk_live_ledger_dev"
+	devTestKey = "sk_test_ledger_dev"
+)
+
+// devStripe is dev's reconciliation configuration against the simulator for a scenario: the
+// key of the scenario's mode (both keys for a platform scenario, which plays both modes).
+func devStripe(scenario, simAddr string) (*reconcile.StripeConfig, error) {
+	cfg := &reconcile.StripeConfig{APIBase: "http://" + simAddr}
+	if _, ok := stripesim.PlatformScenarios[scenario]; ok {
+		cfg.APIKey = devLiveKey + "," + devTestKey
+		return cfg, nil
+	}
+	sc, _, err := stripesim.Setup(scenario, stripesim.Config{Seed: 1}, stripesim.DeliveryConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("%w; platform scenarios: %v", err, stripesim.PlatformScenarioNames())
+	}
+	cfg.APIKey = devTestKey
+	if sc.Livemode {
+		cfg.APIKey = devLiveKey
+	}
+	return cfg, nil
+}
+
+// signingSecrets are the secrets the simulator signs an endpoint's deliveries with: that
+// endpoint's, else the legacy unstated ones (which verify any mode).
+func signingSecrets(secrets webhook.EndpointSecrets, e stripesim.Endpoint) []string {
+	var own []string
+	switch e {
+	case stripesim.PlatformLive:
+		own = secrets.Live
+	case stripesim.PlatformTest:
+		own = secrets.Test
+	case stripesim.ConnectLive:
+		own = secrets.ConnectLive
+	case stripesim.ConnectTest:
+		own = secrets.ConnectTest
+	}
+	if len(own) == 0 {
+		return secrets.Unstated
+	}
+	return own
+}
+
+// startSimulator plays a simulated Stripe account (or a Connect platform: --sim-scenario
+// connect) that delivers signed webhooks to the ledger and serves the Events API, as real Stripe
+// would with `stripe listen`. Each endpoint's deliveries are signed with that endpoint's secret.
 //
 // serve's live projection folds the events into the read models as they arrive.
-func startSimulator(ctx context.Context, addr, scenario string, seconds float64, webhookURL string, secrets []string, pool *pgxpool.Pool) error {
-	cfg, dc, err := stripesim.Setup(scenario, stripesim.Config{Seed: 1}, stripesim.DeliveryConfig{
-		URL: webhookURL, Secrets: secrets})
-	if err != nil {
-		return err
+func startSimulator(ctx context.Context, addr, scenario string, seconds float64, webhookURL string, secrets webhook.EndpointSecrets, pool *pgxpool.Pool) error {
+	var handler http.Handler
+	var runner *stripesim.Runner
+	var stats func() []stripesim.DeliveryStats
+	var span time.Duration
+	var what string
+	if _, ok := stripesim.PlatformScenarios[scenario]; ok {
+		var dc stripesim.PlatformDelivery
+		for _, e := range stripesim.Endpoints {
+			if sec := signingSecrets(secrets, e); len(sec) > 0 {
+				dc[e] = stripesim.DeliveryConfig{URL: webhookURL, Secrets: sec}
+			}
+		}
+		cfg, dc, err := stripesim.SetupPlatform(scenario, stripesim.PlatformConfig{Seed: 1}, dc)
+		if err != nil {
+			return err
+		}
+		p := stripesim.NewPlatform(cfg)
+		ds := p.Deliverers(dc)
+		srv, err := stripesim.NewPlatformServer(p, ds, stripesim.ServerConfig{LiveKey: devLiveKey, TestKey: devTestKey})
+		if err != nil {
+			return err
+		}
+		handler, runner, span = srv, p.Runner(ds), cfg.End.Sub(cfg.Start)
+		stats = func() (out []stripesim.DeliveryStats) {
+			for _, d := range ds.All() {
+				out = append(out, d.Stats())
+			}
+			return out
+		}
+		what = fmt.Sprintf("a Connect platform with %d connected accounts, live and test mode, over %d days", len(p.Accounts()), int(span.Hours()/24))
+	} else {
+		cfg, dc, err := stripesim.Setup(scenario, stripesim.Config{Seed: 1}, stripesim.DeliveryConfig{URL: webhookURL})
+		if err != nil {
+			return err
+		}
+		e := stripesim.PlatformTest
+		if cfg.Livemode {
+			e = stripesim.PlatformLive
+		}
+		if dc.Secrets = signingSecrets(secrets, e); len(dc.Secrets) == 0 {
+			return fmt.Errorf("the scenario plays a %s account: set %s (or STRIPE_WEBHOOK_SECRET)", e, webhook.SecretVariables[endpointOf(e)])
+		}
+		sim := stripesim.New(cfg)
+		d := stripesim.NewDeliverer(sim, dc)
+		handler, runner, span = stripesim.NewServer(sim, d, stripesim.ServerConfig{}), &stripesim.Runner{Sim: sim, Deliverer: d}, cfg.End.Sub(cfg.Start)
+		stats = func() []stripesim.DeliveryStats { return []stripesim.DeliveryStats{d.Stats()} }
+		what = fmt.Sprintf("%d customers over %d days, %s", cfg.Customers, int(span.Hours()/24), map[bool]string{true: "live mode", false: "test mode"}[cfg.Livemode])
 	}
-	sim := stripesim.New(cfg)
-	d := stripesim.NewDeliverer(sim, dc)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: stripesim.NewServer(sim, d, stripesim.ServerConfig{}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
 	api := "http://" + ln.Addr().String()
-	fmt.Printf("\nStripe simulator (scenario %s, %d customers over %s) is feeding it:\n"+
-		"  API        %s   (STRIPE_API_BASE; any sk_test_… key)\n"+
+	fmt.Printf("\nStripe simulator (scenario %s, %s) is feeding it:\n"+
+		"  API        %s   (STRIPE_API_BASE; keys %s and %s)\n"+
 		"  truth      %s/sim/truth\n"+
 		"  deliveries %s/sim/deliveries\n\nCtrl-C stops both.\n\n",
-		scenario, cfg.Customers, fmt.Sprintf("%d days", int(cfg.End.Sub(cfg.Start).Hours()/24)), api, api, api)
+		scenario, what, api, devLiveKey, devTestKey, api, api)
 	go func() {
 		start := time.Now()
-		runner := &stripesim.Runner{Sim: sim, Deliverer: d}
 		if seconds > 0 {
-			runner.Speed = cfg.End.Sub(cfg.Start).Seconds() / seconds
+			runner.Speed = span.Seconds() / seconds
 		}
 		if err := runner.Run(ctx); err == nil {
-			st := d.Stats()
+			var st stripesim.DeliveryStats
+			for _, s := range stats() {
+				st.Events += s.Events
+				st.Delivered += s.Delivered
+				st.Retried += s.Retried
+				st.Duplicates += s.Duplicates
+				st.GaveUp += s.GaveUp
+			}
 			fmt.Printf("Stripe simulator: %d events played in %s: %d delivered, %d retried, %d duplicates, %d given up\n",
 				st.Events, time.Since(start).Round(time.Millisecond), st.Delivered, st.Retried, st.Duplicates, st.GaveUp)
 			if st, err := projections.ReadStatus(ctx, pool); err == nil {
@@ -208,6 +309,19 @@ func startSimulator(ctx context.Context, addr, scenario string, seconds float64,
 		}
 	}()
 	return nil
+}
+
+// endpointOf is the ledger's name for a simulator endpoint.
+func endpointOf(e stripesim.Endpoint) eventstore.Endpoint {
+	switch e {
+	case stripesim.PlatformLive:
+		return eventstore.EndpointLive
+	case stripesim.PlatformTest:
+		return eventstore.EndpointTest
+	case stripesim.ConnectLive:
+		return eventstore.EndpointConnectLive
+	}
+	return eventstore.EndpointConnectTest
 }
 
 // devCheckpoints points dev's checkpoints at a key and a file under .data, making the key on
