@@ -52,6 +52,27 @@ type DeliveryConfig struct {
 	Jitter time.Duration
 	// Client sends the requests; default one sized for Concurrency.
 	Client *http.Client
+	// Since is when the endpoint was created: events created before it are never sent (Stripe
+	// sends an endpoint only the events created while it exists and is enabled). Zero: the
+	// endpoint has always existed.
+	Since time.Time
+	// Disabled are windows in which the endpoint was disabled: events created in them are never
+	// sent either (unlike Outages, whose events are attempted and retried).
+	Disabled []Window
+}
+
+// sends reports whether the endpoint existed and was enabled when an event was created.
+func (c *DeliveryConfig) sends(created int64) bool {
+	t := time.Unix(created, 0)
+	if !c.Since.IsZero() && t.Before(c.Since) {
+		return false
+	}
+	for _, w := range c.Disabled {
+		if w.contains(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // Attempt is one line of the delivery log.
@@ -67,11 +88,12 @@ type Attempt struct {
 	Took      time.Duration `json:"took_ns"`
 }
 
-// Deliverer sends a Sim's events to one endpoint with Stripe's retry behaviour.
+// Deliverer sends the events of one or more Sims to one endpoint with Stripe's retry behaviour.
+// A Connect endpoint is one Deliverer over every connected account's Sim of its mode.
 type Deliverer struct {
-	sim *Sim
-	cfg DeliveryConfig
-	rng *rand.Rand
+	sims []*Sim // their locks guard the events' delivery state; taken in this order
+	cfg  DeliveryConfig
+	rng  *rand.Rand
 
 	mu      sync.Mutex
 	pending timeQueue[*pendingAttempt]
@@ -87,6 +109,9 @@ type DeliveryStats struct {
 	Retried    int `json:"retried"`
 	Duplicates int `json:"duplicates"`
 	GaveUp     int `json:"gave_up"`
+	// BeforeEndpoint counts events never sent because they were created before the endpoint
+	// existed (Since) or while it was disabled.
+	BeforeEndpoint int `json:"before_endpoint,omitempty"`
 }
 
 type pendingAttempt struct {
@@ -98,9 +123,28 @@ type pendingAttempt struct {
 
 // NewDeliverer subscribes to sim's events. Call it before running the sim.
 func NewDeliverer(sim *Sim, cfg DeliveryConfig) *Deliverer {
+	return newDeliverer([]*Sim{sim}, sim.cfg.Livemode, sim.cfg.Seed^0xde11, cfg)
+}
+
+// NewDelivererFor subscribes one endpoint to the events of several sims, which must share a mode
+// (an endpoint is live or test); the default retry schedule follows that mode (test mode when
+// sims is empty). Call it before running the sims.
+func NewDelivererFor(sims []*Sim, cfg DeliveryConfig) *Deliverer {
+	live := len(sims) > 0 && sims[0].cfg.Livemode
+	seed := uint64(0xde11)
+	for _, s := range sims {
+		if s.cfg.Livemode != live {
+			panic("stripesim: one endpoint takes the events of one mode, live or test")
+		}
+		seed = seed*0x9e3779b97f4a7c15 ^ s.cfg.Seed
+	}
+	return newDeliverer(sims, live, seed, cfg)
+}
+
+func newDeliverer(sims []*Sim, live bool, seed uint64, cfg DeliveryConfig) *Deliverer {
 	if cfg.Retries == nil {
 		cfg.Retries = TestRetries
-		if sim.cfg.Livemode {
+		if live {
 			cfg.Retries = LiveRetries
 		}
 	}
@@ -117,16 +161,25 @@ func NewDeliverer(sim *Sim, cfg DeliveryConfig) *Deliverer {
 		cfg.Client = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
 			MaxIdleConns: cfg.Concurrency, MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency}}
 	}
-	d := &Deliverer{sim: sim, cfg: cfg, rng: rand.New(rand.NewPCG(sim.cfg.Seed^0xde11, 1))}
-	sim.OnEvent(func(ev *Event) {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		d.stats.Events++
-		at := time.Unix(ev.Created, 0).Add(time.Duration(d.rng.Int64N(int64(d.cfg.Jitter) + 1)))
-		d.push(&pendingAttempt{at: at, ev: ev, n: 1})
-	})
+	d := &Deliverer{sims: sims, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 1))}
+	for _, sim := range sims {
+		sim.OnEvent(func(ev *Event) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if !d.cfg.sends(ev.Created) {
+				d.stats.BeforeEndpoint++
+				return
+			}
+			d.stats.Events++
+			at := time.Unix(ev.Created, 0).Add(time.Duration(d.rng.Int64N(int64(d.cfg.Jitter) + 1)))
+			d.push(&pendingAttempt{at: at, ev: ev, n: 1})
+		})
+	}
 	return d
 }
+
+// Config is the delivery configuration in effect (defaults filled in).
+func (d *Deliverer) Config() DeliveryConfig { return d.cfg }
 
 func (d *Deliverer) push(a *pendingAttempt) { d.pending.push(a.at, a) }
 
@@ -186,7 +239,9 @@ func (d *Deliverer) deliverDue(ctx context.Context, t time.Time) {
 	close(work)
 	wg.Wait()
 
-	d.sim.mu.Lock() // event delivery state is read by the API under the sim's lock
+	for _, sim := range d.sims { // event delivery state is read by the API under its sim's lock
+		sim.mu.Lock()
+	}
 	d.mu.Lock()
 	for i, a := range batch {
 		r := &results[i]
@@ -215,7 +270,9 @@ func (d *Deliverer) deliverDue(ctx context.Context, t time.Time) {
 		d.log = append(d.log, *r)
 	}
 	d.mu.Unlock()
-	d.sim.mu.Unlock()
+	for _, sim := range d.sims {
+		sim.mu.Unlock()
+	}
 }
 
 var errUnreachable = errors.New("endpoint unreachable (simulated outage)")

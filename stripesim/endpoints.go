@@ -11,14 +11,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // WebhookEndpoint is a webhook endpoint as Stripe's API renders it (GET /v1/webhook_endpoints).
 type WebhookEndpoint struct {
-	ID            string            `json:"id"`
-	Object        string            `json:"object"`
-	URL           string            `json:"url"`
-	APIVersion    *string           `json:"api_version"` // null: the account's default version
+	ID         string  `json:"id"`
+	Object     string  `json:"object"`
+	URL        string  `json:"url"`
+	APIVersion *string `json:"api_version"` // null: the account's default version
+	// Application is the platform's Connect application (ca_…) on an endpoint that receives
+	// connected accounts' events (created with connect=true); null on an account's own endpoint.
+	Application   *string           `json:"application"`
 	EnabledEvents []string          `json:"enabled_events"`
 	Status        string            `json:"status"` // enabled or disabled
 	Description   *string           `json:"description"`
@@ -35,8 +39,21 @@ type endpoints struct {
 	byID map[string]*WebhookEndpoint
 }
 
-// AddWebhookEndpoint adds an endpoint to the account (tests use it to set up unhealthy ones).
+// AddWebhookEndpoint adds an endpoint to the account (tests use it to set up unhealthy ones). A
+// platform server lists it to the keys of its mode (ep.Livemode).
 func (s *Server) AddWebhookEndpoint(ep WebhookEndpoint) WebhookEndpoint {
+	return s.addEndpoint(ep, s.now().Unix())
+}
+
+// now is the simulated time of the account (or platform) served.
+func (s *Server) now() time.Time {
+	if s.platform != nil {
+		return s.platform.Now()
+	}
+	return s.sim.Now()
+}
+
+func (s *Server) addEndpoint(ep WebhookEndpoint, created int64) WebhookEndpoint {
 	s.eps.mu.Lock()
 	defer s.eps.mu.Unlock()
 	if ep.ID == "" {
@@ -52,7 +69,7 @@ func (s *Server) AddWebhookEndpoint(ep WebhookEndpoint) WebhookEndpoint {
 	if ep.EnabledEvents == nil {
 		ep.EnabledEvents = []string{}
 	}
-	ep.Created = s.sim.Now().Unix()
+	ep.Created = created
 	ep.Secret = ""
 	s.eps.byID[ep.ID] = &ep
 	return ep
@@ -98,9 +115,16 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		stripeError(w, http.StatusBadRequest, aerr.code, aerr.message, aerr.param)
 		return
 	}
+	// A platform's endpoints are per mode; a connected account reached through Stripe-Account
+	// has none of its own here.
+	t, platform := r.Context().Value(targetKey{}).(target)
+	platform = platform && s.platform != nil
 	s.eps.mu.Lock()
 	var all []*WebhookEndpoint
 	for _, ep := range s.eps.byID {
+		if platform && (ep.Livemode != t.livemode || t.account != "") {
+			continue
+		}
 		all = append(all, ep)
 	}
 	sort.Slice(all, func(a, b int) bool {
@@ -138,7 +162,22 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
 		stripeError(w, http.StatusBadRequest, "parameter_missing", "Missing required param: enabled_events.", "enabled_events")
 		return
 	}
-	ep := WebhookEndpoint{URL: u, EnabledEvents: events, Livemode: s.sim.cfg.Livemode}
+	ep := WebhookEndpoint{URL: u, EnabledEvents: events}
+	if t, ok := r.Context().Value(targetKey{}).(target); ok && s.platform != nil {
+		ep.Livemode = t.livemode
+		if v := r.PostForm.Get("connect"); v != "" {
+			connect, err := strconv.ParseBool(v)
+			if err != nil {
+				stripeError(w, http.StatusBadRequest, "", "Invalid boolean: "+v, "connect")
+				return
+			}
+			if connect {
+				ep.Application = ptr(s.platform.app)
+			}
+		}
+	} else {
+		ep.Livemode = s.sim.cfg.Livemode
+	}
 	if v := r.PostForm.Get("api_version"); v != "" {
 		ep.APIVersion = &v
 	}
@@ -159,6 +198,9 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 	s.eps.mu.Lock()
 	defer s.eps.mu.Unlock()
 	ep, ok := s.eps.byID[id]
+	if t, scoped := r.Context().Value(targetKey{}).(target); ok && scoped && s.platform != nil {
+		ok = ep.Livemode == t.livemode && t.account == "" // another mode's endpoint does not exist for this key
+	}
 	if !ok {
 		stripeError(w, http.StatusNotFound, "resource_missing", fmt.Sprintf("No such webhook endpoint: '%s'", id), "id")
 		return

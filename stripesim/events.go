@@ -37,10 +37,10 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	if request {
 		reqID = randomID(rng, "req", 14)
 	}
-	ev.Webhook = renderEvent(ev, APIVersion, obj, prev, reqID, s.cfg.Livemode)
+	ev.Webhook = renderEvent(ev, APIVersion, obj, prev, reqID, s.cfg.Livemode, s.cfg.Account)
 	ev.API = ev.Webhook
 	if s.cfg.AccountAPIVersion != APIVersion {
-		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, s.versioned(s.cfg.AccountAPIVersion, obj), prev, reqID, s.cfg.Livemode)
+		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, s.versioned(s.cfg.AccountAPIVersion, obj), prev, reqID, s.cfg.Livemode, s.cfg.Account)
 	}
 	s.events = append(s.events, ev)
 	s.byID[ev.ID] = ev
@@ -50,7 +50,10 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	return ev
 }
 
-func renderEvent(ev *Event, version string, obj any, prev map[string]any, reqID string, livemode bool) []byte {
+// renderEvent writes the envelope by hand so that its bytes are fixed by the seed. account is the
+// connected account the event belongs to ("" for a platform's own events, which carry no
+// account key, as Stripe renders them).
+func renderEvent(ev *Event, version string, obj any, prev map[string]any, reqID string, livemode bool, account string) []byte {
 	data, err := json.Marshal(obj)
 	if err != nil {
 		panic("stripesim: " + err.Error())
@@ -59,7 +62,13 @@ func renderEvent(ev *Event, version string, obj any, prev map[string]any, reqID 
 	b.Grow(len(data) + 400)
 	b.WriteString(`{"id":"`)
 	b.WriteString(ev.ID)
-	b.WriteString(`","object":"event","api_version":"`)
+	b.WriteString(`","object":"event",`)
+	if account != "" {
+		b.WriteString(`"account":"`)
+		b.WriteString(account)
+		b.WriteString(`",`)
+	}
+	b.WriteString(`"api_version":"`)
 	b.WriteString(version)
 	b.WriteString(`","created":`)
 	b.WriteString(strconv.FormatInt(ev.Created, 10))

@@ -90,3 +90,70 @@ func Setup(name string, base Config, dc DeliveryConfig) (Config, DeliveryConfig,
 	cfg.Start = cfg.End.Add(-cfg.Duration)
 	return cfg, dc, nil
 }
+
+// PlatformScenario is a named, documented Connect platform: its scopes and how its four
+// endpoints fare.
+type PlatformScenario struct {
+	Name        string
+	Description string
+	// Apply fills in cfg and dc (the endpoints' URLs and Secrets are the caller's). cfg.End is
+	// set; Start is derived from End and Duration afterwards.
+	Apply func(cfg *PlatformConfig, dc *PlatformDelivery)
+}
+
+// PlatformScenarios are the named platforms `stripesim run --scenario NAME` and tests use; their
+// names do not clash with Scenarios'.
+var PlatformScenarios = map[string]PlatformScenario{
+	"connect": {
+		Name: "connect",
+		Description: "A Connect platform with 3 connected accounts, live and test at once (separate keys and " +
+			"secrets, four endpoints), 60 days: the platform has 60 live and 15 test customers, each account 20 " +
+			"and 5. The connect-live endpoint alone is unreachable for 4 days from 20 days before the end: events " +
+			"from the outage's first ~day outlive Stripe's 3-day retries and must be found by reconciliation.",
+		Apply: func(cfg *PlatformConfig, dc *PlatformDelivery) {
+			cfg.Accounts, cfg.Duration = 3, 60*day
+			cfg.Customers, cfg.TestCustomers, cfg.AccountCustomers, cfg.AccountTestCustomers = 60, 15, 20, 5
+			from := cfg.End.Add(-20 * day)
+			dc[ConnectLive].Outages = []Window{{From: from, To: from.Add(4 * day)}}
+		},
+	},
+	"connect-late": {
+		Name: "connect-late",
+		Description: "The connect platform with 90 days of history, but every endpoint created only 2 days " +
+			"before the end (the ledger starts late): nothing older is ever sent, so backfill must list objects " +
+			"and events to catch up.",
+		Apply: func(cfg *PlatformConfig, dc *PlatformDelivery) {
+			cfg.Accounts, cfg.Duration = 3, 90*day
+			cfg.Customers, cfg.TestCustomers, cfg.AccountCustomers, cfg.AccountTestCustomers = 60, 15, 20, 5
+			for _, e := range Endpoints {
+				dc[e].Since = cfg.End.Add(-2 * day)
+			}
+		},
+	},
+}
+
+// PlatformScenarioNames lists the platform scenarios in a stable order.
+func PlatformScenarioNames() []string {
+	var names []string
+	for n := range PlatformScenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SetupPlatform builds a platform scenario's configuration on top of base (seed, end time) and
+// dc (the endpoints' URLs and secrets).
+func SetupPlatform(name string, base PlatformConfig, dc PlatformDelivery) (PlatformConfig, PlatformDelivery, error) {
+	sc, ok := PlatformScenarios[name]
+	if !ok {
+		return base, dc, fmt.Errorf("unknown platform scenario %q (have %v)", name, PlatformScenarioNames())
+	}
+	cfg := base
+	if cfg.End.IsZero() {
+		cfg.End = time.Now().UTC().Truncate(time.Second)
+	}
+	sc.Apply(&cfg, &dc)
+	cfg.Start = cfg.End.Add(-cfg.Duration)
+	return cfg, dc, nil
+}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v76"
+
 	"github.com/stripeledger/ledger/stripesim"
 )
 
@@ -78,7 +80,19 @@ func TestShapesFollowStripe(t *testing.T) {
 		}
 		walk(ev.Type, v)
 	}
-	for _, obj := range []string{"event", "customer", "subscription", "subscription_item", "price", "invoice", "line_item", "charge", "refund", "dispute", "checkout.session"} {
+	// A platform's connected accounts and webhook endpoints, as its API renders them.
+	p := stripesim.NewPlatform(stripesim.PlatformConfig{Seed: 99, Accounts: 4, Customers: 2, AccountCustomers: 2, End: end})
+	for _, a := range p.Accounts() {
+		raw, _ := json.Marshal(a)
+		var v map[string]any
+		_ = json.Unmarshal(raw, &v)
+		walk("account "+a.ID, v)
+	}
+	raw, _ = json.Marshal(stripesim.WebhookEndpoint{ID: "we_x", Object: "webhook_endpoint", Application: stripe.String(p.Application())})
+	var ep map[string]any
+	_ = json.Unmarshal(raw, &ep)
+	walk("webhook endpoint", ep)
+	for _, obj := range []string{"account", "webhook_endpoint", "event", "customer", "subscription", "subscription_item", "price", "invoice", "line_item", "charge", "refund", "dispute", "checkout.session"} {
 		if !seen[obj] {
 			t.Errorf("no %s was rendered", obj)
 		}

@@ -28,6 +28,10 @@ type Config struct {
 	// ArrivalWindow is how long after Start customers keep arriving; default Duration.
 	ArrivalWindow time.Duration
 	Livemode      bool
+	// Account, when set (acct_…), makes this a connected account of a platform: every event's
+	// envelope carries "account":"acct_…", in webhooks and in the Events API, as Stripe renders
+	// the events of connected accounts. "" is an account of its own (no account key).
+	Account string
 	// AccountAPIVersion renders events for the Events API when it differs from APIVersion, as
 	// Stripe renders each event in the account's default version: the same event ID can then
 	// differ in shape between webhook and API. "" means APIVersion.
