@@ -1,0 +1,1 @@
+-- Placeholder: version 014 is another change's migration; this file only keeps the versions contiguous.
