@@ -72,7 +72,7 @@ type ScopeRun struct {
 
 type scopeBase struct {
 	requests, rateLimited, eventsSeen, missing, repaired, checked int
-	drift                                                          map[string]int
+	drift                                                         map[string]int
 }
 
 // Scope is the scope the record is of.
