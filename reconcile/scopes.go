@@ -325,3 +325,6 @@ func (rec *recorder) tally() {
 		}
 	}
 }
+
+// AccountOrNil is the scope's account as the read models hold it: nil for the platform's own.
+func (sc Scope) AccountOrNil() *string { return sc.account() }
