@@ -2,10 +2,12 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -85,8 +87,32 @@ type Reconciler struct {
 // New makes a reconciler. Its keys are checked when it runs (StripeConfig.Keys).
 func New(pool *pgxpool.Pool, cfg Config) *Reconciler {
 	cfg.setDefaults()
-	return &Reconciler{pool: pool, store: eventstore.New(pool), cfg: cfg,
-		limiters: map[bool]*rate.Limiter{true: newLimiter(cfg.Stripe, true), false: newLimiter(cfg.Stripe, false)}}
+	r := &Reconciler{pool: pool, store: eventstore.New(pool), cfg: cfg, limiters: map[bool]*rate.Limiter{}}
+	keys, _ := cfg.Stripe.Keys() // checked again, with the error, when a run starts
+	for _, live := range []bool{true, false} {
+		r.limiters[live] = sharedLimiter(cfg.Stripe, keys[live], live)
+	}
+	return r
+}
+
+// limiters are the process's, per key (and API base and rate): the scheduler's reconciler and
+// the API's, each made with New, spend from the same one.
+var (
+	limitersMu sync.Mutex
+	limiters   = map[string]*rate.Limiter{}
+)
+
+func sharedLimiter(cfg StripeConfig, key string, live bool) *rate.Limiter {
+	l := newLimiter(cfg, live)
+	sum := sha256.Sum256([]byte(key))
+	id := fmt.Sprintf("%s\x00%x\x00%g", cfg.APIBase, sum[:8], float64(l.Limit()))
+	limitersMu.Lock()
+	defer limitersMu.Unlock()
+	if have, ok := limiters[id]; ok {
+		return have
+	}
+	limiters[id] = l
+	return l
 }
 
 // Run runs one job over every scope the options select and records it in
