@@ -26,6 +26,14 @@ func Route(eventType string) Kind {
 		return KindCharges
 	case SnapshotInvoice:
 		return KindInvoices
+	case SnapshotCustomer:
+		return KindCustomers
+	case SnapshotRefund:
+		return KindRefunds
+	case SnapshotDispute:
+		return KindDisputes
+	case SnapshotCheckoutSession:
+		return KindCheckoutSessions
 	}
 	if !KnownEventType(eventType) {
 		return ""

@@ -29,6 +29,16 @@ func TestRoute(t *testing.T) {
 			t.Errorf("Route(%s) = %q, want %q", typ, got, want)
 		}
 	}
+	// Each read model's snapshot type routes to it, and every read model has one.
+	for _, kind := range []domain.Kind{domain.KindCustomers, domain.KindSubscriptions, domain.KindInvoices, domain.KindCharges,
+		domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions} {
+		typ, ok := domain.SnapshotTypes[kind]
+		if !ok {
+			t.Errorf("no snapshot type for %s", kind)
+		} else if got := domain.Route(typ); got != kind {
+			t.Errorf("Route(%s) = %q, want %q", typ, got, kind)
+		}
+	}
 	// Every event the simulated account emits routes to the read model of its object.
 	a := play(t, 43, 60)
 	objectKind := map[string]domain.Kind{

@@ -14,16 +14,31 @@ import (
 // or were never generated). Projections fold them by the same ordering rule as Stripe's events;
 // they rank as updates.
 const (
-	SnapshotSubscription = "ledger.snapshot.subscription"
-	SnapshotCharge       = "ledger.snapshot.charge"
-	SnapshotInvoice      = "ledger.snapshot.invoice"
+	SnapshotSubscription    = "ledger.snapshot.subscription"
+	SnapshotCharge          = "ledger.snapshot.charge"
+	SnapshotInvoice         = "ledger.snapshot.invoice"
+	SnapshotCustomer        = "ledger.snapshot.customer"
+	SnapshotRefund          = "ledger.snapshot.refund"
+	SnapshotDispute         = "ledger.snapshot.dispute"
+	SnapshotCheckoutSession = "ledger.snapshot.checkout_session"
 )
 
 // SnapshotTypes maps each read model reconciliation can repair to its snapshot event type.
 var SnapshotTypes = map[Kind]string{
-	KindSubscriptions: SnapshotSubscription,
-	KindCharges:       SnapshotCharge,
-	KindInvoices:      SnapshotInvoice,
+	KindSubscriptions:    SnapshotSubscription,
+	KindCharges:          SnapshotCharge,
+	KindInvoices:         SnapshotInvoice,
+	KindCustomers:        SnapshotCustomer,
+	KindRefunds:          SnapshotRefund,
+	KindDisputes:         SnapshotDispute,
+	KindCheckoutSessions: SnapshotCheckoutSession,
+}
+
+// DeletedCustomer is the object Stripe answers for a customer that was deleted
+// ({"id":…,"object":"customer","deleted":true}): a snapshot carrying it marks the customer
+// deleted in the read model when the customer.deleted event never reached the ledger.
+func DeletedCustomer(id string) json.RawMessage {
+	return fmt.Appendf(nil, `{"id":%q,"object":"customer","deleted":true}`, id)
 }
 
 // SnapshotID is a snapshot's event ID. It is derived from the object's exact bytes, so

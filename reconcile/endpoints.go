@@ -2,8 +2,10 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/stripe/stripe-go/v76"
 
@@ -13,6 +15,8 @@ import (
 // EndpointProblem is one thing wrong with a webhook endpoint.
 type EndpointProblem struct {
 	Endpoint string   `json:"endpoint"` // we_…, "" when there is no endpoint at all
+	Livemode bool     `json:"livemode"`
+	Connect  bool     `json:"connect"` // a Connect endpoint (connected accounts' events)
 	URL      string   `json:"url"`
 	Problem  string   `json:"problem"` // none, disabled, missing_events, api_version
 	Detail   string   `json:"detail"`
@@ -67,35 +71,79 @@ func CheckEndpoint(ep *stripe.WebhookEndpoint) []EndpointProblem {
 	return out
 }
 
-// runEndpoints reports endpoints that are disabled, miss event types or use another API version
-// (only those pointing at URL when the reconciler is given the ledger's public URL).
-func (r *Reconciler) runEndpoints(ctx context.Context, api *stripeAPI, rec *recorder) error {
+// runEndpoints reports a mode's endpoints that are disabled, miss event types or use another API
+// version (only those pointing at URL when the reconciler is given the ledger's public URL). A
+// mode needs an endpoint for the platform's own events and, when it has connected accounts, a
+// Connect endpoint for theirs: Stripe shows a Connect endpoint with its platform's application
+// (ca_…) set, and an account endpoint without one. A missing one is a finding ("none").
+func (r *Reconciler) runEndpoints(ctx context.Context, api *stripeAPI, rec *recorder, sc Scope) error {
 	eps, err := listEndpoints(ctx, api)
 	if err != nil {
 		return err
 	}
-	rec.run.Drift = map[string]int{}
-	var ours int
+	wantConnect, err := r.wantsConnect(ctx, api)
+	if err != nil {
+		return err
+	}
+	if rec.run.Drift == nil {
+		rec.run.Drift = map[string]int{}
+	}
+	ours := map[bool]int{} // by connect
 	for _, ep := range eps {
 		if r.cfg.WebhookURL != "" && ep.URL != r.cfg.WebhookURL {
 			continue
 		}
-		ours++
+		connect := ep.Application != ""
+		ours[connect]++
 		rec.run.ObjectsChecked++
 		for _, problem := range CheckEndpoint(ep) {
+			problem.Livemode, problem.Connect = sc.Livemode, connect
 			rec.run.Drift["endpoints."+problem.Problem]++
 			rec.find(problem)
 		}
 	}
-	if ours == 0 {
-		detail := "the account has no webhook endpoint: Stripe sends no events; run `ledger endpoints setup --url URL`"
-		if r.cfg.WebhookURL != "" {
-			detail = "no webhook endpoint points at " + r.cfg.WebhookURL + "; run `ledger endpoints setup --url " + r.cfg.WebhookURL + "`"
+	mode := "test"
+	if sc.Livemode {
+		mode = "live"
+	}
+	for _, connect := range []bool{false, true} {
+		if ours[connect] > 0 || (connect && !wantConnect) {
+			continue
 		}
+		what, fix := "no "+mode+" webhook endpoint for the account's own events", "run `ledger endpoints setup --url URL`"
+		if connect {
+			what, fix = "no "+mode+" Connect webhook endpoint for the connected accounts' events",
+				"create one with connect=true (POST /v1/webhook_endpoints) at the same URL"
+		}
+		if r.cfg.WebhookURL != "" {
+			what += " points at " + r.cfg.WebhookURL
+			fix = strings.ReplaceAll(fix, "URL", r.cfg.WebhookURL)
+		}
+		detail := what + ": Stripe sends none of them; " + fix
 		rec.run.Drift["endpoints.none"]++
-		rec.find(EndpointProblem{URL: r.cfg.WebhookURL, Problem: "none", Detail: detail})
+		rec.find(EndpointProblem{URL: r.cfg.WebhookURL, Livemode: sc.Livemode, Connect: connect, Problem: "none", Detail: detail})
 	}
 	return rec.save(ctx)
+}
+
+// wantsConnect reports whether a mode has connected accounts to receive events of: named ones,
+// or (auto) any that GET /v1/accounts lists; a key that may not list accounts has none.
+func (r *Reconciler) wantsConnect(ctx context.Context, api *stripeAPI) (bool, error) {
+	switch spec := strings.TrimSpace(r.cfg.Stripe.Accounts); spec {
+	case "none":
+		return false, nil
+	case "", "auto":
+		accts, err := listAccounts(ctx, api)
+		if err != nil {
+			var se *stripe.Error
+			if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != 429 {
+				return false, nil
+			}
+			return false, apiError(ctx, "could not list connected accounts", err)
+		}
+		return len(accts) > 0, nil
+	}
+	return true, nil
 }
 
 // SetupResult is what `ledger endpoints setup` did.
@@ -114,10 +162,17 @@ func SetupEndpoint(ctx context.Context, cfg StripeConfig, url string) (SetupResu
 	if url == "" {
 		return SetupResult{}, fmt.Errorf("--url is required: the public HTTPS URL of POST /webhooks/stripe")
 	}
-	api, err := newStripeAPI(cfg, &Counters{})
+	keys, err := cfg.Keys()
 	if err != nil {
 		return SetupResult{}, err
 	}
+	// Setup acts in one mode: the first key's of STRIPE_SECRET_KEY (the test key when only
+	// STRIPE_SECRET_KEY_TEST is set).
+	key := keys[false]
+	if first := strings.TrimSpace(strings.Split(cfg.APIKey, ",")[0]); first != "" {
+		key = first
+	}
+	api := newStripeAPI(cfg, key, nil, &Counters{})
 	eps, err := listEndpoints(ctx, api)
 	if err != nil {
 		return SetupResult{}, err

@@ -30,7 +30,7 @@ type eventPage struct {
 // eventsWindow is the created range an events run checks: what was asked, else what the run it
 // resumes checked, else from the end of the last proven window (less the overlap) up to now,
 // never further back than Stripe keeps events.
-func (r *Reconciler) eventsWindow(ctx context.Context, job Job, opts Options, resume *Run) (from, to time.Time, err error) {
+func (r *Reconciler) eventsWindow(ctx context.Context, job Job, opts Options, sc Scope, resume *ScopeRun) (from, to time.Time, err error) {
 	now := r.cfg.Now().UTC().Truncate(time.Second)
 	horizon := now.Add(-Retention + retentionMargin)
 	switch {
@@ -48,7 +48,8 @@ func (r *Reconciler) eventsWindow(ctx context.Context, job Job, opts Options, re
 		from, to = horizon, now
 		if job == JobEvents {
 			var last *time.Time
-			if err := r.pool.QueryRow(ctx, `SELECT max(window_to) FROM ledger.reconcile_coverage`).Scan(&last); err != nil {
+			if err := r.pool.QueryRow(ctx, `SELECT max(window_to) FROM ledger.reconcile_coverage
+				WHERE livemode = $1 AND account IS NOT DISTINCT FROM $2`, sc.Livemode, sc.account()).Scan(&last); err != nil {
 				return from, to, fmt.Errorf("could not read the proven windows: %w", err)
 			}
 			if last != nil && last.Add(-r.cfg.Overlap).After(from) {
@@ -71,15 +72,22 @@ func (r *Reconciler) eventsWindow(ctx context.Context, job Job, opts Options, re
 // saved after each page is a point before which everything has been checked; when the window
 // reaches back to the oldest event Stripe keeps, there is no such anchor and the walk goes newest
 // to oldest with starting_after instead. Either way a crashed run resumes from its cursor.
-func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorder, job Job, opts Options, resume *Run) error {
-	from, to, err := r.eventsWindow(ctx, job, opts, resume)
+//
+// A connected account's events are read with its Stripe-Account header: Stripe lists them with
+// "account" set, and they are appended as listed.
+func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorder, job Job, opts Options, sc Scope, resume *ScopeRun) error {
+	from, to, err := r.eventsWindow(ctx, job, opts, sc, resume)
 	if err != nil {
 		return err
 	}
-	rec.run.WindowFrom, rec.run.WindowTo = &from, &to
+	cur := rec.cur
+	cur.WindowFrom, cur.WindowTo = &from, &to
 	filter := func() *stripe.EventListParams {
 		p := &stripe.EventListParams{}
 		p.Context = ctx // a cancelled run stops waiting on the limiter, a back-off or Stripe
+		if sc.Account != "" {
+			p.SetStripeAccount(sc.Account)
+		}
 		p.Limit = stripe.Int64(int64(r.cfg.PageSize))
 		p.Single = true
 		if job == JobEventsFast {
@@ -89,10 +97,8 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 	}
 
 	cursor := ""
-	if resume != nil && opts.From.IsZero() && opts.To.IsZero() {
+	if resume != nil && opts.From.IsZero() && opts.To.IsZero() && (strings.HasPrefix(resume.Cursor, "asc:") || strings.HasPrefix(resume.Cursor, "desc:")) {
 		cursor = resume.Cursor
-		id := resume.ID
-		rec.run.ResumedFrom = &id
 	}
 	// The fast pass's list changes while it is walked (an event leaves it when a retry succeeds),
 	// so no event of it can serve as an anchor: it always walks newest to oldest.
@@ -137,7 +143,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 			// The cursor's event has aged out of the 30 days: start the window again.
 			r.cfg.Logger.Info("reconcile cursor expired; restarting the window", "run", rec.run.ID, "cursor", cursor)
 			cursor = ""
-			return r.runEvents(ctx, api, rec, job, Options{From: from, To: to, DryRun: opts.DryRun}, nil)
+			return r.runEvents(ctx, api, rec, job, Options{From: from, To: to, DryRun: opts.DryRun}, sc, nil)
 		}
 		if err != nil {
 			return err
@@ -153,7 +159,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 			last, _ := domain.DecodeEnvelope(items[len(items)-1])
 			cursor = dir + ":" + last.ID
 		}
-		rec.run.Cursor = cursor
+		cur.Cursor = cursor
 		if err := rec.page(ctx); err != nil {
 			return err
 		}
@@ -164,8 +170,8 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 	// Only a default window (contiguous with the last proven one) extends the proven coverage: a
 	// narrow window asked for by hand must not make the next run skip what lies before it.
 	if job == JobEvents && !opts.DryRun && opts.From.IsZero() && opts.To.IsZero() {
-		if _, err := r.pool.Exec(ctx, `INSERT INTO ledger.reconcile_coverage (window_from, window_to, run_id) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, from, to, rec.run.ID); err != nil {
+		if _, err := r.pool.Exec(ctx, `INSERT INTO ledger.reconcile_coverage (window_from, window_to, run_id, livemode, account)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, from, to, rec.run.ID, sc.Livemode, sc.account()); err != nil {
 			return fmt.Errorf("could not record the proven window: %w", err)
 		}
 	}

@@ -3,9 +3,14 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/stripe/stripe-go/v76"
 
@@ -14,14 +19,28 @@ import (
 	"github.com/stripeledger/ledger/projections"
 )
 
-// checkedKinds are the objects the drift check lists from Stripe, in order.
-var checkedKinds = []domain.Kind{domain.KindSubscriptions, domain.KindCharges, domain.KindInvoices}
+// checkedKinds are the objects the drift check lists from Stripe, in order: customers first, so
+// that the oldest customer's creation dates the account for the progress estimate of the others.
+var checkedKinds = []domain.Kind{domain.KindCustomers, domain.KindSubscriptions, domain.KindInvoices, domain.KindCharges,
+	domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions}
+
+// kindPaths are where Stripe lists each kind, and objectTypes the object each kind's events carry.
+var (
+	kindPaths = map[domain.Kind]string{domain.KindCustomers: "/v1/customers", domain.KindSubscriptions: "/v1/subscriptions",
+		domain.KindInvoices: "/v1/invoices", domain.KindCharges: "/v1/charges", domain.KindRefunds: "/v1/refunds",
+		domain.KindDisputes: "/v1/disputes", domain.KindCheckoutSessions: "/v1/checkout/sessions"}
+	objectTypes = map[domain.Kind]string{domain.KindCustomers: "customer", domain.KindSubscriptions: "subscription",
+		domain.KindInvoices: "invoice", domain.KindCharges: "charge", domain.KindRefunds: "refund",
+		domain.KindDisputes: "dispute", domain.KindCheckoutSessions: "checkout.session"}
+)
 
 // Drift is one field of one object where the ledger and Stripe disagree.
 type Drift struct {
 	Kind      domain.Kind `json:"kind"`
 	Object    string      `json:"object"`
-	Field     string      `json:"field"`
+	Livemode  bool        `json:"livemode"`
+	Account   *string     `json:"account"` // null for the platform's own objects
+	Field     string      `json:"field"`   // a field, "missing" (Stripe has it, the ledger not) or "deleted"
 	Stripe    any         `json:"stripe"`
 	Ledger    any         `json:"ledger"`           // nil when the ledger has no such object
 	Explained bool        `json:"explained"`        // a missing event still in the Events API accounts for it
@@ -29,42 +48,79 @@ type Drift struct {
 }
 
 // runObjects compares the fields finance relies on, object by object, between Stripe's lists and
-// the ledger, and repairs what no event explains.
+// the ledger, in one scope, and repairs what no event explains.
 //
-// It first runs the events pass over the window not yet proven complete, so every event Stripe
-// still keeps is in the log; it then folds each listed object's history straight from the log
-// (the read models' own reducers, without waiting for the live projection) and compares. What
-// still differs cannot be explained by an event Stripe keeps — the events are older than 30 days,
-// or were never generated — and is repaired by appending a snapshot event carrying Stripe's
-// object, with an ID derived from the object's bytes so a re-run does not append it twice.
-func (r *Reconciler) runObjects(ctx context.Context, api *stripeAPI, rec *recorder, opts Options) error {
+// It first runs the events pass over the scope's window not yet proven complete, so every event
+// Stripe still keeps is in the log; it then lists each kind and folds each listed object's
+// history straight from the log (the read models' own reducers, without waiting for the live
+// projection) and compares. What still differs cannot be explained by an event Stripe keeps —
+// the events are older than 30 days, or were never generated — and is repaired by appending a
+// snapshot event carrying Stripe's object, with an ID derived from the object's bytes so a
+// re-run does not append it twice. On an empty ledger every object is missing, so this is also
+// the backfill.
+//
+// The listing of each kind saves its cursor after every page and the kinds listed in full: a run
+// resuming a cancelled or dead one starts each kind where that one stopped and skips the kinds
+// it finished.
+//
+// Objects the ledger holds that Stripe no longer lists (deleted while no webhook arrived) are
+// found once a kind has been listed in full in one run: each is asked for by ID, and one Stripe
+// answers 404 for, or shows deleted, is a finding (field "deleted"). A customer's is repaired
+// with a snapshot of Stripe's deleted customer object, which marks it deleted in the read model.
+// Charges, refunds, disputes and Checkout sessions cannot be deleted in Stripe, and a deleted
+// subscription or invoice has no object to carry: for those the finding stands alone, for an
+// operator to look into, and the ledger keeps the last state Stripe showed.
+func (r *Reconciler) runObjects(ctx context.Context, api *stripeAPI, rec *recorder, opts Options, sc Scope, resume *ScopeRun) error {
+	cur := rec.cur
 	explained := map[string]bool{}
-	if err := r.runEvents(ctx, api, rec, JobEvents, Options{DryRun: opts.DryRun}, nil); err != nil {
+	findingsBefore := len(rec.findings)
+	if err := r.runEvents(ctx, api, rec, JobEvents, Options{DryRun: opts.DryRun}, sc, nil); err != nil {
 		return fmt.Errorf("events pass: %w", err)
 	}
-	for _, f := range rec.findings {
-		if !opts.DryRun {
-			break // a real run appended the missing events: what still differs is unexplained
-		}
-		var m struct {
-			Object string `json:"object_id"`
-		}
-		if json.Unmarshal(f, &m) == nil && m.Object != "" {
-			explained[m.Object] = true
+	if opts.DryRun {
+		// A real run appended the missing events: what still differs is unexplained.
+		for _, f := range rec.findings[findingsBefore:] {
+			var m struct {
+				Object string `json:"object_id"`
+			}
+			if json.Unmarshal(f, &m) == nil && m.Object != "" {
+				explained[m.Object] = true
+			}
 		}
 	}
-	rec.run.Drift = map[string]int{}
+	cur.Cursor = ""
+	resumeKind, resumeAfter := domain.Kind(""), ""
+	if resume != nil {
+		cur.KindsDone = slices.Clone(resume.KindsDone)
+		if k, after, ok := strings.Cut(resume.Cursor, ":"); ok && slices.Contains(checkedKinds, domain.Kind(k)) &&
+			!slices.Contains(resume.KindsDone, domain.Kind(k)) {
+			resumeKind, resumeAfter = domain.Kind(k), after
+		}
+	}
 	for _, kind := range checkedKinds {
+		if slices.Contains(cur.KindsDone, kind) {
+			rec.progress.kindDone()
+			continue
+		}
 		after := ""
+		if kind == resumeKind {
+			after = resumeAfter
+		}
+		// Deletions are judged only over a listing made in full by this run.
+		var seen map[string]bool
+		if after == "" {
+			seen = map[string]bool{}
+		}
+		rec.progress.kind(kind)
 		for {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			items, more, err := listObjects(ctx, api, kind, after, r.cfg.PageSize)
+			items, more, err := listObjects(ctx, api, sc, kind, after, r.cfg.PageSize)
 			if err != nil {
 				return err
 			}
-			if err := r.comparePage(ctx, rec, kind, items, explained, opts.DryRun); err != nil {
+			if err := r.comparePage(ctx, rec, sc, kind, items, explained, seen, opts.DryRun); err != nil {
 				return err
 			}
 			if len(items) > 0 {
@@ -72,52 +128,51 @@ func (r *Reconciler) runObjects(ctx context.Context, api *stripeAPI, rec *record
 				_ = json.Unmarshal(items[len(items)-1], &last)
 				after = last.ID
 			}
-			rec.run.Cursor = string(kind) + ":" + after
-			if err := rec.page(ctx); err != nil {
-				return err
-			}
+			rec.progress.page(items)
+			cur.Cursor = string(kind) + ":" + after
 			if !more || len(items) == 0 {
 				break
 			}
+			if err := rec.page(ctx); err != nil {
+				return err
+			}
+		}
+		if seen != nil {
+			if err := r.findDeleted(ctx, api, rec, sc, kind, seen, opts.DryRun); err != nil {
+				return err
+			}
+		}
+		cur.KindsDone = append(cur.KindsDone, kind)
+		cur.Cursor = string(kind) + ":"
+		rec.progress.kindDone()
+		if err := rec.page(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// listObjects is one page of a Stripe list, newest first, as raw objects.
-func listObjects(ctx context.Context, api *stripeAPI, kind domain.Kind, startingAfter string, pageSize int) ([]json.RawMessage, bool, error) {
+// listObjects is one page of a Stripe list in the scope, newest first, as raw objects.
+func listObjects(ctx context.Context, api *stripeAPI, sc Scope, kind domain.Kind, startingAfter string, pageSize int) ([]json.RawMessage, bool, error) {
+	path, ok := kindPaths[kind]
+	if !ok {
+		return nil, false, fmt.Errorf("cannot list %s", kind)
+	}
 	lp := stripe.ListParams{Limit: stripe.Int64(int64(pageSize)), Single: true, Context: ctx}
 	if startingAfter != "" {
 		lp.StartingAfter = stripe.String(startingAfter)
 	}
-	var raw []byte
-	var err error
-	switch kind {
-	case domain.KindSubscriptions:
-		// Without status=all Stripe leaves canceled subscriptions out.
-		it := api.Subscriptions.List(&stripe.SubscriptionListParams{ListParams: lp, Status: stripe.String("all")})
-		if err = it.Err(); err == nil {
-			raw = it.SubscriptionList().LastResponse.RawJSON
-		}
-	case domain.KindCharges:
-		it := api.Charges.List(&stripe.ChargeListParams{ListParams: lp})
-		if err = it.Err(); err == nil {
-			raw = it.ChargeList().LastResponse.RawJSON
-		}
-	case domain.KindInvoices:
-		it := api.Invoices.List(&stripe.InvoiceListParams{ListParams: lp})
-		if err = it.Err(); err == nil {
-			raw = it.InvoiceList().LastResponse.RawJSON
-		}
-	default:
-		return nil, false, fmt.Errorf("cannot list %s", kind)
+	if sc.Account != "" {
+		lp.SetStripeAccount(sc.Account)
 	}
-	if err != nil {
-		return nil, false, apiError(ctx, "could not list "+string(kind), err)
+	var params stripe.ListParamsContainer = &lp
+	if kind == domain.KindSubscriptions {
+		// Without status=all Stripe leaves canceled subscriptions out.
+		params = &stripe.SubscriptionListParams{ListParams: lp, Status: stripe.String("all")}
 	}
 	var pg eventPage
-	if err := json.Unmarshal(raw, &pg); err != nil {
-		return nil, false, fmt.Errorf("could not read the %s page: %w", kind, err)
+	if err := getRaw(ctx, api, path, params, &pg); err != nil {
+		return nil, false, apiError(ctx, "could not list "+string(kind), err)
 	}
 	return pg.Data, pg.HasMore, nil
 }
@@ -149,8 +204,45 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 		}
 		return compared{"status": domain.Deref(i.Status), "amount_due": i.AmountDue, "amount_paid": i.AmountPaid,
 			"amount_remaining": i.AmountRemaining, "total": i.Total, "currency": i.Currency}, nil
+	case domain.KindCustomers:
+		c, err := domain.FoldCustomer(facts)
+		if err != nil {
+			return nil, err
+		}
+		return compared{"email": opt(c.Email), "name": opt(c.Name), "currency": opt(c.Currency), "deleted": c.Deleted}, nil
+	case domain.KindRefunds:
+		f, err := domain.FoldRefund(facts)
+		if err != nil {
+			return nil, err
+		}
+		return compared{"amount": f.Amount, "currency": f.Currency, "status": opt(f.Status), "charge": opt(f.Charge)}, nil
+	case domain.KindDisputes:
+		d, err := domain.FoldDispute(facts)
+		if err != nil {
+			return nil, err
+		}
+		return compared{"amount": d.Amount, "currency": d.Currency, "status": d.Status, "reason": d.Reason, "charge": d.Charge}, nil
+	case domain.KindCheckoutSessions:
+		c, err := domain.FoldCheckoutSession(facts)
+		if err != nil {
+			return nil, err
+		}
+		var total any
+		if c.AmountTotal != nil {
+			total = *c.AmountTotal
+		}
+		return compared{"status": opt(c.Status), "payment_status": c.PaymentStatus, "customer": opt(c.Customer),
+			"subscription": opt(c.Subscription), "currency": opt(c.Currency), "amount_total": total, "mode": c.Mode}, nil
 	}
 	return nil, fmt.Errorf("no drift check for %s", kind)
+}
+
+// opt is a nullable field's value for comparison: nil when absent, never "".
+func opt(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func deref(p *int64) int64 {
@@ -162,7 +254,8 @@ func deref(p *int64) int64 {
 
 // comparePage compares one page of Stripe objects with the ledger, reading the page's histories
 // from the log in one query (and their quarantined events in another).
-func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain.Kind, items []json.RawMessage, explained map[string]bool, dryRun bool) error {
+// seen, when not nil, collects the page's IDs for the check of deleted objects.
+func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, sc Scope, kind domain.Kind, items []json.RawMessage, explained, seen map[string]bool, dryRun bool) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -173,6 +266,9 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 			return fmt.Errorf("the %s list holds an object without an id", kind)
 		}
 		ids[i] = o.ID
+		if seen != nil {
+			seen[o.ID] = true
+		}
 	}
 	// The objects' histories as the read models fold them: every event of these objects, routed
 	// to this kind (a charge's ID is also the object of its refunds' and disputes' events), less
@@ -183,7 +279,7 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 	}
 	hist := map[string][]domain.Fact{}
 	err = r.store.Scan(ctx, eventstore.Filter{ObjectIDs: ids, Payload: true}, func(ev *eventstore.Record) error {
-		if domain.Route(ev.Type) != kind || quarantined[ev.ID] || ev.Held() {
+		if domain.Route(ev.Type) != kind || quarantined[ev.ID] || ev.Held() || ev.Livemode != sc.Livemode || ev.Account != sc.Account {
 			return nil
 		}
 		if f, err := domain.DecodeStoredFact(ev.Payload); err == nil {
@@ -212,11 +308,12 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 		}
 		var diffs []Drift
 		if ledgerView == nil {
-			diffs = append(diffs, Drift{Kind: kind, Object: id, Field: "missing", Stripe: "present"})
+			diffs = append(diffs, Drift{Kind: kind, Object: id, Livemode: sc.Livemode, Account: sc.account(), Field: "missing", Stripe: "present"})
 		} else {
 			for _, field := range slices.Sorted(maps.Keys(stripeView)) {
 				if stripeView[field] != ledgerView[field] {
-					diffs = append(diffs, Drift{Kind: kind, Object: id, Field: field, Stripe: stripeView[field], Ledger: ledgerView[field]})
+					diffs = append(diffs, Drift{Kind: kind, Object: id, Livemode: sc.Livemode, Account: sc.account(), Field: field,
+						Stripe: stripeView[field], Ledger: ledgerView[field]})
 				}
 			}
 		}
@@ -230,11 +327,8 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 				diffs[j].Explained = true
 			}
 		} else {
-			var o struct {
-				Livemode bool `json:"livemode"`
-			}
-			_ = json.Unmarshal(raw, &o)
-			snap, err := domain.NewSnapshot(kind, raw, now, o.Livemode, "", stripe.APIVersion)
+			// The scope's mode and account: the key's mode, and the account the object was read in.
+			snap, err := domain.NewSnapshot(kind, raw, now, sc.Livemode, sc.Account, stripe.APIVersion)
 			if err != nil {
 				return fmt.Errorf("could not make a snapshot of %s: %w", id, err)
 			}
@@ -255,4 +349,85 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, kind domain
 		return nil
 	}
 	return r.repair(ctx, rec, snapshots, "snapshots")
+}
+
+// findDeleted looks for objects of kind the ledger holds in the scope (it has their events, and
+// none deleted them) that a full listing of Stripe did not show. Each is asked for by ID — it
+// may have been created after the listing passed its place — and one Stripe answers 404 for, or
+// shows deleted, is a finding; a customer's is repaired (see runObjects).
+func (r *Reconciler) findDeleted(ctx context.Context, api *stripeAPI, rec *recorder, sc Scope, kind domain.Kind, seen map[string]bool, dryRun bool) error {
+	rows, err := r.pool.Query(ctx, `SELECT DISTINCT e.object_id FROM ledger.events e
+		WHERE e.livemode = $1 AND e.account = $2 AND e.object_type = $3 AND e.object_id <> ''
+		  AND NOT EXISTS (SELECT 1 FROM ledger.events d WHERE d.object_id = e.object_id AND d.type LIKE '%.deleted')
+		ORDER BY 1`, sc.Livemode, sc.Account, objectTypes[kind])
+	if err != nil {
+		return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
+	}
+	var gone []string
+	for _, id := range held {
+		if !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	// A customer already marked deleted by an earlier repair is not found again.
+	snapIDs := map[string]string{}
+	if kind == domain.KindCustomers {
+		var ids []string
+		for _, id := range gone {
+			sid := domain.SnapshotID(domain.SnapshotCustomer, domain.DeletedCustomer(id))
+			snapIDs[sid] = id
+			ids = append(ids, sid)
+		}
+		known, err := r.store.Known(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, sid := range known {
+			gone = slices.DeleteFunc(gone, func(id string) bool { return id == snapIDs[sid] })
+		}
+	}
+	now := r.cfg.Now().Unix()
+	var snapshots []domain.Event
+	for _, id := range gone {
+		p := &stripe.Params{Context: ctx}
+		if sc.Account != "" {
+			p.SetStripeAccount(sc.Account)
+		}
+		body, err := callGet(api, kindPaths[kind]+"/"+id, nil, p)
+		var se *stripe.Error
+		switch {
+		case errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound:
+		case err != nil:
+			return apiError(ctx, "could not read "+string(kind)+" "+id, err)
+		default:
+			var o struct {
+				Deleted bool `json:"deleted"`
+			}
+			if json.Unmarshal(body, &o) != nil || !o.Deleted {
+				continue // it exists: created after the listing passed its place
+			}
+		}
+		d := Drift{Kind: kind, Object: id, Livemode: sc.Livemode, Account: sc.account(), Field: "deleted", Stripe: "deleted", Ledger: "present"}
+		if kind == domain.KindCustomers {
+			snap, err := domain.NewSnapshot(kind, domain.DeletedCustomer(id), now, sc.Livemode, sc.Account, stripe.APIVersion)
+			if err != nil {
+				return err
+			}
+			d.Repair = snap.ID
+			snapshots = append(snapshots, snap)
+		}
+		rec.run.Drift[string(kind)+".deleted"]++
+		rec.find(d)
+	}
+	if dryRun {
+		return nil
+	}
+	return r.repair(ctx, rec, snapshots, "snapshots of deleted objects")
 }

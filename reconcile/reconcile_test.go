@@ -74,6 +74,9 @@ func (a *account) reconciler(rateLimit float64) *reconcile.Reconciler {
 // reconcilerWith is a reconciler of the account with cfg's page size and hooks, on the
 // simulator's clock, its Stripe client limited to rateLimit requests a second (0: the default).
 func (a *account) reconcilerWith(rateLimit float64, cfg reconcile.Config) *reconcile.Reconciler {
+	if rateLimit == 0 {
+		rateLimit = 1000 // the simulator enforces none here: the tests need not wait on the default
+	}
 	cfg.Stripe = reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond}
 	cfg.Now = a.sim.Now
 	return reconcile.New(a.db.Pool, cfg)

@@ -63,6 +63,9 @@ type Run struct {
 	ResumedFrom    *int64          `json:"resumed_from"`
 	Runner         string          `json:"runner"`
 	Error          string          `json:"error"`
+	// Scopes are the modes and accounts the run covered, each with its own outcome, window,
+	// cursor and counters (the columns above are their totals).
+	Scopes []ScopeRun `json:"scopes"`
 }
 
 // Duration is how long the run took (so far).
@@ -75,15 +78,18 @@ func (r Run) Duration() time.Duration {
 }
 
 const runColumns = `id, job, status, dry_run, trigger, window_from, window_to, started_at, heartbeat_at, finished_at,
-	requests, rate_limited, events_seen, missing_found, repaired, objects_checked, drift, findings, cursor, resumed_from, runner, error`
+	requests, rate_limited, events_seen, missing_found, repaired, objects_checked, drift, findings, cursor, resumed_from, runner, error, scopes`
 
 func scanRun(row pgx.Row) (Run, error) {
 	var r Run
 	var findings []byte
 	err := row.Scan(&r.ID, &r.Job, &r.Status, &r.DryRun, &r.Trigger, &r.WindowFrom, &r.WindowTo, &r.StartedAt, &r.HeartbeatAt,
 		&r.FinishedAt, &r.Requests, &r.RateLimited, &r.EventsSeen, &r.MissingFound, &r.Repaired, &r.ObjectsChecked, &r.Drift,
-		&findings, &r.Cursor, &r.ResumedFrom, &r.Runner, &r.Error)
+		&findings, &r.Cursor, &r.ResumedFrom, &r.Runner, &r.Error, &r.Scopes)
 	r.Findings = findings
+	if r.Scopes == nil {
+		r.Scopes = []ScopeRun{}
+	}
 	return r, err
 }
 
@@ -194,6 +200,8 @@ type recorder struct {
 	counters  *Counters
 	findings  []json.RawMessage
 	afterPage func(Run) // Config.AfterPage
+	cur       *ScopeRun // the scope being worked on: an element of run.Scopes
+	progress  *progressTracker
 }
 
 const maxFindings = 1000
@@ -210,8 +218,13 @@ func (rec *recorder) find(v any) {
 
 // save writes the run's counters, cursor and heartbeat.
 func (rec *recorder) save(ctx context.Context) error {
+	rec.tally()
 	r := rec.run
 	r.Requests, r.RateLimited = int(rec.counters.Requests.Load()), int(rec.counters.RateLimited.Load())
+	scopes := r.Scopes
+	if scopes == nil {
+		scopes = []ScopeRun{}
+	}
 	findings, _ := json.Marshal(rec.findings)
 	if rec.findings == nil {
 		findings = []byte("[]")
@@ -221,9 +234,9 @@ func (rec *recorder) save(ctx context.Context) error {
 	}
 	_, err := rec.pool.Exec(ctx, `UPDATE ledger.reconcile_runs SET heartbeat_at = now(), window_from = $2, window_to = $3,
 		requests = $4, rate_limited = $5, events_seen = $6, missing_found = $7, repaired = $8, objects_checked = $9,
-		drift = $10, findings = $11, cursor = $12, resumed_from = $13 WHERE id = $1`,
+		drift = $10, findings = $11, cursor = $12, resumed_from = $13, scopes = $14 WHERE id = $1`,
 		r.ID, r.WindowFrom, r.WindowTo, r.Requests, r.RateLimited, r.EventsSeen, r.MissingFound, r.Repaired, r.ObjectsChecked,
-		r.Drift, findings, r.Cursor, r.ResumedFrom)
+		r.Drift, findings, r.Cursor, r.ResumedFrom, scopes)
 	if err != nil {
 		return fmt.Errorf("could not record the run's progress: %w", err)
 	}
@@ -235,6 +248,7 @@ func (rec *recorder) page(ctx context.Context) error {
 	if err := rec.save(ctx); err != nil {
 		return err
 	}
+	rec.progress.report(rec.run)
 	if rec.afterPage != nil {
 		rec.afterPage(*rec.run)
 	}

@@ -190,7 +190,8 @@ func devStripe(scenario, simAddr string) (*reconcile.StripeConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w; platform scenarios: %v", err, stripesim.PlatformScenarioNames())
 	}
-	cfg.APIKey = devTestKey
+	// One account in one mode: no connected accounts to list.
+	cfg.APIKey, cfg.Accounts = devTestKey, "none"
 	if sc.Livemode {
 		cfg.APIKey = devLiveKey
 	}

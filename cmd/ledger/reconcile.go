@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,9 +17,73 @@ import (
 	"github.com/stripeledger/ledger/reconcile"
 )
 
-// stripeConfig is how every command reaches Stripe: STRIPE_SECRET_KEY and STRIPE_API_BASE.
-func stripeConfig() reconcile.StripeConfig {
-	return reconcile.StripeConfig{APIKey: os.Getenv("STRIPE_SECRET_KEY"), APIBase: os.Getenv("STRIPE_API_BASE")}
+// stripeConfig is how every command reaches Stripe:
+//
+//	STRIPE_SECRET_KEY        a key (sk_… or rk_…), or a live and a test key separated by a comma
+//	STRIPE_SECRET_KEY_TEST   the test key on its own (with a live key in STRIPE_SECRET_KEY)
+//	STRIPE_CONNECT_ACCOUNTS  auto (default: GET /v1/accounts), none, or acct_a,acct_b
+//	STRIPE_RATE_LIMIT_LIVE   requests a second per live key (default 90; Stripe allows 100)
+//	STRIPE_RATE_LIMIT_TEST   requests a second per test key (default 22; Stripe allows 25)
+//	STRIPE_API_BASE          the simulator or stripe-mock instead of api.stripe.com
+//
+// The keys are checked when set (one per mode, by prefix): a bad configuration is an error naming
+// the variable, never the key, and the command exits 2.
+func stripeConfig() (reconcile.StripeConfig, error) {
+	cfg := reconcile.StripeConfig{APIKey: os.Getenv("STRIPE_SECRET_KEY"), TestKey: os.Getenv("STRIPE_SECRET_KEY_TEST"),
+		APIBase: os.Getenv("STRIPE_API_BASE"), Accounts: os.Getenv("STRIPE_CONNECT_ACCOUNTS")}
+	for _, v := range []struct {
+		name string
+		to   *float64
+	}{{"STRIPE_RATE_LIMIT_LIVE", &cfg.LiveRateLimit}, {"STRIPE_RATE_LIMIT_TEST", &cfg.TestRateLimit}} {
+		if s := os.Getenv(v.name); s != "" {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || f <= 0 {
+				return cfg, fmt.Errorf("%s %q: want requests a second, a number above 0", v.name, s)
+			}
+			*v.to = f
+		}
+	}
+	switch a := strings.TrimSpace(cfg.Accounts); {
+	case a == "", a == "auto", a == "none":
+	default:
+		for acct := range strings.SplitSeq(a, ",") {
+			if !strings.HasPrefix(strings.TrimSpace(acct), "acct_") {
+				return cfg, fmt.Errorf("STRIPE_CONNECT_ACCOUNTS: %q is not an account ID (want auto, none or acct_a,acct_b)", strings.TrimSpace(acct))
+			}
+		}
+	}
+	if !cfg.Configured() {
+		return cfg, nil
+	}
+	if _, err := cfg.Keys(); err != nil {
+		return cfg, err
+	}
+	if strings.TrimSpace(cfg.APIKey) == "" {
+		// Only a test key: it is the key (the API and serve look at APIKey to know one is set).
+		cfg.APIKey, cfg.TestKey = cfg.TestKey, ""
+	}
+	return cfg, nil
+}
+
+// scopeFlags limit a run to some modes and accounts.
+func scopeFlags(livemode, account string) (reconcile.ScopeFilter, error) {
+	var f reconcile.ScopeFilter
+	switch livemode {
+	case "", "all":
+	case "true", "live":
+		f.Livemode = new(bool)
+		*f.Livemode = true
+	case "false", "test":
+		f.Livemode = new(bool)
+	default:
+		return f, fmt.Errorf("--livemode %q: want true (live), false (test) or all", livemode)
+	}
+	a, err := reconcile.ParseAccountFilter(account)
+	if err != nil {
+		return f, fmt.Errorf("--account: %w", err)
+	}
+	f.Account = a
+	return f, nil
 }
 
 // parseTime reads a flag's time: RFC 3339 or a date (UTC midnight).
@@ -39,7 +104,7 @@ func reconcileCmd() *cobra.Command {
 		Use:   "reconcile",
 		Short: "Compare the ledger with Stripe and repair it by appending (run, runs)",
 	}
-	var job, since, from, to string
+	var job, since, from, to, livemode, account string
 	var dryRun, asJSON bool
 	run := &cobra.Command{
 		Use:   "run",
@@ -54,8 +119,14 @@ func reconcileCmd() *cobra.Command {
   endpoints    report webhook endpoints that are disabled, miss event types or use another API
                version
 
-Needs STRIPE_SECRET_KEY (and STRIPE_API_BASE for the simulator or stripe-mock). A run that is
-cancelled or dies is resumed from its cursor by the next run of the job.
+Every job runs per scope: each configured mode (a key per mode: STRIPE_SECRET_KEY holds a live
+and a test key separated by a comma, or the test key goes in STRIPE_SECRET_KEY_TEST) and each
+account in it — the platform's own, and the connected accounts STRIPE_CONNECT_ACCOUNTS names (auto,
+the default, lists them with GET /v1/accounts; none skips them), read with the Stripe-Account
+header. --livemode and --account limit a run. Each scope has its own window and cursor; a scope
+Stripe refuses (403 for an account the platform lost) is recorded as failed and the run, partial,
+goes on with the others. A run that is cancelled or dies is resumed from its cursors by the next
+run of the job. STRIPE_API_BASE points at the simulator or stripe-mock.
 Exit code 0 when the ledger now agrees with Stripe, 1 when something is left (a dry run's
 findings, unhealthy endpoints, a partial run), 2 when the run could not be made.`,
 		Args: cobra.NoArgs,
@@ -86,8 +157,15 @@ findings, unhealthy endpoints, a partial run), 2 when the run could not be made.
 				}
 				f = time.Now().UTC().Add(-d)
 			}
-			cfg := stripeConfig()
-			if cfg.APIKey == "" {
+			scopes, err := scopeFlags(livemode, account)
+			if err != nil {
+				return err
+			}
+			cfg, err := stripeConfig()
+			if err != nil {
+				return err
+			}
+			if !cfg.Configured() {
 				return reconcile.ErrNoAPIKey
 			}
 			pool, err := openMigrated(cmd.Context())
@@ -100,7 +178,12 @@ findings, unhealthy endpoints, a partial run), 2 when the run could not be made.
 			var left []string
 			var runs []reconcile.Run
 			for _, j := range jobs {
-				res, err := r.Run(cmd.Context(), reconcile.Options{Job: j, From: f, To: t, DryRun: dryRun})
+				res, err := r.Run(cmd.Context(), reconcile.Options{Job: j, From: f, To: t, DryRun: dryRun, Scopes: scopes})
+				if err != nil && res.Status == "partial" {
+					runs = append(runs, res)
+					left = append(left, string(j))
+					continue
+				}
 				if err != nil {
 					if res.ID != 0 && !asJSON {
 						printRuns([]reconcile.Run{res})
@@ -135,6 +218,8 @@ findings, unhealthy endpoints, a partial run), 2 when the run could not be made.
 	run.Flags().StringVar(&to, "to", "", "check events created up to this time (default now)")
 	run.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be repaired; append nothing")
 	run.Flags().BoolVar(&asJSON, "json", false, "print the runs as JSON")
+	run.Flags().StringVar(&livemode, "livemode", "all", "only this mode: true (live), false (test) or all")
+	run.Flags().StringVar(&account, "account", "all", "only this account: acct_…, platform (the platform's own) or all")
 
 	var limit int
 	var runsJob string
@@ -200,6 +285,14 @@ func printRuns(runs []reconcile.Run) {
 		if r.Error != "" {
 			fmt.Fprintf(w, "\terror: %s\n", r.Error)
 		}
+		for _, s := range r.Scopes {
+			line := fmt.Sprintf("\t%s %s: seen %d, missing %d, repaired %d, objects %d, requests %d", s.Scope(), s.Status,
+				s.EventsSeen, s.MissingFound, s.Repaired, s.ObjectsChecked, s.Requests)
+			if s.Error != "" {
+				line += " — " + s.Error
+			}
+			fmt.Fprintln(w, line)
+		}
 	}
 	_ = w.Flush()
 }
@@ -237,7 +330,11 @@ creation. Add it to STRIPE_WEBHOOK_SECRET (comma-separated during a roll). An en
 another API version cannot be changed; setup creates a new one and names the old one to delete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := reconcile.SetupEndpoint(cmd.Context(), stripeConfig(), url)
+			cfg, err := stripeConfig()
+			if err != nil {
+				return err
+			}
+			res, err := reconcile.SetupEndpoint(cmd.Context(), cfg, url)
 			if err != nil {
 				return err
 			}

@@ -152,6 +152,14 @@ func TestReconcileCommandErrors(t *testing.T) {
 		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--from", "yesterday"}, "--from"},
 		{[]string{"STRIPE_SECRET_KEY=sk_test_x", "STRIPE_API_BASE=http://127.0.0.1:1"}, []string{"reconcile", "run"}, "could not list events"},
 		{nil, []string{"endpoints", "setup"}, "--url is required"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x,sk_test_x2"}, []string{"reconcile", "run"}, "STRIPE_SECRET_KEY: two test keys"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x", "STRIPE_SECRET_KEY_TEST=sk_test_x3"}, []string{"backfill"}, "both hold a test key"},
+		{[]string{"STRIPE_SECRET_KEY=pk_test_x"}, []string{"reconcile", "run"}, "STRIPE_SECRET_KEY: entry 1"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--livemode", "maybe"}, "--livemode"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"backfill", "--account", "cus_1"}, "--account"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x", "STRIPE_CONNECT_ACCOUNTS=acct_1,cus_2"}, []string{"reconcile", "run"}, "STRIPE_CONNECT_ACCOUNTS"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x", "STRIPE_RATE_LIMIT_LIVE=fast"}, []string{"reconcile", "run"}, "STRIPE_RATE_LIMIT_LIVE"},
+		{[]string{"STRIPE_WEBHOOK_SECRET=whsec_x", "STRIPE_SECRET_KEY=sk_live_x,sk_live_x4"}, []string{"serve", "--addr", "127.0.0.1:0"}, "two live keys"},
 		{[]string{"STRIPE_WEBHOOK_SECRET=whsec_x", "LEDGER_RECONCILE_SCHEDULE=events=every now and then"}, []string{"serve", "--addr", "127.0.0.1:0"}, "--reconcile-schedule"},
 	} {
 		r := ledger(t, append(append([]string{}, env...), c.env...), c.args...)

@@ -224,6 +224,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	if _, _, err := reconcile.ParseSchedule(o.schedule); err != nil {
 		return fmt.Errorf("--reconcile-schedule: %w", err)
 	}
+	if _, err := stripeConfig(); err != nil {
+		return err // the Stripe keys and accounts, checked before anything starts
+	}
 	// The checkpoint key and sinks are checked before anything starts: a ledger configured to
 	// checkpoint must not run without doing so.
 	if _, err := checkpointIntervalEnv(); err != nil {
@@ -329,7 +332,10 @@ func serve(ctx context.Context, o serveOptions) error {
 
 	// Scheduled reconciliation, when there is a key to reach Stripe with. Every process runs a
 	// scheduler; the one holding its lease schedules the jobs, the others stand by.
-	sc := stripeConfig()
+	sc, err := stripeConfig()
+	if err != nil {
+		return err
+	}
 	if o.stripe != nil {
 		sc = *o.stripe
 	}
@@ -339,7 +345,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		<-schedDone
 	}()
 	switch {
-	case sc.APIKey == "":
+	case !sc.Configured():
 		log.Info("reconciliation off: STRIPE_SECRET_KEY is not set")
 		close(schedDone)
 	default:
