@@ -11,3 +11,7 @@ ALTER TABLE ledger.reconcile_coverage ADD COLUMN livemode boolean, ADD COLUMN ac
 ALTER TABLE ledger.reconcile_coverage DROP CONSTRAINT reconcile_coverage_pkey;
 CREATE UNIQUE INDEX reconcile_coverage_scope_idx
     ON ledger.reconcile_coverage (livemode, (coalesce(account, '')), window_to, window_from);
+
+COMMENT ON COLUMN ledger.reconcile_runs.scopes IS 'One JSON object per mode and account the run covered: livemode, account (null: the platform''s own), status (succeeded, failed with error, cancelled, skipped), window_from, window_to, cursor, kinds_done (objects job) and that scope''s counters. The run''s own counters are their totals.';
+COMMENT ON COLUMN ledger.reconcile_coverage.livemode IS 'The mode whose events the window proved complete; NULL for windows proven before runs were per mode and account (no run starts from those).';
+COMMENT ON COLUMN ledger.reconcile_coverage.account IS 'The connected account (acct_...) whose events the window proved complete; NULL for the platform''s own.';
