@@ -187,7 +187,9 @@ var openAPI = sync.OnceValue(func() []byte {
 	}
 	get := paths["/api/v1/reconcile/runs"].(map[string]any)
 	get["post"] = post("Start a reconciliation run, as ledger reconcile run", "operate",
-		object([]string{}, map[string]any{"job": str, "since": str, "from": str, "to": str, "dry_run": map[string]any{"type": "boolean"}}),
+		object([]string{}, map[string]any{"job": str, "since": str, "from": str, "to": str, "dry_run": map[string]any{"type": "boolean"},
+			"livemode": map[string]any{"type": "boolean", "description": "only this mode (default: every configured mode)"},
+			"account":  map[string]any{"type": "string", "description": "platform, a connected account acct_..., or all (default)"}}),
 		map[string]string{"202": "The run as recorded; it goes on after the answer (Location: its URL).", "409": "A run of that job is in progress.",
 			"503": "STRIPE_SECRET_KEY is not set."})["post"]
 	paths["/api/v1/projections/retry"] = post("Let quarantined events back in, as ledger projections retry; a held event named in event_ids is released, all leaves held ones held", "operate",

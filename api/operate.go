@@ -38,6 +38,10 @@ type startRunRequest struct {
 	From   string `json:"from"`  // RFC 3339
 	To     string `json:"to"`
 	DryRun bool   `json:"dry_run"`
+	// Livemode and Account limit the run to one mode and/or account (platform, acct_…, all);
+	// absent: every configured mode and account.
+	Livemode *bool  `json:"livemode"`
+	Account  string `json:"account"`
 }
 
 // startRun serves POST /api/v1/reconcile/runs: it starts a reconciliation job and answers 202
@@ -48,7 +52,12 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request) {
 	if !readBody(w, r, &req) {
 		return
 	}
-	opts := reconcile.Options{Job: reconcile.JobEvents, DryRun: req.DryRun, Trigger: "api"}
+	opts := reconcile.Options{Job: reconcile.JobEvents, DryRun: req.DryRun, Trigger: "api",
+		Scopes: reconcile.ScopeFilter{Livemode: req.Livemode, Account: req.Account}}
+	if _, err := reconcile.ParseAccountFilter(req.Account); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_account", err.Error())
+		return
+	}
 	if req.Job != "" {
 		j, err := reconcile.ParseJob(req.Job)
 		if err != nil {

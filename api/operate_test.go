@@ -68,7 +68,8 @@ func TestStartReconcileRunOverAPI(t *testing.T) {
 	db := testkit.New(t)
 	done := make(finished, 4)
 	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv(operateTokens), Logger: slog.New(done),
-		Stripe: reconcile.StripeConfig{APIKey: "sk_test_api", APIBase: stripe.URL}}))
+		// Two keys: without the body's livemode the run would cover both modes.
+		Stripe: reconcile.StripeConfig{APIKey: "sk_live_api,sk_test_api", APIBase: stripe.URL, Accounts: "none"}}))
 	defer srv.Close()
 	base := srv.URL + "/api/v1/reconcile/runs"
 
@@ -79,13 +80,14 @@ func TestStartReconcileRunOverAPI(t *testing.T) {
 		`{"from":"2026-01-01"}`:                         "invalid_time",
 		`{"jobs":"events"}`:                             "invalid_body",
 		`[1]`:                                           "invalid_body",
+		`{"account":"cus_1"}`:                           "invalid_account",
 	} {
 		if code, _, got := post(t, base, "tok_operate", body); code != 400 || !strings.Contains(got, want) {
 			t.Errorf("%s: %d %s", body, code, got)
 		}
 	}
 
-	code, header, body := post(t, base, "tok_operate", `{"job":"events","since":"240h"}`)
+	code, header, body := post(t, base, "tok_operate", `{"job":"events","since":"240h","livemode":false,"account":"platform"}`)
 	var run struct {
 		ID      int64
 		Job     string
@@ -108,8 +110,15 @@ func TestStartReconcileRunOverAPI(t *testing.T) {
 	var final struct {
 		Status   string
 		Repaired int
+		Scopes   []struct {
+			Livemode bool    `json:"livemode"`
+			Account  *string `json:"account"`
+		}
 	}
 	_ = json.Unmarshal([]byte(got), &final)
+	if len(final.Scopes) != 1 || final.Scopes[0].Livemode || final.Scopes[0].Account != nil {
+		t.Fatalf("a run limited to test mode's platform account covered %+v", final.Scopes)
+	}
 	var logged int
 	_ = db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.events WHERE source = 'reconcile'`).Scan(&logged)
 	if code != 200 || final.Status != "succeeded" || final.Repaired == 0 || logged != final.Repaired || logged != len(sim.Events()) {
