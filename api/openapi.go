@@ -196,7 +196,8 @@ var openAPI = sync.OnceValue(func() []byte {
 		object([]string{}, map[string]any{"event_ids": map[string]any{"type": "array", "items": str}, "all": map[string]any{"type": "boolean"}}),
 		map[string]string{"200": "How many were folded and which still fail.", "404": "No such quarantined event."})
 	paths["/api/v1/endpoints/setup"] = post("Create or update the Stripe webhook endpoint, as ledger endpoints setup", "admin",
-		object([]string{}, map[string]any{"url": str}),
+		object([]string{}, map[string]any{"url": str, "livemode": map[string]any{"type": "boolean", "description": "the endpoint's mode (default: the first key's)"},
+			"connect": map[string]any{"type": "boolean", "description": "the Connect endpoint, for connected accounts' events"}}),
 		map[string]string{"200": "The endpoint; a new one's signing secret once.", "503": "STRIPE_SECRET_KEY is not set."})
 	paths["/api/v1/redactions"] = post("Erase a customer's personal data, as ledger redact", "admin",
 		object([]string{"customer", "reason"}, map[string]any{"customer": str, "reason": str, "requested_by": str}),

@@ -152,6 +152,10 @@ func (a *API) retryQuarantined(w http.ResponseWriter, r *http.Request) {
 
 type setupRequest struct {
 	URL string `json:"url"` // default LEDGER_WEBHOOK_URL
+	// Livemode is the endpoint's mode (default: the first key's); Connect makes it the Connect
+	// endpoint, which receives the connected accounts' events.
+	Livemode *bool `json:"livemode"`
+	Connect  bool  `json:"connect"`
 }
 
 // setupEndpoint serves POST /api/v1/endpoints/setup, as `ledger endpoints setup`: a new
@@ -172,7 +176,7 @@ func (a *API) setupEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "stripe_not_configured", "endpoints setup needs STRIPE_SECRET_KEY on this server")
 		return
 	}
-	res, err := reconcile.SetupEndpoint(r.Context(), a.cfg.Stripe, req.URL)
+	res, err := reconcile.SetupEndpoint(r.Context(), a.cfg.Stripe, reconcile.Setup{URL: req.URL, Livemode: req.Livemode, Connect: req.Connect})
 	if err != nil {
 		a.cfg.Logger.Warn("api: endpoints setup failed", "error", err)
 		writeError(w, http.StatusBadGateway, "stripe_error", err.Error())
@@ -180,6 +184,7 @@ func (a *API) setupEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	ep := res.Endpoint
 	out := map[string]any{"object": "endpoint_setup", "created": res.Created, "replaces": nullable(res.Replaces),
+		"livemode": res.Livemode, "connect": res.Connect, "secret_variable": res.Variable,
 		"endpoint": map[string]any{"id": ep.ID, "url": ep.URL, "api_version": ep.APIVersion, "enabled_events": ep.EnabledEvents, "status": ep.Status},
 		"secret":   nullable(res.Secret)}
 	w.Header().Set("Cache-Control", "no-store")

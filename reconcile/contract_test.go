@@ -103,7 +103,7 @@ func TestStripeMockContract(t *testing.T) {
 			t.Fatal("no events listed")
 		}
 	}
-	res, err := reconcile.SetupEndpoint(ctx, cfg, "https://ledger.example/webhooks/stripe")
+	res, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: "https://ledger.example/webhooks/stripe"})
 	if err != nil || res.Endpoint == nil || res.Endpoint.ID == "" {
 		t.Fatalf("setup: %+v %v", res, err)
 	}

@@ -152,13 +152,40 @@ type SetupResult struct {
 	Created  bool   // a new endpoint: Secret is its signing secret, shown once by Stripe
 	Replaces string // an endpoint at the same URL with another API version, to delete once the new one works
 	Secret   string
+	// Livemode and Connect say which of Stripe's endpoints it is; Variable is the
+	// STRIPE_WEBHOOK_SECRET_… variable its secret belongs in.
+	Livemode, Connect bool
+	Variable          string
 }
 
-// SetupEndpoint makes sure a webhook endpoint at url is enabled with the events the read models
-// need at API version 2023-10-16: it updates an existing one at that URL and version, or creates
-// one (Stripe cannot change an endpoint's API version, so one of another version is replaced by
-// a new endpoint, which the caller must confirm and then delete the old one).
-func SetupEndpoint(ctx context.Context, cfg StripeConfig, url string) (SetupResult, error) {
+// Setup says which endpoint to set up: the URL, the mode (nil: the first key's mode, the test
+// key when only STRIPE_SECRET_KEY_TEST is set) and whether it is the Connect endpoint, which
+// receives the connected accounts' events (Stripe's connect=true).
+type Setup struct {
+	URL      string
+	Livemode *bool
+	Connect  bool
+}
+
+// SecretVariable is the variable an endpoint's signing secret goes in.
+func SecretVariable(livemode, connect bool) string {
+	v := "STRIPE_WEBHOOK_SECRET_"
+	if connect {
+		v += "CONNECT_"
+	}
+	if livemode {
+		return v + "LIVE"
+	}
+	return v + "TEST"
+}
+
+// SetupEndpoint makes sure a webhook endpoint at the URL is enabled with the events the read
+// models need at API version 2023-10-16, in the mode and of the kind asked: it updates an existing
+// one at that URL, version and kind, or creates one (Stripe cannot change an endpoint's API
+// version, so one of another version is replaced by a new endpoint, which the caller must confirm
+// and then delete the old one).
+func SetupEndpoint(ctx context.Context, cfg StripeConfig, setup Setup) (SetupResult, error) {
+	url := setup.URL
 	if url == "" {
 		return SetupResult{}, fmt.Errorf("--url is required: the public HTTPS URL of POST /webhooks/stripe")
 	}
@@ -166,11 +193,21 @@ func SetupEndpoint(ctx context.Context, cfg StripeConfig, url string) (SetupResu
 	if err != nil {
 		return SetupResult{}, err
 	}
-	// Setup acts in one mode: the first key's of STRIPE_SECRET_KEY (the test key when only
-	// STRIPE_SECRET_KEY_TEST is set).
-	key := keys[false]
-	if first := strings.TrimSpace(strings.Split(cfg.APIKey, ",")[0]); first != "" {
-		key = first
+	var key string
+	var live bool
+	if setup.Livemode != nil {
+		live = *setup.Livemode
+		if key = keys[live]; key == "" {
+			return SetupResult{}, fmt.Errorf("no %s key: STRIPE_SECRET_KEY (or STRIPE_SECRET_KEY_TEST) holds none, and an endpoint is set up with its mode's key",
+				map[bool]string{true: "live", false: "test"}[live])
+		}
+	} else {
+		// The first key's mode (the test key when only STRIPE_SECRET_KEY_TEST is set).
+		key, live = keys[false], false
+		if first := strings.TrimSpace(strings.Split(cfg.APIKey, ",")[0]); first != "" {
+			key = first
+			live, _ = KeyMode(first)
+		}
 	}
 	api := newStripeAPI(cfg, key, nil, &Counters{})
 	eps, err := listEndpoints(ctx, api)
@@ -178,9 +215,10 @@ func SetupEndpoint(ctx context.Context, cfg StripeConfig, url string) (SetupResu
 		return SetupResult{}, err
 	}
 	events := stripe.StringSlice(domain.ReadModelEventTypes)
-	var res SetupResult
+	res := SetupResult{Livemode: live, Connect: setup.Connect, Variable: SecretVariable(live, setup.Connect)}
 	for _, ep := range eps {
-		if ep.URL != url {
+		// A Connect endpoint names the platform's application; an account endpoint none.
+		if ep.URL != url || (ep.Application != "") != setup.Connect {
 			continue
 		}
 		if ep.APIVersion != domain.PinnedAPIVersion {
@@ -198,6 +236,10 @@ func SetupEndpoint(ctx context.Context, cfg StripeConfig, url string) (SetupResu
 	}
 	params := &stripe.WebhookEndpointParams{URL: stripe.String(url), EnabledEvents: events,
 		APIVersion: stripe.String(domain.PinnedAPIVersion), Description: stripe.String("stripe ledger")}
+	if setup.Connect {
+		params.Connect = stripe.Bool(true)
+		params.Description = stripe.String("stripe ledger (Connect)")
+	}
 	params.Context = ctx
 	created, err := api.WebhookEndpoints.New(params)
 	if err != nil {

@@ -44,8 +44,13 @@ func playPlatform(t *testing.T, scenario string, customize func(*stripesim.Platf
 	store := eventstore.New(db.Pool)
 	appender := eventstore.NewAppender(store, eventstore.AppenderConfig{})
 	t.Cleanup(appender.Close)
-	h, err := webhook.New(webhook.Config{Secrets: []string{secret}, Logger: slog.New(slog.DiscardHandler)}, appender, store,
-		webhook.NewMetrics(prometheus.NewRegistry()))
+	// Each endpoint signs with its own secret, configured as that endpoint's, as in production:
+	// a connected account's event is attributed to a Connect endpoint and nothing is held.
+	secrets := [4]string{"whsec_platform_live_rec", "whsec_platform_test_rec", "whsec_connect_live_rec", "whsec_connect_test_rec"}
+	h, err := webhook.New(webhook.Config{Endpoints: webhook.EndpointSecrets{
+		Live: secrets[stripesim.PlatformLive : stripesim.PlatformLive+1], Test: secrets[stripesim.PlatformTest : stripesim.PlatformTest+1],
+		ConnectLive: secrets[stripesim.ConnectLive : stripesim.ConnectLive+1], ConnectTest: secrets[stripesim.ConnectTest : stripesim.ConnectTest+1]},
+		Logger: slog.New(slog.DiscardHandler)}, appender, store, webhook.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +58,7 @@ func playPlatform(t *testing.T, scenario string, customize func(*stripesim.Platf
 	t.Cleanup(hook.Close)
 	var dc stripesim.PlatformDelivery
 	for _, e := range stripesim.Endpoints {
-		dc[e] = stripesim.DeliveryConfig{URL: hook.URL, Secrets: []string{secret}}
+		dc[e] = stripesim.DeliveryConfig{URL: hook.URL, Secrets: []string{secrets[e]}}
 	}
 	cfg, dc, err := stripesim.SetupPlatform(scenario, stripesim.PlatformConfig{Seed: 11, End: end}, dc)
 	if err != nil {
@@ -75,6 +80,10 @@ func playPlatform(t *testing.T, scenario string, customize func(*stripesim.Platf
 	}
 	api := httptest.NewServer(server)
 	t.Cleanup(api.Close)
+	var held int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.events WHERE hold_reason IS NOT NULL`).Scan(&held); err != nil || held != 0 {
+		t.Fatalf("%d deliveries held as mismatched (%v): every endpoint's events came with its own secret", held, err)
+	}
 	return &platform{db: db, p: p, server: server, api: api.URL}
 }
 
@@ -559,5 +568,48 @@ func TestEndpointsPerMode(t *testing.T) {
 	if len(run.Scopes) != 2 || run.ObjectsChecked != 3 || len(findings) != 1 || findings[0].Problem != "none" ||
 		!findings[0].Connect || findings[0].Livemode {
 		t.Fatalf("endpoints run: %d scopes, %d checked, findings %+v", len(run.Scopes), run.ObjectsChecked, findings)
+	}
+}
+
+// endpoints setup creates the endpoint it is asked for — a mode's account endpoint or its
+// Connect endpoint — with that mode's key, names the variable its secret belongs in, and the
+// endpoints job is then content: each mode has both.
+func TestSetupConnectEndpoints(t *testing.T) {
+	t.Parallel()
+	pl := playPlatform(t, "connect", func(_ *stripesim.PlatformConfig, dc *stripesim.PlatformDelivery) {
+		dc[stripesim.ConnectTest].URL = "" // the test-mode Connect endpoint is missing
+	})
+	ctx := context.Background()
+	cfg := reconcile.StripeConfig{APIKey: liveKey + "," + testKey, APIBase: pl.api}
+	url := "https://ledger.example/webhooks/stripe"
+	no, yes := false, true
+	res, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: url, Livemode: &no, Connect: true})
+	if err != nil || !res.Created || res.Endpoint.Application == "" || res.Endpoint.Livemode || res.Variable != "STRIPE_WEBHOOK_SECRET_CONNECT_TEST" || res.Secret == "" {
+		t.Fatalf("test-mode Connect endpoint: %+v %v", res, err)
+	}
+	again, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: url, Livemode: &no, Connect: true})
+	if err != nil || again.Created || again.Endpoint.ID != res.Endpoint.ID {
+		t.Fatalf("the same again: %+v %v", again, err)
+	}
+	// At the same URL, the account endpoint is another endpoint; in live mode, another again.
+	acct, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: url, Livemode: &no})
+	if err != nil || !acct.Created || acct.Endpoint.Application != "" || acct.Variable != "STRIPE_WEBHOOK_SECRET_TEST" {
+		t.Fatalf("test-mode account endpoint: %+v %v", acct, err)
+	}
+	live, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: url, Livemode: &yes, Connect: true})
+	if err != nil || !live.Created || !live.Endpoint.Livemode || live.Variable != "STRIPE_WEBHOOK_SECRET_CONNECT_LIVE" {
+		t.Fatalf("live Connect endpoint: %+v %v", live, err)
+	}
+	run, err := pl.reconciler(reconcile.Config{}).Run(ctx, reconcile.Options{Job: reconcile.JobEndpoints})
+	var findings []reconcile.EndpointProblem
+	_ = json.Unmarshal(run.Findings, &findings)
+	for _, f := range findings {
+		if f.Problem == "none" {
+			t.Fatalf("after setup, an endpoint is still missing: %+v (%v)", f, err)
+		}
+	}
+	if _, err := reconcile.SetupEndpoint(ctx, reconcile.StripeConfig{APIKey: testKey, APIBase: pl.api}, reconcile.Setup{URL: url, Livemode: &yes}); err == nil ||
+		!strings.Contains(err.Error(), "no live key") {
+		t.Fatalf("a live endpoint without a live key: %v", err)
 	}
 }

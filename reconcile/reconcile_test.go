@@ -400,19 +400,19 @@ func TestEndpoints(t *testing.T) {
 
 	cfg := reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api}
 	url := "https://ledger.example/webhooks/stripe"
-	res, err := reconcile.SetupEndpoint(ctx, cfg, url)
+	res, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: url})
 	if err != nil || !res.Created || len(res.Secret) < 10 || res.Endpoint.APIVersion != v {
 		t.Fatalf("setup: %+v %v", res, err)
 	}
 	if problems := reconcile.CheckEndpoint(res.Endpoint); len(problems) != 0 {
 		t.Fatalf("the endpoint setup made has problems: %+v", problems)
 	}
-	again, err := reconcile.SetupEndpoint(ctx, cfg, url)
+	again, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: url})
 	if err != nil || again.Created || again.Endpoint.ID != res.Endpoint.ID || again.Secret != "" {
 		t.Fatalf("second setup: %+v %v", again, err)
 	}
 	// An endpoint at an old API version cannot be changed: setup makes a new one and says which to delete.
-	replaced, err := reconcile.SetupEndpoint(ctx, cfg, "https://b.example/webhooks/stripe")
+	replaced, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: "https://b.example/webhooks/stripe"})
 	if err != nil || !replaced.Created || replaced.Replaces == "" {
 		t.Fatalf("setup over an old version: %+v %v", replaced, err)
 	}

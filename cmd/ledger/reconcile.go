@@ -319,22 +319,35 @@ func endpointsCmd() *cobra.Command {
 		Use:   "endpoints",
 		Short: "Set up the Stripe webhook endpoint the ledger needs",
 	}
-	var url string
+	var url, mode string
+	var connect bool
 	setup := &cobra.Command{
-		Use:   "setup --url URL",
+		Use:   "setup --url URL [--livemode true|false] [--connect]",
 		Short: "Create or update the webhook endpoint at URL with the events the read models need",
 		Long: `setup makes sure Stripe has an enabled webhook endpoint at URL subscribed to every event type
 the read models fold, at API version 2023-10-16. An existing endpoint at URL and that version is
 updated; otherwise one is created and its signing secret printed — once: Stripe shows it only at
-creation. Add it to STRIPE_WEBHOOK_SECRET (comma-separated during a roll). An endpoint at URL with
-another API version cannot be changed; setup creates a new one and names the old one to delete.`,
+creation. It names the variable to add it to: STRIPE_WEBHOOK_SECRET_LIVE or _TEST for the
+platform's endpoint of that mode, STRIPE_WEBHOOK_SECRET_CONNECT_LIVE or _CONNECT_TEST for the
+Connect endpoint (--connect: connected accounts' events), comma-separated during a roll. The mode
+is --livemode's (that mode's key from STRIPE_SECRET_KEY), else the first key's. A platform sets up
+four: each mode's endpoint and Connect endpoint. An endpoint at URL with another API version
+cannot be changed; setup creates a new one and names the old one to delete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := stripeConfig()
 			if err != nil {
 				return err
 			}
-			res, err := reconcile.SetupEndpoint(cmd.Context(), cfg, url)
+			setup := reconcile.Setup{URL: url, Connect: connect}
+			if mode != "" {
+				live, err := strconv.ParseBool(mode)
+				if err != nil {
+					return fmt.Errorf("--livemode %q: want true or false", mode)
+				}
+				setup.Livemode = &live
+			}
+			res, err := reconcile.SetupEndpoint(cmd.Context(), cfg, setup)
 			if err != nil {
 				return err
 			}
@@ -345,7 +358,7 @@ another API version cannot be changed; setup creates a new one and names the old
 				return nil
 			}
 			fmt.Printf("created %s: %s, %d event types, API version %s\n", ep.ID, ep.URL, len(ep.EnabledEvents), ep.APIVersion)
-			fmt.Printf("signing secret (shown once; add it to STRIPE_WEBHOOK_SECRET): %s\n", res.Secret)
+			fmt.Printf("signing secret (shown once; add it to %s): %s\n", res.Variable, res.Secret)
 			if res.Replaces != "" {
 				fmt.Printf("%s at the same URL uses another API version: delete it once events arrive through %s\n", res.Replaces, ep.ID)
 			}
@@ -353,6 +366,8 @@ another API version cannot be changed; setup creates a new one and names the old
 		},
 	}
 	setup.Flags().StringVar(&url, "url", os.Getenv("LEDGER_WEBHOOK_URL"), "the public URL of POST /webhooks/stripe (env LEDGER_WEBHOOK_URL)")
+	setup.Flags().StringVar(&mode, "livemode", "", "the endpoint's mode, true or false (default: the first key's)")
+	setup.Flags().BoolVar(&connect, "connect", false, "the Connect endpoint: connected accounts' events (Stripe's connect=true)")
 	cmd.AddCommand(setup)
 	return cmd
 }
