@@ -103,3 +103,88 @@ func TestDevIsFedByTheSimulator(t *testing.T) {
 		t.Fatalf("dev's checkpoints: %+v", r)
 	}
 }
+
+// `ledger dev --sim-scenario connect` plays a Connect platform — the platform's account and
+// connected accounts, live and test mode at once — through its four endpoints, each signed with
+// that endpoint's secret: nothing is held as mismatched, the Connect endpoint's outage is
+// repaired by the per-account events job, and every scope's events and objects are the
+// simulator's.
+func TestDevPlaysTheConnectPlatform(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	simPort := freePort(t)
+	dev := startLedger(t, []string{"DATABASE_URL=" + db.URL, "LEDGER_API_TOKEN=tok_dev_connect",
+		"STRIPE_WEBHOOK_SECRET_LIVE=whsec_dev_live", "STRIPE_WEBHOOK_SECRET_TEST=whsec_dev_test",
+		"STRIPE_WEBHOOK_SECRET_CONNECT_LIVE=whsec_dev_connect_live", "STRIPE_WEBHOOK_SECRET_CONNECT_TEST=whsec_dev_connect_test",
+		"LEDGER_RECONCILE_SCHEDULE=events-fast=@every 2s", "LEDGER_CHECKPOINT_SINK=file:" + filepath.Join(t.TempDir(), "checkpoints.jsonl")},
+		"dev", "--sim-scenario", "connect", "--addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:"+simPort, "--sim-seconds", "0", "--log-level", "debug")
+	dev.listening(t)
+	dev.stdout.waitFor(t, "that the simulator finished", func(l string) bool {
+		return strings.HasPrefix(l, "Stripe simulator: ") && strings.Contains(l, " events played in ")
+	})
+	dev.reconciledSince(t, "events-fast", time.Now())
+	ctx := context.Background()
+	var events, held int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE hold_reason IS NOT NULL) FROM ledger.events`).Scan(&events, &held); err != nil {
+		t.Fatal(err)
+	}
+	if held != 0 {
+		t.Fatalf("%d of %d events held as mismatched: each endpoint signs with its own secret", held, events)
+	}
+	dev.foldedThrough(t, events)
+	if !strings.Contains(dev.stdout.String(), "a Connect platform with 3 connected accounts") {
+		t.Fatalf("dev did not say it plays the platform:\n%s", dev.stdout.String())
+	}
+	// Every scope the log holds — each mode of the platform's account and of every connected
+	// account — has exactly the simulator's events of that scope, and its customers.
+	rows, err := db.Pool.Query(ctx, `SELECT livemode, account, count(*) FROM ledger.events GROUP BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type scope struct {
+		live    bool
+		account string
+	}
+	inLog := map[scope]int{}
+	for rows.Next() {
+		var sc scope
+		var n int
+		_ = rows.Scan(&sc.live, &sc.account, &n)
+		inLog[sc] = n
+	}
+	rows.Close()
+	scopes := len(inLog)
+	for sc, n := range inLog {
+		account := sc.account
+		if account == "" {
+			account = "platform"
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%s/sim/truth?livemode=%t&account=%s", simPort, sc.live, account))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var truth struct {
+			Events  []struct{ ID string } `json:"events"`
+			Metrics struct {
+				Counts map[string]int `json:"counts"`
+			} `json:"metrics"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&truth)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var customers int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.customers WHERE livemode = $1 AND account IS NOT DISTINCT FROM nullif($2, '')`,
+			sc.live, sc.account).Scan(&customers); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(truth.Events) || customers != truth.Metrics.Counts["customers"] {
+			t.Errorf("livemode=%t account %s: %d events in the log, %d customers; the simulator has %d and %d",
+				sc.live, account, n, customers, len(truth.Events), truth.Metrics.Counts["customers"])
+		}
+	}
+	if scopes != 8 {
+		t.Fatalf("the log holds %d scopes, want the platform and 3 connected accounts in each mode", scopes)
+	}
+}
