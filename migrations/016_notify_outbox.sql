@@ -47,6 +47,7 @@ CREATE TABLE ledger.notify_rules_seen (
 );
 
 COMMENT ON TABLE ledger.notify_outbox IS 'One notification per (rule, event): filled from the log by the notify runner, sent by the delivery side. A replay never adds to it; a duplicate event finds its row there.';
+COMMENT ON COLUMN ledger.notify_outbox.id IS 'Row ID, in the order rows were added.';
 COMMENT ON COLUMN ledger.notify_outbox.rule IS 'The rule (config name) that matched.';
 COMMENT ON COLUMN ledger.notify_outbox.event_id IS 'The Stripe event (evt_...), or a ledger-side key such as ledger:reconcile_run:42, or digest:RULE:CHANNEL:PERIOD for a digest.';
 COMMENT ON COLUMN ledger.notify_outbox.position IS 'The event''s log position; NULL for ledger-side notifications and digests.';
