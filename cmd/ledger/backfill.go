@@ -44,18 +44,7 @@ Exit code 0 when every scope was backfilled, 1 when some scope failed (the run i
 ledger reconcile runs), 2 when it could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			scopes, err := scopeFlags(livemode, account)
-			if err != nil {
-				return err
-			}
-			cfg, err := stripeConfig()
-			if err != nil {
-				return err
-			}
-			if !cfg.Configured() {
-				return reconcile.ErrNoAPIKey
-			}
-			pool, err := openMigrated(cmd.Context())
+			scopes, cfg, pool, err := openReconcile(cmd.Context(), livemode, account)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/stripeledger/ledger/reconcile"
@@ -157,18 +159,7 @@ findings, unhealthy endpoints, a partial run), 2 when the run could not be made.
 				}
 				f = time.Now().UTC().Add(-d)
 			}
-			scopes, err := scopeFlags(livemode, account)
-			if err != nil {
-				return err
-			}
-			cfg, err := stripeConfig()
-			if err != nil {
-				return err
-			}
-			if !cfg.Configured() {
-				return reconcile.ErrNoAPIKey
-			}
-			pool, err := openMigrated(cmd.Context())
+			scopes, cfg, pool, err := openReconcile(cmd.Context(), livemode, account)
 			if err != nil {
 				return err
 			}
@@ -370,4 +361,23 @@ cannot be changed; setup creates a new one and names the old one to delete.`,
 	setup.Flags().BoolVar(&connect, "connect", false, "the Connect endpoint: connected accounts' events (Stripe's connect=true)")
 	cmd.AddCommand(setup)
 	return cmd
+}
+
+// openReconcile is what a reconciling command starts with: the scopes its --livemode and
+// --account flags ask for, the Stripe configuration from the environment (an error without a
+// key) and the migrated database.
+func openReconcile(ctx context.Context, livemode, account string) (reconcile.ScopeFilter, reconcile.StripeConfig, *pgxpool.Pool, error) {
+	scopes, err := scopeFlags(livemode, account)
+	if err != nil {
+		return scopes, reconcile.StripeConfig{}, nil, err
+	}
+	cfg, err := stripeConfig()
+	if err != nil {
+		return scopes, cfg, nil, err
+	}
+	if !cfg.Configured() {
+		return scopes, cfg, nil, reconcile.ErrNoAPIKey
+	}
+	pool, err := openMigrated(ctx)
+	return scopes, cfg, pool, err
 }
