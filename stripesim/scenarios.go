@@ -2,7 +2,8 @@ package stripesim
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -67,14 +68,7 @@ var Scenarios = map[string]Scenario{
 }
 
 // ScenarioNames lists the scenarios in a stable order.
-func ScenarioNames() []string {
-	var names []string
-	for n := range Scenarios {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func ScenarioNames() []string { return slices.Sorted(maps.Keys(Scenarios)) }
 
 // Setup builds a scenario's configuration on top of base (seed, end time, URL, secrets).
 func Setup(name string, base Config, dc DeliveryConfig) (Config, DeliveryConfig, error) {
@@ -133,14 +127,7 @@ var PlatformScenarios = map[string]PlatformScenario{
 }
 
 // PlatformScenarioNames lists the platform scenarios in a stable order.
-func PlatformScenarioNames() []string {
-	var names []string
-	for n := range PlatformScenarios {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func PlatformScenarioNames() []string { return slices.Sorted(maps.Keys(PlatformScenarios)) }
 
 // SetupPlatform builds a platform scenario's configuration on top of base (seed, end time) and
 // dc (the endpoints' URLs and secrets).
