@@ -195,6 +195,44 @@ func (s *scanner) fields(field func(key, value []byte) error) error {
 	})
 }
 
+// lastWins is object for decoding into fields as encoding/json does with a repeated key: the
+// last value wins, so a value of the wrong type is an error only when no later value of the same
+// key replaces it (the first such key's, when several remain).
+func (s *scanner) lastWins(field func(key string) error) error {
+	var order []string
+	errs := map[string]error{}
+	err := s.object(func(key string) error {
+		s.ws()
+		start := s.i
+		err := field(key)
+		var te *typeError
+		if !errors.As(err, &te) {
+			if err == nil {
+				delete(errs, key)
+			}
+			return err
+		}
+		s.i = start // the handler may have stopped anywhere in the value
+		if err := s.skip(); err != nil {
+			return err
+		}
+		if _, seen := errs[key]; !seen {
+			order = append(order, key)
+		}
+		errs[key] = err
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range order {
+		if e, ok := errs[k]; ok {
+			return e
+		}
+	}
+	return nil
+}
+
 // objectKeys is object with each key as bytes: sliced from the input when it has no escapes or
 // non-ASCII bytes (no allocation: most keys of a decoded object are looked up and dropped),
 // decoded as str decodes it otherwise. key is only valid during the call.
@@ -281,7 +319,7 @@ func scanEnvelopeOf(raw []byte, validate bool) (rawEnvelope, error) {
 	if s.peek() != '{' {
 		return r, &typeError{""}
 	}
-	err := s.object(func(key string) error {
+	err := s.lastWins(func(key string) error {
 		switch key {
 		case "id":
 			return s.optString("id", &r.ID)
@@ -312,9 +350,8 @@ func scanEnvelopeOf(raw []byte, validate bool) (rawEnvelope, error) {
 			switch string(s.literal()) {
 			case "true":
 				r.Livemode = true
-			case "false":
+			case "false", "null": // a repeated key's last value wins, and null is false
 				r.Livemode = false
-			case "null":
 			default:
 				return &typeError{"livemode"}
 			}
@@ -328,7 +365,7 @@ func scanEnvelopeOf(raw []byte, validate bool) (rawEnvelope, error) {
 				return &typeError{"data"}
 			}
 			r.Data = new(rawData) // a repeated key replaces the earlier value
-			return s.object(func(key string) error {
+			return s.lastWins(func(key string) error {
 				if key != "object" {
 					return s.skip()
 				}
@@ -341,7 +378,7 @@ func scanEnvelopeOf(raw []byte, validate bool) (rawEnvelope, error) {
 					return &typeError{"data.object"}
 				}
 				r.Data.Object = new(rawObject)
-				return s.object(func(key string) error {
+				return s.lastWins(func(key string) error {
 					switch key {
 					case "id":
 						return s.optString("data.object.id", &r.Data.Object.ID)

@@ -69,9 +69,13 @@ func decodeFact(raw []byte) (Fact, error) {
 	var f Fact
 	var prevRaw json.RawMessage
 	s := &scanner{b: raw}
+	// A repeated key's last value wins and null clears it, exactly as the envelope scanner reads
+	// them (NewEvent): the log's columns — which decide whether an event is held — and the row's
+	// livemode and account must never disagree about one body.
 	str := func(dst *string) error {
 		if s.peek() == 'n' {
 			s.literal()
+			*dst = ""
 			return nil
 		}
 		v, err := s.str()
@@ -100,7 +104,8 @@ func decodeFact(raw []byte) (Fact, error) {
 			switch lit := string(s.literal()); lit {
 			case "true":
 				f.Livemode = true
-			case "false", "null":
+			case "false", "null": // as the envelope scanner: the last value wins, null is false
+				f.Livemode = false
 			default:
 				return fmt.Errorf("livemode is not a boolean")
 			}
