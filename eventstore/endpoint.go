@@ -66,8 +66,12 @@ func (e Endpoint) Mode() (live, stated bool) {
 // HoldReason is why an event with these livemode and account fields, delivered to e, must be
 // held, "" when it agrees with e. The mode is checked first: a live event on a test endpoint is
 // the graver mismatch, whatever its account.
+//
+// The legacy unstated endpoint (STRIPE_WEBHOOK_SECRET) checks nothing: its secrets may be any
+// endpoint's — live, test or Connect, as that variable always allowed — so neither its mode nor
+// its kind is known.
 func (e Endpoint) HoldReason(livemode bool, account string) string {
-	if e == "" {
+	if e == "" || e == EndpointUnstated {
 		return ""
 	}
 	if live, stated := e.Mode(); stated && live != livemode {

@@ -107,6 +107,15 @@ func TestEachEndpointVerifiesAndIsAttributed(t *testing.T) {
 	if r, err := legacy.store.Get(context.Background(), "evt_only_legacy"); err != nil || r.Endpoint != eventstore.EndpointUnstated || r.HoldReason != "" {
 		t.Fatalf("legacy: %+v %v", r.Endpoint, err)
 	}
+	// The legacy variable always took Connect secrets too: a connected account's event through
+	// it is not held (its endpoint's kind is not said).
+	body = scopedEvent("evt_legacy_connect", true, "acct_legacy")
+	if a := deliver(t, legacy.url, body, signed(body, secretLegacy, time.Time{})); a.Status != 200 {
+		t.Fatalf("legacy Connect: %+v", a)
+	}
+	if r, err := legacy.store.Get(context.Background(), "evt_legacy_connect"); err != nil || r.HoldReason != "" || r.Account != "acct_legacy" {
+		t.Fatalf("legacy Connect: held %q, account %q (%v)", r.HoldReason, r.Account, err)
+	}
 }
 
 // An event that disagrees with its endpoint is stored and acknowledged (200), marked with its
@@ -129,7 +138,6 @@ func TestMismatchesAreStoredMarkedCountedAndLogged(t *testing.T) {
 		{"evt_mm_test_on_connect_live", secretConnectLive, false, "acct_1", eventstore.EndpointConnectLive, eventstore.HoldModeMismatch},
 		{"evt_mm_account_on_live", secretLive, true, "acct_2", eventstore.EndpointLive, eventstore.HoldAccountOnPlatform},
 		// The legacy endpoint cannot check the mode, but it is a platform endpoint.
-		{"evt_mm_account_on_legacy", secretLegacy, false, "acct_2", eventstore.EndpointUnstated, eventstore.HoldAccountOnPlatform},
 		{"evt_mm_platform_on_connect", secretConnectTest, false, "", eventstore.EndpointConnectTest, eventstore.HoldNoAccountOnConnect},
 	}
 	for _, c := range cases {
@@ -150,7 +158,7 @@ func TestMismatchesAreStoredMarkedCountedAndLogged(t *testing.T) {
 	}
 	for key, want := range map[[2]string]float64{
 		{"test", eventstore.HoldModeMismatch}: 1, {"live", eventstore.HoldModeMismatch}: 1, {"connect-live", eventstore.HoldModeMismatch}: 1,
-		{"live", eventstore.HoldAccountOnPlatform}: 1, {"unstated", eventstore.HoldAccountOnPlatform}: 1,
+		{"live", eventstore.HoldAccountOnPlatform}: 1, {"unstated", eventstore.HoldAccountOnPlatform}: 0,
 		{"connect-test", eventstore.HoldNoAccountOnConnect}: 1,
 	} {
 		if got := testutil.ToFloat64(b.metrics.EndpointMismatch.WithLabelValues(key[0], key[1])); got != want {

@@ -19,8 +19,9 @@ type EndpointSecrets struct {
 	Test        []string // STRIPE_WEBHOOK_SECRET_TEST
 	ConnectLive []string // STRIPE_WEBHOOK_SECRET_CONNECT_LIVE
 	ConnectTest []string // STRIPE_WEBHOOK_SECRET_CONNECT_TEST
-	// Unstated is the legacy STRIPE_WEBHOOK_SECRET: a platform endpoint whose mode is not said,
-	// so an event of a connected account on it is held, but one of either mode is not.
+	// Unstated is the legacy STRIPE_WEBHOOK_SECRET: secrets of endpoints whose mode and kind are
+	// not said (live, test or Connect: the variable always took them all), so nothing arriving
+	// through them is held.
 	Unstated []string
 }
 

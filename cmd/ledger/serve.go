@@ -91,13 +91,13 @@ during a rotation):
   STRIPE_WEBHOOK_SECRET_TEST          the platform's test-mode endpoint
   STRIPE_WEBHOOK_SECRET_CONNECT_LIVE  the live Connect endpoint (connected accounts' events)
   STRIPE_WEBHOOK_SECRET_CONNECT_TEST  the test Connect endpoint
-  STRIPE_WEBHOOK_SECRET               legacy: a platform endpoint of no stated mode
+  STRIPE_WEBHOOK_SECRET               legacy: endpoints of no stated mode or kind
 
 Secrets are tried in that order. An event whose livemode is not its endpoint's mode, a connected
 account's event on a platform endpoint, or a platform event on a Connect endpoint is stored and
 acknowledged but held out of the read models (ledger projections status lists it) until
-` + "`ledger projections retry EVENT_ID`" + ` releases it. The legacy variable's endpoint has no mode, so the
-mode check cannot apply to it. At least one secret is required; the same secret in two variables
+` + "`ledger projections retry EVENT_ID`" + ` releases it. The legacy variable's secrets have no stated mode or
+kind, so neither check applies to them. At least one secret is required; the same secret in two variables
 is refused (exit 2).`
 
 // addServeFlags are the flags `serve` and `dev` share.
@@ -212,9 +212,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	secrets := *o.secrets
 	if len(secrets.Unstated) > 0 {
-		// The legacy variable's endpoint has no mode: a live event signed by a test secret
-		// given there is folded like any other.
-		log.Warn("STRIPE_WEBHOOK_SECRET gives secrets of no stated mode: the ledger cannot hold a live event signed with a test endpoint's secret (or the reverse); " +
+		// The legacy variable's secrets have no stated mode or kind: a live event signed by a
+		// test secret given there, or a connected account's, is folded like any other.
+		log.Warn("STRIPE_WEBHOOK_SECRET gives secrets of no stated mode or kind: the ledger cannot hold a live event signed with a test endpoint's secret (or the reverse), nor tell platform from Connect deliveries; " +
 			"give each endpoint's secret in STRIPE_WEBHOOK_SECRET_LIVE, _TEST, _CONNECT_LIVE or _CONNECT_TEST instead")
 	}
 	identity, err := o.idf.identity()
