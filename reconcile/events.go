@@ -152,7 +152,7 @@ func (r *Reconciler) runEvents(ctx context.Context, api *stripeAPI, rec *recorde
 		if dir == "asc" {
 			slices.Reverse(items) // pages come newest first
 		}
-		if err := r.checkPage(ctx, rec, items, opts.DryRun); err != nil {
+		if err := r.checkPage(ctx, rec, items, sc, opts.DryRun); err != nil {
 			return err
 		}
 		if len(items) > 0 {
@@ -196,7 +196,10 @@ func fetchEvents(ctx context.Context, api *stripeAPI, p *stripe.EventListParams)
 }
 
 // checkPage looks the page's events up in the log with one query and appends the missing ones.
-func (r *Reconciler) checkPage(ctx context.Context, rec *recorder, items []json.RawMessage, dryRun bool) error {
+//
+// An event listed in one scope's Events API but saying another mode or account is not appended:
+// the scope's reads are what its figures rest on, and such an event is a finding to look at.
+func (r *Reconciler) checkPage(ctx context.Context, rec *recorder, items []json.RawMessage, sc Scope, dryRun bool) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -207,6 +210,12 @@ func (r *Reconciler) checkPage(ctx context.Context, rec *recorder, items []json.
 		ev, err := domain.NewEvent(slices.Clone([]byte(raw)), domain.SourceReconcile, "")
 		if err != nil {
 			return fmt.Errorf("the Events API listed something that is not an event: %w", err)
+		}
+		if ev.Livemode != sc.Livemode || ev.Account != sc.Account {
+			rec.find(map[string]any{"scope_mismatch": ev.ID, "type": ev.Type, "livemode": ev.Livemode, "account": ev.Account,
+				"listed_livemode": sc.Livemode, "listed_account": sc.Account})
+			rec.run.Drift["events.scope_mismatch"]++
+			continue
 		}
 		evs = append(evs, ev)
 		ids = append(ids, ev.ID)

@@ -613,3 +613,29 @@ func TestSetupConnectEndpoints(t *testing.T) {
 		t.Fatalf("a live endpoint without a live key: %v", err)
 	}
 }
+
+// An Events API that lists, for a connected account, events that are not that account's (here a
+// server that ignores Stripe-Account and answers with the platform's own): none of them is
+// appended for the account — they are findings — while the platform's scope appends its own.
+func TestEventsOfAnotherScopeAreNotAppended(t *testing.T) {
+	t.Parallel()
+	a := play(t, "steady", func(c *stripesim.Config, dc *stripesim.DeliveryConfig) {
+		c.Customers = 6
+		dc.Outages = []stripesim.Window{{From: c.Start, To: c.End.Add(time.Hour)}} // nothing delivered
+	}, stripesim.ServerConfig{RateLimit: -1})
+	cfg := reconcile.Config{Now: a.sim.Now, Stripe: reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: 1000,
+		Accounts: "acct_notreallyhers"}}
+	run, err := reconcile.New(a.db.Pool, cfg).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appended, withAccount int
+	if err := a.db.Pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE account <> '') FROM ledger.events`).Scan(&appended, &withAccount); err != nil {
+		t.Fatal(err)
+	}
+	// Every event the platform's Events API still keeps (30 days) was listed twice: appended
+	// once for the platform, refused once for the account.
+	if appended == 0 || withAccount != 0 || run.Drift["events.scope_mismatch"] != appended || run.Status != "succeeded" {
+		t.Fatalf("%d events appended (%d with an account); %d scope mismatches found; run %s", appended, withAccount, run.Drift["events.scope_mismatch"], run.Status)
+	}
+}
