@@ -165,3 +165,36 @@ func TestHeldEventsStayOutUntilReleased(t *testing.T) {
 	}
 	check("replayed after the releases", released, wantHolds)
 }
+
+// A release that commits while a replay runs — after the replay read the log, before it swapped
+// its tables in — is not undone by the swap: the released event is in the new tables and no
+// longer listed as held.
+func TestReleaseDuringAReplayStays(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	ctx := context.Background()
+	appendDelivered(t, db.Pool,
+		delivery{id: "evt_ok", typ: "charge.succeeded", charge: "ch_1", created: 1_700_000_000, amount: 100, livemode: false, from: eventstore.EndpointTest},
+		delivery{id: "evt_held", typ: "charge.updated", charge: "ch_1", created: 1_700_000_100, amount: 250, livemode: true, from: eventstore.EndpointTest})
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := charges(t, db.Pool); got != "ch_1=100" || holds(t, db.Pool)["evt_held"] != eventstore.HoldModeMismatch {
+		t.Fatalf("before: charges %q, holds %v", got, holds(t, db.Pool))
+	}
+	released := false
+	_, err := projections.Rebuild(ctx, db.Pool, projections.Config{Progress: func(p projections.Progress) {
+		if p.Phase == "fold" && !released {
+			released = true
+			if res, err := projections.Retry(ctx, db.Pool, projections.RetryConfig{EventIDs: []string{"evt_held"}}); err != nil || res.Released != 1 {
+				t.Errorf("release during the replay: %+v %v", res, err)
+			}
+		}
+	}})
+	if err != nil || !released {
+		t.Fatalf("replay: %v (released during it: %t)", err, released)
+	}
+	if got, h := charges(t, db.Pool), holds(t, db.Pool); got != "ch_1=250" || len(h) != 0 {
+		t.Fatalf("after the replay: charges %q, holds %v; want the released update folded and nothing held", got, h)
+	}
+}

@@ -557,8 +557,21 @@ func (r *replay) swap(ctx context.Context, position int64) (int64, error) {
 			return 0, err
 		}
 	}
-	if err := hold(ctx, tx, StateName, r.held); err != nil {
+	// An event held when the log was read may have been released since (a retry that committed
+	// while the replay ran): under the projection's lock now, it is folded into the new tables
+	// rather than listed as held again.
+	stillHeld, released, err := sinceReleased(ctx, tx, r.held)
+	if err != nil {
 		return 0, err
+	}
+	if err := hold(ctx, tx, StateName, stillHeld); err != nil {
+		return 0, err
+	}
+	if len(released) > 0 {
+		e := &engine{projection: StateName, env: r.e.env}
+		if err := inSavepoint(ctx, tx, func(sp pgx.Tx) error { return e.foldChanges(ctx, sp, changesOf(released)) }); err != nil {
+			return 0, fmt.Errorf("could not fold the events released during the rebuild: %w", err)
+		}
 	}
 	reached, err := catchUp(ctx, tx, position, r.e.env)
 	if err != nil {
@@ -575,6 +588,35 @@ func (r *replay) swap(ctx context.Context, position int64) (int64, error) {
 		return 0, fmt.Errorf("could not commit the rebuild: %w", err)
 	}
 	return reached, nil
+}
+
+// sinceReleased splits the events that were held when the log was read into those still held
+// and those an operator has released since.
+func sinceReleased(ctx context.Context, tx pgx.Tx, held []eventstore.Record) (still, released []eventstore.Record, err error) {
+	if len(held) == 0 {
+		return nil, nil, nil
+	}
+	ids := make([]string, len(held))
+	for i, r := range held {
+		ids[i] = r.ID
+	}
+	rows, err := tx.Query(ctx, `SELECT event_id FROM ledger.event_releases WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("could not read the releases: %w", err)
+	}
+	now, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, nil, fmt.Errorf("could not read the releases: %w", err)
+	}
+	for _, r := range held {
+		if slices.Contains(now, r.ID) {
+			r.Released = true
+			released = append(released, r)
+		} else {
+			still = append(still, r)
+		}
+	}
+	return still, released, nil
 }
 
 // catchUp folds the events appended since the log was read (after position) into the new
