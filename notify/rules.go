@@ -18,16 +18,16 @@ const (
 // Ledger-side kinds, the event types of a `source: ledger` rule. Their outbox rows are keyed
 // ledger:… rather than by a Stripe event ID (see sources.go).
 const (
-	KindReconcileMissing = "reconcile.missing"   // an events run found events missing from the log
-	KindReconcileDrift   = "reconcile.drift"     // an objects run found read-model rows that differ from Stripe
-	KindReconcileFailed  = "reconcile.failed"    // a run failed (or stopped partway)
-	KindEventQuarantined = "event.quarantined"   // a projection could not fold an event, or an event is held
-	KindProjectionLag    = "projection.lag"      // the live projection is behind the log by more than lag_over
-	KindEndpointProblem  = "endpoint.unhealthy"  // the endpoints job found an endpoint disabled, missing, or misconfigured
-	defaultLagOver       = 5 * time.Minute       // projection.lag's threshold when a rule gives none
-	defaultDigest        = DigestDaily           // where events past the late horizon go when the rule has no digest
-	lateMark             = " — late (repaired)"  // appended to a late notification's subject
-	backfillMark         = "[backfill] "         // put before a backfilled notification's subject
+	KindReconcileMissing = "reconcile.missing"    // an events run found events missing from the log
+	KindReconcileDrift   = "reconcile.drift"      // an objects run found read-model rows that differ from Stripe
+	KindReconcileFailed  = "reconcile.failed"     // a run failed (or stopped partway)
+	KindEventQuarantined = "event.quarantined"    // a projection could not fold an event, or an event is held
+	KindProjectionLag    = "projection.lag"       // the live projection is behind the log by more than lag_over
+	KindEndpointProblem  = "endpoint.unhealthy"   // the endpoints job found an endpoint disabled, missing, or misconfigured
+	defaultLagOver       = 5 * time.Minute        // projection.lag's threshold when a rule gives none
+	defaultDigest        = DigestDaily            // where events past the late horizon go when the rule has no digest
+	lateMark             = " — late (repaired)"   // appended to a late notification's subject
+	backfillMark         = "[backfill] "          // put before a backfilled notification's subject
 	digestSubjectFormat  = "%s: %d notifications" // a digest's subject: rule, count
 )
 
