@@ -49,6 +49,9 @@ import (
 type RunnerConfig struct {
 	// Config is the loaded config file. Required.
 	Config *Config
+	// Store is the log; default a new one over the pool. Give the webhooks' store, and an
+	// append through it wakes the runner at once.
+	Store *eventstore.Store
 	// BatchSize is the most events matched in one transaction. Default 1,000.
 	BatchSize int
 	// PollInterval bounds the lag behind appends by other processes. Default 50 ms.
@@ -129,7 +132,10 @@ func NewRunner(pool *pgxpool.Pool, cfg RunnerConfig) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify runner: %w", err)
 	}
-	r := &Runner{cfg: cfg, pool: pool, store: eventstore.New(pool), lease: l, byType: map[string][]*Rule{}}
+	if cfg.Store == nil {
+		cfg.Store = eventstore.New(pool)
+	}
+	r := &Runner{cfg: cfg, pool: pool, store: cfg.Store, lease: l, byType: map[string][]*Rule{}}
 	for _, rule := range cfg.Config.Rules {
 		if rule.Source != SourceStripe {
 			continue
