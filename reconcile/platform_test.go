@@ -639,3 +639,33 @@ func TestEventsOfAnotherScopeAreNotAppended(t *testing.T) {
 		t.Fatalf("%d events appended (%d with an account); %d scope mismatches found; run %s", appended, withAccount, run.Drift["events.scope_mismatch"], run.Status)
 	}
 }
+
+// A run over a window asked for by hand and cancelled half-way is not resumed by the next
+// default run: that run checks its own window (from the horizon, nothing being proven yet) and
+// the narrow window is never recorded as proven coverage.
+func TestAHandPickedWindowIsNotResumedByADefaultRun(t *testing.T) {
+	t.Parallel()
+	a := play(t, "steady", func(c *stripesim.Config, dc *stripesim.DeliveryConfig) {
+		c.Customers = 12
+		dc.Outages = []stripesim.Window{{From: c.Start, To: c.End.Add(time.Hour)}} // nothing delivered
+	}, stripesim.ServerConfig{RateLimit: -1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	narrowFrom := a.sim.Now().Add(-5 * 24 * time.Hour)
+	cut, err := a.reconcilerWith(0, reconcile.Config{PageSize: 3, AfterPage: cancelAt(1, cancel)}).
+		Run(ctx, reconcile.Options{Job: reconcile.JobEvents, From: narrowFrom})
+	if err == nil || cut.Status != "cancelled" || cut.Scopes[0].Cursor == "" || !cut.Scopes[0].Explicit {
+		t.Fatalf("the hand-picked run: %+v %v", cut, err)
+	}
+	next, err := a.reconciler(0).Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.ResumedFrom != nil || next.Scopes[0].WindowFrom == nil || !next.Scopes[0].WindowFrom.Before(narrowFrom) {
+		t.Fatalf("the default run resumed %v, window from %v (the narrow window began %s)", next.ResumedFrom, next.Scopes[0].WindowFrom, narrowFrom)
+	}
+	var narrow int
+	if err := a.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.reconcile_coverage WHERE window_from >= $1`, narrowFrom).Scan(&narrow); err != nil || narrow != 0 {
+		t.Fatalf("%d proven windows start inside the narrow one (%v)", narrow, err)
+	}
+}

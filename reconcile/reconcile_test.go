@@ -77,7 +77,12 @@ func (a *account) reconcilerWith(rateLimit float64, cfg reconcile.Config) *recon
 	if rateLimit == 0 {
 		rateLimit = 1000 // the simulator enforces none here: the tests need not wait on the default
 	}
-	cfg.Stripe = reconcile.StripeConfig{APIKey: "sk_test_reconcile", APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond}
+	// The key of the account's mode, as against Stripe: a scope's events say its mode.
+	key := "sk_test_reconcile"
+	if a.sim.Config().Livemode {
+		key = "sk_live_reconcile"
+	}
+	cfg.Stripe = reconcile.StripeConfig{APIKey: key, APIBase: a.api, RateLimit: rateLimit, BaseBackoff: 20 * time.Millisecond}
 	cfg.Now = a.sim.Now
 	return reconcile.New(a.db.Pool, cfg)
 }
@@ -594,8 +599,10 @@ func TestDeadRunResumed(t *testing.T) {
 	// What a process killed mid-run leaves: a running row, its window and cursor, a stale heartbeat.
 	from, to := end.Add(-reconcile.Retention+time.Hour), end
 	var dead int64
-	if err := a.db.Pool.QueryRow(ctx, `INSERT INTO ledger.reconcile_runs (job, status, window_from, window_to, cursor, heartbeat_at, started_at)
-		VALUES ('events', 'running', $1, $2, 'desc:', now() - interval '5 minutes', now() - interval '6 minutes') RETURNING id`, from, to).Scan(&dead); err != nil {
+	if err := a.db.Pool.QueryRow(ctx, `INSERT INTO ledger.reconcile_runs (job, status, window_from, window_to, cursor, heartbeat_at, started_at, scopes)
+		VALUES ('events', 'running', $1, $2, 'desc:', now() - interval '5 minutes', now() - interval '6 minutes',
+		        jsonb_build_array(jsonb_build_object('livemode', true, 'account', null, 'status', 'running',
+		                          'window_from', $1::timestamptz, 'window_to', $2::timestamptz, 'cursor', 'desc:'))) RETURNING id`, from, to).Scan(&dead); err != nil {
 		t.Fatal(err)
 	}
 	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -196,23 +197,21 @@ func (r *Reconciler) runScopes(ctx context.Context, apis map[bool]*stripeAPI, re
 	}
 	explicit := !opts.From.IsZero() || !opts.To.IsZero()
 	prev := map[Scope]*ScopeRun{}
-	if resume != nil && !explicit {
+	// A run resumes the one before it only when both check the default window: resuming a
+	// narrow window asked for by hand would record it as proven coverage and leave unchecked what
+	// lies between the last coverage and it. A run recorded before runs had scopes is not
+	// resumed either (which key's scope it was is not known): the new run checks its window in
+	// full.
+	if resume != nil && !explicit && len(resume.Scopes) > 0 && !slices.ContainsFunc(resume.Scopes, func(s ScopeRun) bool { return s.Explicit }) {
 		id := resume.ID
 		rec.run.ResumedFrom = &id
 		for i := range resume.Scopes {
 			prev[resume.Scopes[i].Scope()] = &resume.Scopes[i]
 		}
-		if len(resume.Scopes) == 0 && resume.Cursor != "" {
-			// A run recorded before runs had scopes covered the platform's account of its one
-			// key: its window and cursor are that scope's.
-			legacy := &ScopeRun{Livemode: scopes[0].Livemode, Status: "cancelled", WindowFrom: resume.WindowFrom,
-				WindowTo: resume.WindowTo, Cursor: resume.Cursor}
-			prev[Scope{Livemode: scopes[0].Livemode}] = legacy
-		}
 	}
 	rec.run.Scopes = make([]ScopeRun, len(scopes))
 	for i, sc := range scopes {
-		rec.run.Scopes[i] = ScopeRun{Livemode: sc.Livemode, Account: sc.account(), Status: "pending"}
+		rec.run.Scopes[i] = ScopeRun{Livemode: sc.Livemode, Account: sc.account(), Status: "pending", Explicit: explicit}
 	}
 	if rec.run.Drift == nil {
 		rec.run.Drift = map[string]int{}

@@ -52,11 +52,14 @@ type ScopeRun struct {
 	Account  *string `json:"account"` // null for the platform's own account
 	// Status is running, succeeded, failed (Error says why; the run goes on with the other
 	// scopes and ends partial), cancelled, or skipped (the run it resumes had finished it).
-	Status         string         `json:"status"`
-	Error          string         `json:"error,omitempty"`
-	WindowFrom     *time.Time     `json:"window_from,omitempty"`
-	WindowTo       *time.Time     `json:"window_to,omitempty"`
-	Cursor         string         `json:"cursor,omitempty"`
+	Status     string     `json:"status"`
+	Error      string     `json:"error,omitempty"`
+	WindowFrom *time.Time `json:"window_from,omitempty"`
+	WindowTo   *time.Time `json:"window_to,omitempty"`
+	Cursor     string     `json:"cursor,omitempty"`
+	// Explicit marks a window asked for by hand (--from, --to, --since): a scheduled run does
+	// not resume it, since its window is not contiguous with the proven coverage.
+	Explicit       bool           `json:"explicit,omitempty"`
 	KindsDone      []domain.Kind  `json:"kinds_done,omitempty"` // objects job: kinds listed in full
 	Requests       int            `json:"requests"`
 	RateLimited    int            `json:"rate_limited"`

@@ -32,13 +32,13 @@ func TestServeReconcilesAnOutage(t *testing.T) {
 	api := httptest.NewServer(stripesim.NewServer(sim, d, stripesim.ServerConfig{}))
 	defer api.Close()
 
-	env := []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_e2e", "STRIPE_SECRET_KEY=sk_test_e2e_key_123456",
+	env := []string{"DATABASE_URL=" + db.URL, "STRIPE_WEBHOOK_SECRET=whsec_e2e", "STRIPE_SECRET_KEY=sk_live_e2e_key_123456",
 		"STRIPE_API_BASE=" + api.URL, "LEDGER_RECONCILE_SCHEDULE=events-fast=@every 1s; events=@every 2s", "LEDGER_API_TOKEN=tok_e2e_secret"}
 	server := startLedger(t, env, "serve", "--addr", "127.0.0.1:"+port, "--log-level", "debug")
 	defer func() {
 		_ = server.stop()
 		out := server.stdout.String() + server.stderr.String()
-		if strings.Contains(out, "sk_test_e2e_key_123456") || strings.Contains(out, "whsec_e2e") || strings.Contains(out, "tok_e2e_secret") {
+		if strings.Contains(out, "sk_live_e2e_key_123456") || strings.Contains(out, "whsec_e2e") || strings.Contains(out, "tok_e2e_secret") {
 			t.Error("a secret appeared in serve's output")
 		}
 	}()
