@@ -30,15 +30,15 @@ const DefaultTolerance = 5 * time.Minute
 
 // WebhookPayload is the JSON body a webhook channel posts: the notification and its identity.
 type WebhookPayload struct {
-	Object         string     `json:"object"` // "notification"
-	ID             string     `json:"id"`     // the idempotency key, as in the Idempotency-Key header
-	Rule           string     `json:"rule"`
-	EventID        string     `json:"event_id"`
-	Channel        string     `json:"channel"`
-	Late           bool       `json:"late"`
-	EventCreated   *time.Time `json:"event_created"`
-	Message        Message    `json:"message"`
-	AttemptedAt time.Time  `json:"attempted_at"`
+	Object       string     `json:"object"` // "notification"
+	ID           string     `json:"id"`     // the idempotency key, as in the Idempotency-Key header
+	Rule         string     `json:"rule"`
+	EventID      string     `json:"event_id"`
+	Channel      string     `json:"channel"`
+	Late         bool       `json:"late"`
+	EventCreated *time.Time `json:"event_created"`
+	Message      Message    `json:"message"`
+	AttemptedAt  time.Time  `json:"attempted_at"`
 }
 
 // webhook posts the whole notification as JSON to an HTTPS endpoint, signed.
