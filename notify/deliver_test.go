@@ -240,7 +240,6 @@ func TestPermanentAnswersFailAtOnceAndRetryableOnesAreRetried(t *testing.T) {
 	}
 }
 
-
 func TestChannelDownForAnHourRecoversInOrderWithoutHoldingUpTheOthers(t *testing.T) {
 	db := testkit.New(t)
 	clk := testkit.NewClock(time.Now().Truncate(time.Second))
