@@ -36,6 +36,7 @@ type WebhookPayload struct {
 	EventID      string     `json:"event_id"`
 	Channel      string     `json:"channel"`
 	Late         bool       `json:"late"`
+	Backfill     bool       `json:"backfill"` // sent by `ledger notify backfill`, not as it happened
 	EventCreated *time.Time `json:"event_created"`
 	Message      Message    `json:"message"`
 	AttemptedAt  time.Time  `json:"attempted_at"`
@@ -68,7 +69,7 @@ func newWebhook(c ChannelConfig, o ChannelOptions) (*webhook, error) {
 func (w *webhook) Send(ctx context.Context, row Row) error {
 	now := w.now()
 	body, err := json.Marshal(WebhookPayload{Object: "notification", ID: row.IdempotencyKey, Rule: row.Rule,
-		EventID: row.EventID, Channel: row.Channel, Late: row.Late || row.Message.Late, EventCreated: row.EventCreated,
+		EventID: row.EventID, Channel: row.Channel, Late: row.Late || row.Message.Late, Backfill: row.Backfill, EventCreated: row.EventCreated,
 		Message: row.Message, AttemptedAt: now.UTC()})
 	if err != nil {
 		return &SendError{Channel: w.name, Permanent: true, Err: fmt.Errorf("could not render the message: %w", err)}

@@ -542,7 +542,7 @@ func (d *Deliverer) markFailed(ctx context.Context, r Row, now time.Time, sendEr
 	return a, nil
 }
 
-const rowColumns = `id, rule, event_id, position, channel, idempotency_key, message, late, digest, digest_of,
+const rowColumns = `id, rule, event_id, position, channel, idempotency_key, message, late, digest, backfill, digest_of,
 	status, attempts, not_before, last_error, event_created, enqueued_at, delivered_at`
 
 // dueRowsSQL: a channel's due rows in id order. Digest members (digest) wait for their digest
@@ -582,7 +582,7 @@ func scanRow(row pgx.CollectableRow) (Row, error) {
 	var r Row
 	var msg []byte
 	err := row.Scan(&r.ID, &r.Rule, &r.EventID, &r.Position, &r.Channel, &r.IdempotencyKey, &msg, &r.Late,
-		&r.Digest, &r.DigestOf, &r.Status, &r.Attempts, &r.NotBefore, &r.LastError, &r.EventCreated,
+		&r.Digest, &r.Backfill, &r.DigestOf, &r.Status, &r.Attempts, &r.NotBefore, &r.LastError, &r.EventCreated,
 		&r.EnqueuedAt, &r.DeliveredAt)
 	if err != nil {
 		return r, err
