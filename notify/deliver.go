@@ -498,9 +498,9 @@ func (d *Deliverer) markDelivered(ctx context.Context, r Row, now time.Time) (At
 	// The send happened: record it even if ctx is ending (a shutdown mid-round).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, markDeliveredSQL, r.ID, now).Scan(&a.Attempts, &a.Status, &a.NotBefore)
-	})
+	// One statement, so one transaction of its own: the row's status, attempts and delivered_at
+	// change together or not at all.
+	err := d.pool.QueryRow(ctx, markDeliveredSQL, r.ID, now).Scan(&a.Attempts, &a.Status, &a.NotBefore)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = nil // settled elsewhere meanwhile
 		a.Status = StatusDelivered
