@@ -21,7 +21,7 @@ func exampleEnv(name string) string {
 	}[name]
 }
 
-func examplePath(t *testing.T) string {
+func examplePath(testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "docs", "notify.example.yaml")
 }

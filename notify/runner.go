@@ -52,7 +52,7 @@ type RunnerConfig struct {
 	// Store is the log; default a new one over the pool. Give the webhooks' store, and an
 	// append through it wakes the runner at once.
 	Store *eventstore.Store
-	// BatchSize is the most events matched in one transaction. Default 1,000.
+	// BatchSize is the most events matched in one transaction. Default 2,000.
 	BatchSize int
 	// PollInterval bounds the lag behind appends by other processes. Default 50 ms.
 	PollInterval time.Duration
@@ -68,7 +68,7 @@ type RunnerConfig struct {
 
 func (c *RunnerConfig) setDefaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 2000
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 50 * time.Millisecond
@@ -177,10 +177,14 @@ func (r *Runner) work(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		err := r.store.Tail(ctx, eventstore.TailConfig{
-			Checkpoint: CheckpointName, BatchSize: r.cfg.BatchSize, PollInterval: r.cfg.PollInterval, Payload: true,
+			Checkpoint: CheckpointName, BatchSize: r.cfg.BatchSize, PollInterval: r.cfg.PollInterval,
 			Committed: func(b eventstore.Batch) { r.Signals.Filled.Signal(b.Last()) },
 		}, func(ctx context.Context, tx pgx.Tx, b eventstore.Batch) error {
-			_, err := r.fill(ctx, tx, b.Events, seen, false)
+			events, err := r.withPayloads(ctx, tx, b.Events, seen)
+			if err != nil {
+				return err
+			}
+			_, err = r.fill(ctx, tx, events, seen, false)
 			return err
 		})
 		if err != nil {
@@ -321,6 +325,30 @@ func (r *Runner) fill(ctx context.Context, tx pgx.Tx, events []eventstore.Record
 		}
 	}
 	return out.insert(ctx, tx)
+}
+
+// withPayloads reads, in tx, the payloads of the batch's events some rule may fire for: the
+// tail reads the log without them, as most events match no rule and the payload is by far the
+// largest column.
+func (r *Runner) withPayloads(ctx context.Context, tx pgx.Tx, events []eventstore.Record, seen map[string]RuleSeen) ([]eventstore.Record, error) {
+	var ids []string
+	for i := range events {
+		ev := &events[i]
+		if ev.Held() {
+			continue
+		}
+		for _, rule := range r.byType[ev.Type] {
+			if s, ok := seen[rule.Name]; ok && ev.Position > s.FirstPosition {
+				ids = append(ids, ev.ID)
+				break
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return eventstore.On(tx).List(ctx, eventstore.Filter{EventIDs: ids, AfterPosition: events[0].Position - 1,
+		UpToPosition: events[len(events)-1].Position, Payload: true})
 }
 
 // late says whether reconciliation (or a snapshot) appended ev more than LateDelay after

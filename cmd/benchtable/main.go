@@ -173,6 +173,16 @@ func table(s samples) []row {
 			row{"replay peak heap, 2M vs 200k events", missing, "", "≤ 1.3× the 200k peak", "—"})
 	}
 
+	// Notifications: the outbox fill rate over a log of simulated events.
+	if v, ok := s.median("BenchmarkNotifyFill", "events/s"); ok {
+		n, _ := s.median("BenchmarkNotifyFill", "events")
+		k, _ := s.median("BenchmarkNotifyFill", "notifications")
+		rows = append(rows, row{"notify outbox fill, shipped rules", fmt.Sprintf("%s events/s over %s events (%s notifications)", num(v), num(n), num(k)),
+			"", "≥ 20,000/s", yes(v >= 20000)})
+	} else {
+		rows = append(rows, row{"notify outbox fill, shipped rules", missing, "", "≥ 20,000/s", "—"})
+	}
+
 	// Reconcile scan against the rate limit's bound.
 	if v, ok := s.median("BenchmarkReconcileScan", "events/s"); ok {
 		pct, _ := s.median("BenchmarkReconcileScan", "pct-of-bound")

@@ -33,3 +33,15 @@ func TestNotifyRulesCheckExitsTwoWithTheLine(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 	}
 }
+
+// serve refuses a bad config before it touches the database.
+func TestServeRefusesABadNotifyConfig(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "notify.yaml")
+	if err := os.WriteFile(bad, []byte("channels:\n  ops: {type: slack, url_env: UNSET_URL}\nrules: [{name: a, events: [charge.succeeded], channel: ops, subject: x}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := ledger(t, []string{"LEDGER_NOTIFY_CONFIG=" + bad, "DATABASE_URL=postgres://127.0.0.1:1/none", "STRIPE_WEBHOOK_SECRET=whsec_x"}, "serve", "--addr", "127.0.0.1:0")
+	if res.code != 2 || !strings.Contains(res.stderr, "notify.yaml:2:") || !strings.Contains(res.stderr, "UNSET_URL") {
+		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	}
+}
