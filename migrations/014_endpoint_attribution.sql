@@ -16,9 +16,10 @@
 --
 -- They are not in the hash chain: the chain covers what Stripe sent (the payload's digest and the
 -- Stripe-Signature header), and the endpoint is a function of that header and the secrets, which
--- the database never holds; `ledger verify --signatures` re-derives it. Putting them in the
--- chain would change its encoding for every row (a version-3 chain) for a fact the chain
--- already proves.
+-- the database never holds; `ledger verify --signatures` re-checks each signature against the
+-- configured secrets, but does not re-derive the attribution (secrets moved between variables
+-- would make genuine history look wrong). Putting them in the chain would change its encoding
+-- for every row (a version-3 chain).
 --
 -- The columns are added without a default, so the table is not rewritten; their checks are
 -- NOT VALID because every existing row holds NULL, which passes them: no full scan of the log

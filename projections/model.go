@@ -180,8 +180,10 @@ func declare[R any](s spec[R]) *Model {
 	if len(s.columns) == 0 || s.columns[0].Name != "id" || s.columns[0].Type != "text" || s.columns[0].Null {
 		panic("projections: a model's first column is its text primary key id: " + s.table)
 	}
+	// Every brief ends with the row's mode and account: a table of rows of several modes and
+	// accounts must say which each is.
 	m := &Model{Table: s.table, Kind: s.kind, ObjectType: s.objectType, Comment: s.comment, Indexes: s.indexes, Reads: s.reads,
-		Filters: s.filters, Brief: s.brief}
+		Filters: s.filters, Brief: append(slices.Clone(s.brief), "livemode", "account")}
 	for _, c := range s.columns {
 		m.Columns = append(m.Columns, c.Column)
 	}
@@ -193,7 +195,7 @@ func declare[R any](s spec[R]) *Model {
 	for i := range s.children {
 		m.Children = append(m.Children, &s.children[i].Child)
 	}
-	for _, name := range append(slices.Clone(s.filters), s.brief...) {
+	for _, name := range append(slices.Clone(s.filters), m.Brief...) {
 		if _, ok := m.Column(name); !ok {
 			panic("projections: " + s.table + " filters or shows an undeclared column " + name)
 		}

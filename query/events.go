@@ -127,7 +127,12 @@ func ParseSummary(v url.Values) (Scope, error) {
 // currency; and the modes and accounts there are, events appended per minute over the last
 // hour, the log's size and the live projection's lag.
 func (q *Queries) Summary(ctx context.Context, scope Scope) (Summary, error) {
-	out := Summary{Livemode: *scope.Livemode, Account: scope.AccountParam(), Includes: scope.Describe(),
+	includes := scope.Describe()
+	if scope.Account == AllAccounts {
+		// The summary's counts are not per account: they add every account's together.
+		includes = strings.SplitN(includes, ",", 2)[0] + ", every account added together (the platform's own and each connected account's)"
+	}
+	out := Summary{Livemode: *scope.Livemode, Account: scope.AccountParam(), Includes: includes,
 		Scopes: []ScopeCount{}, Subscriptions: []StatusCount{}, EventsPerMinute: []eventstore.Minute{}}
 	scopes, err := q.pool.Query(ctx, `SELECT livemode, account, count(*) FROM (
 		SELECT livemode, account FROM ledger.customers UNION ALL SELECT livemode, account FROM ledger.subscriptions

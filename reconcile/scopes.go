@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -97,12 +98,15 @@ type ScopeFilter struct {
 	Account  string
 }
 
+// accountID is what a connected account's ID looks like (the API's and the CLI's bound).
+var accountID = regexp.MustCompile(`^acct_[A-Za-z0-9]{1,64}$`)
+
 // ParseAccountFilter checks an --account value.
 func ParseAccountFilter(s string) (string, error) {
 	switch {
 	case s == "" || s == "all" || s == "platform":
 		return s, nil
-	case strings.HasPrefix(s, "acct_") && len(s) > len("acct_"):
+	case accountID.MatchString(s):
 		return s, nil
 	}
 	return "", fmt.Errorf("account %q: want all, platform or a connected account's acct_…", s)

@@ -123,7 +123,10 @@ async function load() {
       api('reconcile/runs?limit=10'),
     ]);
     if (gen !== generation) return;
+    const asked = account;
     fillAccounts(summary.scopes);
+    // The account shown is not in this mode: the figures fetched are not its; fetch again.
+    if (account !== asked) return load();
     showScope();
     const currencies = [...new Set(mrr.data.map(r => r.currency).concat(summary.subscriptions.map(s => s.currency)))].sort();
     const sel = document.getElementById('currency');
