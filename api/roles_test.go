@@ -41,6 +41,7 @@ func routeRequests() map[string]routeRequest {
 		"GET /api/v1/reconcile/runs/{id}": {role: auth.Read, path: "/api/v1/reconcile/runs/1"},
 		"POST /api/v1/endpoints/setup":    {role: auth.Admin, path: "/api/v1/endpoints/setup", body: `{"url":"https://ledger.example/webhooks/stripe"}`},
 		"POST /api/v1/redactions":         {role: auth.Admin, path: "/api/v1/redactions", body: `{"customer":"cus_nobody","reason":"erasure request"}`},
+		"GET /api/v1/stream":              {role: auth.Read, path: "/api/v1/stream"},
 		"/api/v1/":                        {role: auth.Read, path: "/api/v1/nothing"},
 	}
 	// Every read model's list and object, as the API registers them.
