@@ -108,6 +108,9 @@ type streamMessage struct {
 	id    int64 // 0: no id line
 	event string
 	data  []byte
+	// base, when set, is not sent: the hub's broadcasts go on from this position, and the
+	// client reads the events before it that it has not been sent yet.
+	base int64
 }
 
 type streamClient struct {
@@ -202,8 +205,9 @@ func (h *Hub) Run(ctx context.Context) error {
 }
 
 // catchUp broadcasts the events after the last one sent. With no client it reads nothing and
-// only notes that it is behind; the next catch-up with a client starts from the head then
-// (a reconnecting client asks for what it missed with Last-Event-ID).
+// only notes that it is behind; the next catch-up with a client starts from the head then, and
+// tells the clients that position so that each reads what it missed before it (one read per
+// client, once, instead of the hub reading the log while nobody listens).
 func (h *Hub) catchUp(ctx context.Context) error {
 	h.mu.Lock()
 	listening, stale, after := len(h.clients) > 0, h.stale, h.sent
@@ -222,6 +226,9 @@ func (h *Hub) catchUp(ctx context.Context) error {
 		h.mu.Lock()
 		h.sent, h.stale = head.Position, false
 		h.mu.Unlock()
+		// A client that subscribed while the hub was behind may have missed events up to the
+		// head just read: each reads its own gap up to it (streamMessage.base).
+		h.broadcast(streamMessage{base: head.Position})
 		return nil
 	}
 	const page = 500
@@ -331,6 +338,18 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.unsubscribe(c)
+	// written is the last position this client has: Last-Event-ID's, else the head when it
+	// subscribed. What it missed is read after subscribing, so anything committed since is in
+	// both this read and the live messages, which skip what was already written.
+	var written int64
+	if resume < 0 {
+		head, err := h.cfg.Store.Head(r.Context())
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		written = head.Position
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -354,27 +373,30 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	var written int64 // the last position this client was sent
-	if resume >= 0 {
-		// What the client missed, read after it subscribed: anything committed since is in both
-		// this read and the live messages, which skip what was already written.
-		recs, err := h.cfg.Store.List(r.Context(), eventstore.Filter{AfterPosition: resume, Limit: h.cfg.Replay + 1})
+	// fill writes the events after written up to upTo (0: the head), or "reset" when there are
+	// more than the hub replays.
+	fill := func(upTo int64) bool {
+		recs, err := h.cfg.Store.List(r.Context(), eventstore.Filter{AfterPosition: written, UpToPosition: upTo, Limit: h.cfg.Replay + 1})
 		if err != nil {
 			a.cfg.Logger.Warn("stream: could not read the events a client missed", "error", err)
-			recs = nil
+			return write(streamMessage{event: "reset", data: []byte(`{"reason":"the events missed could not be read"}`)})
 		}
 		if len(recs) > h.cfg.Replay {
-			if !write(streamMessage{event: "reset", data: []byte(`{"reason":"Last-Event-ID is too far back to replay"}`)}) {
-				return
-			}
 			written = recs[len(recs)-1].Position
-		} else {
-			for i := range recs {
-				if !write(appendedMessage(&recs[i])) {
-					return
-				}
-				written = recs[i].Position
+			return write(streamMessage{event: "reset", data: []byte(`{"reason":"Last-Event-ID is too far back to replay"}`)})
+		}
+		for i := range recs {
+			if !write(appendedMessage(&recs[i])) {
+				return false
 			}
+			written = recs[i].Position
+		}
+		return true
+	}
+	if resume >= 0 {
+		written = resume
+		if !fill(0) {
+			return
 		}
 	}
 	if !write(streamMessage{event: "ready", data: fmt.Appendf(nil, `{"resumed_from":%d}`, max(resume, 0))}) {
@@ -395,6 +417,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		case m := <-c.ch:
+			if m.base > 0 {
+				if m.base > written && !fill(m.base) {
+					return
+				}
+				continue
+			}
 			if m.id > 0 && m.id <= written {
 				continue
 			}
