@@ -295,10 +295,25 @@ func serve(ctx context.Context, o serveOptions) error {
 		stopRunner()
 		<-runnerDone
 	}()
+	// The live stream (GET /api/v1/stream): woken by the webhooks' appends and the runner's
+	// folded batches; it ends every stream as the HTTP server shuts down (RegisterOnShutdown).
+	hub, err := api.NewHub(api.HubConfig{Store: store, Logger: log})
+	if err != nil {
+		return err
+	}
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		_ = hub.Run(runnerCtx)
+	}()
+	defer func() {
+		stopRunner()
+		<-hubDone
+	}()
 	if o.runner {
 		// The runner shares the webhooks' store: an append wakes it at once.
 		runner, err := projections.NewRunner(pool, projections.RunnerConfig{Store: store,
-			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg)})
+			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg), Folded: hub.Folded})
 		if err != nil {
 			return err
 		}
@@ -401,7 +416,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	// The API: behind LEDGER_API_TOKEN / LEDGER_TOKENS_FILE; without a token only on a loopback
 	// address. /metrics on this port needs an operate token (its own listener needs none).
 	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, Logger: log,
-		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey}
+		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey, Stream: hub}
 	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound)}
 	switch {
 	case !tokens.Open():
@@ -455,6 +470,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(hub.Close)
 	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets.All()),
 		"webhook_endpoints", configuredEndpoints(secrets),
 		"metrics_addr", metricsAddr, "api_tokens", tokens.Len())
