@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/dashboard"
 	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/internal/devsink"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/projections"
@@ -32,7 +34,7 @@ const (
 // liveLedger is the ledger in process as serve wires it: the webhook handler appending through
 // a store, the projection runner folding from it, the stream's hub woken by both; stream false
 // leaves the hub out (GET /api/v1/stream answers 503).
-func liveLedger(t *testing.T, stream bool) *httptest.Server {
+func liveLedger(t *testing.T, stream bool, sinks http.Handler) *httptest.Server {
 	t.Helper()
 	db := testkit.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +80,7 @@ func liveLedger(t *testing.T, stream bool) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/stripe", hooks)
 	mux.Handle("/api/v1/", api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv(liveToken), Stream: hub}))
-	mux.Handle("/", dashboard.New(dashboard.Config{Tokens: auth.MustParseEnv(liveToken)}))
+	mux.Handle("/", dashboard.New(dashboard.Config{Tokens: auth.MustParseEnv(liveToken), Sinks: sinks}))
 	srv := httptest.NewUnstartedServer(mux)
 	if hub != nil {
 		srv.Config.RegisterOnShutdown(hub.Close)
@@ -155,12 +157,17 @@ func postCharge(t *testing.T, url, chargeID string) {
 // The notifications panel, with no notifications route, says they are off.
 func TestDashboardMovesLiveInChromium(t *testing.T) {
 	t.Parallel()
-	srv := liveLedger(t, true)
+	sinks, err := devsink.Start(devsink.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sinks.Close()
+	srv := liveLedger(t, true, sinks.Handler())
 	ctx := browserContext(t)
 	var mode, noticeOff, loadedBy string
 	var unreloaded bool
 	const charge = "ch_live_dashboard_sse_1"
-	err := chromedp.Run(ctx, signIn(srv.URL),
+	err = chromedp.Run(ctx, signIn(srv.URL),
 		chromedp.WaitVisible(`body[data-mode="live"]`, chromedp.ByQuery),
 		chromedp.Evaluate(`window.__sameDocument = true`, nil),
 	)
@@ -182,12 +189,33 @@ func TestDashboardMovesLiveInChromium(t *testing.T) {
 	if !unreloaded || mode != "live" || loadedBy != "stream" || noticeOff != "notifications are off" {
 		t.Fatalf("same document %v, header says %q, last load by %q, notifications panel %q", unreloaded, mode, loadedBy, noticeOff)
 	}
+
+	// ledger dev's page of what its sinks received: a late Slack message reads as one.
+	resp, err := http.Post(sinks.SlackURL("payments"), "application/json", strings.NewReader(`{"text":"Payment received: 42.42 USD (late, repaired)"}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the Slack sink: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var channel, late string
+	err = chromedp.Run(ctx,
+		chromedp.WaitVisible(`#dev-notifications`, chromedp.ByQuery),
+		chromedp.Click(`#dev-notifications`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#slack .msg.slack.is-late`, chromedp.ByQuery),
+		chromedp.Text(`#slack .msg strong`, &channel, chromedp.ByQuery),
+		chromedp.Text(`#slack .msg .late`, &late, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if channel != "#payments" || !strings.Contains(late, "late") {
+		t.Fatalf("the notifications page shows channel %q, mark %q", channel, late)
+	}
 }
 
 // Where the stream route is not there (it answers 503), the page polls and says so.
 func TestDashboardFallsBackToPollingInChromium(t *testing.T) {
 	t.Parallel()
-	srv := liveLedger(t, false)
+	srv := liveLedger(t, false, nil)
 	ctx := browserContext(t)
 	var mode string
 	err := chromedp.Run(ctx, signIn(srv.URL),

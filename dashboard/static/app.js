@@ -264,3 +264,7 @@ document.getElementById('account').addEventListener('change', e => { account = e
 document.getElementById('search').addEventListener('change', () => loadTables());
 load();
 startLive();
+// ledger dev: a link to what its local notification sinks received.
+fetch('/notifications/received', { method: 'HEAD', credentials: 'same-origin' }).then(r => {
+  if (r.ok) document.getElementById('dev-notifications').hidden = false;
+}).catch(() => {});
