@@ -51,6 +51,7 @@ type Row struct {
 	Message        Message    `json:"message"`
 	Late           bool       `json:"late"`
 	Digest         bool       `json:"digest"`
+	Backfill       bool       `json:"backfill"` // enqueued by `ledger notify backfill` (migrations/017)
 	DigestOf       *string    `json:"digest_of"`
 	Status         string     `json:"status"` // pending, delivered, failed, digested
 	Attempts       int        `json:"attempts"`

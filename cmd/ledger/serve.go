@@ -247,6 +247,12 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 		defer closeSinks(checkpointSinks)
 	}
+	// Notifications: LEDGER_NOTIFY_CONFIG is checked before anything starts (exit 2, naming
+	// the line); unset, notifications are off.
+	notifyCfg, err := loadNotifyConfig(log)
+	if err != nil {
+		return err
+	}
 	tokens, err := loadTokens(o.apiTokens)
 	if err != nil {
 		return err
@@ -392,6 +398,17 @@ func serve(ctx context.Context, o serveOptions) error {
 		go func() {
 			defer close(cpDone)
 			_ = cp.Run(runnerCtx)
+		}()
+	}
+	// The notify runner fills the outbox from the log, one process across replicas (a lease).
+	if notifyCfg != nil {
+		notifyDone, err := startNotifyRunner(runnerCtx, pool, store, notifyCfg, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopRunner()
+			<-notifyDone
 		}()
 	}
 	// The audit log of every request that presents a token. Closed after the server has drained,
