@@ -207,6 +207,7 @@ var openAPI = sync.OnceValue(func() []byte {
 		map[string]string{"201": "What was redacted.", "200": "Nothing was left to redact.", "404": "The log knows no such customer.",
 			"409": "An event in scope fails its digest: run ledger verify.", "415": "The body is not JSON.",
 			"503": "No checkpoint key to sign the redaction with."})
+	notifyPaths(paths, errors)
 	doc := map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{"title": "Stripe ledger API", "version": "1",

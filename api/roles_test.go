@@ -42,6 +42,8 @@ func routeRequests() map[string]routeRequest {
 		"POST /api/v1/endpoints/setup":    {role: auth.Admin, path: "/api/v1/endpoints/setup", body: `{"url":"https://ledger.example/webhooks/stripe"}`},
 		"POST /api/v1/redactions":         {role: auth.Admin, path: "/api/v1/redactions", body: `{"customer":"cus_nobody","reason":"erasure request"}`},
 		"GET /api/v1/stream":              {role: auth.Read, path: "/api/v1/stream"},
+		"GET /api/v1/notify/deliveries":   {role: auth.Read, path: "/api/v1/notify/deliveries"},
+		"POST /api/v1/notify/retry":       {role: auth.Operate, path: "/api/v1/notify/retry", body: `{"all_failed":true}`},
 		"/api/v1/":                        {role: auth.Read, path: "/api/v1/nothing"},
 	}
 	// Every read model's list and object, as the API registers them.

@@ -411,6 +411,18 @@ func serve(ctx context.Context, o serveOptions) error {
 			<-notifyDone
 		}()
 	}
+	// The notify deliverer sends the outbox's rows to the channels, one process across replicas
+	// (its own lease); a channel down backs off in the outbox and never holds up ingestion.
+	if notifyCfg != nil {
+		deliverDone, err := startNotifyDeliverer(runnerCtx, pool, notifyCfg, reg, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopRunner()
+			<-deliverDone
+		}()
+	}
 	// The audit log of every request that presents a token. Closed after the server has drained,
 	// so each answered request's record is written.
 	var auditLog auth.Recorder
