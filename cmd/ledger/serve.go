@@ -62,6 +62,9 @@ type serveOptions struct {
 	// (metrics "" when off) and pool (`ledger dev` prints its URLs and starts the Stripe
 	// simulator then).
 	ready func(ctx context.Context, addr, metricsAddr string, pool *pgxpool.Pool)
+	// devSinks serves what ledger dev's local notification sinks received (the dashboard's
+	// /notifications page); nil outside dev.
+	devSinks http.Handler
 }
 
 func serveCmd() *cobra.Command {
@@ -446,7 +449,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	// address. /metrics on this port needs an operate token (its own listener needs none).
 	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, Logger: log,
 		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey, Stream: hub}
-	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound)}
+	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound), Sinks: o.devSinks}
 	switch {
 	case !tokens.Open():
 		mux.Handle("GET /metrics", guard.Require("GET /metrics", auth.Operate, promHandler))

@@ -149,9 +149,39 @@ func (s *Sinks) Changed() <-chan struct{} {
 	return s.changed
 }
 
-// Handler serves Received as JSON (the dashboard's /notifications page reads it).
+// HasLate says whether any message received is marked late (repaired).
+func (r Received) HasLate() bool {
+	for _, m := range r.Slack {
+		if IsLate(m.Text) {
+			return true
+		}
+	}
+	for _, e := range r.Email {
+		if IsLate(e.Subject) || IsLate(e.Text) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsLate says whether a message's text carries the late (repaired) mark.
+func IsLate(s string) bool { return strings.Contains(strings.ToLower(s), "late (repaired)") }
+
+// Handler serves Received as JSON (the dashboard's /notifications page reads it). With
+// ?until=late it answers once a late (repaired) message is there (or the request ends): a
+// test or a script waits on it instead of polling.
 func (s *Sinks) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("until") {
+		case "":
+		case "late":
+			if err := s.Wait(r.Context(), Received.HasLate); err != nil {
+				return
+			}
+		default:
+			http.Error(w, `until takes one value: late`, http.StatusBadRequest)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(s.Received())
