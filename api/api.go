@@ -48,6 +48,9 @@ type Config struct {
 	// CheckpointKey (serve's LEDGER_CHECKPOINT_KEY) signs every redaction's record; nil: POST
 	// /api/v1/redactions answers 503.
 	CheckpointKey ed25519.PrivateKey
+	// Stream is the live stream's hub (GET /api/v1/stream); nil: the route answers 503 and the
+	// dashboard polls.
+	Stream *Hub
 }
 
 // Route is one registered route and the role it needs.
@@ -95,6 +98,7 @@ func New(pool *pgxpool.Pool, cfg Config) *API {
 	a.handle("GET /api/v1/reconcile/runs/{id}", auth.Read, a.getRun)
 	a.handle("POST /api/v1/endpoints/setup", auth.Admin, a.setupEndpoint)
 	a.handle("POST /api/v1/redactions", auth.Admin, a.redact)
+	a.handle("GET /api/v1/stream", auth.Read, a.stream)
 	a.notifyRoutes()
 	a.handle("/api/v1/", auth.Read, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)

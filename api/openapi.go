@@ -160,6 +160,9 @@ var openAPI = sync.OnceValue(func() []byte {
 			"object": str, "data": map[string]any{"type": "array", "items": anyObject}}}, "Runs."))}}
 	paths["/api/v1/reconcile/runs/{id}"] = map[string]any{"get": map[string]any{"summary": "One reconciliation run",
 		"parameters": []any{param("id", "path", "run ID", str)}, "responses": with(jsonResponse(anyObject, "The run."), "404")}}
+	paths["/api/v1/stream"] = map[string]any{"get": map[string]any{"summary": "Server-Sent Events: one \"appended\" event per event of the log (id = its position; data: position, event_id, type, livemode, account, object_type, object_id, source), one \"folded\" event when the read models have caught up to a position, a heartbeat comment every 15 s; Last-Event-ID resumes (up to 1000 events back, else \"reset\"); a client too slow to keep up gets \"dropped\" and is disconnected",
+		"parameters": []any{param("Last-Event-ID", "header", "the last position received: the stream resends what came after it", str)},
+		"responses":  with(map[string]any{"description": "The stream.", "content": map[string]any{"text/event-stream": map[string]any{"schema": str}}})}}
 	paths["/api/v1/openapi.json"] = map[string]any{"get": map[string]any{"summary": "This document (no token needed)",
 		"security": []any{}, "responses": map[string]any{"200": jsonResponse(anyObject, "The OpenAPI 3 document.")}}}
 	// The routes that act, each with the role it needs (the 403 names it).

@@ -41,6 +41,7 @@ func routeRequests() map[string]routeRequest {
 		"GET /api/v1/reconcile/runs/{id}": {role: auth.Read, path: "/api/v1/reconcile/runs/1"},
 		"POST /api/v1/endpoints/setup":    {role: auth.Admin, path: "/api/v1/endpoints/setup", body: `{"url":"https://ledger.example/webhooks/stripe"}`},
 		"POST /api/v1/redactions":         {role: auth.Admin, path: "/api/v1/redactions", body: `{"customer":"cus_nobody","reason":"erasure request"}`},
+		"GET /api/v1/stream":              {role: auth.Read, path: "/api/v1/stream"},
 		"GET /api/v1/notify/deliveries":   {role: auth.Read, path: "/api/v1/notify/deliveries"},
 		"POST /api/v1/notify/retry":       {role: auth.Operate, path: "/api/v1/notify/retry", body: `{"all_failed":true}`},
 		"/api/v1/":                        {role: auth.Read, path: "/api/v1/nothing"},

@@ -22,6 +22,9 @@ type Config struct {
 	Audit    auth.Recorder // as the API's: the page and each sign-in are audited
 	Proxies  *auth.Proxies
 	NotFound http.Handler // answers every other path; default http.NotFound
+	// Sinks, when set (ledger dev), serves what the local notification sinks received as JSON
+	// (internal/devsink); the page /notifications shows it as Slack and email would.
+	Sinks http.Handler
 }
 
 // Handler serves /, /login, /logout and /static/.
@@ -41,6 +44,8 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("POST /login", h.login)
 	h.mux.HandleFunc("POST /logout", h.logout)
 	h.mux.HandleFunc("GET /{$}", h.page)
+	h.mux.HandleFunc("GET /notifications", h.notifications)
+	h.mux.HandleFunc("GET /notifications/received", h.received)
 	if cfg.NotFound != nil {
 		h.mux.Handle("/", cfg.NotFound)
 	}
@@ -78,6 +83,52 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	}
 	serveFile(w, "static/index.html")
 	h.guard.Observe(r, "GET /{$}", id, true, http.StatusOK, start)
+}
+
+// notifications is the page of what ledger dev's local sinks received.
+func (h *Handler) notifications(w http.ResponseWriter, r *http.Request) {
+	if h.signedIn(w, r, "GET /notifications") {
+		serveFile(w, "static/notifications.html")
+	}
+}
+
+// received is the sinks' JSON: 404 outside ledger dev, where there are none.
+func (h *Handler) received(w http.ResponseWriter, r *http.Request) {
+	if !h.signedIn(w, r, "GET /notifications/received") {
+		return
+	}
+	if h.cfg.Sinks == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":{"code":"not_found","message":"no local notification sinks: they run inside ledger dev only"}}` + "\n"))
+		return
+	}
+	h.cfg.Sinks.ServeHTTP(w, r)
+}
+
+// signedIn checks the cookie's token as page does, redirecting to the form when there is none.
+func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, route string) bool {
+	if h.cfg.Tokens.Open() {
+		return true
+	}
+	start := time.Now()
+	c, err := r.Cookie(auth.CookieName)
+	if err != nil || c.Value == "" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return false
+	}
+	id, ok, err := h.cfg.Tokens.IdentifyContext(r.Context(), c.Value)
+	if err != nil {
+		h.guard.Observe(r, route, id, false, auth.StatusClientClosedRequest, start)
+		return false
+	}
+	if !ok {
+		h.guard.Observe(r, route, id, false, http.StatusUnauthorized, start)
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return false
+	}
+	h.guard.Observe(r, route, id, true, http.StatusOK, start)
+	return true
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {

@@ -213,6 +213,12 @@ func (s *Store) tailOnce(ctx context.Context, cfg TailConfig, handle func(contex
 	return len(events), b.Last(), nil
 }
 
+// Appended returns a channel closed by the next commit of an append through this Store: a
+// consumer in the same process (the live stream's hub) waits on it instead of polling the log.
+// Take a new channel after each wake-up, before reading what woke it, or a commit in between is
+// missed.
+func (s *Store) Appended() <-chan struct{} { return s.appended.wait() }
+
 func sleep(ctx context.Context, d time.Duration, woken <-chan struct{}) {
 	t := time.NewTimer(d)
 	defer t.Stop()

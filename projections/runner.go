@@ -40,6 +40,10 @@ type RunnerConfig struct {
 	RetryInterval time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics // optional
+	// Folded, if set, is called after each committed batch with the log position the read models
+	// now stand at (the live stream tells the dashboard to refresh). It runs on the runner's
+	// goroutine between batches: it must return at once, never block.
+	Folded func(position int64)
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -236,6 +240,9 @@ func (r *Runner) committed(b eventstore.Batch) {
 	}
 	r.cfg.Logger.Debug("projection batch folded", "projection", StateName, "position", b.Last(), "events", len(b.Events))
 	r.Signals.FoldedBatch.Signal(b.Last())
+	if r.cfg.Folded != nil {
+		r.cfg.Folded(b.Last())
+	}
 }
 
 // foldOne folds one event in a savepoint. If the database refuses a row, the event whose

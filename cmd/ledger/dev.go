@@ -47,7 +47,12 @@ STRIPE_WEBHOOK_SECRET's) — by default a live-mode account with a four-day outa
 events the scheduled reconciliation then repairs, watchable on the dashboard;
 --sim-scenario connect plays a Connect platform with connected accounts in live and test mode at
 once (the dashboard's test-mode switch and account selector then have something to show). The
-dashboard's token is LEDGER_API_TOKEN, or one of its own kept in .data/dev-api-token and printed.`,
+dashboard's token is LEDGER_API_TOKEN, or one of its own kept in .data/dev-api-token and printed.
+
+Unless LEDGER_NOTIFY_CONFIG is set, dev also runs a Slack-compatible incoming-webhook receiver
+and an SMTP server on loopback, writes the default rules (docs/notify.example.yaml) to
+.data/dev-notify.yaml with every channel pointed at them, and shows what they received at
+/notifications — the outage's repaired events among them, marked late.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secretNote := "STRIPE_WEBHOOK_SECRET_*"
@@ -106,6 +111,15 @@ dashboard's token is LEDGER_API_TOKEN, or one of its own kept in .data/dev-api-t
 					return err
 				}
 			}
+			// The default notification rules, pointed at local Slack and SMTP sinks.
+			sinks, err := devNotifications()
+			if err != nil {
+				return err
+			}
+			if sinks != nil {
+				defer sinks.Close()
+				o.devSinks = sinks.Handler()
+			}
 			o.ready = func(ctx context.Context, addr, metricsAddr string, pool *pgxpool.Pool) {
 				base := "http://" + strings.Replace(strings.Replace(addr, "[::]", "localhost", 1), "0.0.0.0", "localhost", 1)
 				fmt.Printf("\nledger is up:\n"+
@@ -116,6 +130,10 @@ dashboard's token is LEDGER_API_TOKEN, or one of its own kept in .data/dev-api-t
 					"  dashboard  %s/   (token: %s)\n"+
 					"  API        %s/api/v1/   (Authorization: Bearer <token>; %s/api/v1/openapi.json)\n",
 					base, secretNote, base, base, metricsURL(metricsAddr, base), base, token, base, base)
+				if sinks != nil {
+					fmt.Printf("  notifications %s/notifications   (the default rules, sent to local sinks: Slack %s, SMTP %s)\n",
+						base, sinks.SlackURL("{channel}"), sinks.SMTPURL())
+				}
 				if o.checkpointSink != "" {
 					fmt.Printf("  checkpoints %s   (ledger verify --checkpoints %s --public-key %s.pub)\n",
 						strings.TrimPrefix(o.checkpointSink, "file:"), strings.TrimPrefix(o.checkpointSink, "file:"), o.checkpointKey)

@@ -62,6 +62,9 @@ type serveOptions struct {
 	// (metrics "" when off) and pool (`ledger dev` prints its URLs and starts the Stripe
 	// simulator then).
 	ready func(ctx context.Context, addr, metricsAddr string, pool *pgxpool.Pool)
+	// devSinks serves what ledger dev's local notification sinks received (the dashboard's
+	// /notifications page); nil outside dev.
+	devSinks http.Handler
 }
 
 func serveCmd() *cobra.Command {
@@ -301,10 +304,25 @@ func serve(ctx context.Context, o serveOptions) error {
 		stopRunner()
 		<-runnerDone
 	}()
+	// The live stream (GET /api/v1/stream): woken by the webhooks' appends and the runner's
+	// folded batches; it ends every stream as the HTTP server shuts down (RegisterOnShutdown).
+	hub, err := api.NewHub(api.HubConfig{Store: store, Logger: log})
+	if err != nil {
+		return err
+	}
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		_ = hub.Run(runnerCtx)
+	}()
+	defer func() {
+		stopRunner()
+		<-hubDone
+	}()
 	if o.runner {
 		// The runner shares the webhooks' store: an append wakes it at once.
 		runner, err := projections.NewRunner(pool, projections.RunnerConfig{Store: store,
-			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg)})
+			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg), Folded: hub.Folded})
 		if err != nil {
 			return err
 		}
@@ -430,8 +448,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	// The API: behind LEDGER_API_TOKEN / LEDGER_TOKENS_FILE; without a token only on a loopback
 	// address. /metrics on this port needs an operate token (its own listener needs none).
 	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, Logger: log,
-		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey}
-	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound)}
+		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey, Stream: hub}
+	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound), Sinks: o.devSinks}
 	switch {
 	case !tokens.Open():
 		mux.Handle("GET /metrics", guard.Require("GET /metrics", auth.Operate, promHandler))
@@ -484,6 +502,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(hub.Close)
 	log.Info("listening", "addr", ln.Addr().String(), "tls", o.tlsCert != "", "webhook_secrets", len(secrets.All()),
 		"webhook_endpoints", configuredEndpoints(secrets),
 		"metrics_addr", metricsAddr, "api_tokens", tokens.Len())

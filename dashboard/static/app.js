@@ -110,7 +110,9 @@ function showScope() {
 
 let generation = 0;
 
-async function load() {
+// load redraws everything; by says what asked (body[data-loaded-by]: "stream", "poll", or
+// "page" for the first load and the controls).
+async function load(by) {
   const status = document.getElementById('status');
   // A switch of mode or account while an earlier load is in flight: only the newest one draws.
   const gen = ++generation;
@@ -161,10 +163,13 @@ async function load() {
       r.missing_found, r.repaired, Object.entries(r.drift || {}).map(([k, v]) => k + '=' + v).join(' ') || '—']);
     await loadTables();
     if (gen !== generation) return;
+    await loadNotifications();
+    if (gen !== generation) return;
     status.textContent = 'updated ' + new Date().toLocaleTimeString();
     document.body.dataset.loaded = 'true';
     // What the page now shows, once everything on it is of that mode and account.
     document.body.dataset.shown = livemode + '/' + account;
+    document.body.dataset.loadedBy = typeof by === 'string' ? by : 'page';
   } catch (e) {
     status.textContent = 'error: ' + e.message;
   }
@@ -182,9 +187,87 @@ async function loadTables() {
   fillTable('charges', charges.data, c => [c.id, c.customer, c.status, money(c.amount, c.currency), money(c.amount_refunded, c.currency), c.dispute_status, c.created.slice(0, 10)]);
 }
 
+// loadNotifications fills the notifications panel from the deliveries API; a ledger without
+// notifications (the route answers 404 or 503) shows a muted line instead. Its own failure
+// never blanks the rest of the page.
+async function loadNotifications() {
+  const off = document.getElementById('notify-off'), table = document.getElementById('notifications');
+  let list;
+  try {
+    const r = await fetch('/api/v1/notify/deliveries?limit=20', { credentials: 'same-origin' });
+    if (r.status === 404 || r.status === 503) { off.hidden = false; table.hidden = true; return; }
+    if (!r.ok) throw new Error('notify/deliveries: ' + r.status);
+    list = await r.json();
+  } catch (e) {
+    off.textContent = 'notifications: ' + e.message; off.hidden = false; table.hidden = true; return;
+  }
+  off.hidden = true; table.hidden = false;
+  fillTable('notifications', list.data, n => [n.rule, n.event_id + (n.late ? ' (late, repaired)' : ''), n.channel, n.attempts, n.status,
+    n.latency_ms === null || n.latency_ms === undefined ? '—' : n.latency_ms + ' ms', n.last_error || '']);
+}
+
+// How the page keeps current: the live stream (Server-Sent Events) when it can, else polling
+// every 10 s. The header says which; body[data-mode] carries it for tests.
+let poller = null, liveRetry = null;
+function setMode(m) {
+  const e = document.getElementById('live');
+  e.textContent = m === 'live' ? 'live' : 'polling every 10 s';
+  e.className = 'mode ' + m;
+  document.body.dataset.mode = m;
+}
+function startPolling() {
+  setMode('polling');
+  if (!poller) poller = setInterval(() => load('poll'), 10000);
+  // The stream may come back (a restart, a proxy that let it through): try again now and then.
+  if (!liveRetry && window.EventSource) liveRetry = setTimeout(() => { liveRetry = null; startLive(); }, 60000);
+}
+
+// refresh reloads after a folded batch, debounced: a burst of batches reloads once when it
+// starts settling and at most once more if batches kept coming while that load ran.
+let refreshTimer = null, loading = false, again = false;
+function refresh() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    if (loading) { again = true; return; }
+    loading = true;
+    try { await load('stream'); } finally { loading = false; }
+    if (again) { again = false; refresh(); }
+  }, 300);
+}
+
+function startLive() {
+  if (!window.EventSource) { startPolling(); return; }
+  let failures = 0, opened = false;
+  const es = new EventSource('/api/v1/stream');
+  es.addEventListener('ready', () => {
+    failures = 0;
+    if (poller) { clearInterval(poller); poller = null; }
+    setMode('live');
+    if (opened) refresh(); // a reconnection: what folded meanwhile
+    opened = true;
+  });
+  es.addEventListener('appended', e => {
+    const ev = JSON.parse(e.data);
+    document.getElementById('live').title = 'last event: ' + ev.type + ' ' + (ev.object_id || '') + ' at position ' + ev.position;
+  });
+  // The read models moved (folded), or the stream cannot tell what was missed (reset,
+  // dropped: the browser reconnects by itself).
+  for (const name of ['folded', 'reset', 'dropped']) es.addEventListener(name, () => refresh());
+  es.onerror = () => {
+    failures++;
+    // CLOSED: the route refused (404, 503, not event-stream); the browser will not retry.
+    if (es.readyState === EventSource.CLOSED || failures >= 3) { es.close(); startPolling(); }
+  };
+}
+
 document.getElementById('currency').addEventListener('change', e => { currency = e.target.value; load(); });
 document.getElementById('testmode').addEventListener('change', e => { livemode = !e.target.checked; account = 'platform'; currency = ''; load(); });
 document.getElementById('account').addEventListener('change', e => { account = e.target.value; load(); });
 document.getElementById('search').addEventListener('change', () => loadTables());
 load();
-setInterval(load, 10000);
+startLive();
+// ledger dev: a link to what its local notification sinks received.
+fetch('/notifications/received', { method: 'HEAD', credentials: 'same-origin' }).then(r => {
+  if (r.ok) document.getElementById('dev-notifications').hidden = false;
+}).catch(() => {});
