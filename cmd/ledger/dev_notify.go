@@ -75,6 +75,12 @@ func devNotifications() (*devsink.Sinks, error) {
 		}
 	}
 	set(notify.EnvConfig, path)
+	if os.Getenv(notify.EnvLateHorizon) == "" {
+		// The simulated outage ends weeks before the account's end, past the default 7-day
+		// horizon: dev pages late events as far back as the Events API reaches (30 days), so the
+		// repaired ones show on the page, marked late, rather than in tomorrow's digest.
+		set(notify.EnvLateHorizon, "720h")
+	}
 	if err := errors.Join(errs...); err != nil {
 		_ = sinks.Close()
 		return nil, err
