@@ -42,6 +42,9 @@ type Config struct {
 	// an API key those routes answer 503.
 	Stripe     reconcile.StripeConfig
 	WebhookURL string // LEDGER_WEBHOOK_URL: the endpoints job's filter and setup's default URL
+	// Notifications says this server sends notifications (LEDGER_NOTIFY_CONFIG is set): the
+	// deliveries list says so, and the dashboard shows "notifications are off" otherwise.
+	Notifications bool
 	// Runs is the context reconcile runs started over the API run in: they outlive the request
 	// that started them and end with this (serve's shutdown). Default: context.Background().
 	Runs context.Context

@@ -65,7 +65,7 @@ func (a *API) notifyDeliveries(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []notify.Delivery{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": list})
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "enabled": a.cfg.Notifications, "data": list})
 }
 
 type notifyRetryRequest struct {
@@ -115,8 +115,9 @@ func notifyPaths(paths map[string]any, errs map[string]any) {
 		"event_created": nullable("string", "date-time"), "enqueued_at": ts, "delivered_at": nullable("string", "date-time"),
 		"latency_ms": map[string]any{"type": "integer", "nullable": true, "description": "delivered_at − event_created; null until delivered"},
 	}}
-	responses := map[string]any{"200": jsonResponse(map[string]any{"type": "object", "required": []string{"object", "data"},
-		"properties": map[string]any{"object": str, "data": map[string]any{"type": "array", "items": delivery}}}, "Notifications, newest first.")}
+	responses := map[string]any{"200": jsonResponse(map[string]any{"type": "object", "required": []string{"object", "enabled", "data"},
+		"properties": map[string]any{"object": str, "enabled": map[string]any{"type": "boolean", "description": "this server sends notifications (LEDGER_NOTIFY_CONFIG is set)"},
+			"data": map[string]any{"type": "array", "items": delivery}}}, "Notifications, newest first.")}
 	for k, v := range errs {
 		responses[k] = v
 	}

@@ -180,6 +180,9 @@ func TestDashboardMovesLiveInChromium(t *testing.T) {
 		chromedp.Evaluate(`window.__sameDocument === true`, &unreloaded),
 		chromedp.Text(`#live`, &mode, chromedp.ByQuery),
 		chromedp.Evaluate(`document.body.dataset.loadedBy`, &loadedBy),
+		// The panel shows its muted line once its own request has answered (here 404: no
+		// deliverer behind this API).
+		chromedp.WaitVisible(`#notify-off`, chromedp.ByQuery),
 		chromedp.Text(`#notify-off`, &noticeOff, chromedp.ByQuery),
 	)
 	if err != nil {

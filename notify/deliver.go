@@ -509,6 +509,7 @@ func (d *Deliverer) markDelivered(ctx context.Context, r Row, now time.Time) (At
 		a.Err = err
 		return a, fmt.Errorf("could not mark notification %d delivered: %w", r.ID, err)
 	}
+	d.cfg.Logger.Debug("notification delivered", "id", r.ID, "rule", r.Rule, "channel", r.Channel, "attempts", a.Attempts)
 	if m := d.cfg.Metrics; m != nil {
 		m.Sent.WithLabelValues(r.Rule, r.Channel).Inc()
 		if r.EventCreated != nil {

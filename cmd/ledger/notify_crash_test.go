@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,8 +130,15 @@ rules:
 	}
 	server.kill()
 	close(rcv.release)
+	// What the restarted process has to mark: every row not marked delivered by the first,
+	// whether or not it was in the outbox yet.
+	var pending int
+	if err := db.Pool.QueryRow(context.Background(),
+		`SELECT $1 - count(*) FROM ledger.notify_outbox WHERE rule = 'payments' AND status = 'delivered'`, total).Scan(&pending); err != nil {
+		t.Fatal(err)
+	}
 
-	server = startLedger(t, env, "serve", "--addr", "127.0.0.1:0")
+	server = startLedger(t, env, "serve", "--addr", "127.0.0.1:0", "--log-level", "debug")
 	server.listening(t)
 	select {
 	case <-rcv.all:
@@ -142,8 +150,11 @@ rules:
 		rcv.mu.Unlock()
 		t.Fatalf("after the restart only %d of %d notifications arrived", n, total)
 	}
-	// Every row is marked delivered (the last mark may lag the receiver's answer by a moment:
-	// stop the server, which records what it sent before exiting).
+	// Every row is marked delivered: the restarted process says so of each it sent (the
+	// receiver counts a request before its answer reaches the sender).
+	server.stderr.printedOrWait(t, fmt.Sprintf("%d notifications marked delivered", pending), func(string) bool {
+		return strings.Count(server.stderr.String(), `"msg":"notification delivered"`) >= pending
+	})
 	if err := server.stop(); err != nil {
 		t.Fatalf("serve stop: %v", err)
 	}

@@ -448,7 +448,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	// The API: behind LEDGER_API_TOKEN / LEDGER_TOKENS_FILE; without a token only on a loopback
 	// address. /metrics on this port needs an operate token (its own listener needs none).
 	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, Logger: log,
-		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey, Stream: hub}
+		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey, Stream: hub,
+		Notifications: notifyCfg != nil}
 	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound), Sinks: o.devSinks}
 	switch {
 	case !tokens.Open():

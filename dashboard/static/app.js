@@ -201,6 +201,8 @@ async function loadNotifications() {
   } catch (e) {
     off.textContent = 'notifications: ' + e.message; off.hidden = false; table.hidden = true; return;
   }
+  // History is kept when notifications are turned off; with nothing to show, say they are off.
+  if (list.enabled === false && !list.data.length) { off.hidden = false; table.hidden = true; return; }
   off.hidden = true; table.hidden = false;
   fillTable('notifications', list.data, n => [n.rule, n.event_id + (n.late ? ' (late, repaired)' : ''), n.channel, n.attempts, n.status,
     n.latency_ms === null || n.latency_ms === undefined ? '—' : n.latency_ms + ' ms', n.last_error || '']);
