@@ -68,16 +68,8 @@ secret variable is unset).`,
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d rules, %d channels\n", check, len(cfg.Rules), len(cfg.Channels))
 				return nil
 			}
-			path, err := notifyConfigPath(config)
-			if err != nil {
-				return err
-			}
-			cfg, err := notify.Load(path, nil)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			pool, err := openMigrated(ctx)
+			cfg, pool, err := openNotify(ctx, config)
 			if err != nil {
 				return err
 			}
@@ -144,16 +136,8 @@ events that arrive after the runner first saw it; this reaches back. It is idemp
 			if err != nil {
 				return err
 			}
-			path, err := notifyConfigPath(config)
-			if err != nil {
-				return err
-			}
-			cfg, err := notify.Load(path, nil)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			pool, err := openMigrated(ctx)
+			cfg, pool, err := openNotify(ctx, config)
 			if err != nil {
 				return err
 			}
@@ -211,4 +195,19 @@ func startNotifyRunner(ctx context.Context, pool *pgxpool.Pool, store *eventstor
 		_ = r.Run(ctx)
 	}()
 	return done, nil
+}
+
+// openNotify loads the notification config (--config, else LEDGER_NOTIFY_CONFIG) and opens the
+// migrated database, as the commands that read rules against the log start.
+func openNotify(ctx context.Context, config string) (*notify.Config, *pgxpool.Pool, error) {
+	path, err := notifyConfigPath(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := notify.Load(path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := openMigrated(ctx)
+	return cfg, pool, err
 }
