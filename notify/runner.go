@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,7 +53,10 @@ type RunnerConfig struct {
 	// Store is the log; default a new one over the pool. Give the webhooks' store, and an
 	// append through it wakes the runner at once.
 	Store *eventstore.Store
-	// BatchSize is the most events matched in one transaction. Default 2,000.
+	// BatchSize is the most events matched in one transaction. Default 5,000: each batch costs
+	// a few round trips and a commit whatever its size, and at 2,000 those were about a tenth
+	// of a catch-up over the log (BenchmarkNotifyFill); a batch of 5,000 holds its
+	// transaction for a few hundred milliseconds.
 	BatchSize int
 	// PollInterval bounds the lag behind appends by other processes. Default 50 ms.
 	PollInterval time.Duration
@@ -68,7 +72,7 @@ type RunnerConfig struct {
 
 func (c *RunnerConfig) setDefaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 2000
+		c.BatchSize = 5000
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 50 * time.Millisecond
@@ -284,47 +288,121 @@ func RulesSeen(ctx context.Context, pool *pgxpool.Pool) (map[string]RuleSeen, er
 	return seen, nil
 }
 
+// fillChunk is how many events one render job takes. Rendering (decoding the payload's fields,
+// executing the templates, encoding the message) is most of the runner's own CPU, and the
+// database waits while it runs: fill renders chunks on every core and inserts each chunk's rows
+// as soon as it and the chunks before it are ready, so the inserts overlap the rendering of
+// what follows.
+const fillChunk = 128
+
 // fill matches events against the Stripe rules, inserts their rows in tx and answers how many
 // it added. Held events are skipped (released ones are not held); each rule sees only events
-// after its first position, unless backfill.
+// after its first position, unless backfill. Rows are inserted in the events' order, chunk
+// after chunk, all in tx.
 func (r *Runner) fill(ctx context.Context, tx pgx.Tx, events []eventstore.Record, seen map[string]RuleSeen, backfill bool) (int, error) {
-	var out outboxRows
 	now := r.cfg.Clock.Now()
+	// Only the events some rule may fire for are rendered: most of a batch matches none.
+	var todo []*eventstore.Record
 	for i := range events {
-		ev := &events[i]
-		rules := r.byType[ev.Type]
-		if len(rules) == 0 || ev.Held() {
-			continue
+		if ev := &events[i]; len(r.byType[ev.Type]) > 0 && !ev.Held() {
+			todo = append(todo, ev)
 		}
-		var fields Fields
-		var md map[string]string
-		for _, rule := range rules {
-			if s, ok := seen[rule.Name]; !backfill && (!ok || ev.Position <= s.FirstPosition) {
-				continue
-			}
-			if fields == nil {
-				var err error
-				if fields, md, err = eventFields(ev, r.cfg.Config.Dashboard); err != nil {
-					// A payload the ledger stored but cannot read for these fields notifies
-					// nobody, and must not stop the others.
-					r.cfg.Logger.Warn("notify: event unreadable, skipped", "event", ev.ID, "error", err)
-					break
-				}
-				fields["late"] = r.late(ev)
-				fields["backfill"] = backfill
-			}
-			if !rule.Matches(fields, md) {
-				continue
-			}
-			pos := ev.Position
-			created := time.Unix(ev.Created, 0).UTC()
-			pastHorizon := fields["late"] == true && ev.ReceivedAt.Sub(created) > r.cfg.Config.LateHorizon
-			if err := out.add(rule, ev.ID, &pos, created, fields, now, pastHorizon, backfill); err != nil {
+	}
+	if len(todo) <= fillChunk {
+		var out outboxRows
+		for _, ev := range todo {
+			if err := r.render(&out, ev, seen, now, backfill); err != nil {
 				return 0, err
 			}
 		}
+		return out.insert(ctx, tx)
 	}
-	return out.insert(ctx, tx)
+	type job struct {
+		events []*eventstore.Record
+		out    outboxRows
+		err    error
+		done   chan struct{}
+	}
+	jobs := make([]*job, 0, (len(todo)+fillChunk-1)/fillChunk)
+	for len(todo) > 0 {
+		n := min(fillChunk, len(todo))
+		jobs = append(jobs, &job{events: todo[:n], done: make(chan struct{})})
+		todo = todo[n:]
+	}
+	// Workers take jobs in order; stop ends them early when an insert fails.
+	next := make(chan *job, len(jobs))
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	stop := make(chan struct{})
+	defer close(stop)
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		go func() {
+			for j := range next {
+				select {
+				case <-stop:
+					j.err = context.Canceled
+				default:
+					for _, ev := range j.events {
+						if j.err = r.render(&j.out, ev, seen, now, backfill); j.err != nil {
+							break
+						}
+					}
+				}
+				close(j.done)
+			}
+		}()
+	}
+	added := 0
+	for _, j := range jobs {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return added, ctx.Err()
+		}
+		if j.err != nil {
+			return added, j.err
+		}
+		n, err := j.out.insert(ctx, tx)
+		added += n
+		if err != nil {
+			return added, err
+		}
+	}
+	return added, nil
+}
+
+// render adds ev's rows to out: one per rule that fires for it.
+func (r *Runner) render(out *outboxRows, ev *eventstore.Record, seen map[string]RuleSeen, now time.Time, backfill bool) error {
+	var fields Fields
+	var md map[string]string
+	for _, rule := range r.byType[ev.Type] {
+		if s, ok := seen[rule.Name]; !backfill && (!ok || ev.Position <= s.FirstPosition) {
+			continue
+		}
+		if fields == nil {
+			var err error
+			if fields, md, err = eventFields(ev, r.cfg.Config.Dashboard); err != nil {
+				// A payload the ledger stored but cannot read for these fields notifies
+				// nobody, and must not stop the others.
+				r.cfg.Logger.Warn("notify: event unreadable, skipped", "event", ev.ID, "error", err)
+				return nil
+			}
+			fields["late"] = r.late(ev)
+			fields["backfill"] = backfill
+		}
+		if !rule.Matches(fields, md) {
+			continue
+		}
+		pos := ev.Position
+		created := time.Unix(ev.Created, 0).UTC()
+		pastHorizon := fields["late"] == true && ev.ReceivedAt.Sub(created) > r.cfg.Config.LateHorizon
+		if err := out.add(rule, ev.ID, &pos, created, fields, now, pastHorizon, backfill); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // withPayloads reads, in tx, the payloads of the batch's events some rule may fire for: the

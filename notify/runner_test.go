@@ -1,9 +1,11 @@
 package notify_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -514,5 +516,40 @@ func TestLedgerSideRules(t *testing.T) {
 	// Read again, they add nothing.
 	if n, err := b.runner.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("second sweep: %d %v", n, err)
+	}
+}
+
+// A batch with many matching events is rendered in chunks on every core: every row is there
+// once, and rows are still added in the log's order (IDs rise with positions, and within an
+// event follow the rules' order in the config), which is the order the deliverer sends in.
+func TestManyEventsInOneBatchAreAddedInLogOrder(t *testing.T) {
+	b := setup(t, testConfig)
+	if _, err := b.runner.Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 700
+	evs := make([]domain.Event, 0, n)
+	big := 0
+	for i := range n {
+		amount := int64(500 + i)
+		if i%7 == 0 {
+			amount, big = 200000, big+1
+		}
+		evs = append(evs, charge(fmt.Sprintf("evt_%04d", i), t0+int64(i), amount, "usd"))
+	}
+	b.append(t, evs...)
+	b.catchUp(t, b.runner)
+	rows := b.outbox(t)
+	if len(rows) != n+big {
+		t.Fatalf("%d rows, want %d (%d payments, %d big)", len(rows), n+big, n, big)
+	}
+	rank := map[string]int{"payments": 0, "big": 1}
+	slices.SortFunc(rows, func(x, y notify.Row) int { return cmp.Compare(x.ID, y.ID) })
+	for i := 1; i < len(rows); i++ {
+		p, q := rows[i-1], rows[i]
+		if *p.Position > *q.Position || (*p.Position == *q.Position && rank[p.Rule] >= rank[q.Rule]) {
+			t.Fatalf("row %d (%s/%s at %d) added after row %d (%s/%s at %d)", q.ID, q.Rule, q.EventID, *q.Position,
+				p.ID, p.Rule, p.EventID, *p.Position)
+		}
 	}
 }
