@@ -291,6 +291,25 @@ func (s *Store) Known(ctx context.Context, eventIDs []string) ([]string, error) 
 	return ids, nil
 }
 
+// Undeleted are the IDs of the objects of objectType in one mode and account that the log has
+// events of (held ones not counted until released) and no *.deleted event for, in ID order:
+// what the ledger believes still exists, for reconciliation to look for in Stripe.
+func (s *Store) Undeleted(ctx context.Context, livemode bool, account, objectType string) ([]string, error) {
+	rows, err := s.q.Query(ctx, `SELECT DISTINCT e.object_id FROM ledger.events e
+		WHERE e.livemode = $1 AND e.account = $2 AND e.object_type = $3 AND e.object_id <> ''
+		  AND (e.hold_reason IS NULL OR e.event_id IN (SELECT event_id FROM ledger.event_releases))
+		  AND NOT EXISTS (SELECT 1 FROM ledger.events d WHERE d.object_id = e.object_id AND d.type LIKE '%.deleted')
+		ORDER BY 1`, livemode, account, objectType)
+	if err != nil {
+		return nil, fmt.Errorf("could not read the log's objects: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("could not read the log's objects: %w", err)
+	}
+	return ids, nil
+}
+
 // Head returns the tip of the log.
 func (s *Store) Head(ctx context.Context) (Head, error) {
 	var h Head

@@ -183,14 +183,23 @@ func findings(ctx context.Context, tx pgx.Tx, since time.Time) ([]finding, error
 	// The live projection's lag: how long the first event it has not folded has waited. Keyed by
 	// the checkpoint's position, so a projection stuck at one position fires once.
 	var checkpoint, head int64
-	var waiting *time.Duration
-	err = tx.QueryRow(ctx, `SELECT coalesce(s.position, 0), h.position,
-			now() - (SELECT received_at FROM ledger.events WHERE position = coalesce(s.position, 0) + 1), now()
-		FROM ledger.log_head h LEFT JOIN ledger.projection_state s ON s.name = $1`, projections.StateName).Scan(&checkpoint, &head, &waiting, &at)
+	err = tx.QueryRow(ctx, `SELECT coalesce(s.position, 0), h.position, now()
+		FROM ledger.log_head h LEFT JOIN ledger.projection_state s ON s.name = $1`, projections.StateName).Scan(&checkpoint, &head, &at)
 	if err != nil {
 		return nil, fmt.Errorf("could not read the projection's lag: %w", err)
 	}
-	if waiting != nil && head > checkpoint {
+	var waiting *time.Duration
+	if head > checkpoint {
+		received, err := eventstore.On(tx).ReceivedAt(ctx, checkpoint+1)
+		if err != nil {
+			return nil, fmt.Errorf("could not read the projection's lag: %w", err)
+		}
+		if !received.IsZero() {
+			w := at.Sub(received)
+			waiting = &w
+		}
+	}
+	if waiting != nil {
 		out = append(out, finding{kind: KindProjectionLag, key: fmt.Sprintf("ledger:projection_lag:%d", checkpoint), lag: *waiting,
 			at:     at,
 			detail: fmt.Sprintf("the read models are %d events and %s behind the log (at position %d of %d)", head-checkpoint, waiting.Round(time.Second), checkpoint, head)})

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/stripeledger/ledger/domain"
@@ -356,15 +354,7 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, sc Scope, k
 // may have been created after the listing passed its place — and one Stripe answers 404 for, or
 // shows deleted, is a finding; a customer's is repaired (see runObjects).
 func (r *Reconciler) findDeleted(ctx context.Context, api *stripeAPI, rec *recorder, sc Scope, kind domain.Kind, seen map[string]bool, dryRun bool) error {
-	rows, err := r.pool.Query(ctx, `SELECT DISTINCT e.object_id FROM ledger.events e
-		WHERE e.livemode = $1 AND e.account = $2 AND e.object_type = $3 AND e.object_id <> ''
-		  AND (e.hold_reason IS NULL OR e.event_id IN (SELECT event_id FROM ledger.event_releases))
-		  AND NOT EXISTS (SELECT 1 FROM ledger.events d WHERE d.object_id = e.object_id AND d.type LIKE '%.deleted')
-		ORDER BY 1`, sc.Livemode, sc.Account, objectTypes[kind])
-	if err != nil {
-		return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
-	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	held, err := r.store.Undeleted(ctx, sc.Livemode, sc.Account, objectTypes[kind])
 	if err != nil {
 		return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
 	}
