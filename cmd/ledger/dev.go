@@ -219,21 +219,10 @@ func devStripe(scenario, simAddr string) (*reconcile.StripeConfig, error) {
 // signingSecrets are the secrets the simulator signs an endpoint's deliveries with: that
 // endpoint's, else the legacy unstated ones (which verify any mode).
 func signingSecrets(secrets webhook.EndpointSecrets, e stripesim.Endpoint) []string {
-	var own []string
-	switch e {
-	case stripesim.PlatformLive:
-		own = secrets.Live
-	case stripesim.PlatformTest:
-		own = secrets.Test
-	case stripesim.ConnectLive:
-		own = secrets.ConnectLive
-	case stripesim.ConnectTest:
-		own = secrets.ConnectTest
+	if own := *secrets.Of(endpointOf(e)); len(own) > 0 {
+		return own
 	}
-	if len(own) == 0 {
-		return secrets.Unstated
-	}
-	return own
+	return secrets.Unstated
 }
 
 // startSimulator plays a simulated Stripe account (or a Connect platform: --sim-scenario
