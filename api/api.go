@@ -103,6 +103,7 @@ func New(pool *pgxpool.Pool, cfg Config) *API {
 	a.handle("POST /api/v1/redactions", auth.Admin, a.redact)
 	a.handle("GET /api/v1/stream", auth.Read, a.stream)
 	a.notifyRoutes()
+	a.closeRoutes()
 	a.handle("/api/v1/", auth.Read, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -208,6 +208,7 @@ var openAPI = sync.OnceValue(func() []byte {
 			"409": "An event in scope fails its digest: run ledger verify.", "415": "The body is not JSON.",
 			"503": "No checkpoint key to sign the redaction with."})
 	notifyPaths(paths, errors)
+	closePaths(paths, errors)
 	doc := map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{"title": "Stripe ledger API", "version": "1",
