@@ -45,6 +45,7 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("POST /logout", h.logout)
 	h.mux.HandleFunc("GET /{$}", h.page)
 	h.mux.HandleFunc("GET /notifications", h.notifications)
+	h.mux.HandleFunc("GET /payouts", h.payouts)
 	h.mux.HandleFunc("GET /notifications/received", h.received)
 	if cfg.NotFound != nil {
 		h.mux.Handle("/", cfg.NotFound)

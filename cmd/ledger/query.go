@@ -157,6 +157,7 @@ Money is integer minor units with the currency beside it; absent values are empt
 	f.IntVar(&limit, "limit", 100, "rows per page (lists)")
 	f.BoolVar(&all, "all", false, "every page, not only the first (lists)")
 	idf = addIdentityFlags(cmd)
+	cmd.AddCommand(queryPayoutsCmd())
 	return cmd
 }
 
