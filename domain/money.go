@@ -39,7 +39,7 @@ type BalanceTransactionRow struct {
 	ExchangeRate      *string
 	ReportingCategory string
 	Type              string
-	Source            *string
+	SourceID          *string // the object that moved the balance (source)
 	Status            string
 	AvailableOn       int64
 	// Payout is the payout whose listing returned the transaction (Fact.ListedBy), nil until
@@ -221,7 +221,7 @@ func FoldBalanceTransaction(facts []Fact) (BalanceTransactionRow, error) {
 	}
 	row := BalanceTransactionRow{ID: o.ID, Amount: o.Amount, Fee: o.Fee, FeeDetails: o.FeeDetails, Net: o.Net,
 		Currency: o.Currency, ExchangeRate: rate, ReportingCategory: o.ReportingCategory, Type: o.Type,
-		Source: expandedID(o.Source), Status: o.Status, AvailableOn: o.AvailableOn, Created: o.Created, Provenance: provenance(f)}
+		SourceID: expandedID(o.Source), Status: o.Status, AvailableOn: o.AvailableOn, Created: o.Created, Provenance: provenance(f)}
 	if row.FeeDetails == nil {
 		row.FeeDetails = []FeeDetail{}
 	}

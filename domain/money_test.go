@@ -38,7 +38,6 @@ func btSnapshot(t *testing.T, object string, created int64, payout string) domai
 	return f
 }
 
-
 const btCharge = `{"amount": 10000, "available_on": 1700172800, "created": 1700000000, "currency": "usd", "description": "x",
 	"exchange_rate": null, "fee": 320, "fee_details": [{"amount": 320, "application": null, "currency": "usd", "description": "Stripe processing fees", "type": "stripe_fee"}],
 	"id": "txn_1", "net": 9680, "object": "balance_transaction", "reporting_category": "charge", "source": "ch_1", "status": "pending", "type": "charge"}`
@@ -57,7 +56,7 @@ func TestFoldBalanceTransaction(t *testing.T) {
 		facts: func(t *testing.T) []domain.Fact { return []domain.Fact{btSnapshot(t, btCharge, 1700000100, "")} },
 		want: domain.BalanceTransactionRow{ID: "txn_1", Amount: 10000, Fee: 320, Net: 9680, Currency: "usd",
 			FeeDetails:        []domain.FeeDetail{{Amount: 320, Currency: "usd", Type: "stripe_fee", Description: ptr("Stripe processing fees")}},
-			ReportingCategory: "charge", Type: "charge", Source: ptr("ch_1"), Status: "pending", AvailableOn: 1700172800, Created: 1700000000},
+			ReportingCategory: "charge", Type: "charge", SourceID: ptr("ch_1"), Status: "pending", AvailableOn: 1700172800, Created: 1700000000},
 	}, {
 		name: "listed by a payout later: the later state, and the payout kept when fetched by ID after",
 		facts: func(t *testing.T) []domain.Fact {
@@ -66,7 +65,7 @@ func TestFoldBalanceTransaction(t *testing.T) {
 		},
 		want: domain.BalanceTransactionRow{ID: "txn_1", Amount: 10000, Fee: 320, Net: 9680, Currency: "usd",
 			FeeDetails:        []domain.FeeDetail{{Amount: 320, Currency: "usd", Type: "stripe_fee", Description: ptr("Stripe processing fees")}},
-			ReportingCategory: "charge", Type: "charge", Source: ptr("ch_1"), Status: "available", AvailableOn: 1700172800,
+			ReportingCategory: "charge", Type: "charge", SourceID: ptr("ch_1"), Status: "available", AvailableOn: 1700172800,
 			Created: 1700000000, Payout: ptr("po_9")},
 	}, {
 		name: "converted: the exchange rate exactly as sent, trailing zero and all; expanded source; no fee",
@@ -76,7 +75,7 @@ func TestFoldBalanceTransaction(t *testing.T) {
 				"source":{"id":"re_1","object":"refund","amount":1000},"status":"available","type":"refund"}`, 5, "po_1")}
 		},
 		want: domain.BalanceTransactionRow{ID: "txn_2", Amount: -1085, Net: -1085, Currency: "usd", ExchangeRate: ptr("1.085120"),
-			FeeDetails: []domain.FeeDetail{}, ReportingCategory: "refund", Type: "refund", Source: ptr("re_1"), Status: "available",
+			FeeDetails: []domain.FeeDetail{}, ReportingCategory: "refund", Type: "refund", SourceID: ptr("re_1"), Status: "available",
 			AvailableOn: 1, Created: 1, Payout: ptr("po_1")},
 	}, {
 		name: "an exponent is written out exactly; a payout's own transaction has source the payout; no fee_details",
@@ -86,7 +85,7 @@ func TestFoldBalanceTransaction(t *testing.T) {
 				"source":"po_1","status":"available","type":"payout"}`, 5, "po_1")}
 		},
 		want: domain.BalanceTransactionRow{ID: "txn_3", Amount: -5000, Net: -5000, Currency: "usd", ExchangeRate: ptr("0.0091"),
-			FeeDetails: []domain.FeeDetail{}, ReportingCategory: "payout", Type: "payout", Source: ptr("po_1"), Status: "available",
+			FeeDetails: []domain.FeeDetail{}, ReportingCategory: "payout", Type: "payout", SourceID: ptr("po_1"), Status: "available",
 			AvailableOn: 1, Created: 1, Payout: ptr("po_1")},
 	}, {
 		name: "a source the ledger may not know, or none at all, is kept as is",
