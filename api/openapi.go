@@ -21,6 +21,9 @@ func columnSchema(c projections.Column) map[string]any {
 	switch c.Type {
 	case "bigint":
 		s = map[string]any{"type": "integer", "format": "int64"}
+	case "numeric":
+		// An exact decimal, as a string: a JSON number would be read as a float.
+		s = map[string]any{"type": "string", "format": "decimal", "pattern": `^-?[0-9]+(\.[0-9]+)?$`}
 	case "boolean":
 		s = map[string]any{"type": "boolean"}
 	case "timestamptz":

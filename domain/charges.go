@@ -24,6 +24,13 @@ type ChargeRow struct {
 	Created        int64
 	DisputeID      *string // the latest dispute on the charge, nil when none
 	DisputeStatus  *string // needs_response, under_review, won, lost, …
+	// BalanceTransaction is the charge's balance transaction (nil while Stripe has none);
+	// Fee, Net and SettlementCurrency are that transaction's (see SetBalanceTransaction), nil
+	// until the ledger holds it.
+	BalanceTransaction *string
+	Fee                *int64
+	Net                *int64
+	SettlementCurrency *string
 	Provenance
 }
 
@@ -42,6 +49,8 @@ type rawCharge struct {
 	Invoice        *string `json:"invoice"`
 	Customer       *string `json:"customer"`
 	Created        int64   `json:"created"`
+	// Expandable: an ID, or the transaction itself when expanded.
+	BalanceTransaction *ref `json:"balance_transaction"`
 }
 
 // FoldCharge is a charge's row from its own events (charge.*) and the rows of its disputes (see
@@ -57,7 +66,7 @@ func FoldCharge(charge []Fact, disputes []DisputeRow) (ChargeRow, error) {
 		ID: c.ID, Amount: c.Amount, AmountCaptured: c.AmountCaptured, AmountRefunded: c.AmountRefunded,
 		Refunded: c.Refunded, Currency: c.Currency, Status: c.Status, Paid: c.Paid, Created: c.Created,
 		FailureCode: c.FailureCode, FailureMessage: c.FailureMessage, PaymentIntent: c.PaymentIntent,
-		Invoice: c.Invoice, Customer: c.Customer, Provenance: provenance(f),
+		Invoice: c.Invoice, Customer: c.Customer, BalanceTransaction: expandedID(c.BalanceTransaction), Provenance: provenance(f),
 	}
 	row.SetDisputes(disputes)
 	return row, nil
@@ -74,4 +83,22 @@ func (r *ChargeRow) SetDisputes(disputes []DisputeRow) {
 		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID))
 	})
 	r.DisputeID, r.DisputeStatus = &d.ID, &d.Status
+}
+
+// SetBalanceTransaction sets the row's fee, net and settlement currency from the row of its
+// balance transaction, among txns (the rows whose ID is the charge's balance_transaction): left
+// nil when the ledger does not hold it yet. The fee and net are in the settlement currency,
+// which differs from the charge's currency when Stripe converted it.
+func (r *ChargeRow) SetBalanceTransaction(txns []BalanceTransactionRow) {
+	r.Fee, r.Net, r.SettlementCurrency = nil, nil, nil
+	if r.BalanceTransaction == nil {
+		return
+	}
+	for _, t := range txns {
+		if t.ID == *r.BalanceTransaction {
+			fee, net, cur := t.Fee, t.Net, t.Currency
+			r.Fee, r.Net, r.SettlementCurrency = &fee, &net, &cur
+			return
+		}
+	}
 }

@@ -25,7 +25,7 @@ func (f Fact) AppendBinary(b []byte) []byte {
 		b = appendString(b, k)
 		b = appendString(b, string(v))
 	}
-	return b
+	return appendString(b, f.ListedBy)
 }
 
 var errShortFact = errors.New("truncated fact")
@@ -83,6 +83,10 @@ func ReadFact(b []byte) (Fact, []byte, error) {
 			f.Prev[string(k)] = json.RawMessage(v)
 		}
 	}
+	if s, b, ok = readBytes(b); !ok {
+		return Fact{}, nil, errShortFact
+	}
+	f.ListedBy = string(s)
 	return f, b, nil
 }
 

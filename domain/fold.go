@@ -23,6 +23,10 @@ type Fact struct {
 	Account    string                     // the connected account, "" for the platform's own events
 	ObjectRaw  json.RawMessage            // data.object as sent
 	Prev       map[string]json.RawMessage // data.previous_attributes; nil when absent
+	// ListedBy is the payout whose `GET /v1/balance_transactions?payout=` listing returned a
+	// balance-transaction snapshot's object (the envelope's ledger_listed_by; see
+	// NewBalanceTransactionSnapshot), "" for every other event.
+	ListedBy string
 
 	fields map[string]json.RawMessage // data.object's top-level fields, decoded on first use
 }
@@ -100,6 +104,8 @@ func decodeFact(raw []byte) (Fact, error) {
 			return str(&f.APIVersion)
 		case "account":
 			return str(&f.Account)
+		case ListedByKey:
+			return str(&f.ListedBy)
 		case "livemode":
 			switch lit := string(s.literal()); lit {
 			case "true":
@@ -185,9 +191,20 @@ var ranks = map[string]int{
 	"deleted": 10,
 }
 
+// typeRanks are the types whose action ranks otherwise elsewhere: a payout's failure and a
+// payment intent's success are outcomes that follow its creation (and updates) in the same
+// second, not creations; a cancellation closes.
+var typeRanks = map[string]int{
+	"payout.failed": 4, "payout.canceled": 5,
+	"payment_intent.succeeded": 4, "payment_intent.canceled": 5,
+}
+
 // Rank is the lifecycle rank of an event type within one second (see the ordering rule).
 // Unknown actions rank as updates.
 func Rank(eventType string) int {
+	if r, ok := typeRanks[eventType]; ok {
+		return r
+	}
 	action := eventType[strings.LastIndexByte(eventType, '.')+1:]
 	// charge.failed is a payment outcome of a new charge; invoice.payment_failed a later step.
 	if r, ok := ranks[action]; ok {

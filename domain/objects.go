@@ -41,12 +41,20 @@ type InvoiceRow struct {
 	AmountPaid      int64
 	AmountRemaining int64
 	Total           int64
-	AttemptCount    int64
-	Charge          *string
-	PaymentIntent   *string
-	PeriodStart     int64
-	PeriodEnd       int64
-	Created         int64
+	Subtotal        int64
+	Tax             *int64 // nil when the invoice has no tax
+	// TotalDiscounts is the sum of total_discount_amounts, 0 when none.
+	TotalDiscounts    int64
+	TotalExcludingTax *int64
+	AttemptCount      int64
+	Charge            *string
+	PaymentIntent     *string
+	PeriodStart       int64
+	PeriodEnd         int64
+	Created           int64
+	// Lines are the line items the invoice object carries (lines.data): the first page of them
+	// when Stripe says lines.has_more.
+	Lines []InvoiceLineRow
 	Provenance
 }
 
@@ -125,6 +133,11 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 		AmountPaid                             int64   `json:"amount_paid"`
 		AmountRemaining                        int64   `json:"amount_remaining"`
 		Total                                  int64
+		Subtotal                               int64
+		Tax                                    *int64
+		TotalDiscountAmounts                   []struct{ Amount int64 } `json:"total_discount_amounts"`
+		TotalExcludingTax                      *int64                   `json:"total_excluding_tax"`
+		Lines                                  struct{ Data []rawLine }
 		AttemptCount                           int64 `json:"attempt_count"`
 		PeriodStart                            int64 `json:"period_start"`
 		PeriodEnd                              int64 `json:"period_end"`
@@ -134,11 +147,19 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 	if err != nil {
 		return InvoiceRow{}, err
 	}
-	return InvoiceRow{ID: o.ID, Customer: o.Customer, Subscription: o.Subscription, Status: o.Status,
+	row := InvoiceRow{ID: o.ID, Customer: o.Customer, Subscription: o.Subscription, Status: o.Status,
 		BillingReason: o.BillingReason, Currency: o.Currency, AmountDue: o.AmountDue, AmountPaid: o.AmountPaid,
-		AmountRemaining: o.AmountRemaining, Total: o.Total, AttemptCount: o.AttemptCount, Charge: o.Charge,
+		AmountRemaining: o.AmountRemaining, Total: o.Total, Subtotal: o.Subtotal, Tax: o.Tax,
+		TotalExcludingTax: o.TotalExcludingTax, AttemptCount: o.AttemptCount, Charge: o.Charge,
 		PaymentIntent: o.PaymentIntent, PeriodStart: o.PeriodStart, PeriodEnd: o.PeriodEnd, Created: o.Created,
-		Provenance: provenance(f)}, nil
+		Provenance: provenance(f)}
+	for _, d := range o.TotalDiscountAmounts {
+		row.TotalDiscounts += d.Amount
+	}
+	for _, l := range o.Lines.Data {
+		row.Lines = append(row.Lines, lineRow(o.ID, l))
+	}
+	return row, nil
 }
 
 // FoldRefund is a refund's row from its events (charge.refund.updated, refund.*).

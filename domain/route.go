@@ -13,6 +13,13 @@ const (
 	KindRefunds          Kind = "refunds"
 	KindDisputes         Kind = "disputes"
 	KindCheckoutSessions Kind = "checkout_sessions"
+	// Money movement: balance transactions have no Stripe events and come only as snapshots
+	// the balance reconcile job fetches; the others come by payout.*, payment_intent.* and
+	// credit_note.* events too.
+	KindBalanceTransactions Kind = "balance_transactions"
+	KindPayouts             Kind = "payouts"
+	KindPaymentIntents      Kind = "payment_intents"
+	KindCreditNotes         Kind = "credit_notes"
 )
 
 // Route says which read model an event type feeds, "" for types no read model folds (they stay
@@ -34,6 +41,14 @@ func Route(eventType string) Kind {
 		return KindDisputes
 	case SnapshotCheckoutSession:
 		return KindCheckoutSessions
+	case SnapshotBalanceTransaction:
+		return KindBalanceTransactions
+	case SnapshotPayout:
+		return KindPayouts
+	case SnapshotPaymentIntent:
+		return KindPaymentIntents
+	case SnapshotCreditNote:
+		return KindCreditNotes
 	}
 	if !KnownEventType(eventType) {
 		return ""
@@ -53,6 +68,12 @@ func Route(eventType string) Kind {
 		return KindCharges
 	case strings.HasPrefix(eventType, "checkout.session."):
 		return KindCheckoutSessions
+	case strings.HasPrefix(eventType, "payout."):
+		return KindPayouts
+	case strings.HasPrefix(eventType, "payment_intent."):
+		return KindPaymentIntents
+	case strings.HasPrefix(eventType, "credit_note."):
+		return KindCreditNotes
 	}
 	return ""
 }

@@ -15,15 +15,20 @@ func TestRoute(t *testing.T) {
 		}
 	}
 	for typ, want := range map[string]domain.Kind{
-		"customer.subscription.updated": domain.KindSubscriptions,
-		"customer.updated":              domain.KindCustomers,
-		"charge.dispute.closed":         domain.KindDisputes,
-		"charge.refund.updated":         domain.KindRefunds,
-		"charge.refunded":               domain.KindCharges,
-		"checkout.session.completed":    domain.KindCheckoutSessions,
-		"issuing_card.created":          "",
-		"customer.discount.created":     "",
-		"payment_intent.succeeded":      "",
+		"customer.subscription.updated":            domain.KindSubscriptions,
+		"customer.updated":                         domain.KindCustomers,
+		"charge.dispute.closed":                    domain.KindDisputes,
+		"charge.refund.updated":                    domain.KindRefunds,
+		"charge.refunded":                          domain.KindCharges,
+		"checkout.session.completed":               domain.KindCheckoutSessions,
+		"issuing_card.created":                     "",
+		"customer.discount.created":                "",
+		"payment_intent.succeeded":                 domain.KindPaymentIntents,
+		"payment_intent.amount_capturable_updated": "",
+		"payout.paid":                              domain.KindPayouts,
+		"credit_note.voided":                       domain.KindCreditNotes,
+		"balance.available":                        "",
+		domain.SnapshotBalanceTransaction:          domain.KindBalanceTransactions,
 	} {
 		if got := domain.Route(typ); got != want {
 			t.Errorf("Route(%s) = %q, want %q", typ, got, want)
@@ -31,7 +36,8 @@ func TestRoute(t *testing.T) {
 	}
 	// Each read model's snapshot type routes to it, and every read model has one.
 	for _, kind := range []domain.Kind{domain.KindCustomers, domain.KindSubscriptions, domain.KindInvoices, domain.KindCharges,
-		domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions} {
+		domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions, domain.KindBalanceTransactions, domain.KindPayouts,
+		domain.KindPaymentIntents, domain.KindCreditNotes} {
 		typ, ok := domain.SnapshotTypes[kind]
 		if !ok {
 			t.Errorf("no snapshot type for %s", kind)

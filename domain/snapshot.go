@@ -21,6 +21,12 @@ const (
 	SnapshotRefund          = "ledger.snapshot.refund"
 	SnapshotDispute         = "ledger.snapshot.dispute"
 	SnapshotCheckoutSession = "ledger.snapshot.checkout_session"
+	// SnapshotBalanceTransaction is the only way balance transactions reach the log: Stripe
+	// sends no events for them (see NewBalanceTransactionSnapshot).
+	SnapshotBalanceTransaction = "ledger.snapshot.balance_transaction"
+	SnapshotPayout             = "ledger.snapshot.payout"
+	SnapshotPaymentIntent      = "ledger.snapshot.payment_intent"
+	SnapshotCreditNote         = "ledger.snapshot.credit_note"
 )
 
 // SnapshotTypes maps each read model reconciliation can repair to its snapshot event type.
@@ -32,6 +38,11 @@ var SnapshotTypes = map[Kind]string{
 	KindRefunds:          SnapshotRefund,
 	KindDisputes:         SnapshotDispute,
 	KindCheckoutSessions: SnapshotCheckoutSession,
+
+	KindBalanceTransactions: SnapshotBalanceTransaction,
+	KindPayouts:             SnapshotPayout,
+	KindPaymentIntents:      SnapshotPaymentIntent,
+	KindCreditNotes:         SnapshotCreditNote,
 }
 
 // DeletedCustomer is the object Stripe answers for a customer that was deleted
@@ -52,15 +63,40 @@ func SnapshotID(eventType string, object []byte) string {
 // the given mode and account ("" for the platform's own objects; acct_… puts the connected
 // account in the envelope, as Stripe's own events of that account carry it).
 func NewSnapshot(kind Kind, object json.RawMessage, created int64, livemode bool, account, apiVersion string) (Event, error) {
+	return newSnapshot(kind, object, created, livemode, account, apiVersion, "")
+}
+
+// ListedByKey is the envelope field of a balance-transaction snapshot naming the payout whose
+// listing returned it (Fact.ListedBy).
+const ListedByKey = "ledger_listed_by"
+
+// NewBalanceTransactionSnapshot is the snapshot of a balance transaction as Stripe's API
+// returned it; payout, when not "", is the payout whose `GET /v1/balance_transactions?payout=`
+// listing returned it. Stripe's balance transaction object does not say which payout paid it
+// out — only that listing does — so the ledger records it beside the object, in the envelope's
+// ledger_listed_by, and leaves data.object byte for byte as Stripe sent it. The payout is part
+// of the snapshot's ID: the same bytes fetched by ID and by the payout's listing are two
+// events, and refetching either appends nothing.
+func NewBalanceTransactionSnapshot(object json.RawMessage, created int64, livemode bool, account, apiVersion, payout string) (Event, error) {
+	return newSnapshot(KindBalanceTransactions, object, created, livemode, account, apiVersion, payout)
+}
+
+func newSnapshot(kind Kind, object json.RawMessage, created int64, livemode bool, account, apiVersion, listedBy string) (Event, error) {
 	typ, ok := SnapshotTypes[kind]
 	if !ok {
 		return Event{}, fmt.Errorf("no snapshot event for %s", kind)
 	}
 	id := SnapshotID(typ, object)
+	if listedBy != "" {
+		id = SnapshotID(typ, append(append([]byte(listedBy), 0), object...))
+	}
 	body := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":%q,"created":%d,"livemode":%s,`,
 		id, apiVersion, created, strconv.FormatBool(livemode))
 	if account != "" {
 		body = fmt.Appendf(body, `"account":%q,`, account)
+	}
+	if listedBy != "" {
+		body = fmt.Appendf(body, `%q:%q,`, ListedByKey, listedBy)
 	}
 	body = fmt.Appendf(body, `"type":%q,"data":{"object":`, typ)
 	body = append(body, object...)

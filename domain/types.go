@@ -41,6 +41,18 @@ var ReadModelEventTypes = []string{
 	"charge.dispute.closed",
 	"charge.dispute.funds_withdrawn",
 	"charge.dispute.funds_reinstated",
+	"payout.created",
+	"payout.updated",
+	"payout.paid",
+	"payout.failed",
+	"payout.canceled",
+	"payment_intent.created",
+	"payment_intent.succeeded",
+	"payment_intent.payment_failed",
+	"payment_intent.canceled",
+	"credit_note.created",
+	"credit_note.updated",
+	"credit_note.voided",
 }
 
 // PinnedAPIVersion is the Stripe API version the read models are written against.

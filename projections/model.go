@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -22,7 +23,8 @@ import (
 // Column is one column of a read model.
 type Column struct {
 	Name string
-	// Type is the SQL type: text, bigint, boolean, timestamptz or jsonb.
+	// Type is the SQL type: text, bigint, numeric (an exact decimal, a decimal string in Go and
+	// in JSON), boolean, timestamptz or jsonb.
 	Type string
 	// Null says the column holds NULL when Stripe's value is null or absent.
 	Null    bool
@@ -285,6 +287,52 @@ func timestamp[R any](name, comment, stripe string, f func(*R) *int64) column[R]
 func nullTimestamp[R any](name, comment, stripe string, f func(*R) **int64) column[R] {
 	return column[R]{Column{name, "timestamptz", true, comment, stripe},
 		func(r *R) any { return tsp(*f(r)) }, func(r *R) any { return nullUnixScan{f(r)} }}
+}
+
+// nullDecimal is a nullable numeric column over an exact decimal string (domain.Decimal): a
+// rate such as exchange_rate must never pass through float64.
+func nullDecimal[R any](name, comment, stripe string, f func(*R) **string) column[R] {
+	return column[R]{Column{name, "numeric", true, comment, stripe},
+		func(r *R) any {
+			p := *f(r)
+			if p == nil {
+				return nil
+			}
+			var n pgtype.Numeric
+			if err := n.Scan(*p); err != nil {
+				return *p // Postgres refuses it with the value in its error
+			}
+			return n
+		}, func(r *R) any { return decimalScan{f(r)} }}
+}
+
+// decimalScan scans a numeric into its exact decimal string, with the scale Postgres kept
+// ("1.085120" stays so), nil for NULL.
+type decimalScan struct{ p **string }
+
+func (d decimalScan) ScanNumeric(v pgtype.Numeric) error {
+	if !v.Valid {
+		*d.p = nil
+		return nil
+	}
+	if v.NaN || v.InfinityModifier != pgtype.Finite {
+		return fmt.Errorf("numeric %v is not a decimal", v)
+	}
+	digits := new(big.Int).Abs(v.Int).String()
+	if v.Exp >= 0 {
+		digits += strings.Repeat("0", int(v.Exp))
+	} else {
+		places := int(-v.Exp)
+		if len(digits) <= places {
+			digits = strings.Repeat("0", places-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-places] + "." + digits[len(digits)-places:]
+	}
+	if v.Int.Sign() < 0 {
+		digits = "-" + digits
+	}
+	*d.p = &digits
+	return nil
 }
 
 // metadata is a jsonb column of Stripe metadata: NULL when the object carries none.

@@ -13,7 +13,8 @@ import (
 // walks through it.
 
 // Models is every read model, each after the models it reads.
-var Models = []*Model{Customers, Disputes, CheckoutSessions, Subscriptions, Invoices, Charges, Refunds}
+var Models = []*Model{Customers, Disputes, CheckoutSessions, Subscriptions, Invoices, BalanceTransactions, Charges, Refunds,
+	Payouts, PaymentIntents, CreditNotes}
 
 // ModelByTable finds a model by its table name.
 func ModelByTable(name string) (*Model, bool) {
@@ -203,6 +204,10 @@ var Invoices = declare(spec[domain.InvoiceRow]{
 		integer("amount_paid", "Amount paid, minor units.", "amount_paid", func(r *domain.InvoiceRow) *int64 { return &r.AmountPaid }),
 		integer("amount_remaining", "Amount remaining, minor units.", "amount_remaining", func(r *domain.InvoiceRow) *int64 { return &r.AmountRemaining }),
 		integer("total", "Total after discounts and taxes, minor units.", "total", func(r *domain.InvoiceRow) *int64 { return &r.Total }),
+		integer("subtotal", "Total before discounts and taxes, minor units.", "subtotal", func(r *domain.InvoiceRow) *int64 { return &r.Subtotal }),
+		nullInteger("tax", "Tax, minor units; NULL when the invoice has no tax.", "tax", func(r *domain.InvoiceRow) **int64 { return &r.Tax }),
+		integer("total_discounts", "The sum of total_discount_amounts, minor units; 0 when no discount applies.", "", func(r *domain.InvoiceRow) *int64 { return &r.TotalDiscounts }),
+		nullInteger("total_excluding_tax", "Total after discounts, before taxes, minor units; NULL when Stripe sent none.", "total_excluding_tax", func(r *domain.InvoiceRow) **int64 { return &r.TotalExcludingTax }),
 		integer("attempt_count", "Payment attempts so far.", "attempt_count", func(r *domain.InvoiceRow) *int64 { return &r.AttemptCount }),
 		nullText("charge", "The charge that paid it; NULL when none.", "charge", func(r *domain.InvoiceRow) **string { return &r.Charge }),
 		nullText("payment_intent", "PaymentIntent ID; NULL when none.", "payment_intent", func(r *domain.InvoiceRow) **string { return &r.PaymentIntent }),
@@ -213,6 +218,67 @@ var Invoices = declare(spec[domain.InvoiceRow]{
 	indexes: []string{"created DESC, id DESC", "customer", "subscription"},
 	filters: []string{"status", "customer", "currency", "subscription"},
 	brief:   []string{"id", "customer", "subscription", "status", "currency", "total", "amount_paid", "created"},
+	children: []child[domain.InvoiceRow]{{
+		Child: Child{
+			Table:      "invoice_line_items",
+			Comment:    "The line items of each invoice, as the invoice's latest event carried them (lines.data; the first page when Stripe's invoice says lines.has_more). Rewritten with the invoice. Money in the currency's minor unit.",
+			Key:        "invoice",
+			PrimaryKey: []string{"invoice", "id"},
+			Columns: []Column{
+				{Name: "invoice", Type: "text", Comment: "The invoice (in_...)."},
+				{Name: "id", Type: "text", Comment: "Stripe line item ID (il_...)."},
+				{Name: "price", Type: "text", Null: true, Comment: "The price (price_...); NULL when the line has none."},
+				{Name: "quantity", Type: "bigint", Null: true, Comment: "Quantity; NULL when Stripe sent none."},
+				{Name: "amount", Type: "bigint", Comment: "The line's amount before discounts and taxes, minor units (negative for a credit)."},
+				{Name: "currency", Type: "text", Comment: currencyComment},
+				{Name: "discount_amount", Type: "bigint", Comment: "The sum of the line's discount_amounts, minor units; 0 when none."},
+				{Name: "tax_amount", Type: "bigint", Null: true, Comment: "The sum of the line's tax_amounts, minor units; NULL when the line carries none."},
+				{Name: "period_start", Type: "timestamptz", Comment: "Start of the period the line bills."},
+				{Name: "period_end", Type: "timestamptz", Comment: "End of the period the line bills."},
+				{Name: "proration", Type: "boolean", Comment: "True for a proration."},
+				{Name: "subscription", Type: "text", Null: true, Comment: "The subscription the line bills; NULL for a one-off item."},
+				{Name: "livemode", Type: "boolean", Comment: "The invoice's mode: true live, false test."},
+				{Name: "account", Type: "text", Null: true, Comment: "The invoice's Connect account (acct_...); NULL for the platform's own."},
+			},
+			Indexes: []string{"livemode, account, period_start", "subscription"},
+		},
+		rows: func(r *domain.InvoiceRow) [][]any {
+			out := make([][]any, 0, len(r.Lines))
+			for _, l := range r.Lines {
+				out = append(out, []any{l.Invoice, l.ID, l.Price, l.Quantity, l.Amount, l.Currency, l.DiscountAmount, l.TaxAmount,
+					ts(l.PeriodStart), ts(l.PeriodEnd), l.Proration, l.Subscription, r.Livemode, r.Account})
+			}
+			return out
+		},
+	}},
+})
+
+// BalanceTransactions are what moved in and out of the Stripe balance, with fees and net: the
+// balance reconcile job fetches them (Stripe sends no events for them).
+var BalanceTransactions = declare(spec[domain.BalanceTransactionRow]{
+	table: "balance_transactions", kind: domain.KindBalanceTransactions, objectType: "balance_transaction",
+	comment: "Stripe balance transactions as the balance reconcile job last fetched them (Stripe sends no events for them): every charge, refund, dispute, fee and payout that moved the balance, with Stripe's fee and the net. Amounts in the settlement currency's minor unit.",
+	fold:    domain.FoldBalanceTransaction,
+	source:  func(r *domain.BalanceTransactionRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.BalanceTransactionRow]{
+		text("id", "Stripe balance transaction ID (txn_...).", "id", func(r *domain.BalanceTransactionRow) *string { return &r.ID }),
+		integer("amount", "Gross amount, minor units of currency (negative for money out).", "amount", func(r *domain.BalanceTransactionRow) *int64 { return &r.Amount }),
+		integer("fee", "Stripe's fees, minor units of currency.", "fee", func(r *domain.BalanceTransactionRow) *int64 { return &r.Fee }),
+		jsonColumn("fee_details", "The fee's parts: JSON array of {amount, currency, type, description}; [] when no fee.", "fee_details", func(r *domain.BalanceTransactionRow) *[]domain.FeeDetail { return &r.FeeDetails }),
+		integer("net", "amount - fee, minor units of currency: what the balance gained or lost.", "net", func(r *domain.BalanceTransactionRow) *int64 { return &r.Net }),
+		text("currency", "The settlement currency (ISO 4217, lowercase): the minor unit of amount, fee and net.", "currency", func(r *domain.BalanceTransactionRow) *string { return &r.Currency }),
+		nullDecimal("exchange_rate", "The rate the presentment amount was converted at into currency, exact (numeric, as Stripe sent it); NULL when there was no conversion.", "exchange_rate", func(r *domain.BalanceTransactionRow) **string { return &r.ExchangeRate }),
+		text("reporting_category", "Stripe's reporting category: charge, refund, dispute, fee, payout, adjustment, transfer, ...", "reporting_category", func(r *domain.BalanceTransactionRow) *string { return &r.ReportingCategory }),
+		text("type", "Stripe's type: charge, refund, adjustment, payout, stripe_fee, ...", "type", func(r *domain.BalanceTransactionRow) *string { return &r.Type }),
+		nullText("source", "The object that moved the balance (ch_..., re_..., dp_..., po_... for a payout's own transaction); kept when the ledger does not know it; NULL when Stripe names none.", "source", func(r *domain.BalanceTransactionRow) **string { return &r.SourceID }),
+		text("status", "available or pending.", "status", func(r *domain.BalanceTransactionRow) *string { return &r.Status }),
+		timestamp("available_on", "When the funds are (or were) available to pay out.", "available_on", func(r *domain.BalanceTransactionRow) *int64 { return &r.AvailableOn }),
+		nullText("payout", "The payout whose GET /v1/balance_transactions?payout= listing returned this transaction (recorded by the balance job in its snapshot); NULL until a payout has listed it.", "", func(r *domain.BalanceTransactionRow) **string { return &r.Payout }),
+		timestamp("created", createdComment, "created", func(r *domain.BalanceTransactionRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "source", "payout"},
+	filters: []string{"type", "reporting_category", "status", "currency", "source", "payout"},
+	brief:   []string{"id", "type", "reporting_category", "currency", "amount", "fee", "net", "source", "payout", "created"},
 })
 
 // Charges are Stripe charges with their refunds and latest dispute.
@@ -221,9 +287,10 @@ var Charges = declare(spec[domain.ChargeRow]{
 	comment: "Stripe charges as of their latest event, with refunds (amount_refunded) and the latest dispute folded in. Money in the currency's minor unit.",
 	fold:    func(facts []domain.Fact) (domain.ChargeRow, error) { return domain.FoldCharge(facts, nil) },
 	source:  func(r *domain.ChargeRow) *domain.Provenance { return r.Source() },
-	reads:   []Relation{{Model: Disputes, Column: "charge"}},
+	reads:   []Relation{{Model: Disputes, Column: "charge"}, {Model: BalanceTransactions, Via: "balance_transaction"}},
 	derive: func(r *domain.ChargeRow, in inputs, _ env) {
 		r.SetDisputes(related[domain.DisputeRow](in, Disputes, r.ID))
+		r.SetBalanceTransaction(related[domain.BalanceTransactionRow](in, BalanceTransactions, domain.Deref(r.BalanceTransaction)))
 	},
 	columns: []column[domain.ChargeRow]{
 		text("id", "Stripe charge ID (ch_...).", "id", func(r *domain.ChargeRow) *string { return &r.ID }),
@@ -241,6 +308,10 @@ var Charges = declare(spec[domain.ChargeRow]{
 		nullText("customer", "Stripe customer ID; NULL for guest payments.", "customer", func(r *domain.ChargeRow) **string { return &r.Customer }),
 		nullText("dispute_id", "The latest dispute on the charge (the last opened); NULL when none.", "", func(r *domain.ChargeRow) **string { return &r.DisputeID }),
 		nullText("dispute_status", "That dispute's status (needs_response, under_review, won, lost, ...); NULL when none.", "", func(r *domain.ChargeRow) **string { return &r.DisputeStatus }),
+		nullText("balance_transaction", "The charge's balance transaction (txn_...); NULL while Stripe has none.", "balance_transaction", func(r *domain.ChargeRow) **string { return &r.BalanceTransaction }),
+		nullInteger("fee", "Stripe's fee, from the balance transaction's row, minor units of settlement_currency; NULL until the ledger holds the transaction.", "", func(r *domain.ChargeRow) **int64 { return &r.Fee }),
+		nullInteger("net", "amount less the fee, from the balance transaction's row, minor units of settlement_currency (converted when the charge's currency differs); NULL until the ledger holds the transaction.", "", func(r *domain.ChargeRow) **int64 { return &r.Net }),
+		nullText("settlement_currency", "The balance transaction's currency, the minor unit of fee and net; NULL until the ledger holds the transaction.", "", func(r *domain.ChargeRow) **string { return &r.SettlementCurrency }),
 		timestamp("created", createdComment, "created", func(r *domain.ChargeRow) *int64 { return &r.Created }),
 	},
 	indexes: []string{"created DESC, id DESC", "customer", "invoice"},
@@ -266,4 +337,77 @@ var Refunds = declare(spec[domain.RefundRow]{
 	indexes: []string{"created DESC, id DESC", "charge"},
 	filters: []string{"status", "currency", "charge"},
 	brief:   []string{"id", "charge", "status", "currency", "amount", "reason", "created"},
+})
+
+// Payouts are Stripe payouts to the bank (payout.*).
+var Payouts = declare(spec[domain.PayoutRow]{
+	table: "payouts", kind: domain.KindPayouts, objectType: "payout",
+	comment: "Stripe payouts as of their latest event (payout.*). Money in the currency's minor unit.",
+	fold:    domain.FoldPayout,
+	source:  func(r *domain.PayoutRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.PayoutRow]{
+		text("id", "Stripe payout ID (po_...).", "id", func(r *domain.PayoutRow) *string { return &r.ID }),
+		integer("amount", "Amount paid out, minor units.", "amount", func(r *domain.PayoutRow) *int64 { return &r.Amount }),
+		text("currency", currencyComment, "currency", func(r *domain.PayoutRow) *string { return &r.Currency }),
+		timestamp("arrival_date", "When the payout is expected to arrive (or arrived) in the bank.", "arrival_date", func(r *domain.PayoutRow) *int64 { return &r.ArrivalDate }),
+		text("status", "paid, pending, in_transit, canceled or failed.", "status", func(r *domain.PayoutRow) *string { return &r.Status }),
+		nullText("failure_code", "Why it failed (account_closed, ...); NULL unless it failed.", "failure_code", func(r *domain.PayoutRow) **string { return &r.FailureCode }),
+		nullText("failure_message", "Stripe's explanation of the failure; NULL unless it failed.", "failure_message", func(r *domain.PayoutRow) **string { return &r.FailureMessage }),
+		text("method", "standard or instant.", "method", func(r *domain.PayoutRow) *string { return &r.Method }),
+		boolean("automatic", "True for Stripe's automatic payouts (only those list their balance transactions).", "automatic", func(r *domain.PayoutRow) *bool { return &r.Automatic }),
+		nullText("reconciliation_status", "Stripe's: not_applicable, in_progress, completed; NULL when Stripe sent none.", "reconciliation_status", func(r *domain.PayoutRow) **string { return &r.ReconciliationStatus }),
+		nullText("balance_transaction", "The payout's own balance transaction (txn_...); NULL when Stripe sent none.", "balance_transaction", func(r *domain.PayoutRow) **string { return &r.BalanceTransaction }),
+		timestamp("created", createdComment, "created", func(r *domain.PayoutRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "arrival_date"},
+	filters: []string{"status", "currency", "method"},
+	brief:   []string{"id", "status", "currency", "amount", "arrival_date", "method", "created"},
+})
+
+// PaymentIntents are Stripe payment intents (payment_intent.*).
+var PaymentIntents = declare(spec[domain.PaymentIntentRow]{
+	table: "payment_intents", kind: domain.KindPaymentIntents, objectType: "payment_intent",
+	comment: "Stripe payment intents as of their latest event (payment_intent.*). Money in the currency's minor unit.",
+	fold:    domain.FoldPaymentIntent,
+	source:  func(r *domain.PaymentIntentRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.PaymentIntentRow]{
+		text("id", "Stripe payment intent ID (pi_...).", "id", func(r *domain.PaymentIntentRow) *string { return &r.ID }),
+		integer("amount", "Amount intended to be collected, minor units.", "amount", func(r *domain.PaymentIntentRow) *int64 { return &r.Amount }),
+		nullInteger("amount_received", "Amount received, minor units; NULL when Stripe sent none.", "amount_received", func(r *domain.PaymentIntentRow) **int64 { return &r.AmountReceived }),
+		text("currency", currencyComment, "currency", func(r *domain.PaymentIntentRow) *string { return &r.Currency }),
+		text("status", "requires_payment_method, requires_confirmation, requires_action, processing, requires_capture, canceled, succeeded.", "status", func(r *domain.PaymentIntentRow) *string { return &r.Status }),
+		nullText("customer", "Stripe customer ID; NULL for a guest payment.", "customer", func(r *domain.PaymentIntentRow) **string { return &r.Customer }),
+		nullText("invoice", "The invoice it pays; NULL when none.", "invoice", func(r *domain.PaymentIntentRow) **string { return &r.Invoice }),
+		nullText("latest_charge", "Its latest charge (ch_...); NULL before one.", "latest_charge", func(r *domain.PaymentIntentRow) **string { return &r.LatestCharge }),
+		timestamp("created", createdComment, "created", func(r *domain.PaymentIntentRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "customer"},
+	filters: []string{"status", "customer", "currency", "invoice"},
+	brief:   []string{"id", "customer", "status", "currency", "amount", "amount_received", "created"},
+})
+
+// CreditNotes are Stripe credit notes (credit_note.*).
+var CreditNotes = declare(spec[domain.CreditNoteRow]{
+	table: "credit_notes", kind: domain.KindCreditNotes, objectType: "credit_note",
+	comment: "Stripe credit notes as of their latest event (credit_note.*). Money in the currency's minor unit.",
+	fold:    domain.FoldCreditNote,
+	source:  func(r *domain.CreditNoteRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.CreditNoteRow]{
+		text("id", "Stripe credit note ID (cn_...).", "id", func(r *domain.CreditNoteRow) *string { return &r.ID }),
+		text("invoice", "The invoice it credits.", "invoice", func(r *domain.CreditNoteRow) *string { return &r.Invoice }),
+		nullText("customer", "Stripe customer ID; NULL when Stripe sent none.", "customer", func(r *domain.CreditNoteRow) **string { return &r.Customer }),
+		nullText("number", "The credit note's number; NULL when Stripe sent none.", "number", func(r *domain.CreditNoteRow) **string { return &r.Number }),
+		text("status", "issued or void.", "status", func(r *domain.CreditNoteRow) *string { return &r.Status }),
+		text("type", "pre_payment (before the invoice was paid) or post_payment.", "type", func(r *domain.CreditNoteRow) *string { return &r.Type }),
+		nullText("reason", "duplicate, fraudulent, order_change, product_unsatisfactory; NULL when none.", "reason", func(r *domain.CreditNoteRow) **string { return &r.Reason }),
+		integer("amount", "Amount credited, tax included, minor units.", "amount", func(r *domain.CreditNoteRow) *int64 { return &r.Amount }),
+		integer("subtotal", "Amount before discounts and taxes, minor units.", "subtotal", func(r *domain.CreditNoteRow) *int64 { return &r.Subtotal }),
+		integer("total", "Amount after discounts and taxes, minor units.", "total", func(r *domain.CreditNoteRow) *int64 { return &r.Total }),
+		text("currency", currencyComment, "currency", func(r *domain.CreditNoteRow) *string { return &r.Currency }),
+		nullText("refund", "The refund it made (re_...); NULL when none.", "refund", func(r *domain.CreditNoteRow) **string { return &r.Refund }),
+		timestamp("created", createdComment, "created", func(r *domain.CreditNoteRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "invoice"},
+	filters: []string{"status", "invoice", "customer", "currency"},
+	brief:   []string{"id", "invoice", "customer", "status", "type", "currency", "total", "created"},
 })

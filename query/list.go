@@ -168,12 +168,13 @@ func (l List) where(withCursor bool) (string, []any) {
 	return "WHERE " + strings.Join(conds, " AND "), args
 }
 
-// selectList is the model's columns as the list reads them: jsonb as its JSON text.
+// selectList is the model's columns as the list reads them: jsonb as its JSON text, numeric as
+// its exact decimal text (a JSON string, as the as-of answers give it, never a float).
 func selectList(m *projections.Model) string {
 	cols := make([]string, len(m.Columns))
 	for i, c := range m.Columns {
 		cols[i] = "t." + c.Name
-		if c.Type == "jsonb" {
+		if c.Type == "jsonb" || c.Type == "numeric" {
 			cols[i] += "::text"
 		}
 	}
