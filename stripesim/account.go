@@ -229,16 +229,19 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 	inv.Number = fmt.Sprintf("INV-%06d", len(s.objs.kinds["invoices"])+1)
 	var lines []InvoiceLine
 	for _, it := range sub.Items.Data {
-		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: it.Price.UnitAmount * it.Quantity,
+		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: itemAmount(sub, it),
 			Currency: sub.Currency, Description: fmt.Sprintf("%d × %s", it.Quantity, it.Price.Nickname),
-			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity})
+			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity,
+			SubscriptionItem: it.ID})
 	}
 	inv.Lines = newList("/v1/invoices/"+inv.ID+"/lines", lines)
+	s.billLines(sub, inv, amount)
 	s.objs.add("invoices", inv.ID, inv.Created, inv)
 	sub.LatestInvoice = ptr(inv.ID)
 	s.emit("invoice.created", inv, inv.ID, nil, false)
 	inv.Status = "open"
 	inv.PaymentIntent = ptr(s.newID("pi", 24))
+	s.newIntent(*inv.PaymentIntent, &inv.Customer, inv, inv.Currency, inv.AmountDue, "Subscription update")
 	s.emit("invoice.finalized", inv, inv.ID, map[string]any{"status": "draft", "payment_intent": nil}, false)
 	s.pay(sub, inv)
 }
@@ -312,14 +315,17 @@ func (s *Sim) charge(customer *string, inv *Invoice, currency string, amount int
 		ch.Invoice, ch.PaymentIntent = ptr(inv.ID), inv.PaymentIntent
 	}
 	s.objs.add("charges", ch.ID, ch.Created, ch)
+	pi := s.intentFor(ch, inv)
 	if ok {
 		ch.Status, ch.Paid, ch.Captured, ch.AmountCaptured = "succeeded", true, true, amount
+		s.chargeTxn(ch)
 		s.emit("charge.succeeded", ch, ch.ID, nil, inv == nil)
 	} else {
 		d := declines[s.rng.IntN(len(declines))]
 		ch.Status, ch.FailureCode, ch.FailureMessage = "failed", ptr(d.code), ptr(d.message)
 		s.emit("charge.failed", ch, ch.ID, nil, inv == nil)
 	}
+	s.intentOutcome(pi, ch)
 	return ch
 }
 
@@ -356,14 +362,16 @@ func (s *Sim) refund(ch *Charge, partial bool) {
 		return
 	}
 	re := &Refund{ID: s.newID("re", 24), Object: "refund", Amount: amount, Charge: ch.ID, Created: s.unix(),
-		Currency: ch.Currency, Metadata: map[string]string{}, Reason: ptr("requested_by_customer"), Status: "pending"}
+		Currency: ch.Currency, Metadata: map[string]string{}, PaymentIntent: ch.PaymentIntent, Reason: ptr("requested_by_customer"), Status: "pending"}
 	s.objs.add("refunds", re.ID, re.Created, re)
+	s.refundTxn(re)
 	prev := map[string]any{"amount_refunded": ch.AmountRefunded, "refunded": ch.Refunded}
 	ch.AmountRefunded += amount
 	ch.Refunded = ch.AmountRefunded == ch.Amount
 	s.emit("charge.refunded", ch, ch.ID, prev, true)
 	re.Status = "succeeded"
 	s.emit("charge.refund.updated", re, re.ID, map[string]any{"status": "pending"}, false)
+	s.creditNoteFor(ch, re)
 }
 
 func (s *Sim) dispute(ch *Charge) {
@@ -374,6 +382,7 @@ func (s *Sim) dispute(ch *Charge) {
 		Created: s.unix(), Currency: ch.Currency, Livemode: s.cfg.Livemode, Metadata: map[string]string{},
 		Reason: []string{"fraudulent", "product_not_received", "subscription_canceled"}[s.rng.IntN(3)], Status: "needs_response"}
 	s.objs.add("disputes", dp.ID, dp.Created, dp)
+	s.disputeTxn(dp)
 	ch.Disputed = true
 	s.emit("charge.dispute.created", dp, dp.ID, nil, false)
 	s.emit("charge.dispute.funds_withdrawn", dp, dp.ID, nil, false)
@@ -382,6 +391,7 @@ func (s *Sim) dispute(ch *Charge) {
 		won := s.chance(0.4)
 		if won {
 			dp.Status = "won"
+			s.disputeWonTxn(dp)
 		} else {
 			dp.Status = "lost"
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,6 +126,7 @@ func newServer(cfg ServerConfig) *Server {
 	}
 	s.mux.HandleFunc("GET /v1/checkout/sessions", s.listObjects("checkout_sessions"))
 	s.mux.HandleFunc("GET /v1/checkout/sessions/{id}", s.getObject("checkout_sessions"))
+	s.moneyRoutes()
 	s.mux.HandleFunc("GET /v1/accounts", s.listAccounts)
 	s.mux.HandleFunc("GET /v1/accounts/{id}", s.getAccount)
 	s.mux.HandleFunc("GET /v1/webhook_endpoints", s.listEndpoints)
@@ -587,6 +589,7 @@ type Truth struct {
 	Events     []TruthEvent               `json:"events"`
 	Deliveries *DeliveryStats             `json:"deliveries,omitempty"`
 	Metrics    TruthMetrics               `json:"metrics"`
+	Money      MoneyTruth                 `json:"money"` // fees, net and payouts (money_truth.go)
 }
 
 // TruthEvent summarises one event.
@@ -605,8 +608,8 @@ func (s *Sim) Truth() Truth {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	t := Truth{Livemode: s.cfg.Livemode, Account: s.cfg.Account, Now: s.now, Done: !s.now.Before(s.cfg.End),
-		Objects: map[string]json.RawMessage{}, Metrics: s.truthMetrics()}
-	for _, kind := range Kinds {
+		Objects: map[string]json.RawMessage{}, Metrics: s.truthMetrics(), Money: s.moneyTruth()}
+	for _, kind := range append(slices.Clone(Kinds), MoneyKinds...) {
 		var vs []any
 		for _, o := range s.objs.list(kind) {
 			vs = append(vs, o.v)

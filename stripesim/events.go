@@ -151,6 +151,12 @@ func (o *objects) add(kind, id string, created int64, v any) {
 // Kinds are the object lists the API serves.
 var Kinds = []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes", "checkout_sessions"}
 
+// MoneyKinds are the money side's object lists (money.go), served and in the truth's objects
+// like Kinds: balance transactions (no events: a ledger lists them), payouts, payment intents and
+// credit notes. They are apart from Kinds so that code checking every kind of Kinds against its
+// read models is unchanged until those read models exist.
+var MoneyKinds = []string{"balance_transactions", "payouts", "payment_intents", "credit_notes"}
+
 // list returns the current objects of a kind newest first, Stripe's list order (creation order is
 // time order).
 func (o *objects) list(kind string) []listed {

@@ -220,6 +220,9 @@ func NewPlatform(cfg PlatformConfig) *Platform {
 		c := Config{Seed: splitmix(cfg.Seed + uint64(i+1)*0x9e3779b97f4a7c15), Start: cfg.Start, End: cfg.End,
 			Duration: cfg.Duration, ArrivalWindow: cfg.ArrivalWindow, Livemode: sc.Livemode, Account: sc.Account,
 			AccountAPIVersion: cfg.AccountAPIVersion}
+		if a, ok := p.account(sc.Account); ok {
+			c.SettlementCurrency = a.DefaultCurrency // the connected account's profile
+		}
 		switch {
 		case sc.Account == "" && sc.Livemode:
 			c.Customers = cfg.Customers

@@ -48,6 +48,15 @@ type Config struct {
 	// Stripe renders each event in the account's default version: the same event ID can then
 	// differ in shape between webhook and API. "" means APIVersion.
 	AccountAPIVersion string
+	// SettlementCurrency is the currency the account's balance and payouts are in (charges in
+	// other currencies are converted at the day's rate); default SettlementCurrency. A
+	// platform's connected accounts settle in their default currency.
+	SettlementCurrency string
+	// PayoutMismatch, when not zero, makes one payout (the first created in the second half of
+	// the run) that many minor units larger than the transactions it lists: a payout whose
+	// parts do not add up, for a reconciliation to find. Its own payout transaction carries
+	// the wrong amount too, as the payout's.
+	PayoutMismatch int64
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +82,9 @@ func (c *Config) setDefaults() {
 	if c.AccountAPIVersion == "" {
 		c.AccountAPIVersion = APIVersion
 	}
+	if c.SettlementCurrency == "" {
+		c.SettlementCurrency = SettlementCurrency
+	}
 }
 
 // Sim is the simulated account. Its methods are safe for concurrent use: the API server reads
@@ -91,6 +103,7 @@ type Sim struct {
 	events      []*Event
 	byID        map[string]*Event
 	objs        objects
+	money       *moneyState    // balance, payouts, payment intents, credit notes (money.go)
 	subscribers []func(*Event) // called for each new event, under mu
 }
 
@@ -110,6 +123,7 @@ func New(cfg Config) *Sim {
 		at := cfg.Start.Add(time.Duration(s.rng.Int64N(int64(cfg.ArrivalWindow))))
 		s.at(at, func() { s.newCustomer(i) })
 	}
+	s.money = newMoney(s)
 	return s
 }
 
