@@ -50,7 +50,8 @@ func TestRoute(t *testing.T) {
 	objectKind := map[string]domain.Kind{
 		`"customer"`: domain.KindCustomers, `"subscription"`: domain.KindSubscriptions, `"invoice"`: domain.KindInvoices,
 		`"charge"`: domain.KindCharges, `"refund"`: domain.KindRefunds, `"dispute"`: domain.KindDisputes,
-		`"checkout.session"`: domain.KindCheckoutSessions,
+		`"checkout.session"`: domain.KindCheckoutSessions, `"payout"`: domain.KindPayouts, `"payment_intent"`: domain.KindPaymentIntents,
+		`"credit_note"`: domain.KindCreditNotes,
 	}
 	for _, ev := range a.sim.Events() {
 		var e struct {

@@ -102,6 +102,9 @@ func TestRebuildIsTheSameWhateverTheOrder(t *testing.T) {
 	// The rows are what the account says, table by table.
 	truth := sim.Truth()
 	for kind, raw := range truth.Objects {
+		if kind == string(domain.KindBalanceTransactions) {
+			continue // no event carries them: the balance reconcile job fetches them
+		}
 		var objs []json.RawMessage
 		_ = json.Unmarshal(raw, &objs)
 		if st.Rows[kind] != len(objs) {

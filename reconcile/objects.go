@@ -20,16 +20,19 @@ import (
 // checkedKinds are the objects the drift check lists from Stripe, in order: customers first, so
 // that the oldest customer's creation dates the account for the progress estimate of the others.
 var checkedKinds = []domain.Kind{domain.KindCustomers, domain.KindSubscriptions, domain.KindInvoices, domain.KindCharges,
-	domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions}
+	domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions, domain.KindPayouts, domain.KindPaymentIntents,
+	domain.KindCreditNotes}
 
 // kindPaths are where Stripe lists each kind, and objectTypes the object each kind's events carry.
 var (
 	kindPaths = map[domain.Kind]string{domain.KindCustomers: "/v1/customers", domain.KindSubscriptions: "/v1/subscriptions",
 		domain.KindInvoices: "/v1/invoices", domain.KindCharges: "/v1/charges", domain.KindRefunds: "/v1/refunds",
-		domain.KindDisputes: "/v1/disputes", domain.KindCheckoutSessions: "/v1/checkout/sessions"}
+		domain.KindDisputes: "/v1/disputes", domain.KindCheckoutSessions: "/v1/checkout/sessions", domain.KindPayouts: "/v1/payouts",
+		domain.KindPaymentIntents: "/v1/payment_intents", domain.KindCreditNotes: "/v1/credit_notes"}
 	objectTypes = map[domain.Kind]string{domain.KindCustomers: "customer", domain.KindSubscriptions: "subscription",
 		domain.KindInvoices: "invoice", domain.KindCharges: "charge", domain.KindRefunds: "refund",
-		domain.KindDisputes: "dispute", domain.KindCheckoutSessions: "checkout.session"}
+		domain.KindDisputes: "dispute", domain.KindCheckoutSessions: "checkout.session", domain.KindPayouts: "payout",
+		domain.KindPaymentIntents: "payment_intent", domain.KindCreditNotes: "credit_note"}
 )
 
 // Drift is one field of one object where the ledger and Stripe disagree.
@@ -231,6 +234,30 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 		}
 		return compared{"status": opt(c.Status), "payment_status": c.PaymentStatus, "customer": opt(c.Customer),
 			"subscription": opt(c.Subscription), "currency": opt(c.Currency), "amount_total": total, "mode": c.Mode}, nil
+	case domain.KindPayouts:
+		p, err := domain.FoldPayout(facts)
+		if err != nil {
+			return nil, err
+		}
+		return compared{"amount": p.Amount, "currency": p.Currency, "status": p.Status, "arrival_date": p.ArrivalDate,
+			"failure_code": opt(p.FailureCode), "automatic": p.Automatic}, nil
+	case domain.KindPaymentIntents:
+		p, err := domain.FoldPaymentIntent(facts)
+		if err != nil {
+			return nil, err
+		}
+		var received any
+		if p.AmountReceived != nil {
+			received = *p.AmountReceived
+		}
+		return compared{"amount": p.Amount, "amount_received": received, "currency": p.Currency, "status": p.Status,
+			"customer": opt(p.Customer), "latest_charge": opt(p.LatestCharge)}, nil
+	case domain.KindCreditNotes:
+		c, err := domain.FoldCreditNote(facts)
+		if err != nil {
+			return nil, err
+		}
+		return compared{"status": c.Status, "amount": c.Amount, "total": c.Total, "currency": c.Currency, "invoice": c.Invoice}, nil
 	}
 	return nil, fmt.Errorf("no drift check for %s", kind)
 }

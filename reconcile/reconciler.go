@@ -240,6 +240,8 @@ func (r *Reconciler) runScopes(ctx context.Context, apis map[bool]*stripeAPI, re
 			err = r.runObjects(ctx, apis[sc.Livemode], rec, opts, sc, p)
 		case JobEndpoints:
 			err = r.runEndpoints(ctx, apis[sc.Livemode], rec, sc)
+		case JobBalance:
+			err = r.runBalance(ctx, apis[sc.Livemode], rec, opts, sc, p)
 		}
 		rec.tally()
 		rec.progress.scopeDone()

@@ -24,10 +24,14 @@ const (
 	JobObjects Job = "objects"
 	// JobEndpoints checks the webhook endpoints' health.
 	JobEndpoints Job = "endpoints"
+	// JobBalance fetches balance transactions (which have no events): each payout's, and those
+	// of charges, refunds and disputes the ledger has none for.
+	JobBalance Job = "balance"
 )
 
-// Jobs is every job, in the order `--job all` runs them.
-var Jobs = []Job{JobEventsFast, JobEvents, JobObjects, JobEndpoints}
+// Jobs is every job, in the order `--job all` runs them: balance after objects, which brings
+// the payouts, charges, refunds and disputes whose transactions it fetches.
+var Jobs = []Job{JobEventsFast, JobEvents, JobObjects, JobBalance, JobEndpoints}
 
 // ParseJob checks a job name.
 func ParseJob(s string) (Job, error) {
@@ -36,7 +40,7 @@ func ParseJob(s string) (Job, error) {
 			return j, nil
 		}
 	}
-	return "", fmt.Errorf("unknown job %q (want events, events-fast, objects or endpoints)", s)
+	return "", fmt.Errorf("unknown job %q (want events, events-fast, objects, balance or endpoints)", s)
 }
 
 // Run is one row of ledger.reconcile_runs.

@@ -20,8 +20,9 @@ import (
 // DefaultSchedule is when serve runs each job without LEDGER_RECONCILE_SCHEDULE (UTC): the cheap
 // delivery_success=false pass every 10 minutes, the full events pass every 6 hours (each one
 // only checks what the previous ones have not proven), the object drift check and the endpoint
-// health check daily and hourly.
-const DefaultSchedule = "events-fast=*/10 * * * *; events=17 */6 * * *; objects=43 3 * * *; endpoints=5 * * * *"
+// health check daily and hourly, the balance transactions every 6 hours (Stripe pays out daily;
+// a payout listed once paid is not listed again, so a run costs little).
+const DefaultSchedule = "events-fast=*/10 * * * *; events=17 */6 * * *; objects=43 3 * * *; balance=29 */6 * * *; endpoints=5 * * * *"
 
 // Schedule is a cron spec per job.
 type Schedule map[Job]cron.Schedule
