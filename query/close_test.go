@@ -133,7 +133,7 @@ func slicesHas(figs []query.Figures, currency string) bool {
 func TestClosedPeriodKeepsItsFiguresAndRepairsShowAsAdjustments(t *testing.T) {
 	t.Parallel()
 	b := playBooks(t, "outage-4d", func(cfg *stripesim.Config, _ *stripesim.DeliveryConfig) { cfg.Customers = 120 })
-	b.fetchBalance(t, false)
+	b.balanceJob(t)
 	b.rebuild(t)
 	ctx := context.Background()
 

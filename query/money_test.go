@@ -86,17 +86,18 @@ func (b *books) rebuild(t *testing.T) {
 	}
 }
 
-// fetchBalance stands in for the balance job: through stripe-go, every payout's `GET
-// /v1/balance_transactions?payout=` listing (every page), then, unless payoutsOnly, every other
-// balance transaction, appended as the snapshot events the job appends (raw JSON as the API
-// returned it, the listing payout beside it). It returns the transactions' sources it appended.
-func (b *books) fetchBalance(t *testing.T, payoutsOnly bool) map[string]bool {
+// fetchPayoutListings appends, through stripe-go, every payout's `GET
+// /v1/balance_transactions?payout=` listing (every page) as the balance job's snapshots do (raw
+// JSON as the API returned it, the listing payout beside it) — and, unlike the job, nothing
+// else: the ledger is left without the transactions no payout has listed, as when the job has
+// not reached them. It returns the transactions' sources.
+func (b *books) fetchPayoutListings(t *testing.T) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
 	sc := client.New(b.key(), stripe.NewBackendsWithConfig(&stripe.BackendConfig{URL: stripe.String(b.api),
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}))
 	var evs []domain.Event
-	seen, sources := map[string]bool{}, map[string]bool{}
+	sources := map[string]bool{}
 	cfg := b.sim.Config()
 	add := func(it *balancetransaction.Iter, payout string) {
 		var last *stripe.APIResponse
@@ -119,10 +120,6 @@ func (b *books) fetchBalance(t *testing.T, payoutsOnly bool) map[string]bool {
 					Source  *string `json:"source"`
 				}
 				_ = json.Unmarshal(raw, &bt)
-				if payout == "" && seen[bt.ID] {
-					continue
-				}
-				seen[bt.ID] = true
 				if bt.Source != nil {
 					sources[*bt.Source] = true
 				}
@@ -150,23 +147,35 @@ func (b *books) fetchBalance(t *testing.T, payoutsOnly bool) map[string]bool {
 		p.Limit = stripe.Int64(100)
 		add(sc.BalanceTransactions.List(p), po)
 	}
-	if !payoutsOnly {
-		p := &stripe.BalanceTransactionListParams{}
-		p.Limit = stripe.Int64(100)
-		add(sc.BalanceTransactions.List(p), "")
-	}
 	if _, err := eventstore.New(b.db.Pool).Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
 	return sources
 }
 
+// balanceJob runs the balance reconcile job over the whole run: every payout's transactions,
+// then those no payout listed.
+func (b *books) balanceJob(t *testing.T) reconcile.Run {
+	t.Helper()
+	run, err := b.reconciler().Run(context.Background(), reconcile.Options{Job: reconcile.JobBalance, From: b.sim.Config().Start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != "succeeded" {
+		t.Fatalf("balance run: %+v", run)
+	}
+	return run
+}
+
+func (b *books) reconciler() *reconcile.Reconciler {
+	return reconcile.New(b.db.Pool, reconcile.Config{Now: b.sim.Now,
+		Stripe: reconcile.StripeConfig{APIKey: b.key(), APIBase: b.api, RateLimit: 1000, BaseBackoff: 20 * time.Millisecond}})
+}
+
 // repair runs the events reconcile job against the simulator, as after an outage.
 func (b *books) repair(t *testing.T) reconcile.Run {
 	t.Helper()
-	rec := reconcile.New(b.db.Pool, reconcile.Config{Now: b.sim.Now,
-		Stripe: reconcile.StripeConfig{APIKey: b.key(), APIBase: b.api, RateLimit: 1000, BaseBackoff: 20 * time.Millisecond}})
-	run, err := rec.Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
+	run, err := b.reconciler().Run(context.Background(), reconcile.Options{Job: reconcile.JobEvents})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func TestEveryPayoutReconcilesToTheCent(t *testing.T) {
 	b := playBooks(t, "steady", func(cfg *stripesim.Config, _ *stripesim.DeliveryConfig) {
 		cfg.Customers, cfg.PayoutMismatch = 120, 137
 	})
-	b.fetchBalance(t, false)
+	b.balanceJob(t)
 	b.rebuild(t)
 	ctx := context.Background()
 	truth := b.sim.MoneyTruth()
@@ -118,7 +118,7 @@ func TestUnreconciledFindsChargesWithoutTransactionsAndUnmatchedSources(t *testi
 	b := playBooks(t, "steady", func(cfg *stripesim.Config, _ *stripesim.DeliveryConfig) {
 		cfg.Customers, cfg.Duration = 60, 30*24*time.Hour
 	})
-	listed := b.fetchBalance(t, true) // the payouts' listings only
+	listed := b.fetchPayoutListings(t) // the payouts' listings only
 	ctx := context.Background()
 	// A transaction of a charge the ledger never heard of, as a listing could return one.
 	var raw []byte
