@@ -348,7 +348,7 @@ func (q *Queries) ReadClose(ctx context.Context, p Period, scope Scope) (Close, 
 		if c, err = q.readCloseRow(ctx, tx, p); err != nil {
 			return err
 		}
-		c.Includes = scope.Describe()
+		c.Includes = closeIncludes(scope)
 		cond, sargs := scopeWhere(scope, 1)
 		args := append([]any{p.Start()}, sargs...)
 		rows, err := tx.Query(ctx, `SELECT livemode, account, currency, gross_revenue, refunds, dispute_losses, fees, net, payouts, open_receivables, mrr
@@ -392,6 +392,19 @@ func (q *Queries) ReadClose(ctx context.Context, p Period, scope Scope) (Close, 
 		c.Adjustments = []Adjustment{}
 	}
 	return c, nil
+}
+
+// closeIncludes is the scope of a close's answer in words: a close never adds modes or
+// accounts together, so every row is one mode's, one account's and one currency's.
+func closeIncludes(s Scope) string {
+	if s.Account == AllAccounts {
+		mode := "live and test mode"
+		if s.Livemode != nil {
+			mode = map[bool]string{true: "live mode", false: "test mode"}[*s.Livemode]
+		}
+		return mode + ", every account: one row per mode, account (null: the platform's own) and currency, never added together"
+	}
+	return s.Describe() + ": one row per mode and currency"
 }
 
 // scopeWhere is the scope's conditions over alias t as " AND …", its placeholders numbered
