@@ -157,6 +157,8 @@ func (a *API) closePeriod(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &closed):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]any{"code": "already_closed", "message": closed.Error(),
 			"closed_at": closed.ClosedAt, "position": closed.Position}})
+	case errors.Is(err, query.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, "read_models_not_ready", err.Error())
 	case errors.As(err, &open):
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{"code": "period_not_ended", "message": open.Error(),
 			"ends_at": open.Period.End()}})
@@ -355,7 +357,8 @@ func closePaths(paths map[string]any, errs map[string]any) {
 		post["responses"].(map[string]any)[k] = v
 	}
 	for code, desc := range map[string]string{"409": "The period is closed already; the message and closed_at say when.",
-		"422": "The period has not ended yet.", "403": "The token's role is below operate."} {
+		"422": "The period has not ended yet.", "403": "The token's role is below operate.",
+		"503": "The database did not answer, or the read models are not built (yet) from this version's declarations: read_models_not_ready."} {
 		post["responses"].(map[string]any)[code] = jsonResponse(map[string]any{"type": "object"}, desc)
 	}
 	post["responses"].(map[string]any)["201"] = jsonResponse(closeSchema, "The close (Location: its URL).")

@@ -82,6 +82,9 @@ func (e *NotEndedError) Error() string {
 	return fmt.Sprintf("period %s has not ended: it ends at %s (now %s)", e.Period, e.Period.End().Format(time.RFC3339), e.Now.UTC().Format(time.RFC3339))
 }
 
+// ErrNotReady refuses a close while the read models cannot give final figures.
+var ErrNotReady = errors.New("the read models are not ready to close a period from")
+
 // Figures are one mode's, account's and currency's figures of a period.
 type Figures struct {
 	Livemode        bool    `json:"livemode"`
@@ -228,10 +231,19 @@ func (q *Queries) ClosePeriod(ctx context.Context, p Period, now time.Time, by s
 		return Close{}, err
 	}
 	err := pgx.BeginTxFunc(ctx, q.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		// A close is final: figures read from read models that were never built, or that are
+		// not yet the declared ones (the runner or a replay is rebuilding them), would be frozen
+		// wrong for good.
 		var position int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT position FROM ledger.projection_state WHERE name = $1), 0)`,
-			projections.StateName).Scan(&position); err != nil {
+		var schema *string
+		err := tx.QueryRow(ctx, `SELECT position, schema FROM ledger.projection_state WHERE name = $1`, projections.StateName).Scan(&position, &schema)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%w: they have never been built (ledger replay, or a running ledger serve, builds them)", ErrNotReady)
+		case err != nil:
 			return fmt.Errorf("could not read the projection's position: %w", err)
+		case schema == nil || *schema != projections.Fingerprint():
+			return fmt.Errorf("%w: they are not built from this version's declarations yet (ledger replay, or a running ledger serve, rebuilds them)", ErrNotReady)
 		}
 		head, err := eventstore.On(tx).Head(ctx)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/query"
 	"github.com/stripeledger/ledger/stripesim"
 )
@@ -242,5 +244,28 @@ func TestClosedPeriodKeepsItsFiguresAndRepairsShowAsAdjustments(t *testing.T) {
 	rep := query.CloseReportRows(after)
 	if len(rep) != 1+len(after.Figures)+len(after.Adjustments)+len(after.Adjusted) || rep[1][0] != "closed" {
 		t.Fatalf("report: %d rows", len(rep))
+	}
+}
+
+// A close is final, so it is refused while the read models cannot give final figures: built
+// from other declarations than this version's (the runner or a replay is rebuilding them).
+func TestCloseRefusedUntilTheReadModelsAreBuilt(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	ctx := context.Background()
+	q := query.New(db.Pool, query.Config{})
+	if _, err := db.Pool.Exec(ctx, `UPDATE ledger.projection_state SET schema = 'v0:older' WHERE name = $1`, projections.StateName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.ClosePeriod(ctx, may, closeEnd, ""); !errors.Is(err, query.ErrNotReady) {
+		t.Fatalf("built from other declarations: %v", err)
+	}
+	var closes int
+	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.closes`).Scan(&closes)
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.ClosePeriod(ctx, may, closeEnd, ""); err != nil || closes != 0 {
+		t.Fatalf("rebuilt: %v (%d closes before)", err, closes)
 	}
 }
