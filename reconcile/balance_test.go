@@ -203,6 +203,12 @@ func TestBalanceJobFindsAPayoutThatDoesNotAddUp(t *testing.T) {
 		t.Fatalf("mismatched %v; run %s drift %v findings %s", bad, run.Status, run.Drift, run.Findings)
 	}
 	balanceAgrees(t, a)
+
+	// It stays a finding, run after run, and costs a listing of its own.
+	again, err := a.reconciler(0).Run(context.Background(), reconcile.Options{Job: reconcile.JobBalance})
+	if err != nil || again.Drift["payouts.mismatch"] != 1 || again.Repaired != 0 {
+		t.Fatalf("rerun: %v drift %v repaired %d", err, again.Drift, again.Repaired)
+	}
 }
 
 // Stripe's 429s and 500s: a passing one is retried and recorded; one that outlasts the retries
