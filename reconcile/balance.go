@@ -323,7 +323,7 @@ func readTxn(raw json.RawMessage) (txn, error) {
 		Source json.RawMessage `json:"source"`
 	}
 	if err := json.Unmarshal(raw, &o); err != nil || o.ID == "" {
-		return txn{}, fmt.Errorf("Stripe answered a balance transaction without an id")
+		return txn{}, fmt.Errorf("a balance transaction without an id in Stripe's answer")
 	}
 	t := txn{ID: o.ID, Type: o.Type, Net: o.Net}
 	var src struct{ ID string }
