@@ -176,6 +176,8 @@ func TestBalanceJobFetchesEveryPayoutsTransactions(t *testing.T) {
 	if again.Repaired != 0 || again.MissingFound != 0 || eventCount(t, a) != before {
 		t.Fatalf("a rerun appended %d (missing %d), log %d → %d", again.Repaired, again.MissingFound, before, eventCount(t, a))
 	}
+	t.Logf("first run: %d requests, %d transactions read, %d appended; rerun: %d requests, %d appended",
+		run.Requests, run.ObjectsChecked, run.Repaired, again.Requests, again.Repaired)
 	if again.Requests >= run.Requests/2 {
 		t.Errorf("the rerun made %d requests, the first %d: settled payouts should be skipped", again.Requests, run.Requests)
 	}
