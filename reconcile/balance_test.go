@@ -272,3 +272,37 @@ func TestBalanceJobName(t *testing.T) {
 		t.Fatal("the default schedule does not run the balance job")
 	}
 }
+
+// A balance run cancelled part-way is resumed from its cursor, the last payout it listed in
+// full: the next run lists only the payouts after it, and between them nothing is lost.
+func TestBalanceRunResumesFromItsCursor(t *testing.T) {
+	t.Parallel()
+	a, _ := playMoney(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	payoutsDone := 0
+	stop := func(r reconcile.Run) {
+		if strings.Contains(r.Cursor, "payouts:") {
+			if payoutsDone++; payoutsDone == 10 {
+				cancel()
+			}
+		}
+	}
+	first, err := a.reconcilerWith(0, reconcile.Config{AfterPage: stop}).Run(ctx, reconcile.Options{Job: reconcile.JobBalance})
+	if err == nil || first.Status != "cancelled" || !strings.Contains(first.Cursor, "payouts:po_") {
+		t.Fatalf("first run: %v %s cursor %q", err, first.Status, first.Cursor)
+	}
+	second, err := a.reconciler(0).Run(context.Background(), reconcile.Options{Job: reconcile.JobBalance})
+	if err != nil || second.ResumedFrom == nil || *second.ResumedFrom != first.ID {
+		t.Fatalf("second run: %+v %v", second, err)
+	}
+	var listed, byFirst int
+	if err := a.db.Pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE run_id = $1) FROM ledger.balance_listings`,
+		first.ID).Scan(&listed, &byFirst); err != nil {
+		t.Fatal(err)
+	}
+	if byFirst < 10 || listed != len(a.sim.MoneyTruth().Payouts) {
+		t.Fatalf("%d payouts listed, %d by the first run; Stripe has %d", listed, byFirst, len(a.sim.MoneyTruth().Payouts))
+	}
+	balanceAgrees(t, a)
+}
