@@ -158,7 +158,7 @@ var openAPI = sync.OnceValue(func() []byte {
 	paths["/api/v1/projections/status"] = map[string]any{"get": map[string]any{"summary": "The live projection's position, lag and quarantine",
 		"responses": with(jsonResponse(anyObject, "Status."))}}
 	paths["/api/v1/reconcile/runs"] = map[string]any{"get": map[string]any{"summary": "Reconciliation runs, newest first",
-		"parameters": []any{param("job", "query", "events, events-fast, objects or endpoints", str), param("limit", "query", "1–500", map[string]any{"type": "integer"})},
+		"parameters": []any{param("job", "query", "events, events-fast, objects, balance or endpoints", str), param("limit", "query", "1–500", map[string]any{"type": "integer"})},
 		"responses": with(jsonResponse(map[string]any{"type": "object", "required": []string{"object", "data"}, "properties": map[string]any{
 			"object": str, "data": map[string]any{"type": "array", "items": anyObject}}}, "Runs."))}}
 	paths["/api/v1/reconcile/runs/{id}"] = map[string]any{"get": map[string]any{"summary": "One reconciliation run",

@@ -33,7 +33,7 @@ func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 type startRunRequest struct {
-	Job    string `json:"job"`   // events (default), events-fast, objects, endpoints
+	Job    string `json:"job"`   // events (default), events-fast, objects, balance, endpoints
 	Since  string `json:"since"` // a duration such as 96h; or From/To
 	From   string `json:"from"`  // RFC 3339
 	To     string `json:"to"`

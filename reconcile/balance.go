@@ -49,7 +49,8 @@ func settled(status string) bool {
 // it (which fills balance_transactions.payout). A payout whose parts — its listed transactions'
 // nets, its own transaction aside — do not add up to its amount is a finding (PayoutMismatch,
 // counted as drift "payouts.mismatch"), and the run goes on. A payout listed in full once paid,
-// failed or canceled is recorded in ledger.balance_listings and skipped by later runs.
+// failed or canceled, that added up, is recorded in ledger.balance_listings and skipped by later
+// runs; one that did not is listed, and found, again by every run.
 //
 // Then the transactions no payout has listed yet (funds still pending, or a payout older than
 // the window): each charge whose balance_transaction the ledger lacks, by
@@ -232,7 +233,8 @@ func (r *Reconciler) listPayout(ctx context.Context, api *stripeAPI, rec *record
 	if err != nil {
 		return err
 	}
-	if po.Automatic && parts != po.Amount {
+	addsUp := !po.Automatic || parts == po.Amount
+	if !addsUp {
 		// Only automatic payouts list what they paid out: a manual one lists its own transaction.
 		rec.run.Drift["payouts.mismatch"]++
 		rec.find(PayoutMismatch{Finding: "payout_mismatch", Payout: po.ID, Livemode: sc.Livemode, Account: sc.account(),
@@ -243,22 +245,22 @@ func (r *Reconciler) listPayout(ctx context.Context, api *stripeAPI, rec *record
 		return nil
 	}
 	_, err = r.pool.Exec(ctx, `INSERT INTO ledger.balance_listings AS l
-			(livemode, account, payout, status, transactions, parts, amount, currency, run_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			(livemode, account, payout, status, transactions, parts, amount, currency, adds_up, run_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (livemode, (coalesce(account, '')), payout) DO UPDATE SET status = EXCLUDED.status,
 			transactions = EXCLUDED.transactions, parts = EXCLUDED.parts, amount = EXCLUDED.amount,
-			currency = EXCLUDED.currency, listed_at = now(), run_id = EXCLUDED.run_id`,
-		sc.Livemode, sc.account(), po.ID, po.Status, n, parts, po.Amount, po.Currency, rec.run.ID)
+			currency = EXCLUDED.currency, adds_up = EXCLUDED.adds_up, listed_at = now(), run_id = EXCLUDED.run_id`,
+		sc.Livemode, sc.account(), po.ID, po.Status, n, parts, po.Amount, po.Currency, addsUp, rec.run.ID)
 	if err != nil {
 		return fmt.Errorf("could not record payout %s's listing: %w", po.ID, err)
 	}
 	return nil
 }
 
-// settledListings are the scope's payouts listed in full once settled.
+// settledListings are the scope's payouts listed in full once settled, that added up.
 func (r *Reconciler) settledListings(ctx context.Context, sc Scope) (map[string]bool, error) {
 	rows, err := r.pool.Query(ctx, `SELECT payout, status FROM ledger.balance_listings
-		WHERE livemode = $1 AND account IS NOT DISTINCT FROM $2`, sc.Livemode, sc.account())
+		WHERE livemode = $1 AND account IS NOT DISTINCT FROM $2 AND adds_up`, sc.Livemode, sc.account())
 	if err != nil {
 		return nil, fmt.Errorf("could not read the payouts listed: %w", err)
 	}
@@ -321,7 +323,7 @@ func readTxn(raw json.RawMessage) (txn, error) {
 		Source json.RawMessage `json:"source"`
 	}
 	if err := json.Unmarshal(raw, &o); err != nil || o.ID == "" {
-		return txn{}, fmt.Errorf("Stripe answered a balance transaction without an id")
+		return txn{}, fmt.Errorf("a balance transaction without an id in Stripe's answer")
 	}
 	t := txn{ID: o.ID, Type: o.Type, Net: o.Net}
 	var src struct{ ID string }

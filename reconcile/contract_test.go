@@ -73,8 +73,8 @@ func stripeMock(t *testing.T) string {
 
 // Contract: every request the reconciler makes is accepted by stripe-mock v0.183.0 (which
 // validates parameters against Stripe's OpenAPI spec for 2023-10-16) and every object it gets
-// back decodes: events, subscriptions, charges, invoices, webhook endpoints, and the endpoint
-// creation and update of `ledger endpoints setup`.
+// back decodes: events, subscriptions, charges, invoices, payouts, balance transactions, webhook
+// endpoints, and the endpoint creation and update of `ledger endpoints setup`.
 func TestStripeMockContract(t *testing.T) {
 	t.Parallel()
 	base := stripeMock(t)
@@ -87,6 +87,8 @@ func TestStripeMockContract(t *testing.T) {
 		{Job: reconcile.JobEventsFast, DryRun: true},
 		{Job: reconcile.JobEvents, From: time.Now().Add(-96 * time.Hour)},
 		{Job: reconcile.JobObjects, DryRun: true},
+		{Job: reconcile.JobBalance, DryRun: true},
+		{Job: reconcile.JobBalance},
 		{Job: reconcile.JobEndpoints},
 	} {
 		run, err := r.Run(ctx, opts)
@@ -98,6 +100,9 @@ func TestStripeMockContract(t *testing.T) {
 		}
 		if opts.Job == reconcile.JobObjects && run.ObjectsChecked < 3 {
 			t.Fatalf("objects decoded: %d", run.ObjectsChecked)
+		}
+		if opts.Job == reconcile.JobBalance && (run.ObjectsChecked == 0 || !opts.DryRun && run.Repaired == 0) {
+			t.Fatalf("balance transactions decoded %d, appended %d", run.ObjectsChecked, run.Repaired)
 		}
 		if opts.Job == reconcile.JobEvents && opts.From.IsZero() && run.EventsSeen == 0 {
 			t.Fatal("no events listed")

@@ -109,15 +109,21 @@ func reconcileCmd() *cobra.Command {
 	var job, since, from, to, livemode, account string
 	var dryRun, asJSON bool
 	run := &cobra.Command{
-		Use:   "run",
+		Use:   "run [job]",
 		Short: "Run a reconciliation job now",
-		Long: `run runs one job (or all of them) and records it in ledger.reconcile_runs:
+		Long: `run runs one job (or all of them; the job as an argument or --job) and records it in
+ledger.reconcile_runs:
 
   events       list Stripe's events over a window (default: since the last proven window, at
                most 30 days) and append the ones missing from the log, as Stripe returned them
   events-fast  the same over events Stripe could not deliver (delivery_success=false)
   objects      compare subscriptions, charges and invoices with the ledger field by field; append
                a snapshot event for drift no event still in Stripe explains
+  balance      fetch balance transactions (Stripe sends no events for them): every payout's
+               (GET /v1/balance_transactions?payout=, payouts the ledger holds and those Stripe
+               lists created since --from, default 30 days), then those of charges, refunds and
+               disputes the ledger has none for; append them as snapshot events. A payout whose
+               transactions do not add up to it is a finding (exit 1), not an error
   endpoints    report webhook endpoints that are disabled, miss event types or use another API
                version
 
@@ -131,8 +137,14 @@ goes on with the others. A run that is cancelled or dies is resumed from its cur
 run of the job. STRIPE_API_BASE points at the simulator or stripe-mock.
 Exit code 0 when the ledger now agrees with Stripe, 1 when something is left (a dry run's
 findings, unhealthy endpoints, a partial run), 2 when the run could not be made.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if cmd.Flags().Changed("job") && job != args[0] {
+					return fmt.Errorf("job %q and --job %q: name one", args[0], job)
+				}
+				job = args[0]
+			}
 			jobs := reconcile.Jobs
 			if job != "all" {
 				j, err := reconcile.ParseJob(job)
@@ -183,7 +195,7 @@ findings, unhealthy endpoints, a partial run), 2 when the run could not be made.
 				}
 				runs = append(runs, res)
 				if res.Status == "partial" || (dryRun && (res.MissingFound > 0 || len(res.Drift) > 0)) ||
-					(j == reconcile.JobEndpoints && len(res.Drift) > 0) {
+					(j == reconcile.JobEndpoints && len(res.Drift) > 0) || (j == reconcile.JobBalance && res.Drift["payouts.mismatch"] > 0) {
 					left = append(left, string(j))
 				}
 			}
@@ -203,9 +215,9 @@ findings, unhealthy endpoints, a partial run), 2 when the run could not be made.
 			return nil
 		},
 	}
-	run.Flags().StringVar(&job, "job", "events", "events, events-fast, objects, endpoints or all")
+	run.Flags().StringVar(&job, "job", "events", "events, events-fast, objects, balance, endpoints or all")
 	run.Flags().StringVar(&since, "since", "", "check events created in this last duration (e.g. 96h)")
-	run.Flags().StringVar(&from, "from", "", "check events created from this time (date or RFC 3339; at most 30 days back)")
+	run.Flags().StringVar(&from, "from", "", "check events (balance: payouts) created from this time (date or RFC 3339; events at most 30 days back)")
 	run.Flags().StringVar(&to, "to", "", "check events created up to this time (default now)")
 	run.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be repaired; append nothing")
 	run.Flags().BoolVar(&asJSON, "json", false, "print the runs as JSON")

@@ -148,6 +148,7 @@ func TestReconcileCommandErrors(t *testing.T) {
 	}{
 		{nil, []string{"reconcile", "run"}, "STRIPE_SECRET_KEY"},
 		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--job", "refunds"}, "unknown job"},
+		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "balances"}, "unknown job"},
 		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--since", "soon"}, "--since"},
 		{[]string{"STRIPE_SECRET_KEY=sk_test_x"}, []string{"reconcile", "run", "--from", "yesterday"}, "--from"},
 		{[]string{"STRIPE_SECRET_KEY=sk_test_x", "STRIPE_API_BASE=http://127.0.0.1:1"}, []string{"reconcile", "run"}, "could not list events"},
@@ -166,5 +167,47 @@ func TestReconcileCommandErrors(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "sk_test_x") {
 			t.Errorf("%v: want exit 2 mentioning %q, got %+v", c.args, c.want, r)
 		}
+	}
+}
+
+// `ledger reconcile run balance` fetches the payouts' balance transactions of a simulated account
+// into the log and exits 1 for the payout that does not add up, naming it; its transactions are
+// in the log as snapshots naming the payout.
+func TestReconcileRunBalance(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	cfg, _, err := stripesim.Setup("steady", stripesim.Config{Seed: 12, Customers: 40, PayoutMismatch: 700}, stripesim.DeliveryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := stripesim.New(cfg)
+	sim.Run(time.Time{})
+	api := httptest.NewServer(stripesim.NewServer(sim, nil, stripesim.ServerConfig{RateLimit: -1}))
+	defer api.Close()
+	var bad string
+	for _, po := range sim.MoneyTruth().Payouts {
+		if !po.Reconciled {
+			bad = po.ID
+		}
+	}
+	if bad == "" {
+		t.Fatal("no payout mismatched")
+	}
+	env := []string{"DATABASE_URL=" + db.URL, "STRIPE_SECRET_KEY=sk_test_balance_cli", "STRIPE_API_BASE=" + api.URL,
+		"STRIPE_CONNECT_ACCOUNTS=none"}
+	from := cfg.Start.Format("2006-01-02")
+	r := ledger(t, env, "reconcile", "run", "balance", "--from", from)
+	if r.code != 1 || !strings.Contains(r.stdout, "payout_mismatch") || !strings.Contains(r.stdout, bad) ||
+		!strings.Contains(r.stderr, "balance") || strings.Contains(r.stdout+r.stderr, "sk_test_balance_cli") {
+		t.Fatalf("balance run: %+v", r)
+	}
+	var listed int
+	err = db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.events
+		WHERE type = 'ledger.snapshot.balance_transaction' AND convert_from(payload, 'UTF8')::jsonb->>'ledger_listed_by' = $1`, bad).Scan(&listed)
+	if err != nil || listed == 0 {
+		t.Fatalf("%d snapshots name %s (%v)", listed, bad, err)
+	}
+	if r := ledger(t, env, "reconcile", "run", "balance", "--job", "events"); r.code != 2 || !strings.Contains(r.stderr, "name one") {
+		t.Fatalf("a job twice: %+v", r)
 	}
 }
