@@ -58,6 +58,10 @@ type moneyState struct {
 	intents  map[string]*PaymentIntent
 	taxRates map[string]*TaxRate // by currency
 	cnCount  map[string]int      // credit notes per invoice, for their numbers
+
+	changes map[string][]itemsChange // subscription → item changes since its last invoice
+	billed  map[string]Period        // subscription → the period its last invoice billed
+	balance map[string]int64         // customer → balance (≤ 0: credit from prorations)
 }
 
 func newMoney(s *Sim) *moneyState {
@@ -66,6 +70,7 @@ func newMoney(s *Sim) *moneyState {
 		settle: s.cfg.SettlementCurrency,
 		listed: map[string][]*BalanceTransaction{}, invoices: map[string]*Invoice{},
 		intents: map[string]*PaymentIntent{}, taxRates: map[string]*TaxRate{}, cnCount: map[string]int{},
+		changes: map[string][]itemsChange{}, billed: map[string]Period{}, balance: map[string]int64{},
 	}
 	m.bank = randomID(m.rng, "ba", 24)
 	for _, tr := range vatRates {

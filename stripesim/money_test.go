@@ -54,7 +54,12 @@ func allPayouts(t *testing.T, b *apiBundle, params *stripe.PayoutListParams) []*
 func truthObjects[T any](t *testing.T, sim *stripesim.Sim, kind string) []T {
 	t.Helper()
 	var out []T
-	if err := json.Unmarshal(sim.Truth().Objects[kind], &out); err != nil {
+	tr := sim.Truth()
+	raw, ok := tr.Objects[kind]
+	if !ok {
+		raw = tr.MoneyObjects[kind]
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -598,7 +603,7 @@ func TestInvoicesIntentsAndCreditNotesAddUp(t *testing.T) {
 		pis[pi.ID] = pi
 	}
 	vat := map[string]int64{"gbp": 20, "eur": 19}
-	taxed, discounted := 0, 0
+	taxed, discounted, prorations, credited := 0, 0, 0, 0
 	for _, inv := range invoices {
 		var subtotal, discounts, tax int64
 		anyTax := false
@@ -609,12 +614,20 @@ func TestInvoicesIntentsAndCreditNotesAddUp(t *testing.T) {
 				d += da.Amount
 			}
 			discounts += d
-			if l.Proration || l.Type != "subscription" || l.Period.End <= l.Period.Start || l.Quantity <= 0 || l.Invoice != inv.ID {
+			if l.Proration {
+				prorations++
+				if l.Type != "invoiceitem" || d != 0 || l.Amount == 0 || l.Period.End > inv.PeriodStart || inv.BillingReason != "subscription_cycle" {
+					t.Errorf("invoice %s proration line %s: %+v", inv.ID, l.ID, l)
+				}
+			} else if l.Type != "subscription" || l.Period.Start != inv.PeriodStart || l.Period.End != inv.PeriodEnd {
+				t.Errorf("invoice %s line %s: %+v", inv.ID, l.ID, l)
+			}
+			if l.Period.End <= l.Period.Start || l.Quantity <= 0 || l.Invoice != inv.ID {
 				t.Errorf("invoice %s line %s: %+v", inv.ID, l.ID, l)
 			}
 			for _, ta := range l.TaxAmounts {
 				anyTax = true
-				if want := (2*(l.Amount-d)*vat[inv.Currency] + 100) / 200; ta.Amount != want || *ta.TaxableAmount != l.Amount-d || ta.Inclusive {
+				if want := halfAway(big.NewRat((l.Amount-d)*vat[inv.Currency], 100)); ta.Amount != want || *ta.TaxableAmount != l.Amount-d || ta.Inclusive {
 					t.Errorf("invoice %s line %s: tax %d on %d %s, want %d", inv.ID, l.ID, ta.Amount, l.Amount-d, inv.Currency, want)
 				}
 				tax += ta.Amount
@@ -628,8 +641,16 @@ func TestInvoicesIntentsAndCreditNotesAddUp(t *testing.T) {
 			t.Errorf("invoice %s in %s: tax %v", inv.ID, inv.Currency, inv.Tax)
 		}
 		wantTotal := subtotal - discounts + tax
+		// A credit left by earlier prorations is applied before anything is due.
+		due := max(0, wantTotal+inv.StartingBalance)
+		if inv.StartingBalance > 0 || *inv.EndingBalance != min(0, wantTotal+inv.StartingBalance) {
+			t.Errorf("invoice %s: balance %d → %d with total %d", inv.ID, inv.StartingBalance, *inv.EndingBalance, wantTotal)
+		}
+		if inv.StartingBalance < 0 || *inv.EndingBalance < 0 {
+			credited++
+		}
 		if inv.Subtotal != subtotal || totalDiscounts != discounts || inv.Tax != nil && *inv.Tax != tax ||
-			*inv.TotalExcludingTax != subtotal-discounts || inv.Total != wantTotal || inv.AmountDue != wantTotal {
+			*inv.TotalExcludingTax != subtotal-discounts || inv.Total != wantTotal || inv.AmountDue != due {
 			t.Errorf("invoice %s: subtotal %d discounts %d tax %v excl %d total %d due %d; lines: %d, %d, %d",
 				inv.ID, inv.Subtotal, totalDiscounts, inv.Tax, *inv.TotalExcludingTax, inv.Total, inv.AmountDue, subtotal, discounts, tax)
 		}
@@ -638,6 +659,12 @@ func TestInvoicesIntentsAndCreditNotesAddUp(t *testing.T) {
 		}
 		if discounts > 0 {
 			discounted++
+		}
+		if inv.AmountDue == 0 {
+			if inv.PaymentIntent != nil || inv.Charge != nil || inv.Status != "paid" {
+				t.Errorf("invoice %s with nothing due: intent %v, charge %v, %s", inv.ID, inv.PaymentIntent, inv.Charge, inv.Status)
+			}
+			continue
 		}
 		if inv.PaymentIntent == nil || pis[*inv.PaymentIntent].Invoice == nil || *pis[*inv.PaymentIntent].Invoice != inv.ID {
 			t.Errorf("invoice %s: payment intent %v", inv.ID, inv.PaymentIntent)
@@ -651,9 +678,10 @@ func TestInvoicesIntentsAndCreditNotesAddUp(t *testing.T) {
 			}
 		}
 	}
-	if taxed == 0 || discounted == 0 || taxed == len(invoices) {
-		t.Fatalf("%d invoices, %d taxed, %d discounted", len(invoices), taxed, discounted)
+	if taxed == 0 || discounted == 0 || taxed == len(invoices) || prorations == 0 {
+		t.Fatalf("%d invoices, %d taxed, %d discounted, %d proration lines, %d with a credit", len(invoices), taxed, discounted, prorations, credited)
 	}
+	t.Logf("%d invoices, %d taxed, %d discounted, %d proration lines, %d with a credit", len(invoices), taxed, discounted, prorations, credited)
 	for _, ch := range charges {
 		pi, ok := pis[*ch.PaymentIntent]
 		if !ok || pi.LatestCharge == nil {

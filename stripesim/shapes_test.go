@@ -100,7 +100,7 @@ func TestShapesFollowStripe(t *testing.T) {
 	// Balance transactions have no events: they are read from the truth's objects, as the API
 	// renders them.
 	var bts []any
-	if err := json.Unmarshal(sim.Truth().Objects["balance_transactions"], &bts); err != nil {
+	if err := json.Unmarshal(sim.Truth().MoneyObjects["balance_transactions"], &bts); err != nil {
 		t.Fatal(err)
 	}
 	walk("balance transactions", bts)
