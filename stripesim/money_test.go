@@ -752,3 +752,44 @@ func TestInvoicesIntentsAndCreditNotesAddUp(t *testing.T) {
 		t.Fatal("no credit note was voided")
 	}
 }
+
+// A platform's connected accounts settle in their default currency: their balance transactions
+// and payouts are in it, listed for each account through Stripe-Account, and each scope's truth
+// is its own.
+func TestConnectedAccountsSettleInTheirCurrency(t *testing.T) {
+	t.Parallel()
+	cfg := small(23)
+	cfg.AccountCustomers = 30
+	b := setupPlatform(t, cfg, stripesim.PlatformDelivery{}, stripesim.ServerConfig{})
+	currencies := map[string]bool{}
+	for _, a := range b.p.Accounts() {
+		sc := stripesim.Scope{Livemode: true, Account: a.ID}
+		mt, ok := b.p.MoneyTruth(sc)
+		if !ok || mt.SettlementCurrency != a.DefaultCurrency || mt.Account != a.ID || len(mt.Payouts) == 0 {
+			t.Fatalf("%s (%s): truth settles in %q with %d payouts", a.ID, a.DefaultCurrency, mt.SettlementCurrency, len(mt.Payouts))
+		}
+		currencies[a.DefaultCurrency] = true
+		params := &stripe.PayoutListParams{}
+		params.SetStripeAccount(a.ID)
+		it := b.live.Payouts.List(params)
+		n := 0
+		for it.Next() {
+			if po := it.Payout(); po.Currency != stripe.Currency(a.DefaultCurrency) || po.ID != mt.Payouts[len(mt.Payouts)-1-n].ID {
+				t.Fatalf("%s: payout %s in %s", a.ID, po.ID, po.Currency)
+			}
+			n++
+		}
+		if it.Err() != nil || n != len(mt.Payouts) {
+			t.Fatalf("%s: %d payouts listed, truth %d (%v)", a.ID, n, len(mt.Payouts), it.Err())
+		}
+		for cur := range mt.Balances {
+			if cur != a.DefaultCurrency {
+				t.Fatalf("%s: a balance in %s", a.ID, cur)
+			}
+		}
+	}
+	if own, _ := b.p.MoneyTruth(stripesim.Scope{Livemode: true}); own.SettlementCurrency != stripesim.SettlementCurrency {
+		t.Fatalf("the platform settles in %s", own.SettlementCurrency)
+	}
+	t.Logf("accounts settle in %v", currencies)
+}
