@@ -353,7 +353,7 @@ func TestPayoutsAddUpDaily(t *testing.T) {
 
 	// The truth says the same, from the simulator's own objects.
 	mt := b.sim.MoneyTruth()
-	if len(mt.Payouts) != len(payouts) {
+	if len(mt.Payouts) != len(payouts) || mt.Counts["payouts"] != len(payouts) || mt.Counts["balance_transactions"] != len(all) {
 		t.Fatalf("truth: %d payouts, API %d", len(mt.Payouts), len(payouts))
 	}
 	notReconciled := 0
