@@ -34,6 +34,12 @@ func (s *Sim) newIntent(id string, customer *string, inv *Invoice, currency stri
 
 // intentFor is the charge's payment intent: the invoice's (created at finalization) or a new one.
 func (s *Sim) intentFor(ch *Charge, inv *Invoice) *PaymentIntent {
+	if ch.PaymentIntent == nil { // an invoice finalized with nothing due, charged after all
+		ch.PaymentIntent = ptr(s.money.id("pi"))
+		if inv != nil {
+			inv.PaymentIntent = ch.PaymentIntent
+		}
+	}
 	if pi := s.money.intents[*ch.PaymentIntent]; pi != nil {
 		return pi
 	}
