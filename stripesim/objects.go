@@ -125,8 +125,8 @@ type InvoiceLine struct {
 	Subscription       *string           `json:"subscription"`
 	SubscriptionItem   string            `json:"subscription_item"`
 	TaxAmounts         []TaxAmount       `json:"tax_amounts"`
-	TaxRates           []TaxRate         `json:"tax_rates"`
-	Type               string            `json:"type"` // subscription
+	TaxRates           []any             `json:"tax_rates"` // always empty: see billLines
+	Type               string            `json:"type"`      // subscription
 }
 
 type Period struct {
@@ -375,8 +375,8 @@ type CreditNoteLine struct {
 	Livemode           bool             `json:"livemode"`
 	Quantity           *int64           `json:"quantity"`
 	TaxAmounts         []TaxAmount      `json:"tax_amounts"`
-	TaxRates           []TaxRate        `json:"tax_rates"`
-	Type               string           `json:"type"` // invoice_line_item, custom_line_item
+	TaxRates           []any            `json:"tax_rates"` // always empty, as the invoice line's
+	Type               string           `json:"type"`      // invoice_line_item, custom_line_item
 	UnitAmount         *int64           `json:"unit_amount"`
 }
 
@@ -393,21 +393,4 @@ type TaxAmount struct {
 	TaxRate          string  `json:"tax_rate"`
 	TaxabilityReason *string `json:"taxability_reason"`
 	TaxableAmount    *int64  `json:"taxable_amount"`
-}
-
-type TaxRate struct {
-	ID                  string            `json:"id"`
-	Object              string            `json:"object"`
-	Active              bool              `json:"active"`
-	Country             *string           `json:"country"`
-	Created             int64             `json:"created"`
-	Description         *string           `json:"description"`
-	DisplayName         string            `json:"display_name"`
-	EffectivePercentage *json.Number      `json:"effective_percentage"`
-	Inclusive           bool              `json:"inclusive"`
-	Jurisdiction        *string           `json:"jurisdiction"`
-	Livemode            bool              `json:"livemode"`
-	Metadata            map[string]string `json:"metadata"`
-	Percentage          json.Number       `json:"percentage"`
-	TaxType             *string           `json:"tax_type"`
 }

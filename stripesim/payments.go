@@ -12,7 +12,7 @@ import (
 // vatRates are the exclusive taxes the account collects, by the customer's currency: VAT on
 // subscriptions sold in GBP (UK, 20 %) and EUR (Germany, 19 %). Other currencies are untaxed (the
 // invoice's tax is null).
-var vatRates = []struct{ currency, country, percent string }{{"gbp", "GB", "20"}, {"eur", "DE", "19"}}
+var vatRates = []string{"gbp", "eur"}
 
 var vatPercent = map[string]int64{"gbp": 20, "eur": 19}
 
@@ -108,7 +108,9 @@ func (s *Sim) billLines(sub *Subscription, inv *Invoice, amount int64) {
 			l.Type = "invoiceitem" // a proration is a pending invoice item swept onto the invoice
 		}
 		l.Subscription, l.AmountExcludingTax = ptr(sub.ID), l.Amount
-		l.DiscountAmounts, l.TaxAmounts, l.TaxRates = []DiscountAmount{}, []TaxAmount{}, []TaxRate{}
+		// tax_rates stays empty: the rate is the subscription's default, which Stripe does not
+		// repeat on each line; tax_amounts name it.
+		l.DiscountAmounts, l.TaxAmounts, l.TaxRates = []DiscountAmount{}, []TaxAmount{}, []any{}
 		var share int64
 		if discount > 0 && periodSubtotal > 0 && !l.Proration {
 			if i == lastPositive {
@@ -119,11 +121,10 @@ func (s *Sim) billLines(sub *Subscription, inv *Invoice, amount int64) {
 			left -= share
 			l.DiscountAmounts = append(l.DiscountAmounts, DiscountAmount{Amount: share, Discount: discountID})
 		}
-		if rate != nil {
+		if rate != "" {
 			base := l.Amount - share
 			t := roundDiv(base*vatPercent[inv.Currency], 100)
-			l.TaxAmounts = append(l.TaxAmounts, TaxAmount{Amount: t, TaxRate: rate.ID, TaxabilityReason: ptr("standard_rated"), TaxableAmount: ptr(base)})
-			l.TaxRates = append(l.TaxRates, *rate)
+			l.TaxAmounts = append(l.TaxAmounts, TaxAmount{Amount: t, TaxRate: rate, TaxabilityReason: ptr("standard_rated"), TaxableAmount: ptr(base)})
 			tax += t
 			taxable += base
 		}
@@ -135,9 +136,9 @@ func (s *Sim) billLines(sub *Subscription, inv *Invoice, amount int64) {
 	}
 	inv.TotalExcludingTax = ptr(subtotal - discount)
 	inv.Total = subtotal - discount
-	if rate != nil {
+	if rate != "" {
 		inv.Tax = ptr(tax)
-		inv.TotalTaxAmounts = append(inv.TotalTaxAmounts, TaxAmount{Amount: tax, TaxRate: rate.ID, TaxabilityReason: ptr("standard_rated"), TaxableAmount: ptr(taxable)})
+		inv.TotalTaxAmounts = append(inv.TotalTaxAmounts, TaxAmount{Amount: tax, TaxRate: rate, TaxabilityReason: ptr("standard_rated"), TaxableAmount: ptr(taxable)})
 		inv.Total += tax
 	}
 	bal := m.balance[inv.Customer]
@@ -315,7 +316,7 @@ func (s *Sim) creditNote(inv *Invoice, amount int64, re *Refund, reason string) 
 	} else {
 		lines = []CreditNoteLine{{ID: m.id("cnli"), Object: "credit_note_line_item", Amount: amount, AmountExcludingTax: ptr(amount),
 			Description: ptr("Partial refund"), DiscountAmounts: []DiscountAmount{}, Livemode: s.cfg.Livemode, Quantity: ptr(int64(1)),
-			TaxAmounts: []TaxAmount{}, TaxRates: []TaxRate{}, Type: "custom_line_item", UnitAmount: ptr(amount)}}
+			TaxAmounts: []TaxAmount{}, TaxRates: []any{}, Type: "custom_line_item", UnitAmount: ptr(amount)}}
 		cn.Subtotal = amount
 	}
 	cn.Lines = newList("/v1/credit_notes/"+cn.ID+"/lines", lines)
