@@ -9,12 +9,13 @@ import (
 // Payment intents, invoice lines with their discounts and taxes, and credit notes. Like
 // money.go, everything here draws from money.rng.
 
-// vatRates are the exclusive taxes the account collects, by the customer's currency: VAT on
+// vatPercent are the exclusive taxes the account collects, by the invoice's currency: VAT on
 // subscriptions sold in GBP (UK, 20 %) and EUR (Germany, 19 %). Other currencies are untaxed (the
-// invoice's tax is null).
-var vatRates = []string{"gbp", "eur"}
-
-var vatPercent = map[string]int64{"gbp": 20, "eur": 19}
+// invoice's tax is null). vatRates is their order, in which their txr_… IDs are drawn.
+var (
+	vatPercent = map[string]int64{"gbp": 20, "eur": 19}
+	vatRates   = []string{"gbp", "eur"}
+)
 
 // newIntent creates a payment intent (payment_intent.created), awaiting its payment method as an
 // automatically collected invoice's or a Checkout payment's is when it is created.
