@@ -105,6 +105,9 @@ func (s *Sim) checkoutSubscription(c *Customer, appUser string) {
 	sub := s.startSubscription(c, map[string]string{})
 	cs.Subscription = ptr(sub.ID)
 	cs.AmountTotal = subscriptionAmount(sub)
+	if sub.LatestInvoice != nil {
+		cs.AmountTotal = s.money.invoices[*sub.LatestInvoice].Total // its first invoice's, tax included
+	}
 	if sub.Status == "trialing" {
 		cs.PaymentStatus = "no_payment_required"
 	}

@@ -678,6 +678,25 @@ func TestInvoicesIntentsAndCreditNotesAddUp(t *testing.T) {
 			}
 		}
 	}
+	// A Checkout signup's amount_total is its subscription's first invoice's total, tax included.
+	first := map[string]stripesim.Invoice{}
+	for _, inv := range invoices { // newest first: the last seen is the first invoice
+		if inv.Subscription != nil {
+			first[*inv.Subscription] = inv
+		}
+	}
+	sessions := 0
+	for _, cs := range truthObjects[stripesim.CheckoutSession](t, b.sim, "checkout_sessions") {
+		if inv, ok := first[deref(cs.Subscription)]; ok && inv.BillingReason == "subscription_create" {
+			sessions++
+			if cs.AmountTotal != inv.Total {
+				t.Errorf("checkout session %s: amount_total %d, its first invoice %s %d", cs.ID, cs.AmountTotal, inv.ID, inv.Total)
+			}
+		}
+	}
+	if sessions == 0 {
+		t.Error("no Checkout signup with an invoice")
+	}
 	if taxed == 0 || discounted == 0 || taxed == len(invoices) || prorations == 0 {
 		t.Fatalf("%d invoices, %d taxed, %d discounted, %d proration lines, %d with a credit", len(invoices), taxed, discounted, prorations, credited)
 	}
@@ -812,4 +831,11 @@ func TestMoneyIsStableBySeed(t *testing.T) {
 			t.Fatalf("%s: the same for two seeds", kind)
 		}
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
