@@ -45,7 +45,7 @@ var cadences = map[string]cadence{
 	"month":     {"month", "monthly", "month", 1, big.NewRat(1, 1), 12},
 	"quarter":   {"quarter", "quarterly", "month", 3, big.NewRat(285, 100), 4}, // 5 % off three months
 	"year":      {"year", "yearly", "year", 1, big.NewRat(10, 1), 1},           // two months free
-	"week":      {"week", "weekly", "week", 1, big.NewRat(1, 1), 52},            // weekly plans are priced per week
+	"week":      {"week", "weekly", "week", 1, big.NewRat(1, 1), 52},           // weekly plans are priced per week
 	"fortnight": {"fortnight", "every 2 weeks", "week", 2, big.NewRat(2, 1), 26},
 }
 

@@ -433,16 +433,16 @@ func (s *Sim) record(ev *Event, obj any) {
 
 // TruthMovement is one change of one subscription's MRR, as the ledger's movement log has it.
 type TruthMovement struct {
-	Livemode     bool      `json:"livemode"`
-	Account      string    `json:"account,omitempty"`
-	Customer     string    `json:"customer"`
-	Subscription string    `json:"subscription"`
-	Kind         string    `json:"kind"`
-	Amount       int64     `json:"amount"` // MRRAfter − MRRBefore
-	MRRBefore    int64     `json:"mrr_before"`
-	MRRAfter     int64     `json:"mrr_after"`
-	Currency     string    `json:"currency"`
-	Settings     string    `json:"settings"`
+	Livemode     bool   `json:"livemode"`
+	Account      string `json:"account,omitempty"`
+	Customer     string `json:"customer"`
+	Subscription string `json:"subscription"`
+	Kind         string `json:"kind"`
+	Amount       int64  `json:"amount"` // MRRAfter − MRRBefore
+	MRRBefore    int64  `json:"mrr_before"`
+	MRRAfter     int64  `json:"mrr_after"`
+	Currency     string `json:"currency"`
+	Settings     string `json:"settings"`
 	// SourceEvents: the event at At; for a movement at an instant a rule fixes, the
 	// subscription's latest event before it (the one whose state the rule ran on).
 	SourceEvents []string  `json:"source_events"`

@@ -221,7 +221,7 @@ type Subscription struct {
 	CurrentPeriodEnd   int64                  `json:"current_period_end,omitempty"`
 	CurrentPeriodStart int64                  `json:"current_period_start,omitempty"`
 	Customer           string                 `json:"customer"`
-	Discount           *Discount              `json:"discount"`  // the legacy single discount: set when there is exactly one
+	Discount           *Discount              `json:"discount"`            // the legacy single discount: set when there is exactly one
 	Discounts          *DiscountRefs          `json:"discounts,omitempty"` // subscription-level discounts, in the order they apply
 	EndedAt            *int64                 `json:"ended_at"`
 	Items              List[SubscriptionItem] `json:"items"`
