@@ -538,13 +538,13 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 	var (
 		out                      subTimeline
 		si, ci                   = -1, -1
-		cur                      MRRValue
-		everPositive             bool
-		lastZero                 string
-		pastDueSince             int64 = -1
-		frozen                   *MRRValue
-		frozenUntil              int64
-		unvaluedNow, haveNowMark bool
+		cur          MRRValue
+		everPositive bool
+		lastZero     string
+		pastDueSince int64 = -1
+		frozen       *MRRValue
+		frozenUntil  int64
+		haveNowMark  bool
 	)
 	ciFor := func(seq int64) int { // the customer's state in force after event seq
 		k := -1
@@ -638,9 +638,7 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 			out.moves = append(out.moves, m)
 		}
 		cur = v
-		unvaluedNow = unvalued
 	}
-	_ = unvaluedNow
 	if !haveNowMark {
 		out.now = cur
 	}
@@ -952,15 +950,19 @@ func reportingDays(t *MRRTruth, set TruthSettings, first int64, nDays int, curre
 		}
 		run := new(big.Rat)
 		out := make([]TruthReportingDay, nDays)
+		seen := map[string]bool{} // a missing rate stays missing for every later day's MRR
 		for d := range nDays {
 			for _, v := range days[d].kinds {
 				run.Add(run, v)
 			}
 			out[d] = reportingDay(t, R, first, d, byDay, currencies)
 			for k := range missing[d] {
-				out[d].Missing = append(out[d].Missing, k)
+				seen[k] = true
 			}
 			if d >= poisonFrom {
+				for k := range seen {
+					out[d].Missing = append(out[d].Missing, k)
+				}
 				continue
 			}
 			f := figuresOf(days[d].kinds, run)
