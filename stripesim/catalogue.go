@@ -182,15 +182,15 @@ type couponDef struct {
 
 var (
 	couponLaunch  = couponDef{id: "LAUNCH20", name: "Launch 20 %", duration: "forever", percent: "20"}
-	couponSpring  = couponDef{id: "SPRING12_5", name: "Spring 12.5 %", duration: "repeating", months: 3, percent: "12.5"}
+	couponSpring  = couponDef{id: "SPRING12_5", name: "Spring 12.5 %", duration: "repeating", months: 2, percent: "12.5"}
 	couponWelcome = couponDef{id: "WELCOME50", name: "Welcome 50 %", duration: "once", percent: "50"}
-	couponFiveOff = couponDef{id: "FIVEOFF", name: "$5 off for 6 months", duration: "repeating", months: 6, amountOff: 500}
+	couponFiveOff = couponDef{id: "FIVEOFF", name: "$5 off for 3 months", duration: "repeating", months: 3, amountOff: 500}
 	couponLoyal   = couponDef{id: "LOYAL10", name: "$10 off", duration: "forever", amountOff: 1000}
 	couponFriends = couponDef{id: "FRIENDS100", name: "Friends and family", duration: "forever", percent: "100"}
 	couponAddon   = couponDef{id: "ADDON25", name: "Add-on 25 %", duration: "forever", percent: "25"}
 	couponPartner = couponDef{id: "PARTNER15", name: "Partner 15 %", duration: "forever", percent: "15"}
-	couponWinback = couponDef{id: "WINBACK30", name: "Win-back 30 %", duration: "repeating", months: 2, percent: "30"}
-	couponRetain  = couponDef{id: "RETAIN25", name: "Retention 25 %", duration: "repeating", months: 3, percent: "25"}
+	couponWinback = couponDef{id: "WINBACK30", name: "Win-back 30 %", duration: "repeating", months: 1, percent: "30"}
+	couponRetain  = couponDef{id: "RETAIN25", name: "Retention 25 %", duration: "repeating", months: 2, percent: "25"}
 )
 
 func (s *Sim) coupon(d couponDef) Coupon {
@@ -249,7 +249,7 @@ func (s *Sim) chooseItems(sub *Subscription) []SubscriptionItem {
 	if len(p.cadences) > 1 && s.chance(0.35) {
 		cd = p.cadences[1+s.rng.IntN(len(p.cadences)-1)]
 	}
-	hide := p.scheme == "volume" && s.chance(0.05) // a tiered price as an unexpanded webhook shows it
+	hide := p.scheme == "volume" && s.chance(0.1) // a tiered price as an unexpanded webhook shows it
 	items := []SubscriptionItem{s.item(sub, p, cd, hide)}
 	switch r := s.rng.Float64(); {
 	case cd == "month" && r < 0.06:
@@ -582,7 +582,7 @@ func subscriptionAmount(sub *Subscription) int64 {
 	t := sub.CurrentPeriodStart
 	total := new(big.Rat)
 	for _, it := range dueItems(sub) {
-		v := periodValue(it, t)
+		v := big.NewRat(lineAmount(sub, it), 1) // lines are whole minor units; discounts come off them
 		total.Add(total, applyBilling(v, billingDiscounts(it.Discounts, t), sub.Currency))
 	}
 	total = applyBilling(total, billingDiscounts(subDiscountsForBilling(sub), t), sub.Currency)
