@@ -536,8 +536,8 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 	})
 
 	var (
-		out                      subTimeline
-		si, ci                   = -1, -1
+		out          subTimeline
+		si, ci       = -1, -1
 		cur          MRRValue
 		everPositive bool
 		lastZero     string

@@ -3,6 +3,8 @@ package stripesim_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -468,5 +470,50 @@ func TestInvoicesFollowPricesAndDiscounts(t *testing.T) {
 	}
 	if plain == 0 || discounted == 0 {
 		t.Fatalf("%d plain and %d discounted invoices", plain, discounted)
+	}
+}
+
+// GET /sim/mrr serves a scope's truth under the query's settings, refuses a bad one by name,
+// and agrees with Platform.TruthMRR.
+func TestMRRTruthOverHTTP(t *testing.T) {
+	t.Parallel()
+	b := setupPlatform(t, small(23), stripesim.PlatformDelivery{}, stripesim.ServerConfig{})
+	get := func(q string) (int, stripesim.MRRTruth, string) {
+		t.Helper()
+		resp, err := http.Get(b.url + "/sim/mrr" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var tr stripesim.MRRTruth
+		_ = json.Unmarshal(raw, &tr)
+		return resp.StatusCode, tr, string(raw)
+	}
+	set := stripesim.TruthSettings{Paused: "zero", PastDueDays: 4, ReportingCurrency: "gbp"}
+	all, err := b.p.TruthMRR(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := b.p.Accounts()[0].ID
+	status, tr, _ := get("?livemode=false&account=" + acct + "&paused=zero&past_due_days=4&reporting_currency=gbp")
+	var want *stripesim.MRRTruth
+	for _, x := range all {
+		if !x.Livemode && x.Account == acct {
+			want = x
+		}
+	}
+	if status != 200 || want == nil || len(want.Movements) == 0 || tr.Settings != set.String() || len(tr.Days) != len(want.Days) || len(tr.Reporting) != len(want.Reporting) ||
+		len(tr.Movements) != len(want.Movements) || tr.Account != acct || tr.Livemode {
+		t.Fatalf("%d: %s, %d days, %d movements (want %d, %d)", status, tr.Settings, len(tr.Days), len(tr.Movements), len(want.Days), len(want.Movements))
+	}
+	for q, param := range map[string]string{"?paused=maybe": "paused", "?past_due_days=x": "past_due_days", "?past_due_days=-2": "past_due_days",
+		"?discounts=all": "discounts", "?churn_at=now": "churn_at", "?fx_rate_date=x": "fx_rate_date", "?reporting_currency=USD": "reporting_currency"} {
+		if status, _, body := get(q); status != 400 || !strings.Contains(body, `"param":"`+param+`"`) {
+			t.Errorf("%s: %d %s", q, status, body)
+		}
+	}
+	if status, _, _ := get("?account=acct_nope"); status != 404 {
+		t.Fatalf("unknown account: %d", status)
 	}
 }
