@@ -492,8 +492,12 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		if cs.seq > states[0].seq {
 			pts = append(pts, point{at: cs.at, seq: cs.seq, sub: -1, cust: j})
 		}
-		if d := cs.discount; d != nil && d.End != nil {
-			pts = append(pts, point{at: *d.End, rule: true, sub: -1, cust: -1})
+		if d := cs.discount; d != nil {
+			for _, at := range []*int64{d.End, &d.Start} {
+				if at != nil && *at > cs.at {
+					pts = append(pts, point{at: *at, rule: true, sub: -1, cust: -1})
+				}
+			}
 		}
 	}
 	ends := map[int64]bool{}
@@ -507,9 +511,15 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 				continue
 			}
 			for _, r := range *l {
-				if d := r.Discount; d != nil && d.End != nil && !ends[*d.End] {
-					ends[*d.End] = true
-					pts = append(pts, point{at: *d.End, rule: true, sub: -1, cust: -1})
+				d := r.Discount
+				if d == nil {
+					continue
+				}
+				for _, at := range []*int64{d.End, &d.Start} {
+					if at != nil && *at > st.at && !ends[*at] {
+						ends[*at] = true
+						pts = append(pts, point{at: *at, rule: true, sub: -1, cust: -1})
+					}
 				}
 			}
 		}
@@ -539,8 +549,8 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		out          subTimeline
 		si, ci       = -1, -1
 		cur          MRRValue
-		everPositive bool
-		lastZero     string
+		churned      bool  // the last zero was a churn: a return is a reactivation
+		inPause      bool  // the last zero was a pause: a return is a resume
 		pastDueSince int64 = -1
 		frozen       *MRRValue
 		frozenUntil  int64
@@ -555,19 +565,45 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		}
 		return k
 	}
-	for _, p := range pts {
-		if !haveNowMark && p.at > now {
+	// Each distinct instant is evaluated once, after every event of that second: the MRR is a
+	// function of time at Stripe's one-second resolution, so same-second events (and rule
+	// instants falling in the second of an event) make one movement.
+	for g := 0; g < len(pts); {
+		t := pts[g].at
+		h := g
+		for h < len(pts) && pts[h].at == t {
+			h++
+		}
+		if !haveNowMark && t > now {
 			out.now, haveNowMark = cur, true
 		}
-		switch {
-		case p.sub >= 0:
-			si = p.sub
-			if ci < 0 || custs[ci].seq < states[si].seq {
+		var subEvents, custEvents []string
+		for _, p := range pts[g:h] {
+			switch {
+			case p.sub >= 0:
+				prev := ""
+				if si >= 0 {
+					prev = states[si].sub.Status
+				}
+				si = p.sub
 				ci = ciFor(states[si].seq)
+				subEvents = append(subEvents, states[si].event)
+				st := states[si].sub
+				if st.Status == "past_due" && prev != "past_due" {
+					pastDueSince = t
+				} else if st.Status != "past_due" {
+					pastDueSince = -1
+				}
+				if st.Status == "canceled" && prev != "canceled" && set.ChurnAt == "period_end" && st.CurrentPeriodEnd > t {
+					f := cur
+					frozen, frozenUntil = &f, st.CurrentPeriodEnd
+				}
+			case p.cust >= 0:
+				ci = p.cust
+				custEvents = append(custEvents, custs[ci].event)
 			}
-		case p.cust >= 0:
-			ci = p.cust
 		}
+		g = h
 		if si < 0 {
 			continue
 		}
@@ -576,67 +612,57 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		if ci >= 0 {
 			cd = custs[ci].discount
 		}
-		t := p.at
-		// State transitions the rules depend on, taken as the event that makes them arrives.
-		if p.sub >= 0 {
-			prev := ""
-			if si > 0 {
-				prev = states[si-1].sub.Status
-			}
-			if st.Status == "past_due" && prev != "past_due" {
-				pastDueSince = t
-			} else if st.Status != "past_due" {
-				pastDueSince = -1
-			}
-			if st.Status == "canceled" && prev != "canceled" && set.ChurnAt == "period_end" && st.CurrentPeriodEnd > t {
-				f := cur
-				frozen, frozenUntil = &f, st.CurrentPeriodEnd
-			}
-		}
 		var v MRRValue
-		if st.Status == "canceled" && frozen != nil && t < frozenUntil {
+		switch {
+		case st.Status == "canceled" && frozen != nil && t < frozenUntil:
 			v = *frozen
-		} else {
+		case st.Status != "active" && st.Status != "past_due":
+		case st.Status == "past_due" && set.PastDueDays > 0 && pastDueSince >= 0 && t >= pastDueSince+int64(set.PastDueDays)*86400:
+		default:
 			v = SubscriptionMRR(&st, cd, t, set)
-			if set.PastDueDays > 0 && st.Status == "past_due" && pastDueSince >= 0 && t >= pastDueSince+int64(set.PastDueDays)*86400 && !v.Paused {
-				v = MRRValue{}
-			}
 		}
 		unvalued := v.Unvalued != "" && v.Counts
 		if n := len(out.unvalued); (n == 0 && unvalued) || (n > 0 && out.unvalued[n-1].unvalued != unvalued) {
 			out.unvalued = append(out.unvalued, span{t, unvalued})
 		}
-		if v.MRR != cur.MRR {
-			m := TruthMovement{Livemode: s.cfg.Livemode, Account: s.cfg.Account, Customer: st.Customer, Subscription: id,
-				Amount: v.MRR - cur.MRR, MRRBefore: cur.MRR, MRRAfter: v.MRR, Currency: st.Currency, Settings: set.String(),
-				At: time.Unix(t, 0).UTC(), PeriodStart: time.Unix(st.CurrentPeriodStart, 0).UTC(), TimeDriven: p.rule}
-			switch {
-			case p.sub >= 0:
-				m.SourceEvents = []string{states[si].event}
-			case p.cust >= 0:
-				m.SourceEvents = []string{custs[ci].event}
-			default:
-				m.SourceEvents = []string{states[si].event}
-			}
-			switch {
-			case v.MRR == 0 && v.Paused:
-				m.Kind, lastZero = KindPause, KindPause
-			case v.MRR == 0:
-				m.Kind, lastZero = KindChurn, KindChurn
-			case cur.MRR == 0 && !everPositive:
-				m.Kind = KindNew
-			case cur.MRR == 0 && lastZero == KindPause:
-				m.Kind = KindResume
-			case cur.MRR == 0:
-				m.Kind = KindReactivation
-			case v.MRR > cur.MRR:
-				m.Kind = KindExpansion
-			default:
-				m.Kind = KindContraction
-			}
-			everPositive = everPositive || v.MRR > 0
-			out.moves = append(out.moves, m)
+		if v.Unvalued != "" {
+			v.MRR = cur.MRR // an unvalued instant moves nothing: the log keeps its last figure
 		}
+		if v.MRR == cur.MRR {
+			if v.MRR == 0 && !v.Paused && inPause {
+				inPause, churned = false, true // stopped counting while paused: a return is a reactivation
+			}
+			cur = v
+			continue
+		}
+		m := TruthMovement{Livemode: s.cfg.Livemode, Account: s.cfg.Account, Customer: st.Customer, Subscription: id,
+			Amount: v.MRR - cur.MRR, MRRBefore: cur.MRR, MRRAfter: v.MRR, Currency: st.Currency, Settings: set.String(),
+			At: time.Unix(t, 0).UTC(), PeriodStart: time.Unix(st.CurrentPeriodStart, 0).UTC()}
+		switch {
+		case len(subEvents) > 0:
+			m.SourceEvents = subEvents
+		case len(custEvents) > 0:
+			m.SourceEvents = custEvents
+		default:
+			m.SourceEvents, m.TimeDriven = []string{states[si].event}, true
+		}
+		switch {
+		case v.MRR == 0 && v.Paused:
+			m.Kind, inPause = KindPause, true
+		case v.MRR == 0:
+			m.Kind, churned, inPause = KindChurn, true, false
+		case cur.MRR == 0 && inPause:
+			m.Kind, inPause = KindResume, false
+		case cur.MRR == 0 && churned:
+			m.Kind = KindReactivation
+		case cur.MRR == 0:
+			m.Kind = KindNew
+		case v.MRR > cur.MRR:
+			m.Kind = KindExpansion
+		default:
+			m.Kind = KindContraction
+		}
+		out.moves = append(out.moves, m)
 		cur = v
 	}
 	if !haveNowMark {
