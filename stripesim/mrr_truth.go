@@ -10,7 +10,7 @@ import (
 )
 
 // The simulator's MRR truth: monthly recurring revenue by the definition of issue #16
-// (notes: the MRR spec; the README's "Revenue metrics"), computed from the account's own objects
+// (the README's "MRR: the definition and its settings"), computed from the account's own objects
 // and their history — every state of every subscription and customer as its events rendered
 // them — and never from the ledger's domain package, so that a test comparing the ledger's
 // figures with these compares two computations.
