@@ -919,6 +919,20 @@ func rateInto(c, r string, day int64) (*big.Rat, bool) {
 // Converted amounts stay exact until a day's figure, which is rounded half away from zero.
 func reportingDays(t *MRRTruth, set TruthSettings, first int64, nDays int, currencies []string) []TruthReportingDay {
 	R := set.ReportingCurrency
+	type rateKey struct {
+		c   string
+		day int64
+	}
+	rates := map[rateKey]*big.Rat{}
+	rateInto := func(c, r string, day int64) (*big.Rat, bool) { // memoised: a day's rate is asked for often
+		k := rateKey{c, day}
+		if v, ok := rates[k]; ok {
+			return v, v != nil
+		}
+		v, ok := rateInto(c, r, day)
+		rates[k] = v
+		return v, ok
+	}
 	type exact struct {
 		mrr   *big.Rat
 		kinds map[string]*big.Rat

@@ -523,3 +523,22 @@ func TestMRRTruthOverHTTP(t *testing.T) {
 		t.Fatalf("unknown account: %d", status)
 	}
 }
+
+// BenchmarkTruthMRR is the truth's cost over a played account (customers per b.N-independent
+// size), so a ledger-side test knows what computing it adds: all settings at their defaults plus
+// a reporting currency.
+func BenchmarkTruthMRR(b *testing.B) {
+	for _, customers := range []int{200, 2000} {
+		b.Run(fmt.Sprintf("customers=%d", customers), func(b *testing.B) {
+			sim := stripesim.New(stripesim.Config{Seed: 1, Customers: customers, End: end})
+			sim.Run(time.Time{})
+			set := stripesim.TruthSettings{ReportingCurrency: "usd", FXRateDate: "report_date"}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := sim.TruthMRR(set); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
