@@ -181,7 +181,7 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 	for _, it := range dueItems(sub) {
 		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: lineAmount(sub, it),
 			Currency: sub.Currency, Description: describeItem(it),
-			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity})
+			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: lineQuantity(sub, it)})
 	}
 	inv.Lines = newList("/v1/invoices/"+inv.ID+"/lines", lines)
 	s.objs.add("invoices", inv.ID, inv.Created, inv)
