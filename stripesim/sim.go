@@ -1,7 +1,8 @@
 // Package stripesim is a stateful, seeded Stripe account for tests, benchmarks and the demo.
 //
 // A Sim runs a business on a simulated clock (customers sign up through Checkout or the API,
-// subscribe, renew, fail payments and retry, change plans, pause, cancel, now and then undo a
+// subscribe from a catalogue of every price and coupon shape in five currencies (catalogue.go),
+// renew, fail payments and retry, change plans and quantities, pause, cancel, now and then undo a
 // change within the same second; one-off charges, refunds and disputes; balance transactions with
 // Stripe's fees, daily payouts, payment intents and credit notes: money.go), emits the events Stripe
 // emits at API version 2023-10-16, delivers them as signed webhooks with Stripe's retry,
@@ -18,8 +19,10 @@
 // outages and creation time (DeliveryConfig.Since: nothing older is ever sent). Platform.Runner
 // plays it all; NewPlatformServer serves it, routing each request by the key's mode and the
 // Stripe-Account header. Each scope's TruthMetrics (MRR by Stripe's definition, object counts,
-// succeeded charges) are computed from the Sim's own objects, so a ledger is checked against
-// figures its own code did not produce. PlatformScenarios are the named platforms.
+// succeeded charges) and TruthMRR (daily MRR, ARR and movements under any MRR settings, per
+// currency and in a reporting currency; mrr_truth.go) are computed from the Sim's own objects and
+// their history, so a ledger is checked against figures its own code did not produce.
+// PlatformScenarios are the named platforms.
 package stripesim
 
 import (
@@ -106,6 +109,7 @@ type Sim struct {
 	objs        objects
 	money       *moneyState    // balance, payouts, payment intents, credit notes (money.go)
 	subscribers []func(*Event) // called for each new event, under mu
+	hist        truthHistory   // every state of every subscription and customer, for the MRR truth
 }
 
 // New creates the account and schedules its customers' arrivals; Run plays it.
