@@ -67,7 +67,7 @@ func TestQueryCommand(t *testing.T) {
 	for _, bad := range [][]string{
 		{"query", "charges", "--created-gte", "soon"},
 		{"query", "subscriptions", "--email", "a@b.c"},
-		{"query", "payouts"},
+		{"query", "transfers"},
 		{"query", "charges", "--format", "xml"},
 		{"query", "mrr", "--livemode", "all"},
 		{"query", "revenue", "--account", "everyone"},
