@@ -105,6 +105,9 @@ func (s *Sim) checkoutSubscription(c *Customer, appUser string) {
 	sub := s.startSubscription(c, map[string]string{})
 	cs.Subscription = ptr(sub.ID)
 	cs.AmountTotal = subscriptionAmount(sub)
+	if sub.LatestInvoice != nil {
+		cs.AmountTotal = s.money.invoices[*sub.LatestInvoice].Total // its first invoice's, tax included
+	}
 	if sub.Status == "trialing" {
 		cs.PaymentStatus = "no_payment_required"
 	}
@@ -234,6 +237,9 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity,
 			SubscriptionItem: it.ID})
 	}
+	if reason == "subscription_cycle" {
+		lines = append(lines, s.prorationLines(sub)...)
+	}
 	inv.Lines = newList("/v1/invoices/"+inv.ID+"/lines", lines)
 	s.billLines(sub, inv, amount)
 	s.objs.add("invoices", inv.ID, inv.Created, inv)
@@ -241,7 +247,7 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 	s.emit("invoice.created", inv, inv.ID, nil, false)
 	inv.Status = "open"
 	inv.PaymentIntent = ptr(s.newID("pi", 24))
-	s.newIntent(*inv.PaymentIntent, &inv.Customer, inv, inv.Currency, inv.AmountDue, "Subscription update")
+	s.finalizeIntent(inv)
 	s.emit("invoice.finalized", inv, inv.ID, map[string]any{"status": "draft", "payment_intent": nil}, false)
 	s.pay(sub, inv)
 }
@@ -251,6 +257,10 @@ var retryDelays = []time.Duration{3 * day, 5 * day, 7 * day}
 
 func (s *Sim) pay(sub *Subscription, inv *Invoice) {
 	if inv.Status != "open" || sub.Status == "canceled" {
+		return
+	}
+	if inv.AmountDue == 0 {
+		s.paidWithoutCharge(sub, inv)
 		return
 	}
 	ok := s.chance(0.9)

@@ -589,7 +589,11 @@ type Truth struct {
 	Events     []TruthEvent               `json:"events"`
 	Deliveries *DeliveryStats             `json:"deliveries,omitempty"`
 	Metrics    TruthMetrics               `json:"metrics"`
-	Money      MoneyTruth                 `json:"money"` // fees, net and payouts (money_truth.go)
+	// MoneyObjects are the current objects of MoneyKinds, by kind, newest first. They are
+	// apart from Objects, whose kinds all have events a ledger folds: balance transactions
+	// have none.
+	MoneyObjects map[string]json.RawMessage `json:"money_objects"`
+	Money        MoneyTruth                 `json:"money"` // fees, net and payouts (money_truth.go)
 }
 
 // TruthEvent summarises one event.
@@ -608,7 +612,7 @@ func (s *Sim) Truth() Truth {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	t := Truth{Livemode: s.cfg.Livemode, Account: s.cfg.Account, Now: s.now, Done: !s.now.Before(s.cfg.End),
-		Objects: map[string]json.RawMessage{}, Metrics: s.truthMetrics(), Money: s.moneyTruth()}
+		Objects: map[string]json.RawMessage{}, MoneyObjects: map[string]json.RawMessage{}, Metrics: s.truthMetrics(), Money: s.moneyTruth()}
 	for _, kind := range append(slices.Clone(Kinds), MoneyKinds...) {
 		var vs []any
 		for _, o := range s.objs.list(kind) {
@@ -618,7 +622,11 @@ func (s *Sim) Truth() Truth {
 			vs = []any{}
 		}
 		raw, _ := json.Marshal(vs)
-		t.Objects[kind] = raw
+		if slices.Contains(MoneyKinds, kind) {
+			t.MoneyObjects[kind] = raw
+		} else {
+			t.Objects[kind] = raw
+		}
 	}
 	for _, ev := range s.events {
 		t.Events = append(t.Events, TruthEvent{ev.ID, ev.Type, ev.Created, ev.ObjectID, ev.Delivered, ev.GaveUp, ev.Attempts})

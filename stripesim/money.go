@@ -56,8 +56,12 @@ type moneyState struct {
 
 	invoices map[string]*Invoice // by ID, for credit notes
 	intents  map[string]*PaymentIntent
-	taxRates map[string]*TaxRate // by currency
-	cnCount  map[string]int      // credit notes per invoice, for their numbers
+	taxRates map[string]string // txr_… by currency (vatRates)
+	cnCount  map[string]int    // credit notes per invoice, for their numbers
+
+	changes map[string][]itemsChange // subscription → item changes since its last invoice
+	billed  map[string]Period        // subscription → the period its last invoice billed
+	balance map[string]int64         // customer → balance (≤ 0: credit from prorations)
 }
 
 func newMoney(s *Sim) *moneyState {
@@ -65,15 +69,12 @@ func newMoney(s *Sim) *moneyState {
 		rng:    rand.New(rand.NewPCG(s.cfg.Seed^0x6d6f6e6579, s.cfg.Seed^0x243f6a8885a308d3)),
 		settle: s.cfg.SettlementCurrency,
 		listed: map[string][]*BalanceTransaction{}, invoices: map[string]*Invoice{},
-		intents: map[string]*PaymentIntent{}, taxRates: map[string]*TaxRate{}, cnCount: map[string]int{},
+		intents: map[string]*PaymentIntent{}, taxRates: map[string]string{}, cnCount: map[string]int{},
+		changes: map[string][]itemsChange{}, billed: map[string]Period{}, balance: map[string]int64{},
 	}
 	m.bank = randomID(m.rng, "ba", 24)
 	for _, tr := range vatRates {
-		r := &TaxRate{ID: randomID(m.rng, "txr", 24), Object: "tax_rate", Active: true, Country: ptr(tr.country),
-			Created: s.cfg.Start.Unix(), Description: ptr("VAT " + tr.country), DisplayName: "VAT",
-			Inclusive: false, Jurisdiction: ptr(tr.country), Livemode: s.cfg.Livemode, Metadata: map[string]string{},
-			Percentage: json.Number(tr.percent), TaxType: ptr("vat")}
-		m.taxRates[tr.currency] = r
+		m.taxRates[tr] = randomID(m.rng, "txr", 24)
 	}
 	// The first automatic payout runs at the first midnight (UTC) after the account opens.
 	first := s.cfg.Start.UTC().Truncate(day).Add(day)

@@ -8,6 +8,8 @@ type MoneyTruth struct {
 	Livemode           bool   `json:"livemode"`
 	Account            string `json:"account,omitempty"`
 	SettlementCurrency string `json:"settlement_currency"`
+	// Counts is the number of objects of each of MoneyKinds.
+	Counts map[string]int `json:"counts"`
 	// Balances are per currency of the balance transactions (the settlement currency).
 	Balances map[string]TruthBalance `json:"balances"`
 	// Payouts are every payout, oldest first.
@@ -89,7 +91,10 @@ func (s *Sim) MoneyTruth() MoneyTruth {
 
 func (s *Sim) moneyTruth() MoneyTruth {
 	t := MoneyTruth{Livemode: s.cfg.Livemode, Account: s.cfg.Account, SettlementCurrency: s.cfg.SettlementCurrency,
-		Balances: map[string]TruthBalance{}, Payouts: []TruthPayout{}, Charges: map[string]TruthTxn{}}
+		Counts: map[string]int{}, Balances: map[string]TruthBalance{}, Payouts: []TruthPayout{}, Charges: map[string]TruthTxn{}}
+	for _, kind := range MoneyKinds {
+		t.Counts[kind] = len(s.objs.kinds[kind])
+	}
 	byPayout := map[string]*TruthPayout{}
 	for _, l := range s.objs.kinds["payouts"] {
 		po := l.v.(*Payout)

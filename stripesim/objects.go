@@ -125,8 +125,8 @@ type InvoiceLine struct {
 	Subscription       *string           `json:"subscription"`
 	SubscriptionItem   string            `json:"subscription_item"`
 	TaxAmounts         []TaxAmount       `json:"tax_amounts"`
-	TaxRates           []TaxRate         `json:"tax_rates"`
-	Type               string            `json:"type"` // subscription
+	TaxRates           []any             `json:"tax_rates"` // always empty: see billLines
+	Type               string            `json:"type"`      // subscription
 }
 
 type Period struct {
@@ -135,29 +135,34 @@ type Period struct {
 }
 
 type Invoice struct {
-	ID              string            `json:"id"`
-	Object          string            `json:"object"`
-	AmountDue       int64             `json:"amount_due"`
-	AmountPaid      int64             `json:"amount_paid"`
-	AmountRemaining int64             `json:"amount_remaining"`
-	AttemptCount    int               `json:"attempt_count"`
-	Attempted       bool              `json:"attempted"`
-	BillingReason   string            `json:"billing_reason"`
-	Charge          *string           `json:"charge"`
-	Created         int64             `json:"created"`
-	Currency        string            `json:"currency"`
-	Customer        string            `json:"customer"`
-	Lines           List[InvoiceLine] `json:"lines"`
-	Livemode        bool              `json:"livemode"`
-	NextPaymentAt   *int64            `json:"next_payment_attempt"`
-	Number          string            `json:"number"`
-	Paid            bool              `json:"paid"`
-	PaymentIntent   *string           `json:"payment_intent"`
-	PeriodEnd       int64             `json:"period_end"`
-	PeriodStart     int64             `json:"period_start"`
-	Status          string            `json:"status"`
-	Subscription    *string           `json:"subscription"`
-	Subtotal        int64             `json:"subtotal"`
+	ID              string  `json:"id"`
+	Object          string  `json:"object"`
+	AmountDue       int64   `json:"amount_due"`
+	AmountPaid      int64   `json:"amount_paid"`
+	AmountRemaining int64   `json:"amount_remaining"`
+	AttemptCount    int     `json:"attempt_count"`
+	Attempted       bool    `json:"attempted"`
+	BillingReason   string  `json:"billing_reason"`
+	Charge          *string `json:"charge"`
+	Created         int64   `json:"created"`
+	Currency        string  `json:"currency"`
+	Customer        string  `json:"customer"`
+	// EndingBalance is the customer's balance after the invoice (negative: credit left, from
+	// proration credits larger than what was due).
+	EndingBalance *int64            `json:"ending_balance"`
+	Lines         List[InvoiceLine] `json:"lines"`
+	Livemode      bool              `json:"livemode"`
+	NextPaymentAt *int64            `json:"next_payment_attempt"`
+	Number        string            `json:"number"`
+	Paid          bool              `json:"paid"`
+	PaymentIntent *string           `json:"payment_intent"`
+	PeriodEnd     int64             `json:"period_end"`
+	PeriodStart   int64             `json:"period_start"`
+	// StartingBalance is the customer's balance applied to amount_due (negative: a credit).
+	StartingBalance int64   `json:"starting_balance"`
+	Status          string  `json:"status"`
+	Subscription    *string `json:"subscription"`
+	Subtotal        int64   `json:"subtotal"`
 	// SubtotalExcludingTax equals Subtotal: the simulator's taxes are exclusive.
 	SubtotalExcludingTax *int64           `json:"subtotal_excluding_tax"`
 	Tax                  *int64           `json:"tax"` // null when no tax rate applies
@@ -370,8 +375,8 @@ type CreditNoteLine struct {
 	Livemode           bool             `json:"livemode"`
 	Quantity           *int64           `json:"quantity"`
 	TaxAmounts         []TaxAmount      `json:"tax_amounts"`
-	TaxRates           []TaxRate        `json:"tax_rates"`
-	Type               string           `json:"type"` // invoice_line_item, custom_line_item
+	TaxRates           []any            `json:"tax_rates"` // always empty, as the invoice line's
+	Type               string           `json:"type"`      // invoice_line_item, custom_line_item
 	UnitAmount         *int64           `json:"unit_amount"`
 }
 
@@ -388,21 +393,4 @@ type TaxAmount struct {
 	TaxRate          string  `json:"tax_rate"`
 	TaxabilityReason *string `json:"taxability_reason"`
 	TaxableAmount    *int64  `json:"taxable_amount"`
-}
-
-type TaxRate struct {
-	ID                  string            `json:"id"`
-	Object              string            `json:"object"`
-	Active              bool              `json:"active"`
-	Country             *string           `json:"country"`
-	Created             int64             `json:"created"`
-	Description         *string           `json:"description"`
-	DisplayName         string            `json:"display_name"`
-	EffectivePercentage *json.Number      `json:"effective_percentage"`
-	Inclusive           bool              `json:"inclusive"`
-	Jurisdiction        *string           `json:"jurisdiction"`
-	Livemode            bool              `json:"livemode"`
-	Metadata            map[string]string `json:"metadata"`
-	Percentage          json.Number       `json:"percentage"`
-	TaxType             *string           `json:"tax_type"`
 }

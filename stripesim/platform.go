@@ -307,6 +307,16 @@ func (p *Platform) Truth(sc Scope) (t Truth, ok bool) {
 	return s.Truth(), true
 }
 
+// MoneyTruth is one scope's money figures (Sim.MoneyTruth); ok is false for a scope the
+// platform does not have.
+func (p *Platform) MoneyTruth(sc Scope) (t MoneyTruth, ok bool) {
+	s := p.sims[sc]
+	if s == nil {
+		return MoneyTruth{}, false
+	}
+	return s.MoneyTruth(), true
+}
+
 // Metrics are every scope's TruthMetrics, in Scopes order.
 func (p *Platform) Metrics() []TruthMetrics {
 	out := make([]TruthMetrics, len(p.scopes))

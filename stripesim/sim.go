@@ -2,7 +2,8 @@
 //
 // A Sim runs a business on a simulated clock (customers sign up through Checkout or the API,
 // subscribe, renew, fail payments and retry, change plans, pause, cancel, now and then undo a
-// change within the same second; one-off charges, refunds and disputes), emits the events Stripe
+// change within the same second; one-off charges, refunds and disputes; balance transactions with
+// Stripe's fees, daily payouts, payment intents and credit notes: money.go), emits the events Stripe
 // emits at API version 2023-10-16, delivers them as signed webhooks with Stripe's retry,
 // duplicate and reordering behaviour (and configurable outages), and serves the Events API and
 // object lists with Stripe's semantics (see Server). The same seed and scenario give the same
