@@ -229,10 +229,10 @@ func TestBalanceJobSurvivesStripeErrors(t *testing.T) {
 		}
 		n++
 		switch {
-		case n%7 == 1:
-			return http.StatusTooManyRequests // retried after Retry-After
 		case r.URL.Query().Get("payout") == broken:
 			return http.StatusInternalServerError // every time: beyond the retries
+		case n%7 == 1:
+			return http.StatusTooManyRequests // retried after Retry-After
 		}
 		return 0
 	})

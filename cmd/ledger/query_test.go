@@ -68,6 +68,7 @@ func TestQueryCommand(t *testing.T) {
 		{"query", "charges", "--created-gte", "soon"},
 		{"query", "subscriptions", "--email", "a@b.c"},
 		{"query", "payouts", "--match", "maybe"},
+		{"query", "transfers"},
 		{"query", "charges", "--format", "xml"},
 		{"query", "mrr", "--livemode", "all"},
 		{"query", "revenue", "--account", "everyone"},

@@ -79,6 +79,9 @@ func TestServeReconcilesAnOutage(t *testing.T) {
 		t.Fatalf("%d subscriptions differ from the account (%v)", differ, err)
 	}
 	for kind, raw := range truth.Objects {
+		if kind == "balance_transactions" {
+			continue // no event carries them: the balance job fetches them, and this schedule has none
+		}
 		var objs []json.RawMessage
 		_ = json.Unmarshal(raw, &objs)
 		var n int
