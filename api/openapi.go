@@ -109,7 +109,7 @@ var openAPI = sync.OnceValue(func() []byte {
 		for _, f := range res.Filters {
 			params = append(params, param(f, "query", "only rows whose "+f+" equals this", str))
 		}
-		params = append(params, param("as_of", "query", "the state at this time, folded from the log", str))
+		params = append(params, asOfParam, knownAtParam)
 		list := map[string]any{"type": "object", "required": []string{"object", "data", "has_more"}, "properties": map[string]any{
 			"object": str, "data": map[string]any{"type": "array", "items": ref(schemaName)},
 			"has_more": map[string]any{"type": "boolean"}, "next_cursor": str}}
@@ -117,8 +117,7 @@ var openAPI = sync.OnceValue(func() []byte {
 		ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": str}
 		paths["/api/v1/"+res.Table] = map[string]any{"get": map[string]any{"summary": "List " + res.Table, "parameters": params,
 			"responses": with(ok)}}
-		getParams := []any{param("id", "path", "Stripe ID", str),
-			param("as_of", "query", "the state at this time, folded from the log", str)}
+		getParams := []any{param("id", "path", "Stripe ID", str), asOfParam, knownAtParam}
 		one := map[string]any{"type": "object", "required": []string{"object", "events"}, "properties": map[string]any{
 			"object": ref(schemaName), "events": map[string]any{"type": "array", "items": ref("Event")}}}
 		paths["/api/v1/"+res.Table+"/{id}"] = map[string]any{"get": map[string]any{"summary": "One " + name + " and the events that produced it",
@@ -239,3 +238,10 @@ func camel(name string) string {
 	}
 	return b.String()
 }
+
+// The bitemporal parameters of every list and get (query.At): both are answered from the read
+// models' history tables and may be given together.
+var (
+	asOfParam    = param("as_of", "query", "Stripe's timeline at this time (RFC 3339 or date): each object folded from its events created at or before it; objects created after it are absent", str)
+	knownAtParam = param("known_at", "query", "what the ledger knew then: position:N (the log up to position N) or a time (RFC 3339 or date: the log as it stood then); events appended later, such as reconciliation's repairs, are left out", str)
+)

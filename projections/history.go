@@ -343,13 +343,14 @@ type Cut struct {
 	// AsOf is Stripe's time: the objects as the events created at or before it make them (zero:
 	// every event). An object exists at AsOf once it was created (its created <= AsOf).
 	AsOf time.Time
-	// KnownAt is a log position: what the ledger knew once it held the events up to it (0:
-	// every event it holds).
+	// KnownAt, when Known, is a log position: what the ledger knew once it held the events up
+	// to it (0: nothing yet). Without Known, every event it holds.
 	KnownAt int64
+	Known   bool
 }
 
 // IsZero says the cut is now: the current rows answer it.
-func (c Cut) IsZero() bool { return c.AsOf.IsZero() && c.KnownAt == 0 }
+func (c Cut) IsZero() bool { return c.AsOf.IsZero() && !c.Known }
 
 // Querier is what ReadAt reads with: a pool, a connection or a transaction.
 type Querier interface {
@@ -395,7 +396,7 @@ func cutSQL(m *Model, cut Cut, sel Select) (string, []any) {
 		// An object Stripe created after T did not exist at T; the condition also bounds the walk.
 		pre = append(pre, "h.valid_from <= "+t, "h.created <= "+t)
 	}
-	if cut.KnownAt > 0 {
+	if cut.Known {
 		pre = append(pre, "h.known_from <= "+arg(cut.KnownAt))
 	}
 	where := ""
