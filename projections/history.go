@@ -488,3 +488,34 @@ func versionEvent(m *Model, row []any) string {
 	id, _ := row[columnIndex(m, "event_id")].(string)
 	return id
 }
+
+// VersionsSQL is a query of m's rows at a cut, one per object, for a FROM clause: asOf and
+// knownAt are SQL expressions (parameters, say) for the cut's bounds, "" for none; pre are
+// conditions on what an object's versions share (created, scope), over alias h. Columns
+// derived from other models are NULL in it (see ReadAt for rows with them).
+func VersionsSQL(m *Model, asOf, knownAt string, pre ...string) string {
+	conds := slices.Clone(pre) // on what an object's versions share (created, scope), over alias h
+	if asOf != "" {
+		conds = append(conds, "h.valid_from <= "+asOf, "h.created <= "+asOf)
+	}
+	if knownAt != "" {
+		conds = append(conds, "h.known_from <= "+knownAt)
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	// Newest first by the primary key, walked backwards: the first row of each object is its
+	// version at the cut.
+	return fmt.Sprintf(`SELECT DISTINCT ON (h.id) %s FROM ledger.%s h%s ORDER BY h.id DESC, h.valid_from DESC, h.known_from DESC`,
+		"h."+strings.Join(m.ColumnNames(), ", h."), m.HistoryTable(), where)
+}
+
+// ChildVersionsSQL is a query of child table c's rows as known at the log position knownAt (an
+// SQL expression), for a FROM clause: per child key, its latest change up to then, unless it
+// was gone.
+func ChildVersionsSQL(c *Child, knownAt string) string {
+	keys := "h." + strings.Join(c.PrimaryKey, ", h.")
+	return fmt.Sprintf(`SELECT * FROM (SELECT DISTINCT ON (%s) %s, h.gone FROM ledger.%s h WHERE h.known_from <= %s ORDER BY %s, h.known_from DESC) v WHERE NOT v.gone`,
+		keys, "h."+strings.Join(columnNames(c.Columns), ", h."), c.Table+historySuffix, knownAt, keys)
+}

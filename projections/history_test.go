@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/query"
 	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/stripesim"
 	"github.com/stripeledger/ledger/webhook"
@@ -174,6 +177,56 @@ func TestHistoryAnswersEqualAFoldOfTheCutLog(t *testing.T) {
 		t.Fatal("the repaired events changed nothing as of the outage: the cuts test nothing")
 	}
 
+	// The MRR series as known before the repair: each month's MRR is the MRR of the
+	// subscriptions folded from the log cut at that month's end and that position.
+	q := query.New(a.db.Pool, query.Config{})
+	for _, known := range []int64{a.beforeRepair, a.end} {
+		v := url.Values{"interval": {"month"}, "from": {start.Format("2006-01-02")}, "to": {a.sim.Config().End.Format("2006-01-02")},
+			"known_at": {fmt.Sprintf("position:%d", known)}}
+		metric, err := query.ParseMetric("mrr", v, a.sim.Config().End)
+		if err != nil {
+			t.Fatal(err)
+		}
+		series, err := q.Series(ctx, metric)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, raw := range series {
+			var p struct {
+				Period   string `json:"period"`
+				Currency string `json:"currency"`
+				MRR      int64  `json:"mrr"`
+			}
+			if err := json.Unmarshal(raw, &p); err != nil {
+				t.Fatal(err)
+			}
+			month, _ := time.Parse("2006-01-02", p.Period)
+			monthEnd := month.AddDate(0, 1, 0).Add(-time.Second)
+			if monthEnd.After(a.sim.Config().End) {
+				continue
+			}
+			subs, err := projections.AsOf(ctx, a.db.Pool, projections.Subscriptions, projections.Cut{AsOf: monthEnd, KnownAt: known, Known: true}, "", domain.Identity{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, mrr := columnOf(projections.Subscriptions, "currency"), columnOf(projections.Subscriptions, "mrr")
+			var want int64
+			for _, r := range subs {
+				if r[cur] == p.Currency {
+					want += r[mrr].(int64)
+				}
+			}
+			if p.MRR != want {
+				t.Errorf("MRR in %s for %s known at %d: series %d, fold of the cut log %d", p.Currency, p.Period, known, p.MRR, want)
+			}
+			checked++
+		}
+		if checked < 2 {
+			t.Fatalf("%d months checked", checked)
+		}
+	}
+
 	live := dumpTables(t, a.db, projections.HistoryTables())
 	if _, err := projections.Rebuild(ctx, a.db.Pool, projections.Config{}); err != nil {
 		t.Fatal(err)
@@ -187,6 +240,10 @@ func TestHistoryAnswersEqualAFoldOfTheCutLog(t *testing.T) {
 	if live["charges_history"] == "" || live["subscription_movements_history"] == "" {
 		t.Fatal("no history written")
 	}
+}
+
+func columnOf(m *projections.Model, name string) int {
+	return slices.IndexFunc(m.Columns, func(c projections.Column) bool { return c.Name == name })
 }
 
 // dumpTables is the tables' rows as JSON, in a stable order.
