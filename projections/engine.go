@@ -225,6 +225,7 @@ func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []strin
 	// Write, and find the dependents to fold next.
 	w := &writes{}
 	w.quarantine(e.projection, poison)
+	e.writeHistories(w, m, out) // before write derives the rows: history keeps them underived
 	for _, r := range out {
 		e.write(w, m, r, in)
 	}
@@ -313,7 +314,7 @@ func (e *engine) foldHistories(m *Model, h *histories, ids []string, rewrite idS
 		}
 		poison = append(poison, p...)
 		evs := arrivals(byObject[id], func(eventID string) int64 { return records[eventID].Position }, p)
-		f.history = liveHistory(m, id, evs, h.written[id], rewrite[m.Table+"/"+id])
+		f.history = liveHistory(m, id, evs, h.written[id], rewrite[m.Table+"/"+id], f.row)
 		out = append(out, f)
 	}
 	return out, poison
@@ -419,7 +420,6 @@ func columnIndex(m *Model, name string) int {
 
 // write queues an object's row (or its deletion), its children and its ambiguities.
 func (e *engine) write(w *writes, m *Model, f folded, in inputs) {
-	e.writeHistory(w, m, f.id, f.history)
 	w.queue("", fmt.Sprintf(`DELETE FROM %s WHERE model = $1 AND object_id = $2`, e.table(ambiguitiesTable.name)), m.Table, f.id)
 	for _, row := range ambiguityRows(m, f) {
 		w.queue("", insertSQL(e.table(ambiguitiesTable.name), columnNames(ambiguitiesTable.columns)), row...)

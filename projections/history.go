@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,10 @@ import (
 // the child rows known at P are, per child key, the latest change at or before P that is not
 // gone. They follow known_at only: an as-of reader of children cuts them by their own time
 // column (a movement's at).
+
+// historyOff turns the writing of history off: for the benchmarks that measure what history
+// costs the live runner and replay (export_test.go). The tables are made all the same.
+var historyOff atomic.Bool
 
 // historySuffix names a table's history table.
 const historySuffix = "_history"
@@ -122,7 +127,10 @@ type objectHistory struct {
 // historyOf computes the history rows of the arrivals of one object from index from on (evs
 // sorted by position; those before from are already written). It folds without derivations:
 // see the package's history comment.
-func historyOf(m *Model, id string, evs []arrival, from int) objectHistory {
+//
+// latest, when not nil, is the fold of every event in evs (the object's row before it is
+// derived): the last arrival's last version, which the caller has already folded.
+func historyOf(m *Model, id string, evs []arrival, from int, latest any) objectHistory {
 	var h objectHistory
 	h.children = make([][][]any, len(m.Children))
 	var prev []map[string][]any // per child, the rows of the fold before this arrival, by key
@@ -138,25 +146,30 @@ func historyOf(m *Model, id string, evs []arrival, from int) objectHistory {
 			}
 		}
 		slices.Sort(seconds)
-		var latest any
+		var last any
 		for i, s := range seconds {
 			limit := s
 			if i == len(seconds)-1 {
 				limit = -1 // every known event
 			}
-			row := foldFacts(m, known, limit)
+			var row any
+			if limit < 0 && j == len(evs)-1 && latest != nil {
+				row = latest
+			} else {
+				row = foldFacts(m, known, limit)
+			}
 			if row == nil {
 				continue
 			}
 			if limit < 0 {
-				latest = row
+				last = row
 			}
 			h.rows = append(h.rows, append(m.impl.values(row), ts(s), evs[j].position))
 		}
 		if len(m.Children) == 0 {
 			continue
 		}
-		cur := childSets(m, latest)
+		cur := childSets(m, last)
 		for ci := range m.Children {
 			for k, row := range cur[ci] {
 				if old, ok := prev[ci][k]; !ok || !sameRow(old, row) {
@@ -246,7 +259,10 @@ func arrivals(facts []domain.Fact, position func(eventID string) int64, poison [
 
 // liveHistory is what the live runner writes for one object: the arrivals after those already
 // written, or the whole history again when what is written is not a prefix of evs.
-func liveHistory(m *Model, id string, evs []arrival, written []int64, rewrite bool) *objectHistory {
+func liveHistory(m *Model, id string, evs []arrival, written []int64, rewrite bool, latest any) *objectHistory {
+	if historyOff.Load() {
+		return nil
+	}
 	from := len(written)
 	if !rewrite {
 		if from > len(evs) {
@@ -266,7 +282,7 @@ func liveHistory(m *Model, id string, evs []arrival, written []int64, rewrite bo
 	if from == len(evs) && !rewrite {
 		return nil
 	}
-	h := historyOf(m, id, evs, from)
+	h := historyOf(m, id, evs, from, latest)
 	h.rewrite = rewrite
 	return &h
 }
@@ -286,56 +302,39 @@ func (e *engine) queueWrittenArrivals(b *pgx.Batch, m *Model, ids []string, out 
 	})
 }
 
-// writeHistory queues an object's history rows (after dropping its old ones, for a rewrite).
-func (e *engine) writeHistory(w *writes, m *Model, id string, h *objectHistory) {
-	if h == nil {
-		return
-	}
+// writeHistories queues the history rows of a batch's objects of m: the deletions of those
+// written again, then every table's new rows.
+func (e *engine) writeHistories(w *writes, m *Model, out []folded) {
 	hts := m.historyTables()
-	if h.rewrite {
-		w.queue("", fmt.Sprintf(`DELETE FROM %s WHERE id = $1`, e.table(hts[0].name)), id)
-		for i, c := range m.Children {
-			w.queue("", fmt.Sprintf(`DELETE FROM %s WHERE %s = $1`, e.table(hts[1+i].name), c.Key), id)
+	rows := make([][][]any, len(hts))
+	for _, f := range out {
+		h := f.history
+		if h == nil {
+			continue
 		}
-	}
-	if len(h.rows) > 0 {
-		w.queue(versionEvent(m, h.rows[len(h.rows)-1]), insertRowsSQL(e.table(hts[0].name), hts[0].columns, len(h.rows)), flatten(h.rows)...)
-	}
-	for i := range m.Children {
-		if rows := h.children[i]; len(rows) > 0 {
-			w.queue("", insertRowsSQL(e.table(hts[1+i].name), hts[1+i].columns, len(rows)), flatten(rows)...)
-		}
-	}
-}
-
-// insertRowsSQL inserts n rows in one statement.
-func insertRowsSQL(t string, cols []Column, n int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", t, strings.Join(columnNames(cols), ", "))
-	k := 0
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for j := range cols {
-			if j > 0 {
-				b.WriteString(", ")
+		if h.rewrite {
+			w.queue("", fmt.Sprintf(`DELETE FROM %s WHERE id = $1`, e.table(hts[0].name)), f.id)
+			for i, c := range m.Children {
+				w.queue("", fmt.Sprintf(`DELETE FROM %s WHERE %s = $1`, e.table(hts[1+i].name), c.Key), f.id)
 			}
-			k++
-			fmt.Fprintf(&b, "$%d", k)
 		}
-		b.WriteByte(')')
+		rows[0] = append(rows[0], h.rows...)
+		for i := range m.Children {
+			rows[1+i] = append(rows[1+i], h.children[i]...)
+		}
 	}
-	return b.String()
-}
-
-func flatten(rows [][]any) []any {
-	var out []any
-	for _, r := range rows {
-		out = append(out, r...)
+	// One statement a row, the same text for every row of a table: prepared once per
+	// connection, where a statement of many rows would be prepared again for every batch size.
+	for i, t := range hts {
+		sql := insertSQL(e.table(t.name), columnNames(t.columns))
+		for _, row := range rows[i] {
+			blame := ""
+			if i == 0 {
+				blame = versionEvent(m, row)
+			}
+			w.queue(blame, sql, row...)
+		}
 	}
-	return out
 }
 
 // Cut is a point in the ledger's two times. The zero Cut is now.
