@@ -67,6 +67,8 @@ var (
 		Comment: "The log position (ledger.events.position) of the event whose arrival made this version: the ledger knew it from then on."}
 	goneColumn = Column{Name: "gone", Type: "boolean",
 		Comment: "True when the parent's fold lost this child row at known_from; false when it gained or changed it."}
+	knownToColumn = Column{Name: "known_to", Type: "bigint", Null: true,
+		Comment: "The log position of the next change of this child row (its key), from which this one no longer holds; NULL while it is the latest."}
 )
 
 // HistoryTable is the name of model m's history table.
@@ -101,10 +103,9 @@ func (m *Model) historyTables() []table {
 	out := []table{{name: m.HistoryTable(), columns: cols, primaryKey: []string{"id", "valid_from", "known_from"}, indexes: indexes, labels: labels,
 		comment: "Every version of ledger." + m.Table + " (bitemporal history): the row as of each Stripe second (valid_from) as known from each log position (known_from). Columns derived from other read models are NULL here: the API derives them at the cut. Written with the rows, rebuilt by replay."}}
 	for _, c := range m.Children {
-		out = append(out, table{name: c.Table + historySuffix, columns: append(slices.Clone(c.Columns), knownFromColumn, goneColumn),
+		out = append(out, table{name: c.Table + historySuffix, columns: append(slices.Clone(c.Columns), knownFromColumn, goneColumn, knownToColumn),
 			primaryKey: append(slices.Clone(c.PrimaryKey), "known_from"),
-			indexes:    []string{strings.Join(c.PrimaryKey, ", ") + ", known_from DESC"},
-			labels:     map[string]string{strings.Join(c.PrimaryKey, ", ") + ", known_from DESC": "latest"},
+			indexes:    []string{c.Key},
 			comment:    "Every change of ledger." + c.Table + " as the ledger learned it: the rows its parent's fold gained, changed or lost (gone) at each log position (known_from). Rebuilt by replay."})
 	}
 	return out
@@ -173,20 +174,46 @@ func historyOf(m *Model, id string, evs []arrival, from int, latest any) objectH
 		for ci := range m.Children {
 			for k, row := range cur[ci] {
 				if old, ok := prev[ci][k]; !ok || !sameRow(old, row) {
-					h.children[ci] = append(h.children[ci], append(slices.Clone(row), evs[j].position, false))
+					h.children[ci] = append(h.children[ci], append(slices.Clone(row), evs[j].position, false, nil))
 				}
 			}
 			for k, row := range prev[ci] {
 				if _, ok := cur[ci][k]; !ok {
-					h.children[ci] = append(h.children[ci], append(slices.Clone(row), evs[j].position, true))
+					h.children[ci] = append(h.children[ci], append(slices.Clone(row), evs[j].position, true, nil))
 				}
 			}
-			slices.SortFunc(h.children[ci], func(a, b []any) int { return cmp.Compare(rowKey(a), rowKey(b)) })
+			// This arrival's changes in key order (the maps' order is random); earlier arrivals'
+			// stay before them.
+			n := len(m.Children[ci].Columns)
+			slices.SortStableFunc(h.children[ci], func(a, b []any) int {
+				return cmp.Or(cmp.Compare(a[n].(int64), b[n].(int64)), cmp.Compare(rowKey(a[:n]), rowKey(b[:n])))
+			})
 		}
 		prev = cur
 	}
+	// Each change ends the one before it of the same key.
+	for ci, c := range m.Children {
+		n := len(c.Columns)
+		last := map[string]int{}
+		for i, row := range h.children[ci] {
+			k := rowKey(childKey(c, row))
+			if p, ok := last[k]; ok {
+				h.children[ci][p][n+2] = row[n]
+			}
+			last[k] = i
+		}
+	}
 	_ = id
 	return h
+}
+
+// childKey is a child row's primary key values.
+func childKey(c *Child, row []any) []any {
+	out := make([]any, len(c.PrimaryKey))
+	for k, name := range c.PrimaryKey {
+		out[k] = row[slices.IndexFunc(c.Columns, func(col Column) bool { return col.Name == name })]
+	}
+	return out
 }
 
 // foldFacts folds the events among evs created at or before second limit (all of them when
@@ -319,8 +346,26 @@ func (e *engine) writeHistories(w *writes, m *Model, out []folded) {
 			}
 		}
 		rows[0] = append(rows[0], h.rows...)
-		for i := range m.Children {
+		for i, c := range m.Children {
 			rows[1+i] = append(rows[1+i], h.children[i]...)
+			if h.rewrite {
+				continue
+			}
+			// The first change of a key in these rows ends the latest one written before.
+			seen := map[string]bool{}
+			keys := make([]string, len(c.PrimaryKey))
+			for k, name := range c.PrimaryKey {
+				keys[k] = fmt.Sprintf("%s = $%d", name, k+2)
+			}
+			end := fmt.Sprintf(`UPDATE %s SET known_to = $1 WHERE %s AND known_to IS NULL AND known_from < $1`,
+				e.table(hts[1+i].name), strings.Join(keys, " AND "))
+			for _, row := range h.children[i] {
+				kv := childKey(c, row)
+				if k := rowKey(kv); !seen[k] {
+					seen[k] = true
+					w.queue("", end, append([]any{row[len(c.Columns)]}, kv...)...)
+				}
+			}
 		}
 	}
 	// One statement a row, the same text for every row of a table: prepared once per
@@ -514,7 +559,7 @@ func VersionsSQL(m *Model, asOf, knownAt string, pre ...string) string {
 // SQL expression), for a FROM clause: per child key, its latest change up to then, unless it
 // was gone.
 func ChildVersionsSQL(c *Child, knownAt string) string {
-	keys := "h." + strings.Join(c.PrimaryKey, ", h.")
-	return fmt.Sprintf(`SELECT * FROM (SELECT DISTINCT ON (%s) %s, h.gone FROM ledger.%s h WHERE h.known_from <= %s ORDER BY %s, h.known_from DESC) v WHERE NOT v.gone`,
-		keys, "h."+strings.Join(columnNames(c.Columns), ", h."), c.Table+historySuffix, knownAt, keys)
+	// known_to links each change to the next: one pass, no sort.
+	return fmt.Sprintf(`SELECT %s FROM ledger.%s h WHERE h.known_from <= %[3]s AND (h.known_to IS NULL OR h.known_to > %[3]s) AND NOT h.gone`,
+		"h."+strings.Join(columnNames(c.Columns), ", h."), c.Table+historySuffix, knownAt)
 }
