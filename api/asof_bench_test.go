@@ -22,10 +22,11 @@ import (
 	"github.com/stripeledger/ledger/stripesim"
 )
 
-// Bitemporal history at finance scale. A simulated account's log is folded by replay, which
-// writes its history tables; their rows are then replicated in SQL (INSERT … SELECT, new IDs,
-// Stripe times moved back 90 days a copy, log positions moved so that older copies were known
-// earlier) to the benchmark's size: charges_history (with the disputes it derives from) to the
+// Bitemporal history at finance scale. A simulated account's log (90 days) is folded by replay,
+// which writes its history tables; their rows are then replicated in SQL (INSERT … SELECT, new
+// IDs; copy n's Stripe times moved back n × 2 years / copies, and its log positions back as
+// many positions as the log holds for that much time, so that the copies fill two years as one
+// busier account would, known in the order they happened) to the benchmark's size: charges_history (with the disputes it derives from) to the
 // number of charges, subscription_movements_history to a tenth as many subscriptions. Built once
 // per size and kept on the test server (testkit.Cached).
 
@@ -87,8 +88,8 @@ func buildHistory(ctx context.Context, pool *pgxpool.Pool, charges int) error {
 
 // replicate adds copies 1..copies of table's rows (the objects of at most limit copies' worth,
 // -1 for all): the suffix columns get "_<copy>", the Stripe times (created, valid_from,
-// event_created, at) move back 90 days a copy, known_from moves by head a copy so that copy n
-// was known before copy n-1, and the originals are moved to be known last.
+// event_created, at) and known_from move back a step a copy, and the originals are moved to be
+// known last.
 func replicate(ctx context.Context, pool *pgxpool.Pool, table, id string, suffix []string, copies, limit int, head int64) error {
 	rows, err := pool.Query(ctx, `SELECT column_name FROM information_schema.columns WHERE table_schema = 'ledger' AND table_name = $1 ORDER BY ordinal_position`, table)
 	if err != nil {
@@ -101,15 +102,19 @@ func replicate(ctx context.Context, pool *pgxpool.Pool, table, id string, suffix
 		cols = append(cols, c)
 	}
 	rows.Close()
+	// Copy n moves back n steps of Stripe time and of log positions (the log's rate: head
+	// positions over the account's 90 days).
+	step := int64(730*24*3600) / int64(copies)
+	shift := head * step / (90 * 24 * 3600)
 	exprs := make([]string, len(cols))
 	for i, c := range cols {
 		switch {
 		case slices.Contains(suffix, c):
 			exprs[i] = fmt.Sprintf("t.%s || '_' || n", c)
 		case slices.Contains([]string{"created", "valid_from", "event_created", "at"}, c):
-			exprs[i] = fmt.Sprintf("t.%s - n * interval '90 days'", c)
+			exprs[i] = fmt.Sprintf("t.%s - n * interval '%d seconds'", c, step)
 		case c == "known_from":
-			exprs[i] = fmt.Sprintf("t.known_from + (%d - n) * %d", copies, head)
+			exprs[i] = fmt.Sprintf("t.known_from + (%d - n) * %d", copies, shift)
 		default:
 			exprs[i] = "t." + c
 		}
@@ -124,13 +129,14 @@ func replicate(ctx context.Context, pool *pgxpool.Pool, table, id string, suffix
 	if _, err := pool.Exec(ctx, q); err != nil {
 		return err
 	}
-	_, err = pool.Exec(ctx, fmt.Sprintf(`UPDATE ledger.%s SET known_from = known_from + %d WHERE %s NOT LIKE '%%\_%%'`, table, int64(copies)*head, id))
+	_, err = pool.Exec(ctx, fmt.Sprintf(`UPDATE ledger.%s SET known_from = known_from + %d WHERE %s NOT LIKE '%%\_%%'`, table, int64(copies)*shift, id))
 	return err
 }
 
 // BenchmarkAsOfPage is a page of 100 charges at a cut, over 100,000 and 1,000,000 charges'
-// history in the same run: as_of alone, known_at alone and both, the first page and pages deep
-// in the cursor chain, at cuts spread over the history; min(b.N, 300) requests a case and run.
+// history in the same run: as_of alone (spread over the two years), known_at alone (within the
+// last month) and both (a period's end as known up to a month later), the first page and pages
+// deep in the cursor chain; min(b.N, 300) requests a case and run.
 // Target at 1M: p99 ≤ 50 ms.
 func BenchmarkAsOfPage(b *testing.B) {
 	for _, size := range []int{100_000, 1_000_000} {
@@ -141,16 +147,22 @@ func BenchmarkAsOfPage(b *testing.B) {
 		for _, c := range []string{"as_of", "known_at", "both"} {
 			b.Run(fmt.Sprintf("charges=%s/%s", count(size), c), func(b *testing.B) {
 				rng := rand.New(rand.NewPCG(3, uint64(size)))
+				// Positions follow time at about top positions over two years: a month is
+				// top/24 of them. known_at is within the last month (what a month-end close
+				// knew); with as_of, it is up to a month after as_of (a period's end, as known
+				// at its close).
+				month := top / 24
 				cut := func() string {
-					asOf := end.Add(-time.Duration(rng.Int64N(int64(365 * 24 * time.Hour)))).Format(time.RFC3339)
-					known := fmt.Sprintf("position:%d", 1+rng.Int64N(top))
+					back := time.Duration(rng.Int64N(int64(700 * 24 * time.Hour)))
+					asOf := end.Add(-back).Format(time.RFC3339)
 					switch c {
 					case "as_of":
 						return "as_of=" + asOf
 					case "known_at":
-						return "known_at=" + known
+						return fmt.Sprintf("known_at=position:%d", top-rng.Int64N(month))
 					}
-					return "as_of=" + asOf + "&known_at=" + known
+					at := top - int64(float64(top)*back.Hours()/(730*24))
+					return fmt.Sprintf("as_of=%s&known_at=position:%d", asOf, min(top, at+rng.Int64N(month)))
 				}
 				// Cursors deep in a few cuts' lists, collected first.
 				var deep []string
