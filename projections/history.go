@@ -71,6 +71,16 @@ var (
 		Comment: "The log position of the next change of this child row (its key), from which this one no longer holds; NULL while it is the latest."}
 )
 
+// HistoryColumn is one of the columns the history tables add to a model's or a child's.
+func HistoryColumn(name string) (Column, bool) {
+	for _, c := range []Column{validFromColumn, knownFromColumn, goneColumn, knownToColumn} {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
 // HistoryTable is the name of model m's history table.
 func (m *Model) HistoryTable() string { return m.Table + historySuffix }
 
