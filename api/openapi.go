@@ -143,7 +143,7 @@ var openAPI = sync.OnceValue(func() []byte {
 			param("interval", "query", "day or month (default)", str), param("currency", "query", "one currency", str),
 			param("livemode", "query", "true (live mode, default) or false (test mode); never both: livemode=all is a 400", str),
 			param("account", "query", "platform (default: the platform's own), a connected account acct_..., or all (one row per account and their total)", str),
-			param("format", "query", "json or csv", str)}, "responses": with(ok)}}
+			param("format", "query", "json or csv", str), asOfParam, knownAtParam}, "responses": with(ok)}}
 	}
 	anyObject := map[string]any{"type": "object"}
 	paths["/api/v1/events/{id}"] = map[string]any{"get": map[string]any{"summary": "One event of the log, payload as stored",

@@ -314,7 +314,7 @@ func (e *engine) foldHistories(m *Model, h *histories, ids []string, rewrite idS
 		}
 		poison = append(poison, p...)
 		evs := arrivals(byObject[id], func(eventID string) int64 { return records[eventID].Position }, p)
-		f.history = liveHistory(m, id, evs, h.written[id], rewrite[m.Table+"/"+id], f.row)
+		f.history = liveHistory(m, evs, h.written[id], rewrite[m.Table+"/"+id], f.row)
 		out = append(out, f)
 	}
 	return out, poison

@@ -141,7 +141,7 @@ type objectHistory struct {
 //
 // latest, when not nil, is the fold of every event in evs (the object's row before it is
 // derived): the last arrival's last version, which the caller has already folded.
-func historyOf(m *Model, id string, evs []arrival, from int, latest any) objectHistory {
+func historyOf(m *Model, evs []arrival, from int, latest any) objectHistory {
 	var h objectHistory
 	h.children = make([][][]any, len(m.Children))
 	var prev []map[string][]any // per child, the rows of the fold before this arrival, by key
@@ -213,7 +213,6 @@ func historyOf(m *Model, id string, evs []arrival, from int, latest any) objectH
 			last[k] = i
 		}
 	}
-	_ = id
 	return h
 }
 
@@ -296,7 +295,7 @@ func arrivals(facts []domain.Fact, position func(eventID string) int64, poison [
 
 // liveHistory is what the live runner writes for one object: the arrivals after those already
 // written, or the whole history again when what is written is not a prefix of evs.
-func liveHistory(m *Model, id string, evs []arrival, written []int64, rewrite bool, latest any) *objectHistory {
+func liveHistory(m *Model, evs []arrival, written []int64, rewrite bool, latest any) *objectHistory {
 	if historyOff.Load() {
 		return nil
 	}
@@ -319,7 +318,7 @@ func liveHistory(m *Model, id string, evs []arrival, written []int64, rewrite bo
 	if from == len(evs) && !rewrite {
 		return nil
 	}
-	h := historyOf(m, id, evs, from, latest)
+	h := historyOf(m, evs, from, latest)
 	h.rewrite = rewrite
 	return &h
 }

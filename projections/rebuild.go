@@ -381,7 +381,7 @@ func foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excl
 				var p []Poison
 				out[i], p = foldObject(m, ids[i], facts)
 				if !historyOff.Load() {
-					h := historyOf(m, ids[i], arrivals(facts, position, p), 0, out[i].row)
+					h := historyOf(m, arrivals(facts, position, p), 0, out[i].row)
 					out[i].history = &h
 				}
 				poisons[w] = append(poisons[w], p...)
