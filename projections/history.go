@@ -475,7 +475,10 @@ func cutSQL(m *Model, cut Cut, sel Select) (string, []any) {
 // readAt reads and derives m's rows at the cut (pointers to m's row type).
 func readAt(ctx context.Context, q Querier, m *Model, cut Cut, sel Select, e env) ([]any, error) {
 	sql, args := cutSQL(m, cut, sel)
-	rows, err := q.Query(ctx, sql, args...)
+	// Planned for each cut's values (pgx's unnamed statement): a plan cached for any cut
+	// (Postgres's generic plan) guesses what share of the history a cut admits, and for a
+	// smaller table takes a sequential scan and a sort for the page's index walk.
+	rows, err := q.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
 		return nil, err
 	}

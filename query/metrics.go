@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/stripeledger/ledger/projections"
 )
 
@@ -281,12 +283,18 @@ func (q *Queries) Series(ctx context.Context, m Metric) ([]json.RawMessage, erro
 	if m.Scope.Livemode != nil {
 		live = *m.Scope.Livemode
 	}
+	args := []any{m.From, m.To, m.Currency, m.Interval, live, account}
+	if cutArgs != nil {
+		// Planned for the cut's values, as projections.ReadAt's queries are: a plan cached for
+		// any cut guesses what share of the history it admits.
+		args = append(append([]any{pgx.QueryExecModeExec}, args...), cutArgs...)
+	}
 	rows, err := q.pool.Query(ctx, fmt.Sprintf(`SELECT json_build_object('period', s.period, 'currency', s.currency, 'livemode', $5::boolean,
 			'account', nullif(s.acct, ''), %s)::text
 		FROM (SELECT p.period, p.currency, p.acct, %s FROM (%s) p) s
 		WHERE s.period >= $1::date AND s.period <= $2::date ORDER BY s.currency, s.acct = 'all', s.acct, s.period`,
 		strings.Join(quoteKeys(m.Columns), ", "), strings.Join(aliased(m.Columns), ", "), src),
-		append([]any{m.From, m.To, m.Currency, m.Interval, live, account}, cutArgs...)...)
+		args...)
 	if err != nil {
 		return nil, fmt.Errorf("could not compute %s: %w", m.Name, err)
 	}
