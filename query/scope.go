@@ -89,21 +89,6 @@ func (s Scope) conds(t string, arg func(any) string) []string {
 	return out
 }
 
-// holds says whether a folded row's livemode and account are in the scope.
-func (s Scope) holds(livemode bool, account *string) bool {
-	if s.Livemode != nil && *s.Livemode != livemode {
-		return false
-	}
-	switch s.Account {
-	case AllAccounts:
-		return true
-	case "":
-		return account == nil
-	default:
-		return account != nil && *account == s.Account
-	}
-}
-
 // AccountParam is the scope's account as the account parameter names it.
 func (s Scope) AccountParam() string {
 	if s.Account == "" {
