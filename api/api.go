@@ -200,22 +200,18 @@ func (a *API) streamCSV(w http.ResponseWriter, r *http.Request, l query.List) {
 // get serves GET /api/v1/{resource}/{id}: the row and the events that produced it.
 func (a *API) get(m *projections.Model) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var asOf time.Time
 		for k := range r.URL.Query() {
-			if k != "as_of" {
-				a.fail(w, &query.BadRequest{Code: "unknown_parameter", Message: fmt.Sprintf("unknown parameter %q; one %s takes as_of", k, strings.TrimSuffix(m.Table, "s"))})
+			if k != "as_of" && k != "known_at" {
+				a.fail(w, &query.BadRequest{Code: "unknown_parameter", Message: fmt.Sprintf("unknown parameter %q; one %s takes as_of and known_at", k, strings.TrimSuffix(m.Table, "s"))})
 				return
 			}
 		}
-		if v := r.URL.Query().Get("as_of"); v != "" {
-			t, err := query.ParseTime("as_of", v)
-			if err != nil {
-				a.fail(w, err)
-				return
-			}
-			asOf = t
+		at, err := query.ParseAt(r.URL.Query())
+		if err != nil {
+			a.fail(w, err)
+			return
 		}
-		obj, err := a.q.Get(r.Context(), m, r.PathValue("id"), asOf)
+		obj, err := a.q.Get(r.Context(), m, r.PathValue("id"), at)
 		if err != nil {
 			a.fail(w, err)
 			return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -192,6 +193,10 @@ func TestListsAndObjects(t *testing.T) {
 		"/api/v1/charges?currency=USD":                                       "invalid_currency",
 		"/api/v1/charges?colour=red":                                         "unknown_parameter",
 		"/api/v1/invoices?as_of=yesterday":                                   "invalid_as_of",
+		"/api/v1/invoices?known_at=yesterday":                                "invalid_known_at",
+		"/api/v1/invoices?known_at=position:-3":                              "invalid_known_at",
+		"/api/v1/invoices/in_1?known_at=position:x":                          "invalid_known_at",
+		"/api/v1/metrics/mrr?known_at=position:x":                            "invalid_known_at",
 		"/api/v1/invoices/in_1?colour=red":                                   "unknown_parameter",
 		"/api/v1/charges?format=xml":                                         "invalid_format",
 		"/api/v1/metrics/mrr?interval=week":                                  "invalid_interval",
@@ -305,6 +310,33 @@ func TestAsOf(t *testing.T) {
 	}
 	if code, _, _ := c.do("/api/v1/charges/" + id + "?as_of=2020-01-01"); code != 404 {
 		t.Fatalf("a charge before it existed: %d", code)
+	}
+
+	// known_at: at the head, what the read models hold; at position 0, nothing; at the charge's
+	// first event, the charge as that event made it, with that one event.
+	var head int64
+	_ = db.Pool.QueryRow(context.Background(), `SELECT max(position) FROM ledger.events`).Scan(&head)
+	var known page
+	c.json(fmt.Sprintf("/api/v1/subscriptions?limit=1000&known_at=position:%d", head), &known)
+	if len(known.Data) != len(live.Data) {
+		t.Fatalf("known at the head: %d rows, live %d", len(known.Data), len(live.Data))
+	}
+	var nothing page
+	c.json("/api/v1/subscriptions?known_at=position:0", &nothing)
+	if len(nothing.Data) != 0 {
+		t.Fatalf("%d subscriptions known before the first event", len(nothing.Data))
+	}
+	first := charge.Events[0]["position"].(float64)
+	var early struct {
+		Object map[string]any   `json:"object"`
+		Events []map[string]any `json:"events"`
+	}
+	if code := c.json(fmt.Sprintf("/api/v1/charges/%s?known_at=position:%d", id, int64(first)), &early); code != 200 ||
+		len(early.Events) != 1 || early.Object["event_id"] != early.Events[0]["event_id"] {
+		t.Fatalf("charge known at its first event: %d %+v %v", code, early.Object, early.Events)
+	}
+	if code, _, _ := c.do("/api/v1/charges/" + id + "?known_at=position:0"); code != 404 {
+		t.Fatalf("a charge known before its first event: %d", code)
 	}
 }
 

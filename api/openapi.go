@@ -112,7 +112,7 @@ var openAPI = sync.OnceValue(func() []byte {
 		for _, f := range res.Filters {
 			params = append(params, param(f, "query", "only rows whose "+f+" equals this", str))
 		}
-		params = append(params, param("as_of", "query", "the state at this time, folded from the log", str))
+		params = append(params, asOfParam, knownAtParam)
 		list := map[string]any{"type": "object", "required": []string{"object", "data", "has_more"}, "properties": map[string]any{
 			"object": str, "data": map[string]any{"type": "array", "items": ref(schemaName)},
 			"has_more": map[string]any{"type": "boolean"}, "next_cursor": str}}
@@ -120,8 +120,7 @@ var openAPI = sync.OnceValue(func() []byte {
 		ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": str}
 		paths["/api/v1/"+res.Table] = map[string]any{"get": map[string]any{"summary": "List " + res.Table, "parameters": params,
 			"responses": with(ok)}}
-		getParams := []any{param("id", "path", "Stripe ID", str),
-			param("as_of", "query", "the state at this time, folded from the log", str)}
+		getParams := []any{param("id", "path", "Stripe ID", str), asOfParam, knownAtParam}
 		one := map[string]any{"type": "object", "required": []string{"object", "events"}, "properties": map[string]any{
 			"object": ref(schemaName), "events": map[string]any{"type": "array", "items": ref("Event")}}}
 		paths["/api/v1/"+res.Table+"/{id}"] = map[string]any{"get": map[string]any{"summary": "One " + name + " and the events that produced it",
@@ -147,7 +146,7 @@ var openAPI = sync.OnceValue(func() []byte {
 			param("interval", "query", "day or month (default)", str), param("currency", "query", "one currency", str),
 			param("livemode", "query", "true (live mode, default) or false (test mode); never both: livemode=all is a 400", str),
 			param("account", "query", "platform (default: the platform's own), a connected account acct_..., or all (one row per account and their total)", str),
-			param("format", "query", "json or csv", str)}, "responses": with(ok)}}
+			param("format", "query", "json or csv", str), asOfParam, knownAtParam}, "responses": with(ok)}}
 	}
 	anyObject := map[string]any{"type": "object"}
 	paths["/api/v1/events/{id}"] = map[string]any{"get": map[string]any{"summary": "One event of the log, payload as stored",
@@ -243,3 +242,10 @@ func camel(name string) string {
 	}
 	return b.String()
 }
+
+// The bitemporal parameters of every list and get (query.At): both are answered from the read
+// models' history tables and may be given together.
+var (
+	asOfParam    = param("as_of", "query", "Stripe's timeline at this time (RFC 3339 or date): each object folded from its events created at or before it; objects created after it are absent", str)
+	knownAtParam = param("known_at", "query", "what the ledger knew then: position:N (the log up to position N) or a time (RFC 3339 or date: the log as it stood then); events appended later, such as reconciliation's repairs, are left out", str)
+)

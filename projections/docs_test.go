@@ -57,6 +57,25 @@ func readModelDocs() string {
 			}
 		}
 	}
+	b.WriteString("\n## History tables (`ledger.<table>_history`)\n\n")
+	b.WriteString("Every read model has a history table beside it, made from the same declaration, that `as_of` and `known_at`\n")
+	b.WriteString("are answered from (README, \"As of and known at\"): one row per version of an object, with the model's columns\n")
+	b.WriteString("(those derived from other read models NULL: the API derives them at the cut) and these:\n\n")
+	b.WriteString("| column | type | null | meaning |\n|---|---|---|---|\n")
+	for _, name := range []string{"valid_from", "known_from"} {
+		c, _ := projections.HistoryColumn(name)
+		fmt.Fprintf(&b, "| `%s` | %s | NOT NULL | %s |\n", c.Name, c.Type, c.Comment)
+	}
+	b.WriteString("\nA child table's history (`ledger.subscription_movements_history`, …) holds its changes: the child's columns and\n\n")
+	b.WriteString("| column | type | null | meaning |\n|---|---|---|---|\n")
+	for _, name := range []string{"known_from", "gone", "known_to"} {
+		c, _ := projections.HistoryColumn(name)
+		null := "NOT NULL"
+		if c.Null {
+			null = "NULL"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", c.Name, c.Type, null, c.Comment)
+	}
 	return b.String()
 }
 

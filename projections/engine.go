@@ -33,6 +33,9 @@ func (e *engine) table(name string) string { return "ledger." + name + e.suffix 
 // change is one event to fold: what it is about.
 type change struct {
 	eventType, objectType, objectID string
+	// rewrite says the object's events changed in place (a redaction): its history is written
+	// again from its whole log.
+	rewrite bool
 }
 
 // modelFor is the read model an event folds into, nil for none: its type must route to the
@@ -99,13 +102,16 @@ func (s idSet) sorted() []string { return slices.Sorted(maps.Keys(s)) }
 // quarantined, not returned as errors: an error means the database refused or failed, and the
 // caller decides whether the batch is retried or an event is at fault.
 func (e *engine) foldChanges(ctx context.Context, tx pgx.Tx, changes []change) error {
-	dirty := map[*Model]idSet{}
+	dirty, rewrite := map[*Model]idSet{}, idSet{}
 	for _, c := range changes {
 		if m := modelFor(c.eventType, c.objectType); m != nil {
 			if dirty[m] == nil {
 				dirty[m] = idSet{}
 			}
 			dirty[m].add(c.objectID)
+			if c.rewrite {
+				rewrite.add(m.Table + "/" + c.objectID)
+			}
 		}
 	}
 	read, err := e.readHistories(ctx, tx, dirty)
@@ -119,7 +125,7 @@ func (e *engine) foldChanges(ctx context.Context, tx pgx.Tx, changes []change) e
 		ids := dirty[m].sorted()
 		r := read[m]
 		if r == nil {
-			r = &histories{oldKeys: map[string][]string{}}
+			r = &histories{oldKeys: map[string][]string{}, written: map[string][]int64{}}
 		}
 		if missing := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { _, ok := slices.BinarySearch(r.ids, id); return ok }); len(missing) > 0 {
 			// Dependents added by the models before this one: their histories now.
@@ -133,7 +139,7 @@ func (e *engine) foldChanges(ctx context.Context, tx pgx.Tx, changes []change) e
 			}
 			r.merge(more[m])
 		}
-		if err := e.foldModel(ctx, tx, m, ids, r, dirty); err != nil {
+		if err := e.foldModel(ctx, tx, m, ids, r, dirty, rewrite); err != nil {
 			return fmt.Errorf("could not fold %d %s: %w", len(ids), m.Table, err)
 		}
 	}
@@ -147,6 +153,7 @@ type histories struct {
 	events      []eventstore.Record
 	quarantined []string
 	oldKeys     map[string][]string // relation column -> the values stored for these objects
+	written     map[string][]int64  // object -> the arrivals its history holds (history.go)
 }
 
 // merge adds the histories of other objects of the same model.
@@ -157,6 +164,9 @@ func (h *histories) merge(o *histories) {
 	h.quarantined = append(h.quarantined, o.quarantined...)
 	for col, keys := range o.oldKeys {
 		h.oldKeys[col] = append(h.oldKeys[col], keys...)
+	}
+	for id, ps := range o.written {
+		h.written[id] = ps
 	}
 }
 
@@ -169,8 +179,9 @@ func (e *engine) readHistories(ctx context.Context, tx pgx.Tx, objects map[*Mode
 			continue
 		}
 		ids := set.sorted()
-		h := &histories{ids: ids, oldKeys: map[string][]string{}}
+		h := &histories{ids: ids, oldKeys: map[string][]string{}, written: map[string][]int64{}}
 		out[m] = h
+		e.queueWrittenArrivals(b, m, ids, h.written)
 		eventstore.QueueList(b, eventstore.Filter{ObjectType: m.ObjectType, ObjectIDs: ids, Payload: true}, &h.events)
 		b.Queue(`SELECT event_id FROM ledger.projection_quarantine WHERE projection = $1 AND resolved_at IS NULL AND object_id = ANY($2)`,
 			e.projection, ids).Query(func(rows pgx.Rows) error {
@@ -203,9 +214,9 @@ func (e *engine) readHistories(ctx context.Context, tx pgx.Tx, objects map[*Mode
 
 // foldModel folds the given objects of m from their histories and adds the objects that read
 // them to dirty.
-func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []string, h *histories, dirty map[*Model]idSet) error {
+func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []string, h *histories, dirty map[*Model]idSet, rewrite idSet) error {
 	// Fold each object from its history, then read the rows they derive columns from.
-	out, poison := e.foldHistories(m, h.events, ids, h.quarantined)
+	out, poison := e.foldHistories(m, h, ids, rewrite)
 	in, err := e.readInputs(ctx, tx, m, out)
 	if err != nil {
 		return err
@@ -214,6 +225,7 @@ func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []strin
 	// Write, and find the dependents to fold next.
 	w := &writes{}
 	w.quarantine(e.projection, poison)
+	e.writeHistories(w, m, out) // before write derives the rows: history keeps them underived
 	for _, r := range out {
 		e.write(w, m, r, in)
 	}
@@ -266,11 +278,14 @@ type folded struct {
 	id          string
 	row         any
 	ambiguities []domain.Ambiguity // of the facts the row was folded from
+	history     *objectHistory     // the history rows to write (nil: none)
 }
 
 // foldHistories folds the objects ids of m from the history records (which may hold events of
-// other models: those are skipped), leaving out the quarantined events.
-func (e *engine) foldHistories(m *Model, hist []eventstore.Record, ids, quarantined []string) ([]folded, []Poison) {
+// other models: those are skipped), leaving out the quarantined events, and works out what each
+// object's history gains (rewrite: the objects, as table/id, whose history is written again).
+func (e *engine) foldHistories(m *Model, h *histories, ids []string, rewrite idSet) ([]folded, []Poison) {
+	hist, quarantined := h.events, h.quarantined
 	byObject := map[string][]domain.Fact{}
 	records := map[string]*eventstore.Record{}
 	var poison []Poison
@@ -298,6 +313,8 @@ func (e *engine) foldHistories(m *Model, hist []eventstore.Record, ids, quaranti
 			}
 		}
 		poison = append(poison, p...)
+		evs := arrivals(byObject[id], func(eventID string) int64 { return records[eventID].Position }, p)
+		f.history = liveHistory(m, evs, h.written[id], rewrite[m.Table+"/"+id], f.row)
 		out = append(out, f)
 	}
 	return out, poison

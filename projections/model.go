@@ -396,6 +396,9 @@ type table struct {
 	columns       []Column
 	primaryKey    []string
 	indexes       []string // column lists
+	// labels name indexes whose column lists would make a name past Postgres's 63 bytes
+	// (column list -> label): the index is <table>_<label>_idx.
+	labels map[string]string
 }
 
 func (m *Model) tables() []table {
@@ -419,11 +422,25 @@ func (m *Model) tables() []table {
 	return out
 }
 
-// Tables are the names of every table the engine makes, in dependency order: each model's,
-// its children's, and ordering_ambiguities.
+// Tables are the names of every read-model table the engine makes, in dependency order: each
+// model's, its children's, and ordering_ambiguities — a function of the set of events, whatever
+// order they arrived in. The history tables, which say when the ledger learned each event, are
+// HistoryTables.
 func Tables() []string {
 	var out []string
-	for _, t := range allTables() {
+	for _, m := range Models {
+		for _, t := range m.tables() {
+			out = append(out, t.name)
+		}
+	}
+	return append(out, ambiguitiesTable.name)
+}
+
+// HistoryTables are the names of the history tables (history.go): a function of the log, in
+// its order.
+func HistoryTables() []string {
+	var out []string
+	for _, t := range historyTables() {
 		out = append(out, t.name)
 	}
 	return out
@@ -435,6 +452,7 @@ func allTables() []table {
 	for _, m := range Models {
 		out = append(out, m.tables()...)
 	}
+	out = append(out, historyTables()...)
 	return append(out, ambiguitiesTable)
 }
 
@@ -472,6 +490,9 @@ func (t table) indexNames() []string {
 }
 
 func (t table) indexName(cols string) string {
+	if l := t.labels[cols]; l != "" {
+		return t.name + "_" + l + "_idx"
+	}
 	r := strings.NewReplacer(" DESC", "", " ASC", "", ", ", "_", ",", "_", " ", "_")
 	return t.name + "_" + r.Replace(cols) + "_idx"
 }

@@ -130,7 +130,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	if err := r.foldAll(ctx, partitions); err != nil {
 		return Stats{}, err
 	}
-	if err := r.index(ctx, []table{ambiguitiesTable}); err != nil {
+	if err := r.index(ctx, append(historyTables(), ambiguitiesTable)); err != nil {
 		return Stats{}, err
 	}
 	reached, err := r.swap(ctx, head.Position)
@@ -296,7 +296,8 @@ func (r *replay) foldPartition(mi int, m *Model, p int) *partitionFold {
 
 // fold folds the partition's objects leaving out the excluded events.
 func (pf *partitionFold) fold(excluded map[string]bool) {
-	pf.out, pf.poison = foldObjects(pf.m, pf.ids, pf.byObject, excluded)
+	position := func(eventID string) int64 { return pf.where[eventID].position }
+	pf.out, pf.poison = foldObjects(pf.m, pf.ids, pf.byObject, excluded, position)
 	for i := range pf.poison {
 		if ev := pf.where[pf.poison[i].EventID]; ev != nil {
 			pf.poison[i].Position, pf.poison[i].EventType, pf.poison[i].ObjectID = ev.position, ev.typ, ev.object
@@ -362,7 +363,9 @@ func (r *replay) writePartition(ctx context.Context, pf *partitionFold) error {
 }
 
 // foldObjects folds the objects on foldWorkers workers, leaving out the excluded events.
-func foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excluded map[string]bool) ([]folded, []Poison) {
+// Each object's whole history is computed with its row (position says where an event sits in
+// the log).
+func foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excluded map[string]bool, position func(string) int64) ([]folded, []Poison) {
 	out := make([]folded, len(ids))
 	poisons := make([][]Poison, foldWorkers)
 	var wg sync.WaitGroup
@@ -377,6 +380,10 @@ func foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excl
 				}
 				var p []Poison
 				out[i], p = foldObject(m, ids[i], facts)
+				if !historyOff.Load() {
+					h := historyOf(m, arrivals(facts, position, p), 0, out[i].row)
+					out[i].history = &h
+				}
 				poisons[w] = append(poisons[w], p...)
 			}
 		}()
@@ -404,10 +411,28 @@ type partitionRows struct{ tables []*tableRows }
 // rowsOf derives the folded objects' related columns and lays out their rows.
 func (r *replay) rowsOf(m *Model, out []folded, in inputs) partitionRows {
 	pr := partitionRows{}
-	for _, t := range append(m.tables(), ambiguitiesTable) {
+	for _, t := range slices.Concat(m.tables(), m.historyTables(), []table{ambiguitiesTable}) {
 		pr.tables = append(pr.tables, &tableRows{table: t.name, name: t.name + "_rebuild", columns: columnNames(t.columns)})
 	}
 	amb := pr.tables[len(pr.tables)-1]
+	hist := pr.tables[1+len(m.Children) : len(pr.tables)-1] // the model's history, then its children's
+	for _, f := range out {
+		if f.history == nil {
+			continue
+		}
+		// A version is blamed on the event whose snapshot it holds, its child rows on the
+		// version's latest event.
+		blame := ""
+		for _, row := range f.history.rows {
+			blame = versionEvent(m, row)
+			hist[0].rows, hist[0].blame = append(hist[0].rows, row), append(hist[0].blame, blame)
+		}
+		for i, rows := range f.history.children {
+			for _, row := range rows {
+				hist[1+i].rows, hist[1+i].blame = append(hist[1+i].rows, row), append(hist[1+i].blame, blame)
+			}
+		}
+	}
 	for _, f := range out {
 		if f.row == nil {
 			continue

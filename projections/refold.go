@@ -24,14 +24,18 @@ func Refold(ctx context.Context, tx pgx.Tx, identity domain.Identity, events []e
 		return err
 	}
 	e := &engine{projection: StateName, env: env{identity: identity}}
-	return e.foldChanges(ctx, tx, changesOf(events))
+	changes := changesOf(events)
+	for i := range changes {
+		changes[i].rewrite = true // their payloads changed: so did every version folded from them
+	}
+	return e.foldChanges(ctx, tx, changes)
 }
 
 // changesOf are the objects events are about.
 func changesOf(events []eventstore.Record) []change {
 	out := make([]change, len(events))
 	for i, ev := range events {
-		out[i] = change{ev.Type, ev.ObjectType, ev.ObjectID}
+		out[i] = change{eventType: ev.Type, objectType: ev.ObjectType, objectID: ev.ObjectID}
 	}
 	return out
 }
@@ -54,5 +58,9 @@ func withRedacted(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) ([]c
 	if err != nil {
 		return nil, err
 	}
-	return append(changes, changesOf(redacted)...), nil
+	for _, c := range changesOf(redacted) {
+		c.rewrite = true
+		changes = append(changes, c)
+	}
+	return changes, nil
 }

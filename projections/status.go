@@ -190,7 +190,7 @@ func retryOne(ctx context.Context, pool *pgxpool.Pool, e *engine, eventID string
 	if len(recs) == 1 {
 		ev := recs[0]
 		err := inSavepoint(ctx, tx, func(sp pgx.Tx) error {
-			return e.foldChanges(ctx, sp, []change{{ev.Type, ev.ObjectType, ev.ObjectID}})
+			return e.foldChanges(ctx, sp, []change{{eventType: ev.Type, objectType: ev.ObjectType, objectID: ev.ObjectID}})
 		})
 		if err != nil {
 			if !poisonous(tx, err) {

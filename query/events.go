@@ -16,9 +16,10 @@ import (
 
 type eventsRecord = eventstore.Record
 
-// eventsFilter selects an object's history, up to asOf when set.
-func eventsFilter(objectID string, asOf time.Time) eventstore.Filter {
-	return eventstore.Filter{ObjectIDs: []string{objectID}, CreatedTo: asOf, Payload: true}
+// eventsFilter selects an object's history: created up to asOf and at positions up to upTo, when
+// set.
+func eventsFilter(objectID string, asOf time.Time, upTo int64) eventstore.Filter {
+	return eventstore.Filter{ObjectIDs: []string{objectID}, CreatedTo: asOf, UpToPosition: upTo, Payload: true}
 }
 
 // previousAttributes is data.previous_attributes of a stored event, null when it has none.

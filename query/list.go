@@ -31,8 +31,11 @@ type List struct {
 	CreatedGTE, CreatedLT time.Time
 	Limit                 int     // rows per page, 1–1000; default 100
 	After                 *Cursor // the page after this row
-	// AsOf, when set, answers with the objects as they stood then, folded from the log.
-	AsOf time.Time
+	// AsOf, when set, answers with the objects as Stripe's timeline had them then (the events
+	// created at or before it); KnownAt, when set, as the ledger knew them then (the events it
+	// held). Both are read from the history tables (see At).
+	AsOf    time.Time
+	KnownAt *KnownAt
 	// CSV is format=csv; FormatSet says the request chose a format (else an HTTP caller may
 	// look at Accept).
 	CSV, FormatSet bool
@@ -75,7 +78,72 @@ func ParseTime(name, v string) (time.Time, error) {
 	return time.Time{}, badRequest("invalid_"+name, "%s must be an RFC 3339 time (2026-05-01T00:00:00Z) or a date (2026-05-01), not %q", name, v)
 }
 
-var listParams = []string{"limit", "cursor", "created_gte", "created_lt", "as_of", "format", "livemode", "account"}
+var listParams = []string{"limit", "cursor", "created_gte", "created_lt", "as_of", "known_at", "format", "livemode", "account"}
+
+// KnownAt is a known_at parameter: a log position (position:N), or a time, which stands for the
+// position the log had reached then (eventstore.Store.PositionAt).
+type KnownAt struct {
+	Position int64
+	Time     time.Time // zero when a position was given
+}
+
+// ParseKnownAt reads known_at: position:N, an RFC 3339 time or a date.
+func ParseKnownAt(v string) (*KnownAt, error) {
+	if n, ok := strings.CutPrefix(v, "position:"); ok {
+		p, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || p < 0 {
+			return nil, badRequest("invalid_known_at", "known_at=position:N takes a log position (an integer from 0), not %q", n)
+		}
+		return &KnownAt{Position: p}, nil
+	}
+	t, err := ParseTime("known_at", v)
+	if err != nil {
+		return nil, badRequest("invalid_known_at", "known_at must be a log position (position:1234), an RFC 3339 time (2026-05-01T00:00:00Z) or a date (2026-05-01), not %q", v)
+	}
+	return &KnownAt{Time: t}, nil
+}
+
+// At is a parsed as_of and known_at: zero values are unset.
+type At struct {
+	AsOf    time.Time
+	KnownAt *KnownAt
+}
+
+// IsZero says neither is set: the current rows answer.
+func (a At) IsZero() bool { return a.AsOf.IsZero() && a.KnownAt == nil }
+
+// ParseAt reads as_of and known_at from v.
+func ParseAt(v url.Values) (At, error) {
+	var a At
+	var err error
+	if val := v.Get("as_of"); val != "" {
+		if a.AsOf, err = ParseTime("as_of", val); err != nil {
+			return a, err
+		}
+	}
+	if val := v.Get("known_at"); val != "" {
+		if a.KnownAt, err = ParseKnownAt(val); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// cut resolves a's known_at time to a log position.
+func (q *Queries) cut(ctx context.Context, a At) (projections.Cut, error) {
+	c := projections.Cut{AsOf: a.AsOf}
+	if a.KnownAt != nil {
+		c.Known, c.KnownAt = true, a.KnownAt.Position
+		if !a.KnownAt.Time.IsZero() {
+			p, err := q.store.PositionAt(ctx, a.KnownAt.Time)
+			if err != nil {
+				return c, err
+			}
+			c.KnownAt = p
+		}
+	}
+	return c, nil
+}
 
 // ParseList reads a list request's parameters (the API's query string, or `ledger query`'s
 // flags).
@@ -86,7 +154,7 @@ func ParseList(m *projections.Model, v url.Values) (List, error) {
 	}
 	for k := range v {
 		if !slices.Contains(listParams, k) && !slices.Contains(m.Filters, k) {
-			return l, badRequest("unknown_parameter", "unknown parameter %q; %s filters by %s, livemode, account, created_gte, created_lt, as_of", k, m.Table,
+			return l, badRequest("unknown_parameter", "unknown parameter %q; %s filters by %s, livemode, account, created_gte, created_lt, as_of, known_at", k, m.Table,
 				strings.Join(m.Filters, ", "))
 		}
 	}
@@ -124,11 +192,11 @@ func ParseList(m *projections.Model, v url.Values) (List, error) {
 			return l, err
 		}
 	}
-	if val := v.Get("as_of"); val != "" {
-		if l.AsOf, err = ParseTime("as_of", val); err != nil {
-			return l, err
-		}
+	at, err := ParseAt(v)
+	if err != nil {
+		return l, err
 	}
+	l.AsOf, l.KnownAt = at.AsOf, at.KnownAt
 	l.CSV, l.FormatSet, err = parseFormat(v)
 	return l, err
 }
@@ -183,8 +251,8 @@ func selectList(m *projections.Model) string {
 
 // Page answers one page, newest first.
 func (q *Queries) Page(ctx context.Context, l List) (Page, error) {
-	if !l.AsOf.IsZero() {
-		return q.pageAsOf(ctx, l)
+	if !l.at().IsZero() {
+		return q.pageAt(ctx, l)
 	}
 	cond, args := l.where(true)
 	args = append(args, l.Limit+1)
@@ -278,52 +346,92 @@ func valueJSON(c projections.Column, v any, fromSQL bool) []byte {
 	return out
 }
 
-// pageAsOf answers a page from the objects folded as of l.AsOf, filtered and ordered like the
-// live list.
-func (q *Queries) pageAsOf(ctx context.Context, l List) (Page, error) {
-	rows, err := q.asOfRows(ctx, l)
+func (l List) at() At { return At{AsOf: l.AsOf, KnownAt: l.KnownAt} }
+
+// pageAt answers a page at the list's cut, filtered and ordered like the live list.
+func (q *Queries) pageAt(ctx context.Context, l List) (Page, error) {
+	var rows [][]any
+	err := q.rowsAt(ctx, l, l.Limit+1, func(r []any) bool {
+		rows = append(rows, r)
+		return len(rows) <= l.Limit
+	})
 	if err != nil {
 		return Page{}, err
-	}
-	if len(rows) > l.Limit+1 {
-		rows = rows[:l.Limit+1]
 	}
 	return page(l, rows, false), nil
 }
 
-// asOfRows are the list's rows as of l.AsOf, newest first, filtered and after the cursor.
-func (q *Queries) asOfRows(ctx context.Context, l List) ([][]any, error) {
-	all, err := projections.AsOf(ctx, q.pool, l.Model, l.AsOf, "", q.cfg.Identity)
+// rowsAt hands fn the list's rows at its cut, newest first, until fn returns false. They are
+// read from the model's history (projections.ReadAt), want rows at a time (0: all at once). The
+// filters on columns read from data.object are SQL conditions on the version at the cut; those
+// on columns derived from other models are checked once the rows are derived at the cut, so
+// their pages are read until enough rows pass.
+func (q *Queries) rowsAt(ctx context.Context, l List, want int, fn func([]any) bool) error {
+	cut, err := q.cut(ctx, l.at())
 	if err != nil {
-		return nil, err
+		return err
 	}
+	if cut.Known && cut.KnownAt <= 0 {
+		return nil // the ledger knew nothing yet
+	}
+	sel := projections.Select{}
+	arg := func(v any) string {
+		sel.Args = append(sel.Args, v)
+		return "$" + strconv.Itoa(len(sel.Args))
+	}
+	sel.Pre = l.Scope.conds("h", arg)
+	if !l.CreatedGTE.IsZero() {
+		sel.Pre = append(sel.Pre, "h.created >= "+arg(l.CreatedGTE))
+	}
+	if !l.CreatedLT.IsZero() {
+		sel.Pre = append(sel.Pre, "h.created < "+arg(l.CreatedLT))
+	}
+	var derived [][2]string
+	for _, f := range l.Filters {
+		if l.Model.Derived(f[0]) {
+			derived = append(derived, f)
+		} else {
+			sel.Post = append(sel.Post, "t."+f[0]+" = "+arg(f[1]))
+		}
+	}
+	if len(derived) > 0 && want > 0 {
+		want = max(want*4, 500) // read ahead: some rows will not pass
+	}
+	sel.Limit = want
 	index := func(name string) int {
 		return slices.IndexFunc(l.Model.Columns, func(c projections.Column) bool { return c.Name == name })
 	}
-	live, account := index("livemode"), index("account")
-	var kept [][]any
-	for _, r := range all {
-		ok := l.Scope.holds(r[live].(bool), r[account].(*string))
-		for _, f := range l.Filters {
-			if textOf(r[index(f[0])]) != f[1] {
-				ok = false
+	after := l.After
+	for {
+		page := sel
+		page.Pre = slices.Clone(sel.Pre)
+		page.Args = slices.Clone(sel.Args)
+		if after != nil {
+			n := len(page.Args)
+			page.Args = append(page.Args, after.Created, after.ID)
+			page.Pre = append(page.Pre, fmt.Sprintf("(h.created, h.id) < ($%d, $%d)", n+1, n+2))
+		}
+		rows, err := projections.ReadAt(ctx, q.pool, l.Model, cut, page, q.cfg.Identity)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			ok := true
+			for _, f := range derived {
+				if textOf(r[index(f[0])]) != f[1] {
+					ok = false
+				}
+			}
+			if ok && !fn(r) {
+				return nil
 			}
 		}
-		created, id := createdOf(l.Model, r), r[0].(string)
-		if !l.CreatedGTE.IsZero() && created.Before(l.CreatedGTE) || !l.CreatedLT.IsZero() && !created.Before(l.CreatedLT) {
-			ok = false
+		if want == 0 || len(rows) < want {
+			return nil
 		}
-		if l.After != nil && !(created.Before(l.After.Created) || created.Equal(l.After.Created) && id < l.After.ID) {
-			ok = false
-		}
-		if ok {
-			kept = append(kept, r)
-		}
+		last := rows[len(rows)-1]
+		after = &Cursor{Created: createdOf(l.Model, last), ID: last[0].(string)}
 	}
-	slices.SortFunc(kept, func(a, b []any) int {
-		return cmp.Or(createdOf(l.Model, b).Compare(createdOf(l.Model, a)), cmp.Compare(b[0].(string), a[0].(string)))
-	})
-	return kept, nil
 }
 
 // textOf is a folded value as a filter compares it.
@@ -356,13 +464,17 @@ type HistoryEvent struct {
 	PreviousAttributes json.RawMessage `json:"previous_attributes"`
 }
 
-// Get is one object (as of asOf, when set) and the events of its history up to then.
-func (q *Queries) Get(ctx context.Context, m *projections.Model, id string, asOf time.Time) (Object, error) {
+// Get is one object (at the cut of at, when set) and the events of its history up to then.
+func (q *Queries) Get(ctx context.Context, m *projections.Model, id string, at At) (Object, error) {
 	if err := CheckID(id); err != nil {
 		return Object{}, err
 	}
 	var obj json.RawMessage
-	if asOf.IsZero() {
+	cut, err := q.cut(ctx, at)
+	if err != nil {
+		return Object{}, err
+	}
+	if at.IsZero() {
 		rows, err := q.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM ledger.%s t WHERE t.id = $1`, selectList(m), m.Table), id)
 		if err != nil {
 			return Object{}, fmt.Errorf("could not read %s %s: %w", m.Table, id, err)
@@ -376,27 +488,45 @@ func (q *Queries) Get(ctx context.Context, m *projections.Model, id string, asOf
 		}
 		obj = objectJSON(m, vals, true)
 	} else {
-		rows, err := projections.AsOf(ctx, q.pool, m, asOf, id, q.cfg.Identity)
-		if err != nil {
-			return Object{}, err
+		var rows [][]any
+		if !cut.Known || cut.KnownAt > 0 {
+			rows, err = projections.ReadAt(ctx, q.pool, m, cut, projections.Select{Pre: []string{"h.id = $1"}, Args: []any{id}}, q.cfg.Identity)
+			if err != nil {
+				return Object{}, err
+			}
 		}
 		if len(rows) == 0 {
-			return Object{}, fmt.Errorf("%w: no %s %q as of %s", ErrNotFound, singular(m), id, asOf.Format(time.RFC3339))
+			return Object{}, fmt.Errorf("%w: no %s %q %s", ErrNotFound, singular(m), id, describeCut(at, cut))
 		}
 		obj = objectJSON(m, rows[0], false)
 	}
-	events, err := q.history(ctx, id, asOf)
+	events, err := q.history(ctx, id, cut)
 	if err != nil {
 		return Object{}, err
 	}
 	return Object{Object: obj, Events: events}, nil
 }
 
-// history is every event of an object in log order (created at or before asOf, when set), with
-// what each changed.
-func (q *Queries) history(ctx context.Context, id string, asOf time.Time) ([]HistoryEvent, error) {
+// describeCut says where a cut is, for a message.
+func describeCut(at At, cut projections.Cut) string {
+	var parts []string
+	if !at.AsOf.IsZero() {
+		parts = append(parts, "as of "+at.AsOf.Format(time.RFC3339))
+	}
+	if cut.Known {
+		parts = append(parts, fmt.Sprintf("known at log position %d", cut.KnownAt))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// history is every event of an object in log order (those of the cut, when set), with what
+// each changed.
+func (q *Queries) history(ctx context.Context, id string, cut projections.Cut) ([]HistoryEvent, error) {
 	out := []HistoryEvent{}
-	err := q.store.Scan(ctx, eventsFilter(id, asOf), func(r *eventsRecord) error {
+	if cut.Known && cut.KnownAt <= 0 {
+		return out, nil
+	}
+	err := q.store.Scan(ctx, eventsFilter(id, cut.AsOf, cut.KnownAt), func(r *eventsRecord) error {
 		out = append(out, HistoryEvent{Position: r.Position, EventID: r.ID, Type: r.Type, Created: time.Unix(r.Created, 0).UTC(),
 			Source: string(r.Source), ReceivedAt: r.ReceivedAt, PreviousAttributes: previousAttributes(r.Payload)})
 		return nil
@@ -414,24 +544,20 @@ func singular(m *projections.Model) string { return strings.TrimSuffix(m.Table, 
 // currency.
 func (q *Queries) Rows(ctx context.Context, l List, fn func(cells []string) error) error {
 	header := l.Model.ColumnNames()
-	if !l.AsOf.IsZero() {
-		rows, err := q.asOfRows(ctx, l)
-		if err != nil {
-			return err
-		}
+	if !l.at().IsZero() {
 		if err := fn(header); err != nil {
 			return err
 		}
 		cells := make([]string, len(header))
-		for _, r := range rows {
+		var ferr error
+		err := q.rowsAt(ctx, l, 5000, func(r []any) bool {
 			for i, v := range r {
 				cells[i] = cellOf(v)
 			}
-			if err := fn(cells); err != nil {
-				return err
-			}
-		}
-		return nil
+			ferr = fn(cells)
+			return ferr == nil
+		})
+		return cmp.Or(err, ferr)
 	}
 	cols := make([]string, len(header))
 	for i, c := range header {

@@ -8,6 +8,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stripeledger/ledger/projections"
 )
 
 // metrics are the series /api/v1/metrics/{name} serves, from ledger.metrics_daily or
@@ -128,10 +132,13 @@ type Metric struct {
 	CSV   bool
 	// FormatSet says the request chose a format (else an HTTP caller may look at Accept).
 	FormatSet bool
+	// At is as_of and known_at: the series as Stripe's timeline had it at as_of (periods end
+	// there) and as the ledger knew it at known_at, from the history tables.
+	At At
 }
 
 // metricParams are the parameters a metric takes.
-var metricParams = []string{"from", "to", "interval", "currency", "livemode", "account", "format"}
+var metricParams = []string{"from", "to", "interval", "currency", "livemode", "account", "format", "as_of", "known_at"}
 
 // ParseMetric reads a metric request's parameters: from, to (dates), interval (day or month,
 // default month: the last 12 months; by day the last 30 days), currency, livemode (default true:
@@ -194,8 +201,50 @@ func ParseMetric(name string, v url.Values, now time.Time) (Metric, error) {
 	} else {
 		m.From = time.Date(m.From.Year(), m.From.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}
+	if m.At, err = ParseAt(v); err != nil {
+		return m, err
+	}
+	if !m.At.AsOf.IsZero() && m.At.AsOf.Before(m.To) {
+		m.To = m.At.AsOf // nothing after as_of had happened yet
+		if m.To.Before(m.From) {
+			return m, badRequest("invalid_range", "as_of is before from")
+		}
+	}
 	m.CSV, m.FormatSet, err = parseFormat(v)
 	return m, err
+}
+
+// atCut rewrites a series' SQL to read the read models at the cut instead of their current
+// rows, with the cut's bounds as parameters after the series' six (as_of, then known_at's
+// position, those that are set). MRR reads
+// the movement log as known at known_at, its movements up to as_of: a movement is decided by
+// the events up to its time, so later events do not change the movements before as_of (the
+// cut on Stripe's timeline needs no history of its own). Revenue reads the charges, refunds and
+// disputes at the cut.
+func atCut(src string, cut projections.Cut) (string, []any) {
+	asOf, known := "", ""
+	var args []any
+	if !cut.AsOf.IsZero() {
+		args = append(args, cut.AsOf)
+		asOf = fmt.Sprintf("$%d::timestamptz", 6+len(args))
+	}
+	if cut.Known {
+		args = append(args, cut.KnownAt)
+		known = fmt.Sprintf("$%d::bigint", 6+len(args))
+	}
+	movements := "ledger.subscription_movements"
+	if known != "" {
+		movements = "(" + projections.ChildVersionsSQL(projections.Subscriptions.Children[0], known) + ")"
+	}
+	if asOf != "" {
+		movements = "(SELECT * FROM " + movements + " mv WHERE mv.at <= " + asOf + ")"
+	}
+	src = strings.Replace(src, "FROM ledger.subscription_movements WHERE", "FROM "+movements+" sm WHERE", 1)
+	period := "h.created >= $1::date AND h.created < $2::date + ('1 ' || $4)::interval"
+	for _, m := range []*projections.Model{projections.Charges, projections.Refunds, projections.Disputes} {
+		src = strings.Replace(src, "FROM ledger."+m.Table+" WHERE", "FROM ("+projections.VersionsSQL(m, asOf, known, period)+") "+m.Table+" WHERE", 1)
+	}
+	return src, args
 }
 
 // Series answers a metric: one JSON object per period, currency and account, ordered by
@@ -212,6 +261,14 @@ func (q *Queries) Series(ctx context.Context, m Metric) ([]json.RawMessage, erro
 	if m.Name == "mrr" || m.Name == "churn" || m.Name == "movements" {
 		src, base = mrrSQL, mrrColumns
 	}
+	var cutArgs []any
+	if !m.At.IsZero() {
+		cut, err := q.cut(ctx, m.At)
+		if err != nil {
+			return nil, err
+		}
+		src, cutArgs = atCut(src, cut)
+	}
 	if m.Scope.Account == AllAccounts {
 		// The total of every account is computed from the accounts' base figures (derived ones
 		// such as the churn rate are not sums), as one more account named "all".
@@ -226,11 +283,18 @@ func (q *Queries) Series(ctx context.Context, m Metric) ([]json.RawMessage, erro
 	if m.Scope.Livemode != nil {
 		live = *m.Scope.Livemode
 	}
+	args := []any{m.From, m.To, m.Currency, m.Interval, live, account}
+	if cutArgs != nil {
+		// Planned for the cut's values, as projections.ReadAt's queries are: a plan cached for
+		// any cut guesses what share of the history it admits.
+		args = append(append([]any{pgx.QueryExecModeExec}, args...), cutArgs...)
+	}
 	rows, err := q.pool.Query(ctx, fmt.Sprintf(`SELECT json_build_object('period', s.period, 'currency', s.currency, 'livemode', $5::boolean,
 			'account', nullif(s.acct, ''), %s)::text
 		FROM (SELECT p.period, p.currency, p.acct, %s FROM (%s) p) s
 		WHERE s.period >= $1::date AND s.period <= $2::date ORDER BY s.currency, s.acct = 'all', s.acct, s.period`,
-		strings.Join(quoteKeys(m.Columns), ", "), strings.Join(aliased(m.Columns), ", "), src), m.From, m.To, m.Currency, m.Interval, live, account)
+		strings.Join(quoteKeys(m.Columns), ", "), strings.Join(aliased(m.Columns), ", "), src),
+		args...)
 	if err != nil {
 		return nil, fmt.Errorf("could not compute %s: %w", m.Name, err)
 	}

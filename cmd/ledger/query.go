@@ -22,7 +22,7 @@ import (
 // queryFlags are the flags `ledger query` takes: every list filter a read model declares, and the
 // list and metric parameters, each named as the API's query parameter with - for _.
 func queryFlags() []string {
-	names := []string{"created-gte", "created-lt", "as-of", "from", "to", "interval", "currency", "livemode", "account"}
+	names := []string{"created-gte", "created-lt", "as-of", "known-at", "from", "to", "interval", "currency", "livemode", "account"}
 	for _, m := range projections.Models {
 		for _, f := range m.Filters {
 			if n := strings.ReplaceAll(f, "_", "-"); !slices.Contains(names, n) {
@@ -48,7 +48,10 @@ func queryCmd() *cobra.Command {
 
   ledger query subscriptions --status active --currency usd
   ledger query charges --created-gte 2026-05-01 --created-lt 2026-06-01 --format csv > may.csv
-  ledger query subscriptions --as-of 2026-05-31T23:59:59Z      # the state at that moment, from the log
+  ledger query subscriptions --as-of 2026-05-31T23:59:59Z      # Stripe's timeline at that moment
+  ledger query charges --known-at position:120000               # what the ledger knew at that log position
+  ledger query charges --as-of 2026-05-31 --known-at 2026-06-01T09:00:00Z   # May's end, as known on June 1st
+  ledger query mrr --known-at position:120000                   # the MRR series as the ledger knew it
   ledger query mrr --interval month --from 2026-01-01
   ledger query metrics refunds --interval day
   ledger query mrr --livemode false                              # test mode
