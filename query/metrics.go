@@ -309,3 +309,29 @@ func quoteKeys(cols []string) []string {
 	}
 	return out
 }
+
+// ColumnDefinitions are the one-line definitions of a metric's columns.
+func ColumnDefinitions(name string) map[string]string {
+	out := map[string]string{}
+	for _, c := range metrics[name] {
+		out[c] = Definitions[c]
+	}
+	return out
+}
+
+// MissingRatesText is an answer's missing rates as "currency date" pairs, comma-separated
+// ("none" when every rate was found), with the count of those not listed.
+func MissingRatesText(a Answer) string {
+	if a.MissingRatesTotal == 0 {
+		return "none"
+	}
+	parts := make([]string, len(a.MissingRates))
+	for i, r := range a.MissingRates {
+		parts[i] = r.Currency + " " + r.Date
+	}
+	s := strings.Join(parts, ", ")
+	if more := a.MissingRatesTotal - len(a.MissingRates); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
+}

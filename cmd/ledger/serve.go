@@ -193,6 +193,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
 	}
+	fx, err := fxFromEnv()
+	if err != nil {
+		return err
+	}
 	log := newLogger(level)
 	// The live heap is small (tens of MB) and every webhook allocates its body, so with Go's
 	// default GOGC=100 the collector runs constantly; 400 trades a little memory for ~10% more
@@ -447,7 +451,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	mux.Handle("/webhooks/stripe", hooks)
 	// The API: behind LEDGER_API_TOKEN / LEDGER_TOKENS_FILE; without a token only on a loopback
 	// address. /metrics on this port needs an operate token (its own listener needs none).
-	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, Logger: log,
+	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, FX: fx, Logger: log,
 		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey, Stream: hub,
 		Notifications: notifyCfg != nil}
 	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound), Sinks: o.devSinks}
