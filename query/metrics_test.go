@@ -264,3 +264,13 @@ func TestUnvaluedCounted(t *testing.T) {
 		t.Fatalf("unvalued %d, the read model has %d", a.Unvalued, null)
 	}
 }
+
+func mustMetric(t *testing.T, name, params string) query.Metric {
+	t.Helper()
+	v, _ := url.ParseQuery(params)
+	m, err := query.ParseMetric(name, v, time.Date(2026, 4, 30, 12, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
