@@ -274,3 +274,55 @@ func mustMetric(t *testing.T, name, params string) query.Metric {
 	}
 	return m
 }
+
+// The SQL views finance points a BI tool at give the figures the API gives.
+func TestViewsAgreeWithTheAnswers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, log1)
+	q := b.q(query.FX{})
+	ctx := context.Background()
+	compare := func(what, sql string, rows map[string]map[string]any, keyOf func(vals []any) string, cols []string) {
+		t.Helper()
+		rs, err := b.db.Pool.Query(ctx, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		defer rs.Close()
+		n := 0
+		for rs.Next() {
+			vals, _ := rs.Values()
+			row, ok := rows[keyOf(vals)]
+			if !ok {
+				continue
+			}
+			n++
+			for i, c := range cols {
+				got, want := cell(row[c]), fmt.Sprint(vals[i+1])
+				if vals[i+1] == nil {
+					want = "null"
+				}
+				if got != want {
+					t.Errorf("%s %s: %s API %s, view %s", what, keyOf(vals), c, got, want)
+				}
+			}
+		}
+		if err := rs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("%s: nothing compared", what)
+		}
+	}
+	_, churn := answer(t, q, "churn", "interval=month&from=2026-01-01&to=2026-04-30")
+	compare("mrr_rates_monthly", `SELECT month::text || ' ' || currency || ' platform', mrr_start, gross_mrr_churn_rate::text, net_mrr_churn_rate::text
+		FROM ledger.mrr_rates_monthly WHERE livemode AND account IS NULL AND month BETWEEN '2026-01-01' AND '2026-04-01'`,
+		churn, func(v []any) string { return v[0].(string) }, []string{"mrr_start", "gross_mrr_churn_rate", "net_mrr_churn_rate"})
+	_, subs := answer(t, q, "subscribers", "interval=day&from=2026-01-01&to=2026-04-30")
+	compare("subscribers_daily", `SELECT day::text || ' ' || currency || ' platform', subscribers, new_subscribers, churned_subscribers,
+		subscriber_churn_rate::text, arpa, ltv FROM ledger.subscribers_daily WHERE livemode AND account IS NULL AND day BETWEEN '2026-01-01' AND '2026-04-30'`,
+		subs, func(v []any) string { return v[0].(string) }, []string{"subscribers", "new_subscribers", "churned_subscribers", "subscriber_churn_rate", "arpa", "ltv"})
+	_, cohorts := answer(t, q, "cohorts", "interval=month&from=2026-01-01&to=2026-04-30")
+	compare("mrr_cohorts", `SELECT cohort::text || ' ' || currency || ' platform +' || month, customers, base_mrr, mrr, retained_mrr, nrr::text, grr::text
+		FROM ledger.mrr_cohorts WHERE livemode AND account IS NULL AND cohort + month * interval '1 month' <= '2026-04-01'`,
+		cohorts, func(v []any) string { return v[0].(string) }, []string{"customers", "base_mrr", "mrr", "retained_mrr", "nrr", "grr"})
+}
