@@ -22,6 +22,7 @@ import (
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/query"
 	"github.com/stripeledger/ledger/stripesim"
 )
 
@@ -35,10 +36,18 @@ const (
 )
 
 func bigLedger(b *testing.B) *pgxpool.Pool {
-	return testkit.Cached(b, "finance", buildBig)
+	return testkit.Cached(b, "finance", func(ctx context.Context, pool *pgxpool.Pool) error { return buildBig(ctx, pool, wantCharges, wantSubs) })
 }
 
-func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
+// smallLedger is the same account at a tenth of the size: the second size the MRR figures are
+// reported beside.
+func smallLedger(b *testing.B) *pgxpool.Pool {
+	return testkit.Cached(b, "finance10k", func(ctx context.Context, pool *pgxpool.Pool) error {
+		return buildBig(ctx, pool, wantCharges/10, wantSubs/10)
+	})
+}
+
+func buildBig(ctx context.Context, pool *pgxpool.Pool, wantCharges, wantSubs int) error {
 	// Live mode: the series are the platform's live figures by default.
 	sim := stripesim.New(stripesim.Config{Seed: 95, Customers: 3000, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Livemode: true})
 	sim.Run(time.Time{})
@@ -58,7 +67,7 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	var charges, subs int
 	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger.charges), (SELECT count(*) FROM ledger.subscriptions)`).Scan(&charges, &subs)
-	kc, ks := (wantCharges+charges-1)/charges, (wantSubs+subs-1)/subs
+	kc, ks := max(1, (wantCharges+charges-1)/charges), max(1, (wantSubs+subs-1)/subs)
 	for _, q := range []string{
 		fmt.Sprintf(`INSERT INTO ledger.charges SELECT c.id || '_' || n, amount, amount_captured, amount_refunded, refunded, currency, status,
 			paid, failure_code, failure_message, payment_intent, invoice, customer || '_' || n, dispute_id, dispute_status,
@@ -77,6 +86,14 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			return fmt.Errorf("building the finance-scale database: %w", err)
 		}
+	}
+	var first time.Time
+	if err := pool.QueryRow(ctx, `SELECT min(at) FROM ledger.subscription_movements`).Scan(&first); err != nil {
+		return err
+	}
+	rates := stripesim.FXRatesCSV("usd", first.Truncate(24*time.Hour), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	if _, err := query.New(pool, query.Config{}).ImportRates(ctx, "usd", "stripesim", rates); err != nil {
+		return fmt.Errorf("loading the rates: %w", err)
 	}
 	return nil
 }
@@ -180,6 +197,46 @@ func BenchmarkMRRSeries(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkRevenueMetrics is each revenue-metric answer over 12 months, at 100,000 and 10,000
+// subscriptions: the MRR series, the movement breakdown, subscribers with churn, ARPA and LTV,
+// and MRR in the reporting currency (usd, each movement at its period start's rate, then each
+// month at its last day's); min(b.N, 20) requests a run. Target ≤ 200 ms for the MRR series and
+// the breakdown at 100k.
+func BenchmarkRevenueMetrics(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		pool func(*testing.B) *pgxpool.Pool
+	}{{"subs=100k", bigLedger}, {"subs=10k", smallLedger}} {
+		for _, c := range []struct {
+			name, path string
+			fx         query.FX
+		}{
+			{"mrr", "/api/v1/metrics/mrr?interval=month&from=2025-06-01&to=2026-05-31", query.FX{}},
+			{"movements", "/api/v1/metrics/movements?interval=month&from=2025-06-01&to=2026-05-31", query.FX{}},
+			{"subscribers", "/api/v1/metrics/subscribers?interval=month&from=2025-06-01&to=2026-05-31", query.FX{}},
+			{"reporting-period-start", "/api/v1/metrics/mrr?interval=month&from=2025-06-01&to=2026-05-31&reporting=true", query.FX{Reporting: "usd", RateDate: query.FXPeriodStart}},
+			{"reporting-report-date", "/api/v1/metrics/movements?interval=month&from=2025-06-01&to=2026-05-31&reporting=true", query.FX{Reporting: "usd", RateDate: query.FXReportDate}},
+		} {
+			b.Run(size.name+"/"+c.name, func(b *testing.B) {
+				srv := httptest.NewServer(api.New(size.pool(b), api.Config{Tokens: auth.MustParseEnv(token), FX: c.fx}))
+				defer srv.Close()
+				client := &http.Client{}
+				n := min(b.N, 20)
+				lat := make([]time.Duration, 0, n)
+				b.ResetTimer()
+				for range n {
+					_, d := fetch(b, client, srv.URL+c.path)
+					lat = append(lat, d)
+				}
+				b.StopTimer()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+			})
+		}
+	}
 }
 
 // BenchmarkCSVExport streams all 1,000,000 charges as CSV over HTTP once a run (whatever b.N),
