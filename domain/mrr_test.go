@@ -355,3 +355,24 @@ func TestParseMRRSettings(t *testing.T) {
 		}
 	}
 }
+
+// The customer's discount history: one entry per change, in the ordering rule's order.
+func TestCustomerDiscountHistory(t *testing.T) {
+	t.Parallel()
+	cust := func(id string, created int64, d any) domain.Fact {
+		return fact(id, "customer.updated", created, obj(map[string]any{"id": "cus_1", "object": "customer", "discount": d}), "")
+	}
+	d := discount("di_c", coupon("forever", "percent_off", 12.5))
+	facts := []domain.Fact{cust("evt_1", 10, nil), cust("evt_2", 20, d), cust("evt_3", 30, d), cust("evt_4", 40, nil)}
+	for _, p := range permutations(facts) {
+		row, err := domain.FoldCustomer(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := row.DiscountHistory
+		if len(h) != 2 || h[0].At != 20 || h[0].Discount == nil || *h[0].Discount.PercentOff != "12.5" || h[1].At != 40 || h[1].Discount != nil || row.Discount != nil {
+			b, _ := json.Marshal(h)
+			t.Fatalf("arrival %s: history %s", eventIDs(p), b)
+		}
+	}
+}

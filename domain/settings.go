@@ -128,3 +128,19 @@ func (s MRRSettings) String() string {
 	s = s.WithDefaults()
 	return fmt.Sprintf("discounts=%s churn_at=%s past_due_days=%d paused=%s", s.Discounts, s.ChurnAt, s.PastDueDays, s.Paused)
 }
+
+// ParseMRRSettingsString reads String's canonical form back (as the read models record the
+// settings they were computed under).
+func ParseMRRSettingsString(s string) (MRRSettings, error) {
+	env := map[string]string{}
+	names := map[string]string{"discounts": "LEDGER_MRR_DISCOUNTS", "churn_at": "LEDGER_MRR_CHURN_AT",
+		"past_due_days": "LEDGER_MRR_PAST_DUE_DAYS", "paused": "LEDGER_MRR_PAUSED"}
+	for _, kv := range strings.Fields(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || names[k] == "" {
+			return MRRSettings{}, fmt.Errorf("MRR settings %q: %q is not one of discounts=, churn_at=, past_due_days=, paused=", s, kv)
+		}
+		env[names[k]] = v
+	}
+	return ParseMRRSettings(func(k string) string { return env[k] })
+}
