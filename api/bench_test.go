@@ -75,12 +75,13 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool, wantCharges, wantSubs int
 			FROM ledger.charges c, generate_series(1, %d) n LIMIT %d`, kc, wantCharges-charges),
 		fmt.Sprintf(`INSERT INTO ledger.subscriptions (id, customer, app_user_id, status, currency, items, trial_start, trial_end,
 			current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at, pause_behavior,
-			coupon_duration, coupon_percent_off, metadata, mrr, attention, created, livemode, account, event_id, event_created) SELECT s.id || '_' || n, customer || '_' || n, app_user_id || '_' || n, status, currency,
+			paused, discounts, metadata, mrr, attention, created, livemode, account, event_id, event_created) SELECT s.id || '_' || n, customer || '_' || n, app_user_id || '_' || n, status, currency,
 			items, trial_start, trial_end, current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at,
-			pause_behavior, coupon_duration, coupon_percent_off, metadata, mrr, attention, created - n * interval '90 days', livemode, account, event_id, event_created
+			pause_behavior, paused, discounts, metadata, mrr, attention, created - n * interval '90 days', livemode, account, event_id, event_created
 			FROM ledger.subscriptions s, generate_series(1, %d) n LIMIT %d`, ks, wantSubs-subs),
-		`INSERT INTO ledger.subscription_movements SELECT s.id, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
-			m.mrr_before, m.mrr_after, m.event_id, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days', m.livemode, m.account
+		`INSERT INTO ledger.subscription_movements SELECT s.id, m.seq, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
+			m.mrr_before, m.mrr_after, m.settings, m.source_events, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days',
+			m.period_start - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days', m.livemode, m.account
 			FROM ledger.subscriptions s JOIN ledger.subscription_movements m ON s.id LIKE m.subscription || '\_%'`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {

@@ -161,7 +161,7 @@ func TestOrderFollowsTheChainFromTheStateBefore(t *testing.T) {
 			fold:  foldAs(domain.FoldSubscription),
 			order: []string{"evt_c", "evt_b", "evt_a"},
 			check: func(r any) bool {
-				return r.(domain.SubscriptionRow).Items[0].Quantity == 1 && r.(domain.SubscriptionRow).MRR == 1000
+				return r.(domain.SubscriptionRow).Items[0].Quantity == 1 && *r.(domain.SubscriptionRow).MRR == 1000
 			},
 		},
 		{

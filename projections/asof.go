@@ -19,7 +19,11 @@ import (
 // a subscription's customer and Checkout session) are folded as of t too. id "" folds every
 // object of the model. Rows are in the model's column order, ordered by ID.
 func AsOf(ctx context.Context, pool *pgxpool.Pool, m *Model, t time.Time, id string, identity domain.Identity) ([][]any, error) {
-	a := &asOf{pool: pool, store: eventstore.New(pool), t: t, env: env{identity: identity}}
+	mrr, err := storedSettings(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	a := &asOf{pool: pool, store: eventstore.New(pool), t: t, env: env{identity: identity, mrr: mrr}}
 	var ids []string
 	if id != "" {
 		ids = []string{id}
