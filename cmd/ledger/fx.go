@@ -6,12 +6,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/query"
 )
 
-// fxFromEnv is the reporting currency and rate date every command that answers metrics uses.
+// fxFromEnv is the reporting currency and rate date every command that answers metrics uses,
+// read with the rest of the MRR settings (one parser, so serve, replay and query agree).
 func fxFromEnv() (query.FX, error) {
-	return query.ParseFX(os.Getenv("LEDGER_REPORTING_CURRENCY"), os.Getenv("LEDGER_FX_RATE_DATE"))
+	s, err := domain.ParseMRRSettings(os.Getenv)
+	if err != nil {
+		return query.FX{}, err
+	}
+	return query.FX{Reporting: s.ReportingCurrency, RateDate: s.FXRateDate}, nil
 }
 
 func fxCmd() *cobra.Command {
