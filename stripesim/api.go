@@ -131,6 +131,7 @@ func newServer(cfg ServerConfig) *Server {
 	s.mux.HandleFunc("POST /v1/webhook_endpoints", s.createEndpoint)
 	s.mux.HandleFunc("POST /v1/webhook_endpoints/{id}", s.updateEndpoint)
 	s.mux.HandleFunc("GET /sim/truth", s.truth)
+	s.mux.HandleFunc("GET /sim/mrr", s.mrrTruth)
 	s.mux.HandleFunc("GET /sim/deliveries", s.deliveries)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		stripeError(w, http.StatusNotFound, "", fmt.Sprintf("Unrecognized request URL (%s: %s).", r.Method, r.URL.Path), "")

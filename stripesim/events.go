@@ -44,6 +44,7 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	}
 	s.events = append(s.events, ev)
 	s.byID[ev.ID] = ev
+	s.record(ev, obj)
 	for _, f := range s.subscribers {
 		f(ev)
 	}

@@ -38,6 +38,14 @@ func TestShapesFollowStripe(t *testing.T) {
 			}
 		}
 	}
+	// Stripe added multiple discounts to 2023-10-16 after the spec stripe-mock v0.183.0 embeds:
+	// stripe-go v76.25.0 (the SDK this module pins, same API version) decodes them, and
+	// v0.203.0's spec (2026-08-26.dahlia) has them.
+	for object, fields := range map[string][]string{
+		"subscription": {"discounts"}, "subscription_item": {"discounts"}, "discount": {"subscription_item"},
+	} {
+		props[object] = append(props[object], fields...)
+	}
 	check := func(where, object string, fields map[string]any) {
 		t.Helper()
 		known, ok := props[object]
@@ -92,7 +100,7 @@ func TestShapesFollowStripe(t *testing.T) {
 	var ep map[string]any
 	_ = json.Unmarshal(raw, &ep)
 	walk("webhook endpoint", ep)
-	for _, obj := range []string{"account", "webhook_endpoint", "event", "customer", "subscription", "subscription_item", "price", "invoice", "line_item", "charge", "refund", "dispute", "checkout.session"} {
+	for _, obj := range []string{"account", "webhook_endpoint", "event", "customer", "subscription", "subscription_item", "price", "invoice", "line_item", "charge", "refund", "dispute", "checkout.session", "discount", "coupon"} {
 		if !seen[obj] {
 			t.Errorf("no %s was rendered", obj)
 		}

@@ -92,6 +92,7 @@ type Sim struct {
 	byID        map[string]*Event
 	objs        objects
 	subscribers []func(*Event) // called for each new event, under mu
+	hist        truthHistory   // every state of every subscription and customer, for the MRR truth
 }
 
 // New creates the account and schedules its customers' arrivals; Run plays it.
