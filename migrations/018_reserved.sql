@@ -1,2 +1,0 @@
--- Reserved: the migration merged at this number replaces this file.
-SELECT 1;
