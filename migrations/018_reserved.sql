@@ -1,0 +1,2 @@
+-- Reserved: the migration merged at this number replaces this file.
+SELECT 1;
