@@ -240,6 +240,68 @@ func BenchmarkRevenueMetrics(b *testing.B) {
 	}
 }
 
+// previousMRRSQL is the MRR series as the ledger computed it before the revenue metrics (the
+// grid and running totals in SQL, the account as IS NOT DISTINCT FROM), run directly on the
+// pool: the baseline in the same run as BenchmarkRevenueMetrics' rows.
+const previousMRRSQL = `WITH m AS (
+	SELECT date_trunc($4, at AT TIME ZONE 'UTC')::date AS period, currency, coalesce(account, '') AS acct,
+	       sum(amount) FILTER (WHERE kind = 'new') AS new_mrr, sum(amount) FILTER (WHERE kind = 'expansion') AS expansion_mrr,
+	       sum(amount) FILTER (WHERE kind = 'contraction') AS contraction_mrr, sum(amount) FILTER (WHERE kind = 'churn') AS churned_mrr,
+	       sum(amount) FILTER (WHERE kind = 'reactivation') AS reactivation_mrr, sum(amount) AS mrr_change,
+	       count(*) FILTER (WHERE kind IN ('new', 'reactivation')) - count(*) FILTER (WHERE kind = 'churn') AS subscriber_change
+	FROM ledger.subscription_movements WHERE ($3 = '' OR currency = $3) AND livemode = $5 AND ($6 = 'all' OR account IS NOT DISTINCT FROM nullif($6, ''))
+	GROUP BY 1, 2, 3
+), grid AS (
+	SELECT c.currency, c.acct, g::date AS period
+	FROM (SELECT currency, acct, min(period) AS first FROM m GROUP BY currency, acct) c,
+	     generate_series(c.first, greatest($2::date, c.first), ('1 ' || $4)::interval) g
+), p AS (
+	SELECT g.period, g.currency, g.acct, (sum(coalesce(m.mrr_change, 0)) OVER w)::bigint AS mrr, (12 * sum(coalesce(m.mrr_change, 0)) OVER w)::bigint AS arr,
+	       (sum(coalesce(m.subscriber_change, 0)) OVER w)::bigint AS active_subscribers
+	FROM grid g LEFT JOIN m ON m.period = g.period AND m.currency = g.currency AND m.acct = g.acct
+	WINDOW w AS (PARTITION BY g.currency, g.acct ORDER BY g.period)
+)
+SELECT json_build_object('period', period, 'currency', currency, 'livemode', $5::boolean, 'account', nullif(acct, ''),
+	'mrr', mrr, 'arr', arr, 'active_subscribers', active_subscribers)::text
+FROM p WHERE period >= $1::date AND period <= $2::date ORDER BY currency, acct, period`
+
+// BenchmarkMRRPreviousSQL is previousMRRSQL's 12-month series at both sizes, in the same shape as
+// BenchmarkRevenueMetrics' rows.
+func BenchmarkMRRPreviousSQL(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		pool func(*testing.B) *pgxpool.Pool
+	}{{"subs=100k", bigLedger}, {"subs=10k", smallLedger}} {
+		b.Run(size.name, func(b *testing.B) {
+			pool := size.pool(b)
+			ctx := context.Background()
+			from, to := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 31, 0, 0, 0, 0, time.UTC)
+			n := min(b.N, 20)
+			lat := make([]time.Duration, 0, n)
+			b.ResetTimer()
+			for range n {
+				t0 := time.Now()
+				rows, err := pool.Query(ctx, previousMRRSQL, from, to, "", "month", true, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+					var s string
+					_ = rows.Scan(&s)
+				}
+				if rows.Err() != nil {
+					b.Fatal(rows.Err())
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		})
+	}
+}
+
 // BenchmarkCSVExport streams all 1,000,000 charges as CSV over HTTP once a run (whatever b.N),
 // sampling the heap while it runs. Target ≥ 100,000 rows/s with flat memory.
 func BenchmarkCSVExport(b *testing.B) {

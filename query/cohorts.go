@@ -20,7 +20,7 @@ import (
 const cohortSQL = `SELECT customer, currency, coalesce(account, '') AS acct, date_trunc('month', at AT TIME ZONE 'UTC')::date AS month,
 	sum(amount)::bigint, bool_or(kind = 'new')
 FROM ledger.subscription_movements
-WHERE at < $1 AND ($2 = '' OR currency = $2) AND livemode = $3 AND ($4 = 'all' OR account IS NOT DISTINCT FROM nullif($4, ''))
+WHERE at < $1 AND ($2 = '' OR currency = $2) AND livemode = $3 AND ($4 = 'all' OR ($4 = '' AND account IS NULL) OR account = $4)
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
 
 type cohortKey struct {

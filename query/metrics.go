@@ -79,7 +79,7 @@ var Definitions = map[string]string{
 // scopeSQL keeps a table's rows of one mode ($5) and account ($6: ” the platform's own, acct_…
 // one connected account, 'all' every account); acct is the account as a grouping key (” for the
 // platform).
-const scopeSQL = `livemode = $5 AND ($6 = 'all' OR account IS NOT DISTINCT FROM nullif($6, ''))`
+const scopeSQL = `livemode = $5 AND ($6 = 'all' OR ($6 = '' AND account IS NULL) OR account = $6)`
 
 // revenueColumns are what the revenue source computes per period, currency and account: all of
 // them add up across accounts.

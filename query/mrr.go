@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // The MRR metrics are computed from the movement log in two steps: Postgres sums the movements
@@ -45,7 +47,7 @@ const movesSQL = `SELECT date_trunc($1, at AT TIME ZONE 'UTC')::date AS period, 
 	coalesce(sum(amount) FILTER (WHERE kind = 'resume'), 0)::bigint,
 	(count(*) FILTER (WHERE kind IN ('new', 'reactivation', 'resume')) - count(*) FILTER (WHERE kind IN ('churn', 'pause')))::bigint AS active
 FROM ledger.subscription_movements
-WHERE at < $2 AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR account IS NOT DISTINCT FROM nullif($5, ''))
+WHERE at < $2 AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR ($5 = '' AND account IS NULL) OR account = $5)
 GROUP BY 1, 2, 3, 4`
 
 // customersSQL is, per UTC day, currency and account, how many customers' MRR (the sum of their
@@ -55,7 +57,7 @@ GROUP BY 1, 2, 3, 4`
 const customersSQL = `WITH c AS (
 	SELECT customer, currency, coalesce(account, '') AS acct, at, sum(amount) AS amount
 	FROM ledger.subscription_movements
-	WHERE at < $1 AND ($2 = '' OR currency = $2) AND livemode = $3 AND ($4 = 'all' OR account IS NOT DISTINCT FROM nullif($4, ''))
+	WHERE at < $1 AND ($2 = '' OR currency = $2) AND livemode = $3 AND ($4 = 'all' OR ($4 = '' AND account IS NULL) OR account = $4)
 	GROUP BY 1, 2, 3, 4
 ), r AS (
 	SELECT currency, acct, at, amount, sum(amount) OVER (PARTITION BY customer, currency, acct ORDER BY at) AS after FROM c
@@ -67,7 +69,7 @@ FROM r WHERE (after > 0) <> (after - amount > 0) GROUP BY 1, 2, 3`
 // unvaluedSQL counts the subscriptions whose MRR the ledger could not value (mrr NULL; attention
 // says why) in the scope: every MRR answer says how many are left out.
 const unvaluedSQL = `SELECT count(*) FROM ledger.subscriptions WHERE mrr IS NULL AND ($1 = '' OR currency = $1) AND livemode = $2
-	AND ($3 = 'all' OR account IS NOT DISTINCT FROM nullif($3, ''))`
+	AND ($3 = 'all' OR ($3 = '' AND account IS NULL) OR account = $3)`
 
 // Answer is a metric's answer: its rows and what a reader must know beside them.
 type Answer struct {
@@ -179,10 +181,10 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 		a.Data, err = q.revenueSeries(ctx, m, live)
 		return a, err
 	}
-	if err := q.pool.QueryRow(ctx, unvaluedSQL, m.Currency, live, m.Scope.Account).Scan(&a.Unvalued); err != nil {
-		return a, fmt.Errorf("could not count unvalued subscriptions: %w", err)
-	}
 	if m.Name == "cohorts" {
+		if err := q.pool.QueryRow(ctx, unvaluedSQL, m.Currency, live, m.Scope.Account).Scan(&a.Unvalued); err != nil {
+			return a, fmt.Errorf("could not count unvalued subscriptions: %w", err)
+		}
 		var err error
 		a.Data, err = q.cohorts(ctx, m, live)
 		return a, err
@@ -200,15 +202,29 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 	if byPeriodStart {
 		fxDay = "(" + q.periodStartColumn(ctx) + " AT TIME ZONE 'UTC')::date"
 	}
-	moves, err := q.moveAggs(ctx, fmt.Sprintf(movesSQL, fxDay), m, g, live)
-	if err != nil {
-		return a, err
-	}
+	// The unvalued count, the movement sums and the customer transitions are independent reads:
+	// each on its own connection, at once, so an answer takes as long as the slowest of them.
+	var moves []moveAgg
 	var custs []custAgg
-	if m.Name == "subscribers" {
-		if custs, err = q.custAggs(ctx, m, g, live); err != nil {
-			return a, err
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error {
+		if err := q.pool.QueryRow(gctx, unvaluedSQL, m.Currency, live, m.Scope.Account).Scan(&a.Unvalued); err != nil {
+			return fmt.Errorf("could not count unvalued subscriptions: %w", err)
 		}
+		return nil
+	})
+	grp.Go(func() (err error) {
+		moves, err = q.moveAggs(gctx, fmt.Sprintf(movesSQL, fxDay), m, g, live)
+		return err
+	})
+	if m.Name == "subscribers" {
+		grp.Go(func() (err error) {
+			custs, err = q.custAggs(gctx, m, g, live)
+			return err
+		})
+	}
+	if err := grp.Wait(); err != nil {
+		return a, err
 	}
 	native, first := nativeSeries(g, moves, custs)
 	var out map[seriesKey][]fig
