@@ -25,7 +25,8 @@ import (
 // converted figure is NULL and the answer names the (currency, date) pair. A missing rate is
 // never taken as 1. ledger.fx_rate in SQL is the one definition of that lookup.
 
-// FX is the reporting-currency configuration.
+// FX is the reporting-currency configuration (domain.MRRSettings' ReportingCurrency and
+// FXRateDate: one parser reads the environment for every command).
 type FX struct {
 	// Reporting is the currency figures are converted into (lowercase ISO 4217); "" for none.
 	Reporting string
@@ -43,21 +44,6 @@ const (
 	// reported apart from movements.
 	FXReportDate = "report_date"
 )
-
-// ParseFX reads LEDGER_REPORTING_CURRENCY and LEDGER_FX_RATE_DATE's values.
-func ParseFX(reporting, rateDate string) (FX, error) {
-	fx := FX{Reporting: reporting, RateDate: rateDate}
-	if fx.RateDate == "" {
-		fx.RateDate = FXPeriodStart
-	}
-	if fx.Reporting != "" && !isCurrency(fx.Reporting) {
-		return fx, fmt.Errorf("LEDGER_REPORTING_CURRENCY is a lowercase ISO 4217 currency such as usd, not %q", reporting)
-	}
-	if fx.RateDate != FXPeriodStart && fx.RateDate != FXReportDate {
-		return fx, fmt.Errorf("LEDGER_FX_RATE_DATE is %s or %s, not %q", FXPeriodStart, FXReportDate, rateDate)
-	}
-	return fx, nil
-}
 
 // exponents are Stripe's currencies whose minor unit is not the hundredth: zero-decimal ones
 // count whole units, three-decimal ones thousandths.

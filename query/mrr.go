@@ -20,9 +20,7 @@ import (
 // figure. A 12-month series reads a few thousand aggregate rows, whatever the number of
 // subscriptions.
 
-// kinds are the movement kinds in the order the aggregates carry them.
-var kinds = []string{"new", "expansion", "contraction", "churn", "reactivation", "pause", "resume"}
-
+// The movement kinds, in the order the aggregates carry them.
 const (
 	kNew = iota
 	kExpansion
