@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -263,8 +264,29 @@ func (q *Queries) periodStartColumn(ctx context.Context) string {
 	return "at"
 }
 
-func (q *Queries) moveAggs(ctx context.Context, sql string, m Metric, g grid, live bool) ([]moveAgg, error) {
-	rows, err := q.pool.Query(ctx, sql, m.Interval, g.end, m.Currency, live, m.Scope.Account)
+// aggregate runs one of the log's aggregates in a read-only transaction with room to hash: the
+// planner cannot estimate how few groups a date_trunc of the log makes (it assumes one per
+// row), and with the default work_mem it sorts the whole log to disk instead of hashing a few
+// hundred groups — three times slower at 100,000 subscriptions.
+func (q *Queries) aggregate(ctx context.Context, read func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, q.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+			return err
+		}
+		return read(tx)
+	})
+}
+
+func (q *Queries) moveAggs(ctx context.Context, sql string, m Metric, g grid, live bool) (out []moveAgg, err error) {
+	err = q.aggregate(ctx, func(tx pgx.Tx) error {
+		out, err = scanMoveAggs(ctx, tx, sql, m, g, live)
+		return err
+	})
+	return out, err
+}
+
+func scanMoveAggs(ctx context.Context, tx pgx.Tx, sql string, m Metric, g grid, live bool) ([]moveAgg, error) {
+	rows, err := tx.Query(ctx, sql, m.Interval, g.end, m.Currency, live, m.Scope.Account)
 	if err != nil {
 		return nil, fmt.Errorf("could not sum the movement log: %w", err)
 	}
@@ -286,8 +308,16 @@ func (q *Queries) moveAggs(ctx context.Context, sql string, m Metric, g grid, li
 	return out, rows.Err()
 }
 
-func (q *Queries) custAggs(ctx context.Context, m Metric, g grid, live bool) ([]custAgg, error) {
-	rows, err := q.pool.Query(ctx, customersSQL, g.end, m.Currency, live, m.Scope.Account)
+func (q *Queries) custAggs(ctx context.Context, m Metric, g grid, live bool) (out []custAgg, err error) {
+	err = q.aggregate(ctx, func(tx pgx.Tx) error {
+		out, err = scanCustAggs(ctx, tx, m, g, live)
+		return err
+	})
+	return out, err
+}
+
+func scanCustAggs(ctx context.Context, tx pgx.Tx, m Metric, g grid, live bool) ([]custAgg, error) {
+	rows, err := tx.Query(ctx, customersSQL, g.end, m.Currency, live, m.Scope.Account)
 	if err != nil {
 		return nil, fmt.Errorf("could not count subscribers: %w", err)
 	}
