@@ -165,7 +165,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		nullText("attention", "Why a person should look at this row: an event of another API version without a billing period, a price or discount that cannot be valued (mrr is then NULL), metered prices left out of mrr; NULL when nothing.", "", func(r *subscriptionFold) **string { return &r.Attention }),
 		timestamp("created", createdComment, "created", func(r *subscriptionFold) *int64 { return &r.Created }),
 	},
-	indexes: []string{"created DESC, id DESC", "app_user_id"},
+	indexes: []string{"created DESC, id DESC", "app_user_id", "mrr"}, // mrr: the unvalued count (mrr IS NULL) of every MRR answer
 	filters: []string{"status", "customer", "app_user_id", "currency"},
 	brief:   []string{"id", "customer", "app_user_id", "status", "currency", "mrr", "current_period_end", "created"},
 	children: []child[subscriptionFold]{{
