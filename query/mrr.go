@@ -35,18 +35,28 @@ const (
 // kindColumns name each kind's column in the answers.
 var kindColumns = []string{"new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr", "pause_mrr", "resume_mrr"}
 
-// movesSQL sums the movement log by period ($1: day or month), fx day (%s: the UTC day of the
-// movement's period_start, or NULL when no conversion needs it), currency and account, over
+// movesSQL sums the movement log by period ($1: day or month), fx day (%[1]s: the UTC day of
+// the movement's period_start, or NULL when no conversion needs it), currency and account, over
 // movements effective before $2 (the series' end: a movement dated later is not counted yet).
-// active is the change in subscriptions with MRR above 0.
-const movesSQL = `SELECT date_trunc($1, at AT TIME ZONE 'UTC')::date AS period, %s AS fx_day, currency, coalesce(account, '') AS acct,
+// active is the change in subscriptions with MRR above 0. Movements before the grid ($6) only
+// make the opening balance: they are summed by currency and account alone (period NULL, the
+// total in the first kind's place), which spares most of the log the per-kind sums — a 12-month
+// series over years of history reads a few months of it in full.
+const movesSQL = `SELECT NULL::date AS period, %[1]s AS fx_day, currency, coalesce(account, '') AS acct,
+	sum(amount)::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
+	(count(*) FILTER (WHERE kind IN ('new', 'reactivation', 'resume')) - count(*) FILTER (WHERE kind IN ('churn', 'pause')))::bigint AS active
+FROM ledger.subscription_movements
+WHERE at < $6 AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR ($5 = '' AND account IS NULL) OR account = $5)
+GROUP BY 2, 3, 4
+UNION ALL
+SELECT date_trunc($1, at AT TIME ZONE 'UTC')::date AS period, %[1]s AS fx_day, currency, coalesce(account, '') AS acct,
 	coalesce(sum(amount) FILTER (WHERE kind = 'new'), 0)::bigint, coalesce(sum(amount) FILTER (WHERE kind = 'expansion'), 0)::bigint,
 	coalesce(sum(amount) FILTER (WHERE kind = 'contraction'), 0)::bigint, coalesce(sum(amount) FILTER (WHERE kind = 'churn'), 0)::bigint,
 	coalesce(sum(amount) FILTER (WHERE kind = 'reactivation'), 0)::bigint, coalesce(sum(amount) FILTER (WHERE kind = 'pause'), 0)::bigint,
 	coalesce(sum(amount) FILTER (WHERE kind = 'resume'), 0)::bigint,
 	(count(*) FILTER (WHERE kind IN ('new', 'reactivation', 'resume')) - count(*) FILTER (WHERE kind IN ('churn', 'pause')))::bigint AS active
 FROM ledger.subscription_movements
-WHERE at < $2 AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR ($5 = '' AND account IS NULL) OR account = $5)
+WHERE at >= $6 AND at < $2 AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR ($5 = '' AND account IS NULL) OR account = $5)
 GROUP BY 1, 2, 3, 4`
 
 // customersSQL is, per UTC day, currency and account, how many customers' MRR (the sum of their
@@ -286,7 +296,7 @@ func (q *Queries) moveAggs(ctx context.Context, sql string, m Metric, g grid, li
 }
 
 func scanMoveAggs(ctx context.Context, tx pgx.Tx, sql string, m Metric, g grid, live bool) ([]moveAgg, error) {
-	rows, err := tx.Query(ctx, sql, m.Interval, g.end, m.Currency, live, m.Scope.Account)
+	rows, err := tx.Query(ctx, sql, m.Interval, g.end, m.Currency, live, m.Scope.Account, g.periods[0])
 	if err != nil {
 		return nil, fmt.Errorf("could not sum the movement log: %w", err)
 	}
@@ -294,11 +304,14 @@ func scanMoveAggs(ctx context.Context, tx pgx.Tx, sql string, m Metric, g grid, 
 	var out []moveAgg
 	for rows.Next() {
 		var r moveAgg
+		var period *time.Time
 		k := &r.kinds
-		if err := rows.Scan(&r.period, &r.fxDay, &r.key.currency, &r.key.acct, &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &r.active); err != nil {
+		if err := rows.Scan(&period, &r.fxDay, &r.key.currency, &r.key.acct, &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &r.active); err != nil {
 			return nil, err
 		}
-		r.period = r.period.UTC()
+		if period != nil { // nil: before the grid, the opening balance (the zero time is before every period)
+			r.period = period.UTC()
+		}
 		if r.fxDay != nil {
 			d := r.fxDay.UTC()
 			r.fxDay = &d
