@@ -28,6 +28,13 @@ func TestInputsRoundTrip(t *testing.T) {
 	}
 	settings := []domain.MRRSettings{{}, {Discounts: domain.DiscountsBoth, ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 2, Paused: domain.PausedZero}}
 	customer := []domain.CustomerDiscount{{At: 1_770_000_000, Discount: &domain.Discount{ID: "di_c", Duration: "forever", PercentOff: ptrTo(domain.Decimal("12.5"))}}}
+	// And a subscription with every discount field.
+	byObject["sub_d"] = []domain.Fact{mustFact(`{"id":"evt_d","object":"event","type":"customer.subscription.updated","created":1000,"api_version":"2023-10-16","data":{"object":
+		{"id":"sub_d","object":"subscription","customer":"cus_d","status":"active","currency":"usd","current_period_start":0,"current_period_end":2592000,
+		"discounts":[{"id":"di_1","start":500,"end":90000,"promotion_code":"promo_1","coupon":{"id":"co_1","duration":"repeating","duration_in_months":3,"percent_off":12.5}},
+		             {"id":"di_2","start":500,"end":null,"coupon":{"id":"co_2","duration":"forever","amount_off":300,"currency":"eur","currency_options":{"usd":{"amount_off":350},"gbp":{"amount_off":250}}}}],
+		"items":{"data":[{"id":"si_1","quantity":4,"discounts":[{"id":"di_3","start":1,"end":null,"coupon":{"id":"co_3","duration":"once","percent_off":10}}],
+		  "price":{"id":"p","billing_scheme":"per_unit","unit_amount_decimal":"999.5","recurring":{"interval":"month","interval_count":1,"usage_type":"licensed"}}}]}}}}`)}
 	checked := 0
 	for id, facts := range byObject {
 		row, h, err := domain.FoldSubscriptionHistory(facts)
@@ -61,6 +68,14 @@ func TestInputsRoundTrip(t *testing.T) {
 	if checked < 50 || reflect.DeepEqual(settings[0], settings[1]) {
 		t.Fatalf("only %d subscriptions", checked)
 	}
+}
+
+func mustFact(raw string) domain.Fact {
+	f, err := domain.DecodeFact([]byte(raw))
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 func ptrTo[T any](v T) *T { return &v }
