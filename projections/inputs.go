@@ -270,6 +270,7 @@ func (d *dec) discount(o *domain.Discount) {
 		}
 	}
 	o.Start, o.End, o.Unvalued = d.optInt(), d.optInt(), d.str()
+	o.Prepare()
 }
 
 func decodeInputs(b []byte) (attention *string, h domain.SubscriptionHistory, err error) {
