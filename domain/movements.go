@@ -87,7 +87,8 @@ type SubscriptionHistory struct {
 
 const day = 86400
 
-// Value sets row.MRR (as of the subscription's latest event) and row.Attention, and returns the
+// Value sets row.MRR (as of the newest of the subscription's events and its customer's discount
+// changes: what the ledger knows now) and row.Attention, and returns the
 // movement log, under settings set with the customer's discounts (its history, oldest first).
 func (h *SubscriptionHistory) Value(row *SubscriptionRow, customer []CustomerDiscount, set MRRSettings) []Movement {
 	set = set.WithDefaults()
@@ -129,7 +130,14 @@ func (h *SubscriptionHistory) log(customer []CustomerDiscount, set MRRSettings) 
 		states             = h.States
 		statusOf           = func(s *MRRState) string { return cond(s.Terminal, "canceled", s.Status) }
 		customerDiscountAt = func(t int64) *Discount { return customerAt(customer, t) }
+		asOf               int64 // the row's figure is the MRR as of the newest input
 	)
+	for k := range states {
+		asOf = max(asOf, states[k].At)
+	}
+	for k := range customer {
+		asOf = max(asOf, customer[k].At)
+	}
 	for i := 0; i < len(states); {
 		// The instant At: its state is the last of its events.
 		j := i
@@ -209,7 +217,7 @@ func (h *SubscriptionHistory) log(customer []CustomerDiscount, set MRRSettings) 
 			default:
 				v, unvalued = s.valueAt(t, h.Currency, set, customerDiscountAt)
 			}
-			if t == s.At {
+			if t <= asOf {
 				lastVal, lastWhy = nil, unvalued
 				if unvalued == "" {
 					lastVal = &v

@@ -161,7 +161,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		boolean("paused", "True while collection is paused (pause_collection set). With LEDGER_MRR_PAUSED=zero its MRR is 0, recorded as a pause movement.", "", func(r *subscriptionFold) *bool { return &r.Paused }),
 		nullJSON("discounts", "The subscription's own discounts in Stripe's order (discounts[], or the legacy discount): JSON array of {id, coupon, promotion_code, duration, duration_in_months, percent_off (decimal string), amount_off, currency, amount_off_in (coupon currency_options), start, end, unvalued}; NULL when it has none (the customer's discount then applies).", "discount", func(r *subscriptionFold) *[]domain.Discount { return &r.Discounts }),
 		metadata("metadata", "The subscription's Stripe metadata; NULL when the event carried none.", "metadata", func(r *subscriptionFold) *map[string]string { return &r.Metadata }),
-		nullInteger("mrr", "Monthly recurring revenue in minor units as of the latest event, by the MRR settings (README, Revenue metrics): active and past_due only; each licensed item valued exactly from its price's shape, per month (year / 12, week * 52 / 12, day * 365 / 12, over interval_count); item discounts, then the subscription's (or the customer's); rounded down once. NULL when a price or discount cannot be valued (attention says why).", "", func(r *subscriptionFold) **int64 { return &r.MRR }),
+		nullInteger("mrr", "Monthly recurring revenue in minor units as of the newest of its events and its customer's discount changes, by the MRR settings (README, Revenue metrics): active and past_due only; each licensed item valued exactly from its price's shape, per month (year / 12, week * 52 / 12, day * 365 / 12, over interval_count); item discounts, then the subscription's (or the customer's); rounded down once. NULL when a price or discount cannot be valued (attention says why).", "", func(r *subscriptionFold) **int64 { return &r.MRR }),
 		nullText("attention", "Why a person should look at this row: an event of another API version without a billing period, a price or discount that cannot be valued (mrr is then NULL), metered prices left out of mrr; NULL when nothing.", "", func(r *subscriptionFold) **string { return &r.Attention }),
 		timestamp("created", createdComment, "created", func(r *subscriptionFold) *int64 { return &r.Created }),
 	},
@@ -171,7 +171,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 	children: []child[subscriptionFold]{{
 		Child: Child{
 			Table: "subscription_movements",
-			Comment: "Every change of a subscription's MRR, when it takes effect, under the MRR settings in force: a subscription's amounts up to its latest event sum to its mrr; " +
+			Comment: "Every change of a subscription's MRR, when it takes effect, under the MRR settings in force: a subscription's amounts up to its newest input (its events, its customer's discount changes) sum to its mrr; " +
 				"movements a rule times later (a discount's end, past_due + N days, the period end of an immediate cancellation) are in the log with their future time. Every metric is computed from it.",
 			Key:        "subscription",
 			PrimaryKey: []string{"subscription", "seq"},
