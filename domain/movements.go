@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
@@ -64,6 +65,104 @@ type ItemValue struct {
 	Monthly   *big.Rat
 	Factor    *big.Rat
 	Discounts []Discount
+}
+
+// fastFractions is off only in the test that holds valueAtFast to math/big.
+var fastFractions = true
+
+// valueAtFast is valueAt in int64 fractions; false when a step would overflow (or a value does
+// not fit), and valueAt then computes with math/big.
+func (s *MRRState) valueAtFast(t int64, currency string, set MRRSettings, customer func(int64) *Discount) (int64, string, bool) {
+	var total frac = frac{0, 1}
+	apply := func(d *Discount, v frac, factor *big.Rat) (frac, string, bool) {
+		if d.Unvalued != "" {
+			return v, d.Unvalued, true
+		}
+		if !set.counts(d) || !d.inForce(t) {
+			return v, "", true
+		}
+		var ok bool
+		switch {
+		case d.PercentOff != nil:
+			p, fits := fracOf(d.Percent())
+			if !fits {
+				return v, "", false
+			}
+			// v × (100 − p) / 100
+			rest, ok1 := frac{100*p.d - p.n, 100 * p.d}, p.n <= math.MaxInt64/2 && p.d <= math.MaxInt64/200
+			if !ok1 {
+				return v, "", false
+			}
+			if rest.n < 0 {
+				rest.n = 0
+			}
+			if v, ok = v.mul(rest); !ok {
+				return v, "", false
+			}
+		case d.AmountOff != nil:
+			amt, found := int64(0), false
+			if d.Currency != nil && *d.Currency == currency {
+				amt, found = *d.AmountOff, true
+			} else if a, in := d.AmountOffIn[currency]; in {
+				amt, found = a, true
+			}
+			if !found {
+				return v, fmt.Sprintf("coupon %s has no amount_off in %s", d.Coupon, currency), true
+			}
+			off := frac{amt, 1}
+			if factor != nil {
+				f, fits := fracOf(factor)
+				if !fits {
+					return v, "", false
+				}
+				if off, ok = off.mul(f); !ok {
+					return v, "", false
+				}
+			}
+			if v, ok = v.add(frac{-off.n, off.d}); !ok {
+				return v, "", false
+			}
+		}
+		if v.n < 0 {
+			v = frac{0, 1}
+		}
+		return v, "", true
+	}
+	for _, it := range s.Items {
+		v, fits := fracOf(it.Monthly)
+		if !fits {
+			return 0, "", false
+		}
+		for k := range it.Discounts {
+			var why string
+			var ok bool
+			if v, why, ok = apply(&it.Discounts[k], v, it.Factor); !ok || why != "" {
+				return 0, why, ok
+			}
+		}
+		var ok bool
+		if total, ok = total.add(v); !ok {
+			return 0, "", false
+		}
+	}
+	var factor *big.Rat
+	if len(s.Items) > 0 {
+		factor = s.Items[0].Factor
+	}
+	var why string
+	ok := true
+	if s.OwnDiscounts {
+		for k := range s.Discounts {
+			if total, why, ok = apply(&s.Discounts[k], total, factor); !ok || why != "" {
+				return 0, why, ok
+			}
+		}
+	} else if d := customer(t); d != nil {
+		if total, why, ok = apply(d, total, factor); !ok || why != "" {
+			return 0, why, ok
+		}
+	}
+	return total.floor(), "", true
 }
 
 func (s *MRRState) unvalued(why string) {
@@ -289,6 +388,11 @@ func customerAt(h []CustomerDiscount, t int64) *Discount {
 func (s *MRRState) valueAt(t int64, currency string, set MRRSettings, customer func(int64) *Discount) (int64, string) {
 	if s.Unvalued != "" {
 		return 0, s.Unvalued
+	}
+	if fastFractions {
+		if v, why, ok := s.valueAtFast(t, currency, set, customer); ok {
+			return v, why
+		}
 	}
 	total := new(big.Rat)
 	v := new(big.Rat)

@@ -78,7 +78,6 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		id        string
 		mrr       *int64
 		attention *string
-		rows      [][]any
 		err       error
 	}
 	results := make([]result, len(subs))
