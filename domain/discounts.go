@@ -31,7 +31,7 @@ type Discount struct {
 	End         *int64           `json:"end"`
 	// Unvalued says why the discount cannot be valued (an unexpanded ID, a coupon left as its
 	// ID, a coupon with neither percent_off nor amount_off); "" when it can.
-	Unvalued string `json:"unvalued,omitempty"`
+	Unvalued string   `json:"unvalued,omitempty"`
 	pct      *big.Rat // PercentOff parsed once (SetPercentOff); nil: parsed when applied
 }
 
