@@ -2,44 +2,17 @@ package stripesim
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
 const day = 24 * time.Hour
 
-// plan is a product with a monthly price per currency (minor units); yearly is ten months.
-type plan struct {
-	product string
-	name    string
-	monthly map[string]int64
-}
-
-var plans = []plan{
-	{"prod_Basic", "Basic", map[string]int64{"usd": 900, "eur": 900, "gbp": 800, "jpy": 1200}},
-	{"prod_Pro", "Pro", map[string]int64{"usd": 2900, "eur": 2700, "gbp": 2400, "jpy": 3800}},
-	{"prod_Team", "Team", map[string]int64{"usd": 9900, "eur": 9500, "gbp": 8500, "jpy": 13000}},
-}
-
-var currencies = []string{"usd", "usd", "usd", "eur", "eur", "gbp", "jpy"}
-
-func priceFor(p plan, currency, interval string) Price {
-	amount := p.monthly[currency]
-	if interval == "year" {
-		amount *= 10
-	}
-	return Price{
-		ID:     fmt.Sprintf("price_%s_%s_%s", p.name, currency, interval),
-		Object: "price", Active: true, Currency: currency, Product: p.product, Type: "recurring",
-		Recurring:  &Recurring{Interval: interval, IntervalCount: 1, UsageType: "licensed"},
-		UnitAmount: amount, Nickname: p.name + " " + interval + "ly",
-	}
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // newCustomer is one arrival: a guest checkout, a Checkout signup or an API signup.
 func (s *Sim) newCustomer(n int) {
-	currency := currencies[s.rng.IntN(len(currencies))]
+	currency := sellCurrencies[s.rng.IntN(len(sellCurrencies))]
 	appUser := fmt.Sprintf("user_%05d", n)
 	switch r := s.rng.Float64(); {
 	case r < 0.12:
@@ -85,7 +58,7 @@ func (s *Sim) createCustomer(currency string, meta map[string]string) *Customer 
 func (s *Sim) guestCheckout(currency, appUser string) {
 	cs := &CheckoutSession{ID: s.newID("cs", 24), Object: "checkout.session", Created: s.unix(), Currency: currency,
 		CustomerCreation: "if_required", Livemode: s.cfg.Livemode, Metadata: map[string]string{}, Mode: "payment",
-		PaymentStatus: "paid", Status: "complete", AmountTotal: plans[s.rng.IntN(len(plans))].monthly[currency] * 2}
+		PaymentStatus: "paid", Status: "complete", AmountTotal: oneOffAmount(s.rng.IntN(3), currency) * 2}
 	if s.chance(0.5) {
 		cs.ClientReferenceID = ptr(appUser)
 	}
@@ -105,56 +78,35 @@ func (s *Sim) checkoutSubscription(c *Customer, appUser string) {
 	sub := s.startSubscription(c, map[string]string{})
 	cs.Subscription = ptr(sub.ID)
 	cs.AmountTotal = subscriptionAmount(sub)
+	if sub.LatestInvoice != nil {
+		cs.AmountTotal = s.money.invoices[*sub.LatestInvoice].Total // its first invoice's, tax included
+	}
 	if sub.Status == "trialing" {
 		cs.PaymentStatus = "no_payment_required"
 	}
 	s.emit("checkout.session.completed", cs, cs.ID, nil, false)
 }
 
-func subscriptionAmount(sub *Subscription) int64 {
-	var total int64
-	for _, it := range sub.Items.Data {
-		total += it.Price.UnitAmount * it.Quantity
-	}
-	if sub.Discount != nil {
-		total -= total * sub.Discount.Coupon.PercentOff / 100
-	}
-	return total
-}
-
 func (s *Sim) startSubscription(c *Customer, meta map[string]string) *Subscription {
-	currency := *c.Currency
-	interval := "month"
-	if s.chance(0.25) {
-		interval = "year"
-	}
-	sub := &Subscription{ID: s.newID("sub", 24), Object: "subscription", Created: s.unix(), Currency: currency,
+	sub := &Subscription{ID: s.newID("sub", 24), Object: "subscription", Created: s.unix(), Currency: *c.Currency,
 		Customer: c.ID, CollectionMethod: "charge_automatically", Livemode: s.cfg.Livemode, Metadata: meta,
-		StartDate: s.unix(), BillingCycleAnchor: s.unix(), Status: "active"}
-	items := []SubscriptionItem{s.item(sub, plans[s.rng.IntN(len(plans))], currency, interval)}
-	if s.chance(0.15) { // a second product on the same subscription
-		items = append(items, s.item(sub, plans[0], currency, interval))
-	}
-	sub.Items = newList("/v1/subscription_items?subscription="+sub.ID, items)
-	if s.chance(0.1) {
-		duration := "forever"
-		if s.chance(0.5) {
-			duration = "repeating"
-		}
-		sub.Discount = &Discount{Object: "discount", Coupon: Coupon{ID: "LAUNCH20", Object: "coupon", Duration: duration, PercentOff: 20}}
-	}
+		StartDate: s.unix(), BillingCycleAnchor: s.unix(), Status: "active", cust: c}
+	sub.Items = newList("/v1/subscription_items?subscription="+sub.ID, s.chooseItems(sub))
+	s.chooseDiscounts(sub)
 	trial := s.chance(0.25)
 	if trial {
 		end := s.unix() + int64(14*day/time.Second)
 		sub.Status, sub.TrialStart, sub.TrialEnd = "trialing", ptr(s.unix()), ptr(end)
 		sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), end
 	} else {
-		sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), s.periodEnd(s.now, interval)
+		sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), periodEndFor(s.now, primary(sub))
+		markDue(sub)
 	}
 	s.objs.add("subscriptions", sub.ID, sub.Created, sub)
 	s.emit("customer.subscription.created", sub, sub.ID, nil, true)
 	if !trial {
 		s.invoice(sub, "subscription_create")
+		markOnceUsed(sub)
 	}
 	s.at(time.Unix(sub.CurrentPeriodEnd, 0), func() { s.renew(sub) })
 
@@ -168,6 +120,18 @@ func (s *Sim) startSubscription(c *Customer, meta map[string]string) *Subscripti
 		s.after(time.Duration(2+s.rng.IntN(60))*day, func() { s.cancelAtPeriodEnd(sub) })
 	case r < 0.45:
 		s.after(time.Duration(1+s.rng.IntN(60))*day, func() { s.cancelNow(sub, true) })
+	case r < 0.48:
+		s.after(time.Duration(10+s.rng.IntN(50))*day, func() { s.retain(sub) })
+	}
+	// Seat counts grow (and shrink) within periods.
+	if p := sub.Items.Data[0].Price.plan; p.maxQty > p.minQty && s.chance(0.25) {
+		for range 1 + s.rng.IntN(2) {
+			s.after(time.Duration(1+s.rng.IntN(80))*day, func() { s.changeQuantity(sub) })
+		}
+	}
+	// A few customers get a coupon of their own, which their subscriptions without one use.
+	if s.chance(0.05) {
+		s.after(time.Duration(s.rng.IntN(30))*day+time.Hour, func() { s.giveCustomerDiscount(c) })
 	}
 	if s.quirks.Float64() < secondThoughts {
 		s.after(s.secondThoughtsDelay(), func() { s.cancelAndKeep(sub) })
@@ -178,25 +142,11 @@ func (s *Sim) startSubscription(c *Customer, meta map[string]string) *Subscripti
 	return sub
 }
 
-func (s *Sim) item(sub *Subscription, p plan, currency, interval string) SubscriptionItem {
-	q := int64(1)
-	if s.chance(0.15) {
-		q = int64(2 + s.rng.IntN(9))
-	}
-	return SubscriptionItem{ID: s.newID("si", 14), Object: "subscription_item", Created: s.unix(),
-		Price: priceFor(p, currency, interval), Quantity: q, Subscription: sub.ID}
-}
+// primary is the recurring of the subscription's first item, which sets its billing period.
+func primary(sub *Subscription) *Recurring { return sub.Items.Data[0].Price.Recurring }
 
-func (s *Sim) periodEnd(from time.Time, interval string) int64 {
-	if interval == "year" {
-		return from.AddDate(1, 0, 0).Unix()
-	}
-	return from.AddDate(0, 1, 0).Unix()
-}
-
-func interval(sub *Subscription) string { return sub.Items.Data[0].Price.Recurring.Interval }
-
-// renew runs at the end of each period: cancel if asked, otherwise start the next period and bill it.
+// renew runs at the end of each period: cancel if asked, otherwise start the next period and bill
+// it (used once coupons come off with the renewal).
 func (s *Sim) renew(sub *Subscription) {
 	if sub.Status == "canceled" {
 		return
@@ -210,10 +160,13 @@ func (s *Sim) renew(sub *Subscription) {
 		prev["status"] = "trialing"
 		sub.Status = "active"
 	}
-	sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), s.periodEnd(s.now, interval(sub))
+	s.removeUsedOnceDiscounts(sub, prev)
+	sub.CurrentPeriodStart, sub.CurrentPeriodEnd = s.unix(), periodEndFor(s.now, primary(sub))
+	markDue(sub)
 	s.emit("customer.subscription.updated", sub, sub.ID, prev, false)
 	if sub.PauseCollection == nil && sub.Status != "unpaid" {
 		s.invoice(sub, "subscription_cycle")
+		markOnceUsed(sub)
 	}
 	s.at(time.Unix(sub.CurrentPeriodEnd, 0), func() { s.renew(sub) })
 }
@@ -228,17 +181,23 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 		Subtotal: amount, Total: amount}
 	inv.Number = fmt.Sprintf("INV-%06d", len(s.objs.kinds["invoices"])+1)
 	var lines []InvoiceLine
-	for _, it := range sub.Items.Data {
-		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: it.Price.UnitAmount * it.Quantity,
-			Currency: sub.Currency, Description: fmt.Sprintf("%d × %s", it.Quantity, it.Price.Nickname),
-			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity})
+	for _, it := range dueItems(sub) {
+		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: lineAmount(sub, it),
+			Currency: sub.Currency, Description: describeItem(it),
+			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: lineQuantity(sub, it),
+			SubscriptionItem: it.ID})
+	}
+	if reason == "subscription_cycle" {
+		lines = append(lines, s.prorationLines(sub)...)
 	}
 	inv.Lines = newList("/v1/invoices/"+inv.ID+"/lines", lines)
+	s.billLines(sub, inv, amount)
 	s.objs.add("invoices", inv.ID, inv.Created, inv)
 	sub.LatestInvoice = ptr(inv.ID)
 	s.emit("invoice.created", inv, inv.ID, nil, false)
 	inv.Status = "open"
 	inv.PaymentIntent = ptr(s.newID("pi", 24))
+	s.finalizeIntent(inv)
 	s.emit("invoice.finalized", inv, inv.ID, map[string]any{"status": "draft", "payment_intent": nil}, false)
 	s.pay(sub, inv)
 }
@@ -248,6 +207,10 @@ var retryDelays = []time.Duration{3 * day, 5 * day, 7 * day}
 
 func (s *Sim) pay(sub *Subscription, inv *Invoice) {
 	if inv.Status != "open" || sub.Status == "canceled" {
+		return
+	}
+	if inv.AmountDue == 0 {
+		s.paidWithoutCharge(sub, inv)
 		return
 	}
 	ok := s.chance(0.9)
@@ -312,14 +275,17 @@ func (s *Sim) charge(customer *string, inv *Invoice, currency string, amount int
 		ch.Invoice, ch.PaymentIntent = ptr(inv.ID), inv.PaymentIntent
 	}
 	s.objs.add("charges", ch.ID, ch.Created, ch)
+	pi := s.intentFor(ch, inv)
 	if ok {
 		ch.Status, ch.Paid, ch.Captured, ch.AmountCaptured = "succeeded", true, true, amount
+		s.chargeTxn(ch)
 		s.emit("charge.succeeded", ch, ch.ID, nil, inv == nil)
 	} else {
 		d := declines[s.rng.IntN(len(declines))]
 		ch.Status, ch.FailureCode, ch.FailureMessage = "failed", ptr(d.code), ptr(d.message)
 		s.emit("charge.failed", ch, ch.ID, nil, inv == nil)
 	}
+	s.intentOutcome(pi, ch)
 	return ch
 }
 
@@ -327,7 +293,7 @@ func (s *Sim) oneOffCharge(c *Customer) {
 	if c.Deleted {
 		return
 	}
-	ch := s.charge(&c.ID, nil, *c.Currency, plans[s.rng.IntN(len(plans))].monthly[*c.Currency]*3, s.chance(0.9), "One-off purchase")
+	ch := s.charge(&c.ID, nil, *c.Currency, oneOffAmount(s.rng.IntN(3), *c.Currency)*3, s.chance(0.9), "One-off purchase")
 	if ch.Status == "succeeded" {
 		s.maybeRefundOrDispute(ch)
 	}
@@ -356,14 +322,16 @@ func (s *Sim) refund(ch *Charge, partial bool) {
 		return
 	}
 	re := &Refund{ID: s.newID("re", 24), Object: "refund", Amount: amount, Charge: ch.ID, Created: s.unix(),
-		Currency: ch.Currency, Metadata: map[string]string{}, Reason: ptr("requested_by_customer"), Status: "pending"}
+		Currency: ch.Currency, Metadata: map[string]string{}, PaymentIntent: ch.PaymentIntent, Reason: ptr("requested_by_customer"), Status: "pending"}
 	s.objs.add("refunds", re.ID, re.Created, re)
+	s.refundTxn(re)
 	prev := map[string]any{"amount_refunded": ch.AmountRefunded, "refunded": ch.Refunded}
 	ch.AmountRefunded += amount
 	ch.Refunded = ch.AmountRefunded == ch.Amount
 	s.emit("charge.refunded", ch, ch.ID, prev, true)
 	re.Status = "succeeded"
 	s.emit("charge.refund.updated", re, re.ID, map[string]any{"status": "pending"}, false)
+	s.creditNoteFor(ch, re)
 }
 
 func (s *Sim) dispute(ch *Charge) {
@@ -374,6 +342,7 @@ func (s *Sim) dispute(ch *Charge) {
 		Created: s.unix(), Currency: ch.Currency, Livemode: s.cfg.Livemode, Metadata: map[string]string{},
 		Reason: []string{"fraudulent", "product_not_received", "subscription_canceled"}[s.rng.IntN(3)], Status: "needs_response"}
 	s.objs.add("disputes", dp.ID, dp.Created, dp)
+	s.disputeTxn(dp)
 	ch.Disputed = true
 	s.emit("charge.dispute.created", dp, dp.ID, nil, false)
 	s.emit("charge.dispute.funds_withdrawn", dp, dp.ID, nil, false)
@@ -382,6 +351,7 @@ func (s *Sim) dispute(ch *Charge) {
 		won := s.chance(0.4)
 		if won {
 			dp.Status = "won"
+			s.disputeWonTxn(dp)
 		} else {
 			dp.Status = "lost"
 		}
@@ -392,18 +362,49 @@ func (s *Sim) dispute(ch *Charge) {
 	})
 }
 
-// changePlan moves the subscription to another tier or quantity (upgrade or downgrade).
+// changePlan moves the subscription's first item to another plan of the same cadence (Basic ⇄
+// Pro), or, for plans sold by quantity, changes its quantity: an upgrade or a downgrade within the
+// period, sent as customer.subscription.updated with the old items in previous_attributes.
 func (s *Sim) changePlan(sub *Subscription) {
 	if sub.Status == "canceled" {
 		return
 	}
-	old := sub.Items
-	items := append([]SubscriptionItem(nil), sub.Items.Data...)
-	if s.chance(0.5) {
-		items[0].Price = priceFor(plans[s.rng.IntN(len(plans))], sub.Currency, interval(sub))
-	} else {
-		items[0].Quantity = int64(1 + s.rng.IntN(10))
+	first := sub.Items.Data[0].Price
+	if (first.plan == planBasic || first.plan == planPro) && s.chance(0.6) {
+		to := planPro
+		if first.plan == planPro {
+			to = planBasic
+		}
+		if slices.Contains(to.cadences, first.cadence) {
+			old := sub.Items
+			items := append([]SubscriptionItem(nil), old.Data...)
+			items[0].Price = to.price(sub.Currency, first.cadence, false)
+			sub.Items = newList(old.URL, items)
+			s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"items": old}, true)
+			return
+		}
 	}
+	s.changeQuantity(sub)
+}
+
+// changeQuantity sets the first item's quantity to another the plan sells (a seat count, a
+// volume); a flat plan goes to between 2 and 5.
+func (s *Sim) changeQuantity(sub *Subscription) {
+	if sub.Status == "canceled" {
+		return
+	}
+	old := sub.Items
+	items := append([]SubscriptionItem(nil), old.Data...)
+	p := items[0].Price.plan
+	lo, hi := p.minQty, p.maxQty
+	if hi <= lo {
+		lo, hi = 2, 5
+	}
+	q := lo + s.rng.Int64N(hi-lo+1)
+	if q == items[0].Quantity {
+		q = lo + (q-lo+1)%(hi-lo+1)
+	}
+	items[0].Quantity = q
 	sub.Items = newList(old.URL, items)
 	s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"items": old}, true)
 }

@@ -657,52 +657,6 @@ func TestPlatformTruthByScope(t *testing.T) {
 	}
 }
 
-// SubscriptionMRR on hand-built subscriptions, against figures worked out by hand.
-func TestSubscriptionMRRByHand(t *testing.T) {
-	t.Parallel()
-	item := func(amount, qty int64, interval string, count int) stripesim.SubscriptionItem {
-		return stripesim.SubscriptionItem{Quantity: qty, Price: stripesim.Price{UnitAmount: amount,
-			Recurring: &stripesim.Recurring{Interval: interval, IntervalCount: count, UsageType: "licensed"}}}
-	}
-	sub := func(status string, coupon string, items ...stripesim.SubscriptionItem) *stripesim.Subscription {
-		s := &stripesim.Subscription{Status: status, Currency: "usd", Items: stripesim.List[stripesim.SubscriptionItem]{Data: items}}
-		if coupon != "" {
-			s.Discount = &stripesim.Discount{Coupon: stripesim.Coupon{Duration: coupon, PercentOff: 20}}
-		}
-		return s
-	}
-	metered := item(500, 1, "month", 1)
-	metered.Price.Recurring.UsageType = "metered"
-	cases := []struct {
-		name string
-		sub  *stripesim.Subscription
-		mrr  int64
-		ok   bool
-	}{
-		{"monthly × quantity", sub("active", "", item(900, 2, "month", 1)), 1800, true},
-		{"yearly ÷ 12", sub("active", "", item(9000, 1, "year", 1)), 750, true},
-		{"weekly × 52/12, rounded down", sub("active", "", item(1000, 1, "week", 1)), 4333, true},                           // 4333.33
-		{"daily × 365/12, rounded down", sub("active", "", item(100, 1, "day", 1)), 3041, true},                             // 3041.67
-		{"every 3 months", sub("active", "", item(3000, 1, "month", 3)), 1000, true},                                        //
-		{"every 2 years", sub("past_due", "", item(24000, 1, "year", 2)), 1000, true},                                       // past_due counts
-		{"rounded once per subscription", sub("active", "", item(1100, 1, "year", 1), item(1100, 1, "year", 1)), 183, true}, // 91.67 × 2, not 91 + 91
-		{"forever coupon 20% off", sub("active", "forever", item(2900, 1, "month", 1)), 2320, true},
-		{"forever coupon, rounded after the discount", sub("active", "forever", item(1000, 1, "week", 1)), 3466, true}, // 4333.33 × 0.8 = 3466.67
-		{"repeating coupon does not count", sub("active", "repeating", item(2900, 1, "month", 1)), 2900, true},
-		{"once coupon does not count", sub("active", "once", item(2900, 1, "month", 1)), 2900, true},
-		{"metered items have no forward value", sub("active", "", item(900, 1, "month", 1), metered), 900, true},
-		{"trialing is not MRR", sub("trialing", "", item(900, 1, "month", 1)), 0, false},
-		{"unpaid is churned", sub("unpaid", "", item(900, 1, "month", 1)), 0, false},
-		{"canceled", sub("canceled", "", item(900, 1, "month", 1)), 0, false},
-		{"incomplete", sub("incomplete", "", item(900, 1, "month", 1)), 0, false},
-	}
-	for _, tc := range cases {
-		if got, ok := stripesim.SubscriptionMRR(tc.sub); got != tc.mrr || ok != tc.ok {
-			t.Errorf("%s: %d %v, want %d %v", tc.name, got, ok, tc.mrr, tc.ok)
-		}
-	}
-}
-
 // TruthMetrics agree with the objects stripe-go decodes from the truth: counts per kind and
 // succeeded charges per currency; MRR is non-zero in a played account and only in its currencies.
 func TestTruthMetricsMatchTheObjects(t *testing.T) {
