@@ -33,9 +33,10 @@ type Movement struct {
 	MRRBefore    int64
 	MRRAfter     int64
 	Settings     string // MRRSettings.String() of the settings it was computed under
-	// SourceEvents are the events of the instant (for a movement an event caused), or the
-	// event whose state was in force (for one a rule timed: a discount's end, past_due + N
-	// days, the period end of an immediate cancellation).
+	// SourceEvents are the events of the instant (for a movement an event caused, the
+	// customer's event for a change of its discount), or the event whose state was in force
+	// (for one a rule timed: a discount's end, past_due + N days, the period end of an
+	// immediate cancellation).
 	SourceEvents []string
 	At           int64  // effective time, Unix seconds
 	PeriodStart  *int64 // the service period's start in force at At (FX converts at its date)
@@ -174,6 +175,7 @@ func (s *MRRState) unvalued(why string) {
 // CustomerDiscount is the customer's discount from one of its events on (nil: none).
 type CustomerDiscount struct {
 	At       int64     `json:"at"`
+	EventID  string    `json:"event_id"` // the customer's event that changed it
 	Discount *Discount `json:"discount"`
 }
 
@@ -336,6 +338,13 @@ func (h *SubscriptionHistory) log(customer []CustomerDiscount, set MRRSettings) 
 				SourceEvents: ids}
 			if t != s.At {
 				m.SourceEvents = []string{s.EventID}
+				if !s.OwnDiscounts {
+					for k := range customer { // the customer's event that changed its discount then
+						if customer[k].At == t && customer[k].EventID != "" {
+							m.SourceEvents = []string{customer[k].EventID}
+						}
+					}
+				}
 			}
 			switch {
 			case v == 0 && pause:
