@@ -31,7 +31,28 @@ type Discount struct {
 	End         *int64           `json:"end"`
 	// Unvalued says why the discount cannot be valued (an unexpanded ID, a coupon left as its
 	// ID, a coupon with neither percent_off nor amount_off); "" when it can.
-	Unvalued string `json:"unvalued,omitempty"`
+	Unvalued string   `json:"unvalued,omitempty"`
+	pct      *big.Rat // PercentOff parsed once (SetPercentOff); nil: parsed when applied
+}
+
+// Percent is PercentOff's exact value, parsed once: a recompute applies a discount at every
+// instant of a subscription's time line.
+func (d *Discount) Percent() *big.Rat {
+	if d.pct != nil {
+		return d.pct
+	}
+	if d.PercentOff == nil {
+		return nil
+	}
+	p, _ := d.PercentOff.Rat()
+	return p
+}
+
+// Prepare parses what the valuation reads of the discount once (see Percent).
+func (d *Discount) Prepare() {
+	if d.PercentOff != nil && d.pct == nil {
+		d.pct, _ = d.PercentOff.Rat()
+	}
 }
 
 type rawCoupon struct {
@@ -141,6 +162,7 @@ func readDiscount(d *rawDiscount) Discount {
 	if c.Duration != "forever" && c.Duration != "once" && c.Duration != "repeating" && out.Unvalued == "" {
 		out.Unvalued = fmt.Sprintf("coupon %s has duration %q", c.ID, c.Duration)
 	}
+	out.Prepare()
 	return out
 }
 
@@ -200,8 +222,7 @@ var hundred = big.NewRat(100, 1)
 func (d *Discount) apply(remains *big.Rat, currency string, factor *big.Rat) error {
 	switch {
 	case d.PercentOff != nil:
-		p, _ := d.PercentOff.Rat()
-		off := new(big.Rat).Mul(remains, p)
+		off := new(big.Rat).Mul(remains, d.Percent())
 		remains.Sub(remains, off.Quo(off, hundred))
 	case d.AmountOff != nil:
 		amt, ok := int64(0), false

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
@@ -32,9 +33,10 @@ type Movement struct {
 	MRRBefore    int64
 	MRRAfter     int64
 	Settings     string // MRRSettings.String() of the settings it was computed under
-	// SourceEvents are the events of the instant (for a movement an event caused), or the
-	// event whose state was in force (for one a rule timed: a discount's end, past_due + N
-	// days, the period end of an immediate cancellation).
+	// SourceEvents are the events of the instant (for a movement an event caused, the
+	// customer's event for a change of its discount), or the event whose state was in force
+	// (for one a rule timed: a discount's end, past_due + N days, the period end of an
+	// immediate cancellation).
 	SourceEvents []string
 	At           int64  // effective time, Unix seconds
 	PeriodStart  *int64 // the service period's start in force at At (FX converts at its date)
@@ -66,6 +68,104 @@ type ItemValue struct {
 	Discounts []Discount
 }
 
+// fastFractions is off only in the test that holds valueAtFast to math/big.
+var fastFractions = true
+
+// valueAtFast is valueAt in int64 fractions; false when a step would overflow (or a value does
+// not fit), and valueAt then computes with math/big.
+func (s *MRRState) valueAtFast(t int64, currency string, set MRRSettings, customer func(int64) *Discount) (int64, string, bool) {
+	var total frac = frac{0, 1}
+	apply := func(d *Discount, v frac, factor *big.Rat) (frac, string, bool) {
+		if d.Unvalued != "" {
+			return v, d.Unvalued, true
+		}
+		if !set.counts(d) || !d.inForce(t) {
+			return v, "", true
+		}
+		var ok bool
+		switch {
+		case d.PercentOff != nil:
+			p, fits := fracOf(d.Percent())
+			if !fits {
+				return v, "", false
+			}
+			// v × (100 − p) / 100
+			rest, ok1 := frac{100*p.d - p.n, 100 * p.d}, p.n <= math.MaxInt64/2 && p.d <= math.MaxInt64/200
+			if !ok1 {
+				return v, "", false
+			}
+			if rest.n < 0 {
+				rest.n = 0
+			}
+			if v, ok = v.mul(rest); !ok {
+				return v, "", false
+			}
+		case d.AmountOff != nil:
+			amt, found := int64(0), false
+			if d.Currency != nil && *d.Currency == currency {
+				amt, found = *d.AmountOff, true
+			} else if a, in := d.AmountOffIn[currency]; in {
+				amt, found = a, true
+			}
+			if !found {
+				return v, fmt.Sprintf("coupon %s has no amount_off in %s", d.Coupon, currency), true
+			}
+			off := frac{amt, 1}
+			if factor != nil {
+				f, fits := fracOf(factor)
+				if !fits {
+					return v, "", false
+				}
+				if off, ok = off.mul(f); !ok {
+					return v, "", false
+				}
+			}
+			if v, ok = v.add(frac{-off.n, off.d}); !ok {
+				return v, "", false
+			}
+		}
+		if v.n < 0 {
+			v = frac{0, 1}
+		}
+		return v, "", true
+	}
+	for _, it := range s.Items {
+		v, fits := fracOf(it.Monthly)
+		if !fits {
+			return 0, "", false
+		}
+		for k := range it.Discounts {
+			var why string
+			var ok bool
+			if v, why, ok = apply(&it.Discounts[k], v, it.Factor); !ok || why != "" {
+				return 0, why, ok
+			}
+		}
+		var ok bool
+		if total, ok = total.add(v); !ok {
+			return 0, "", false
+		}
+	}
+	var factor *big.Rat
+	if len(s.Items) > 0 {
+		factor = s.Items[0].Factor
+	}
+	var why string
+	ok := true
+	if s.OwnDiscounts {
+		for k := range s.Discounts {
+			if total, why, ok = apply(&s.Discounts[k], total, factor); !ok || why != "" {
+				return 0, why, ok
+			}
+		}
+	} else if d := customer(t); d != nil {
+		if total, why, ok = apply(d, total, factor); !ok || why != "" {
+			return 0, why, ok
+		}
+	}
+	return total.floor(), "", true
+}
+
 func (s *MRRState) unvalued(why string) {
 	if s.Unvalued == "" {
 		s.Unvalued = why
@@ -75,6 +175,7 @@ func (s *MRRState) unvalued(why string) {
 // CustomerDiscount is the customer's discount from one of its events on (nil: none).
 type CustomerDiscount struct {
 	At       int64     `json:"at"`
+	EventID  string    `json:"event_id"` // the customer's event that changed it
 	Discount *Discount `json:"discount"`
 }
 
@@ -87,7 +188,8 @@ type SubscriptionHistory struct {
 
 const day = 86400
 
-// Value sets row.MRR (as of the subscription's latest event) and row.Attention, and returns the
+// Value sets row.MRR (as of the newest of the subscription's events and its customer's discount
+// changes: what the ledger knows now) and row.Attention, and returns the
 // movement log, under settings set with the customer's discounts (its history, oldest first).
 func (h *SubscriptionHistory) Value(row *SubscriptionRow, customer []CustomerDiscount, set MRRSettings) []Movement {
 	set = set.WithDefaults()
@@ -129,7 +231,14 @@ func (h *SubscriptionHistory) log(customer []CustomerDiscount, set MRRSettings) 
 		states             = h.States
 		statusOf           = func(s *MRRState) string { return cond(s.Terminal, "canceled", s.Status) }
 		customerDiscountAt = func(t int64) *Discount { return customerAt(customer, t) }
+		asOf               int64 // the row's figure is the MRR as of the newest input
 	)
+	for k := range states {
+		asOf = max(asOf, states[k].At)
+	}
+	for k := range customer {
+		asOf = max(asOf, customer[k].At)
+	}
 	for i := 0; i < len(states); {
 		// The instant At: its state is the last of its events.
 		j := i
@@ -209,7 +318,7 @@ func (h *SubscriptionHistory) log(customer []CustomerDiscount, set MRRSettings) 
 			default:
 				v, unvalued = s.valueAt(t, h.Currency, set, customerDiscountAt)
 			}
-			if t == s.At {
+			if t <= asOf {
 				lastVal, lastWhy = nil, unvalued
 				if unvalued == "" {
 					lastVal = &v
@@ -229,6 +338,13 @@ func (h *SubscriptionHistory) log(customer []CustomerDiscount, set MRRSettings) 
 				SourceEvents: ids}
 			if t != s.At {
 				m.SourceEvents = []string{s.EventID}
+				if !s.OwnDiscounts {
+					for k := range customer { // the customer's event that changed its discount then
+						if customer[k].At == t && customer[k].EventID != "" {
+							m.SourceEvents = []string{customer[k].EventID}
+						}
+					}
+				}
 			}
 			switch {
 			case v == 0 && pause:
@@ -281,6 +397,11 @@ func customerAt(h []CustomerDiscount, t int64) *Discount {
 func (s *MRRState) valueAt(t int64, currency string, set MRRSettings, customer func(int64) *Discount) (int64, string) {
 	if s.Unvalued != "" {
 		return 0, s.Unvalued
+	}
+	if fastFractions {
+		if v, why, ok := s.valueAtFast(t, currency, set, customer); ok {
+			return v, why
+		}
 	}
 	total := new(big.Rat)
 	v := new(big.Rat)

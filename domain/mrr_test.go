@@ -289,7 +289,7 @@ func TestMovementsUnderEachSetting(t *testing.T) {
 		}, nil, domain.MRRSettings{}, []wantMove{{"new", 10000, at(14), "evt_2"}}, 10000},
 		{"the customer's discount, from its own events", []domain.Fact{ev("evt_1", 0, "customer.subscription.created", nil)},
 			[]domain.CustomerDiscount{{At: at(10), Discount: &domain.Discount{ID: "di_c", Duration: "repeating", PercentOff: ptr(domain.Decimal("25")), End: ptr(at(70))}}},
-			domain.MRRSettings{}, []wantMove{{"new", 10000, at(0), "evt_1"}, {"contraction", -2500, at(10), "evt_1"}, {"expansion", 2500, at(70), "evt_1"}}, 10000},
+			domain.MRRSettings{}, []wantMove{{"new", 10000, at(0), "evt_1"}, {"contraction", -2500, at(10), "evt_1"}, {"expansion", 2500, at(70), "evt_1"}}, 7500},
 		{"an unvalued state moves nothing and the row is NULL", []domain.Fact{
 			ev("evt_1", 0, "customer.subscription.created", nil), ev("evt_2", 5, upd, map[string]any{"items": items(item(3, tiered("volume", nil)))}),
 		}, nil, domain.MRRSettings{}, []wantMove{{"new", 10000, at(0), "evt_1"}}, -1},

@@ -215,7 +215,7 @@ func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
 		if err := decodeObject(f, &o); err != nil {
 			return nil, err
 		}
-		e := CustomerDiscount{At: f.Created}
+		e := CustomerDiscount{At: f.Created, EventID: f.EventID}
 		if o.Discount != nil {
 			d := readDiscount(o.Discount)
 			e.Discount = &d

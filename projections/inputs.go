@@ -2,10 +2,11 @@ package projections
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 
 	"github.com/stripeledger/ledger/domain"
 )
@@ -16,11 +17,11 @@ import (
 // compact: a subscription's events mostly repeat the same items and discounts, so each distinct
 // discount and each distinct list of items is written once and the states refer to them.
 //
-//	version 1 | attention | id | customer | currency
-//	| discounts: n × JSON | item lists: n × (n × (monthly, factor, discount refs))
+//	version 2 | attention | id | customer | currency
+//	| discounts: n × (id, coupon, promotion code, duration, …) | item lists: n × (n × (monthly, factor, discount refs))
 //	| states: n × (event, at, status, flags, period start, period end, item list ref, discount refs, unvalued, metered)
 
-const inputsVersion = 1
+const inputsVersion = 2
 
 type enc struct{ b []byte }
 
@@ -31,6 +32,43 @@ func (e *enc) rat(r *big.Rat) {
 	e.int(int64(r.Sign()))
 	e.str(string(r.Num().Bytes()))
 	e.str(string(r.Denom().Bytes()))
+}
+
+func (e *enc) optStr(s *string) {
+	if s == nil {
+		e.uint(0)
+		return
+	}
+	e.uint(1)
+	e.str(*s)
+}
+
+func (e *enc) optInt(v *int64) {
+	if v == nil {
+		e.uint(0)
+		return
+	}
+	e.uint(1)
+	e.int(*v)
+}
+
+func (e *enc) discount(d *domain.Discount) {
+	e.str(d.ID)
+	e.str(d.Coupon)
+	e.optStr(d.PromotionCode)
+	e.str(d.Duration)
+	e.optInt(d.DurationInMonths)
+	e.optStr((*string)(d.PercentOff))
+	e.optInt(d.AmountOff)
+	e.optStr(d.Currency)
+	e.uint(uint64(len(d.AmountOffIn)))
+	for _, cur := range slices.Sorted(maps.Keys(d.AmountOffIn)) {
+		e.str(cur)
+		e.int(d.AmountOffIn[cur])
+	}
+	e.optInt(d.Start)
+	e.optInt(d.End)
+	e.str(d.Unvalued)
 }
 
 func encodeInputs(attention *string, h *domain.SubscriptionHistory) ([]byte, error) {
@@ -50,10 +88,9 @@ func encodeInputs(attention *string, h *domain.SubscriptionHistory) ([]byte, err
 	ref := func(ds []domain.Discount) ([]int, error) {
 		out := make([]int, len(ds))
 		for i := range ds {
-			b, err := json.Marshal(&ds[i])
-			if err != nil {
-				return nil, err
-			}
+			de := &enc{}
+			de.discount(&ds[i])
+			b := de.b
 			k, ok := dIndex[string(b)]
 			if !ok {
 				k = len(discounts)
@@ -98,7 +135,7 @@ func encodeInputs(attention *string, h *domain.SubscriptionHistory) ([]byte, err
 	}
 	e.uint(uint64(len(discounts)))
 	for _, d := range discounts {
-		e.str(d)
+		e.b = append(e.b, d...)
 	}
 	e.uint(uint64(len(lists)))
 	for _, l := range lists {
@@ -201,6 +238,41 @@ func (d *dec) count() int {
 	return int(n)
 }
 
+func (d *dec) optStr() *string {
+	if d.uint() == 0 {
+		return nil
+	}
+	s := d.str()
+	return &s
+}
+
+func (d *dec) optInt() *int64 {
+	if d.uint() == 0 {
+		return nil
+	}
+	v := d.int()
+	return &v
+}
+
+func (d *dec) discount(o *domain.Discount) {
+	o.ID, o.Coupon, o.PromotionCode, o.Duration = d.str(), d.str(), d.optStr(), d.str()
+	o.DurationInMonths = d.optInt()
+	if p := d.optStr(); p != nil {
+		v := domain.Decimal(*p)
+		o.PercentOff = &v
+	}
+	o.AmountOff, o.Currency = d.optInt(), d.optStr()
+	if n := d.count(); n > 0 {
+		o.AmountOffIn = make(map[string]int64, n)
+		for range n {
+			cur := d.str()
+			o.AmountOffIn[cur] = d.int()
+		}
+	}
+	o.Start, o.End, o.Unvalued = d.optInt(), d.optInt(), d.str()
+	o.Prepare()
+}
+
 func decodeInputs(b []byte) (attention *string, h domain.SubscriptionHistory, err error) {
 	d := &dec{b: b}
 	if v := d.uint(); v != inputsVersion {
@@ -213,9 +285,7 @@ func decodeInputs(b []byte) (attention *string, h domain.SubscriptionHistory, er
 	h.ID, h.Customer, h.Currency = d.str(), d.str(), d.str()
 	discounts := make([]domain.Discount, d.count())
 	for i := range discounts {
-		if err := json.Unmarshal(d.bytes(), &discounts[i]); err != nil {
-			return nil, h, fmt.Errorf("%w: %v", errInputs, err)
-		}
+		d.discount(&discounts[i])
 	}
 	refs := func() []domain.Discount {
 		n := d.count()

@@ -43,7 +43,7 @@ var Customers = declare(spec[domain.CustomerRow]{
 		metadata("metadata", "The customer's Stripe metadata (JSON object of strings); NULL when the event carried none.", "metadata", func(r *domain.CustomerRow) *map[string]string { return &r.Metadata }),
 		boolean("deleted", "True once the customer was deleted in Stripe.", "", func(r *domain.CustomerRow) *bool { return &r.Deleted }),
 		nullJSON("discount", "The customer's discount as of its latest event (JSON: id, coupon, promotion_code, duration, percent_off as a decimal string, amount_off, currency, start, end); NULL when none. It applies to the customer's subscriptions that have no discount of their own.", "discount", func(r *domain.CustomerRow) **domain.Discount { return &r.Discount }),
-		nullJSON("discount_history", "The customer's discount after each event that changed it, oldest first (JSON array of {at, discount}, discount null once removed); NULL when it never had one. A subscription's MRR at t reads the entry in force at t.", "discount", func(r *domain.CustomerRow) *[]domain.CustomerDiscount { return &r.DiscountHistory }),
+		nullJSON("discount_history", "The customer's discount after each event that changed it, oldest first (JSON array of {at, event_id, discount}, discount null once removed); NULL when it never had one. A subscription's MRR at t reads the entry in force at t.", "discount", func(r *domain.CustomerRow) *[]domain.CustomerDiscount { return &r.DiscountHistory }),
 		timestamp("created", createdComment, "created", func(r *domain.CustomerRow) *int64 { return &r.Created }),
 	},
 	indexes: []string{"created DESC, id DESC", "email"},
@@ -161,7 +161,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		boolean("paused", "True while collection is paused (pause_collection set). With LEDGER_MRR_PAUSED=zero its MRR is 0, recorded as a pause movement.", "", func(r *subscriptionFold) *bool { return &r.Paused }),
 		nullJSON("discounts", "The subscription's own discounts in Stripe's order (discounts[], or the legacy discount): JSON array of {id, coupon, promotion_code, duration, duration_in_months, percent_off (decimal string), amount_off, currency, amount_off_in (coupon currency_options), start, end, unvalued}; NULL when it has none (the customer's discount then applies).", "discount", func(r *subscriptionFold) *[]domain.Discount { return &r.Discounts }),
 		metadata("metadata", "The subscription's Stripe metadata; NULL when the event carried none.", "metadata", func(r *subscriptionFold) *map[string]string { return &r.Metadata }),
-		nullInteger("mrr", "Monthly recurring revenue in minor units as of the latest event, by the MRR settings (README, Revenue metrics): active and past_due only; each licensed item valued exactly from its price's shape, per month (year / 12, week * 52 / 12, day * 365 / 12, over interval_count); item discounts, then the subscription's (or the customer's); rounded down once. NULL when a price or discount cannot be valued (attention says why).", "", func(r *subscriptionFold) **int64 { return &r.MRR }),
+		nullInteger("mrr", "Monthly recurring revenue in minor units as of the newest of its events and its customer's discount changes, by the MRR settings (README, Revenue metrics): active and past_due only; each licensed item valued exactly from its price's shape, per month (year / 12, week * 52 / 12, day * 365 / 12, over interval_count); item discounts, then the subscription's (or the customer's); rounded down once. NULL when a price or discount cannot be valued (attention says why).", "", func(r *subscriptionFold) **int64 { return &r.MRR }),
 		nullText("attention", "Why a person should look at this row: an event of another API version without a billing period, a price or discount that cannot be valued (mrr is then NULL), metered prices left out of mrr; NULL when nothing.", "", func(r *subscriptionFold) **string { return &r.Attention }),
 		timestamp("created", createdComment, "created", func(r *subscriptionFold) *int64 { return &r.Created }),
 	},
@@ -171,7 +171,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 	children: []child[subscriptionFold]{{
 		Child: Child{
 			Table: "subscription_movements",
-			Comment: "Every change of a subscription's MRR, when it takes effect, under the MRR settings in force: a subscription's amounts up to its latest event sum to its mrr; " +
+			Comment: "Every change of a subscription's MRR, when it takes effect, under the MRR settings in force: a subscription's amounts up to its newest input (its events, its customer's discount changes) sum to its mrr; " +
 				"movements a rule times later (a discount's end, past_due + N days, the period end of an immediate cancellation) are in the log with their future time. Every metric is computed from it.",
 			Key:        "subscription",
 			PrimaryKey: []string{"subscription", "seq"},
@@ -185,7 +185,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 				{Name: "mrr_before", Type: "bigint", Comment: "The subscription's MRR before, minor units."},
 				{Name: "mrr_after", Type: "bigint", Comment: "The subscription's MRR after, minor units."},
 				{Name: "settings", Type: "text", Comment: "The MRR settings it was computed under, e.g. discounts=recurring churn_at=cancellation past_due_days=0 paused=count."},
-				{Name: "source_events", Type: "text[]", Comment: "The events of the instant that caused it; for a movement a rule timed, the event whose state was in force then."},
+				{Name: "source_events", Type: "text[]", Comment: "The events of the instant that caused it (the customer's event for a change of its discount); for a movement a rule timed, the event whose state was in force then."},
 				{Name: "at", Type: "timestamptz", Comment: "When it takes effect: the event's created, or the instant a rule fixes (a discount's end, past_due + N days, the period end of an immediate cancellation)."},
 				{Name: "period_start", Type: "timestamptz", Null: true, Comment: "Start of the service period in force at at (FX converts at its date with LEDGER_FX_RATE_DATE=period_start); NULL when the event gave none."},
 				{Name: "livemode", Type: "boolean", Comment: "The subscription's mode: true live, false test."},

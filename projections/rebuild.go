@@ -24,7 +24,7 @@ import (
 
 // Config tunes a rebuild. Zero values take the documented defaults.
 type Config struct {
-	Identity domain.Identity // how app user IDs are found; default metadata key app_user_id
+	Identity domain.Identity    // how app user IDs are found; default metadata key app_user_id
 	MRR      domain.MRRSettings // the revenue metrics' rules; the zero value is Stripe's (the defaults)
 	// PartitionEvents is about how many events of the log one partition holds (between 2/3 and
 	// 1.5 times it): replay folds a partition at a time, so this bounds its memory whatever the

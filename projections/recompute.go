@@ -69,9 +69,7 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		}
 	}
 	shadow := movesTable.name + "_recompute"
-	ddl := []string{movesTable.createSQL(shadow),
-		`CREATE TEMPORARY TABLE mrr_recompute (id text PRIMARY KEY, mrr bigint, attention text) ON COMMIT DROP`}
-	if _, err := tx.Exec(ctx, strings.Join(ddl, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+	if _, err := tx.Exec(ctx, movesTable.createSQL(shadow), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not create the recompute's tables: %w", err)
 	}
 
@@ -80,7 +78,6 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		id        string
 		mrr       *int64
 		attention *string
-		rows      [][]any
 		err       error
 	}
 	results := make([]result, len(subs))
@@ -129,13 +126,14 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 			return RecomputeStats{}, fmt.Errorf("could not recompute: %w (replay the log: ledger replay)", r.err)
 		}
 	}
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"mrr_recompute"}, []string{"id", "mrr", "attention"},
-		pgx.CopyFromSlice(len(results), func(i int) ([]any, error) { return []any{results[i].id, results[i].mrr, results[i].attention}, nil }))
-	if err != nil {
-		return RecomputeStats{}, fmt.Errorf("could not write the recomputed figures: %w", err)
+	// Only the rows whose figure changed are written (each update is a new row version).
+	ids, mrrs, attentions := make([]string, len(results)), make([]*int64, len(results)), make([]*string, len(results))
+	for i, r := range results {
+		ids[i], mrrs[i], attentions[i] = r.id, r.mrr, r.attention
 	}
-	tag, err := tx.Exec(ctx, `UPDATE ledger.subscriptions s SET mrr = r.mrr, attention = r.attention FROM mrr_recompute r
-		WHERE s.id = r.id AND (s.mrr IS DISTINCT FROM r.mrr OR s.attention IS DISTINCT FROM r.attention)`)
+	tag, err := tx.Exec(ctx, `UPDATE ledger.subscriptions s SET mrr = r.mrr, attention = r.attention
+		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS r(id, mrr, attention)
+		WHERE s.id = r.id AND (s.mrr IS DISTINCT FROM r.mrr OR s.attention IS DISTINCT FROM r.attention)`, ids, mrrs, attentions)
 	if err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not update the subscriptions' figures: %w", err)
 	}

@@ -78,6 +78,9 @@ func (s *Sim) checkoutSubscription(c *Customer, appUser string) {
 	sub := s.startSubscription(c, map[string]string{})
 	cs.Subscription = ptr(sub.ID)
 	cs.AmountTotal = subscriptionAmount(sub)
+	if sub.LatestInvoice != nil {
+		cs.AmountTotal = s.money.invoices[*sub.LatestInvoice].Total // its first invoice's, tax included
+	}
 	if sub.Status == "trialing" {
 		cs.PaymentStatus = "no_payment_required"
 	}
@@ -181,14 +184,20 @@ func (s *Sim) invoice(sub *Subscription, reason string) {
 	for _, it := range dueItems(sub) {
 		lines = append(lines, InvoiceLine{ID: s.newID("il", 14), Object: "line_item", Amount: lineAmount(sub, it),
 			Currency: sub.Currency, Description: describeItem(it),
-			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: it.Quantity})
+			Period: Period{Start: sub.CurrentPeriodStart, End: sub.CurrentPeriodEnd}, Price: it.Price, Quantity: lineQuantity(sub, it),
+			SubscriptionItem: it.ID})
+	}
+	if reason == "subscription_cycle" {
+		lines = append(lines, s.prorationLines(sub)...)
 	}
 	inv.Lines = newList("/v1/invoices/"+inv.ID+"/lines", lines)
+	s.billLines(sub, inv, amount)
 	s.objs.add("invoices", inv.ID, inv.Created, inv)
 	sub.LatestInvoice = ptr(inv.ID)
 	s.emit("invoice.created", inv, inv.ID, nil, false)
 	inv.Status = "open"
 	inv.PaymentIntent = ptr(s.newID("pi", 24))
+	s.finalizeIntent(inv)
 	s.emit("invoice.finalized", inv, inv.ID, map[string]any{"status": "draft", "payment_intent": nil}, false)
 	s.pay(sub, inv)
 }
@@ -198,6 +207,10 @@ var retryDelays = []time.Duration{3 * day, 5 * day, 7 * day}
 
 func (s *Sim) pay(sub *Subscription, inv *Invoice) {
 	if inv.Status != "open" || sub.Status == "canceled" {
+		return
+	}
+	if inv.AmountDue == 0 {
+		s.paidWithoutCharge(sub, inv)
 		return
 	}
 	ok := s.chance(0.9)
@@ -262,14 +275,17 @@ func (s *Sim) charge(customer *string, inv *Invoice, currency string, amount int
 		ch.Invoice, ch.PaymentIntent = ptr(inv.ID), inv.PaymentIntent
 	}
 	s.objs.add("charges", ch.ID, ch.Created, ch)
+	pi := s.intentFor(ch, inv)
 	if ok {
 		ch.Status, ch.Paid, ch.Captured, ch.AmountCaptured = "succeeded", true, true, amount
+		s.chargeTxn(ch)
 		s.emit("charge.succeeded", ch, ch.ID, nil, inv == nil)
 	} else {
 		d := declines[s.rng.IntN(len(declines))]
 		ch.Status, ch.FailureCode, ch.FailureMessage = "failed", ptr(d.code), ptr(d.message)
 		s.emit("charge.failed", ch, ch.ID, nil, inv == nil)
 	}
+	s.intentOutcome(pi, ch)
 	return ch
 }
 
@@ -306,14 +322,16 @@ func (s *Sim) refund(ch *Charge, partial bool) {
 		return
 	}
 	re := &Refund{ID: s.newID("re", 24), Object: "refund", Amount: amount, Charge: ch.ID, Created: s.unix(),
-		Currency: ch.Currency, Metadata: map[string]string{}, Reason: ptr("requested_by_customer"), Status: "pending"}
+		Currency: ch.Currency, Metadata: map[string]string{}, PaymentIntent: ch.PaymentIntent, Reason: ptr("requested_by_customer"), Status: "pending"}
 	s.objs.add("refunds", re.ID, re.Created, re)
+	s.refundTxn(re)
 	prev := map[string]any{"amount_refunded": ch.AmountRefunded, "refunded": ch.Refunded}
 	ch.AmountRefunded += amount
 	ch.Refunded = ch.AmountRefunded == ch.Amount
 	s.emit("charge.refunded", ch, ch.ID, prev, true)
 	re.Status = "succeeded"
 	s.emit("charge.refund.updated", re, re.ID, map[string]any{"status": "pending"}, false)
+	s.creditNoteFor(ch, re)
 }
 
 func (s *Sim) dispute(ch *Charge) {
@@ -324,6 +342,7 @@ func (s *Sim) dispute(ch *Charge) {
 		Created: s.unix(), Currency: ch.Currency, Livemode: s.cfg.Livemode, Metadata: map[string]string{},
 		Reason: []string{"fraudulent", "product_not_received", "subscription_canceled"}[s.rng.IntN(3)], Status: "needs_response"}
 	s.objs.add("disputes", dp.ID, dp.Created, dp)
+	s.disputeTxn(dp)
 	ch.Disputed = true
 	s.emit("charge.dispute.created", dp, dp.ID, nil, false)
 	s.emit("charge.dispute.funds_withdrawn", dp, dp.ID, nil, false)
@@ -332,6 +351,7 @@ func (s *Sim) dispute(ch *Charge) {
 		won := s.chance(0.4)
 		if won {
 			dp.Status = "won"
+			s.disputeWonTxn(dp)
 		} else {
 			dp.Status = "lost"
 		}

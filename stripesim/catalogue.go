@@ -515,7 +515,7 @@ func meteredUsage(itemID string, t int64) int64 {
 	for _, c := range itemID {
 		h = splitmix(h ^ uint64(c))
 	}
-	return int64(h % 5000)
+	return 1 + int64(h%5000) // some usage every period
 }
 
 // periodValue is an item's exact amount for one billing period, before discounts, with the
@@ -568,6 +568,14 @@ func applyBilling(v *big.Rat, ds []*Discount, currency string) *big.Rat {
 		}
 	}
 	return v
+}
+
+// lineQuantity is an invoice line's quantity: the item's, or for a metered item the usage billed.
+func lineQuantity(sub *Subscription, it SubscriptionItem) int64 {
+	if it.Price.Recurring != nil && it.Price.Recurring.UsageType == "metered" {
+		return meteredUsage(it.ID, sub.CurrentPeriodStart)
+	}
+	return it.Quantity
 }
 
 // lineAmount is the invoice line of an item for the current period, before discounts.

@@ -295,6 +295,15 @@ func TestScenariosPlay(t *testing.T) {
 			if (name == "outage-4d") != (lost > 0) || lost != st.GaveUp {
 				t.Fatalf("%s: %+v", name, st)
 			}
+			unreconciled := 0
+			for _, po := range sim.MoneyTruth().Payouts {
+				if !po.Reconciled {
+					unreconciled++
+				}
+			}
+			if (name == "payout-mismatch") != (unreconciled == 1) || unreconciled > 1 {
+				t.Fatalf("%s: %d payouts do not add up", name, unreconciled)
+			}
 			if name == "burst-retry" && (st.Retried == 0 || st.Duplicates == 0) {
 				t.Fatalf("burst-retry neither retried nor duplicated: %+v", st)
 			}

@@ -32,6 +32,9 @@ func (s *Sim) emit(typ string, obj any, objectID string, prev map[string]any, re
 
 // emitFrom is emit with the event's IDs drawn from rng.
 func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, prev map[string]any, request bool) *Event {
+	if typ == "customer.subscription.updated" && s.money != nil {
+		s.noteItemsChange(obj, prev) // for the next invoice's prorations
+	}
 	ev := &Event{ID: randomID(rng, "evt", 24), Type: typ, Created: s.unix(), ObjectID: objectID, Seq: len(s.events)}
 	var reqID string
 	if request {
@@ -151,6 +154,12 @@ func (o *objects) add(kind, id string, created int64, v any) {
 
 // Kinds are the object lists the API serves.
 var Kinds = []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes", "checkout_sessions"}
+
+// MoneyKinds are the money side's object lists (money.go), served like Kinds and in the truth's
+// MoneyObjects: balance transactions (no events: a ledger lists them), payouts, payment intents
+// and credit notes. They are apart from Kinds, whose objects a ledger folds from events alone,
+// so that code checking every kind of Kinds against its read models holds as it did.
+var MoneyKinds = []string{"balance_transactions", "payouts", "payment_intents", "credit_notes"}
 
 // list returns the current objects of a kind newest first, Stripe's list order (creation order is
 // time order).

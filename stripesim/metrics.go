@@ -6,10 +6,12 @@ package stripesim
 type TruthMetrics struct {
 	Livemode bool   `json:"livemode"`
 	Account  string `json:"account,omitempty"` // "" for a platform's (or a lone account's) own scope
-	// MRR is monthly recurring revenue per currency in minor units at the account's clock, by the
-	// definition with Stripe's default settings (see SubscriptionMRR and TruthMRR: a repeating
-	// discount stops at its end, not when its removal arrives), summed over the subscriptions
-	// that count and can be valued. Every currency with a counting subscription has an entry.
+	// MRR is monthly recurring revenue per currency in minor units, by the definition with
+	// Stripe's default settings (SubscriptionMRR), each subscription valued as of its latest
+	// event — what a ledger's subscription rows hold — summed over the subscriptions that count
+	// and can be valued. Every currency with a counting subscription has an entry. A rule instant
+	// after a subscription's latest event (a repeating discount's end before Stripe's late
+	// removal) is in TruthMRR's days and movements, not here.
 	MRR map[string]int64 `json:"mrr"`
 	// MRRSubscriptions is how many subscriptions have a status that counts (active or past_due).
 	MRRSubscriptions int `json:"mrr_subscriptions"`
@@ -35,7 +37,7 @@ func (s *Sim) truthMetrics() TruthMetrics {
 	for _, kind := range Kinds {
 		m.Counts[kind] = len(s.objs.kinds[kind])
 	}
-	values := s.currentMRR()
+	values := s.rowMRR()
 	for _, l := range s.objs.kinds["subscriptions"] {
 		sub := l.v.(*Subscription)
 		if sub.Status != "active" && sub.Status != "past_due" {

@@ -10,7 +10,7 @@ import (
 )
 
 // The simulator's MRR truth: monthly recurring revenue by the definition of issue #16
-// (notes: the MRR spec; the README's "Revenue metrics"), computed from the account's own objects
+// (the README's "MRR: the definition and its settings"), computed from the account's own objects
 // and their history — every state of every subscription and customer as its events rendered
 // them — and never from the ledger's domain package, so that a test comparing the ledger's
 // figures with these compares two computations.
@@ -474,12 +474,14 @@ type span struct {
 type subTimeline struct {
 	moves    []TruthMovement
 	unvalued []span
-	now      MRRValue // the value at the Sim's clock
+	// last is the value as of the subscription's latest event, evaluated at that event's
+	// instant: what a read model's row holds (a rule instant after it moves only the log).
+	last MRRValue
 }
 
 // timeline walks a subscription's states under set and returns its movements (those after now
 // included, at their future instants: a discount ending tomorrow is known today).
-func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
+func (s *Sim) timeline(id string, set TruthSettings) subTimeline {
 	states := s.hist.subs[id]
 	custID := states[0].sub.Customer
 	custs := s.hist.custs[custID]
@@ -554,7 +556,6 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		pastDueSince int64 = -1
 		frozen       *MRRValue
 		frozenUntil  int64
-		haveNowMark  bool
 	)
 	ciFor := func(seq int64) int { // the customer's state in force after event seq
 		k := -1
@@ -573,9 +574,6 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		h := g
 		for h < len(pts) && pts[h].at == t {
 			h++
-		}
-		if !haveNowMark && t > now {
-			out.now, haveNowMark = cur, true
 		}
 		var subEvents, custEvents []string
 		for _, p := range pts[g:h] {
@@ -621,6 +619,9 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		default:
 			v = SubscriptionMRR(&st, cd, t, set)
 		}
+		if si == len(states)-1 && len(subEvents) > 0 {
+			out.last = v
+		}
 		unvalued := v.Unvalued != "" && v.Counts
 		if n := len(out.unvalued); (n == 0 && unvalued) || (n > 0 && out.unvalued[n-1].unvalued != unvalued) {
 			out.unvalued = append(out.unvalued, span{t, unvalued})
@@ -664,9 +665,6 @@ func (s *Sim) timeline(id string, set TruthSettings, now int64) subTimeline {
 		}
 		out.moves = append(out.moves, m)
 		cur = v
-	}
-	if !haveNowMark {
-		out.now = cur
 	}
 	return out
 }
@@ -805,15 +803,10 @@ func (s *Sim) truthMRR(set TruthSettings) *MRRTruth {
 		curs[c] = pc
 		return pc
 	}
-	type custChange struct {
-		at, seq int64
-		amount  int64
-	}
 	byCust := map[string][]TruthMovement{}
 	var custOrder []string
-	now := s.now.Unix()
 	for _, id := range s.hist.order {
-		tl := s.timeline(id, set, now)
+		tl := s.timeline(id, set)
 		cur := s.hist.subs[id][0].sub.Currency
 		pc := get(cur)
 		for _, m := range tl.moves {
@@ -926,6 +919,20 @@ func rateInto(c, r string, day int64) (*big.Rat, bool) {
 // Converted amounts stay exact until a day's figure, which is rounded half away from zero.
 func reportingDays(t *MRRTruth, set TruthSettings, first int64, nDays int, currencies []string) []TruthReportingDay {
 	R := set.ReportingCurrency
+	type rateKey struct {
+		c   string
+		day int64
+	}
+	rates := map[rateKey]*big.Rat{}
+	rateInto := func(c, r string, day int64) (*big.Rat, bool) { // memoised: a day's rate is asked for often
+		k := rateKey{c, day}
+		if v, ok := rates[k]; ok {
+			return v, v != nil
+		}
+		v, ok := rateInto(c, r, day)
+		rates[k] = v
+		return v, ok
+	}
 	type exact struct {
 		mrr   *big.Rat
 		kinds map[string]*big.Rat
@@ -1089,12 +1096,11 @@ func figuresOf(kinds map[string]*big.Rat, mrr *big.Rat) TruthFigures {
 	return f
 }
 
-// currentMRR is every subscription's value at the clock, with default settings.
-func (s *Sim) currentMRR() map[string]MRRValue {
+// rowMRR is every subscription's value as of its latest event, with default settings.
+func (s *Sim) rowMRR() map[string]MRRValue {
 	out := map[string]MRRValue{}
-	now := s.now.Unix()
 	for _, id := range s.hist.order {
-		out[id] = s.timeline(id, TruthSettings{}, now).now
+		out[id] = s.timeline(id, TruthSettings{}).last
 	}
 	return out
 }

@@ -238,14 +238,26 @@ type Subscription struct {
 }
 
 type InvoiceLine struct {
-	ID          string `json:"id"`
-	Object      string `json:"object"`
-	Amount      int64  `json:"amount"`
-	Currency    string `json:"currency"`
-	Description string `json:"description"`
-	Period      Period `json:"period"`
-	Price       Price  `json:"price"`
-	Quantity    int64  `json:"quantity"`
+	ID                 string            `json:"id"`
+	Object             string            `json:"object"`
+	Amount             int64             `json:"amount"`
+	AmountExcludingTax int64             `json:"amount_excluding_tax"`
+	Currency           string            `json:"currency"`
+	Description        string            `json:"description"`
+	DiscountAmounts    []DiscountAmount  `json:"discount_amounts"`
+	Discountable       bool              `json:"discountable"`
+	Invoice            string            `json:"invoice"`
+	Livemode           bool              `json:"livemode"`
+	Metadata           map[string]string `json:"metadata"`
+	Period             Period            `json:"period"`
+	Price              Price             `json:"price"`
+	Proration          bool              `json:"proration"`
+	Quantity           int64             `json:"quantity"`
+	Subscription       *string           `json:"subscription"`
+	SubscriptionItem   string            `json:"subscription_item"`
+	TaxAmounts         []TaxAmount       `json:"tax_amounts"`
+	TaxRates           []any             `json:"tax_rates"` // always empty: see billLines
+	Type               string            `json:"type"`      // subscription
 }
 
 type Period struct {
@@ -254,79 +266,97 @@ type Period struct {
 }
 
 type Invoice struct {
-	ID              string            `json:"id"`
-	Object          string            `json:"object"`
-	AmountDue       int64             `json:"amount_due"`
-	AmountPaid      int64             `json:"amount_paid"`
-	AmountRemaining int64             `json:"amount_remaining"`
-	AttemptCount    int               `json:"attempt_count"`
-	Attempted       bool              `json:"attempted"`
-	BillingReason   string            `json:"billing_reason"`
-	Charge          *string           `json:"charge"`
-	Created         int64             `json:"created"`
-	Currency        string            `json:"currency"`
-	Customer        string            `json:"customer"`
-	Lines           List[InvoiceLine] `json:"lines"`
-	Livemode        bool              `json:"livemode"`
-	NextPaymentAt   *int64            `json:"next_payment_attempt"`
-	Number          string            `json:"number"`
-	Paid            bool              `json:"paid"`
-	PaymentIntent   *string           `json:"payment_intent"`
-	PeriodEnd       int64             `json:"period_end"`
-	PeriodStart     int64             `json:"period_start"`
-	Status          string            `json:"status"`
-	Subscription    *string           `json:"subscription"`
-	Subtotal        int64             `json:"subtotal"`
-	Total           int64             `json:"total"`
+	ID              string  `json:"id"`
+	Object          string  `json:"object"`
+	AmountDue       int64   `json:"amount_due"`
+	AmountPaid      int64   `json:"amount_paid"`
+	AmountRemaining int64   `json:"amount_remaining"`
+	AttemptCount    int     `json:"attempt_count"`
+	Attempted       bool    `json:"attempted"`
+	BillingReason   string  `json:"billing_reason"`
+	Charge          *string `json:"charge"`
+	Created         int64   `json:"created"`
+	Currency        string  `json:"currency"`
+	Customer        string  `json:"customer"`
+	// EndingBalance is the customer's balance after the invoice (negative: credit left, from
+	// proration credits larger than what was due).
+	EndingBalance *int64            `json:"ending_balance"`
+	Lines         List[InvoiceLine] `json:"lines"`
+	Livemode      bool              `json:"livemode"`
+	NextPaymentAt *int64            `json:"next_payment_attempt"`
+	Number        string            `json:"number"`
+	Paid          bool              `json:"paid"`
+	PaymentIntent *string           `json:"payment_intent"`
+	PeriodEnd     int64             `json:"period_end"`
+	PeriodStart   int64             `json:"period_start"`
+	// StartingBalance is the customer's balance applied to amount_due (negative: a credit).
+	StartingBalance int64   `json:"starting_balance"`
+	Status          string  `json:"status"`
+	Subscription    *string `json:"subscription"`
+	Subtotal        int64   `json:"subtotal"`
+	// SubtotalExcludingTax equals Subtotal: the simulator's taxes are exclusive.
+	SubtotalExcludingTax *int64           `json:"subtotal_excluding_tax"`
+	Tax                  *int64           `json:"tax"` // null when no tax rate applies
+	Total                int64            `json:"total"`
+	TotalDiscountAmounts []DiscountAmount `json:"total_discount_amounts"`
+	TotalExcludingTax    *int64           `json:"total_excluding_tax"`
+	TotalTaxAmounts      []TaxAmount      `json:"total_tax_amounts"`
 }
 
 type Charge struct {
-	ID             string            `json:"id"`
-	Object         string            `json:"object"`
-	Amount         int64             `json:"amount"`
-	AmountCaptured int64             `json:"amount_captured"`
-	AmountRefunded int64             `json:"amount_refunded"`
-	Captured       bool              `json:"captured"`
-	Created        int64             `json:"created"`
-	Currency       string            `json:"currency"`
-	Customer       *string           `json:"customer"`
-	Description    string            `json:"description"`
-	Disputed       bool              `json:"disputed"`
-	FailureCode    *string           `json:"failure_code"`
-	FailureMessage *string           `json:"failure_message"`
-	Invoice        *string           `json:"invoice"`
-	Livemode       bool              `json:"livemode"`
-	Metadata       map[string]string `json:"metadata"`
-	Paid           bool              `json:"paid"`
-	PaymentIntent  *string           `json:"payment_intent"`
-	Refunded       bool              `json:"refunded"`
-	Status         string            `json:"status"`
+	ID             string `json:"id"`
+	Object         string `json:"object"`
+	Amount         int64  `json:"amount"`
+	AmountCaptured int64  `json:"amount_captured"`
+	AmountRefunded int64  `json:"amount_refunded"`
+	// BalanceTransaction is the txn_… of a succeeded charge (null for a failed one).
+	BalanceTransaction *string           `json:"balance_transaction"`
+	Captured           bool              `json:"captured"`
+	Created            int64             `json:"created"`
+	Currency           string            `json:"currency"`
+	Customer           *string           `json:"customer"`
+	Description        string            `json:"description"`
+	Disputed           bool              `json:"disputed"`
+	FailureCode        *string           `json:"failure_code"`
+	FailureMessage     *string           `json:"failure_message"`
+	Invoice            *string           `json:"invoice"`
+	Livemode           bool              `json:"livemode"`
+	Metadata           map[string]string `json:"metadata"`
+	Paid               bool              `json:"paid"`
+	PaymentIntent      *string           `json:"payment_intent"`
+	Refunded           bool              `json:"refunded"`
+	Status             string            `json:"status"`
 }
 
 type Refund struct {
-	ID       string            `json:"id"`
-	Object   string            `json:"object"`
-	Amount   int64             `json:"amount"`
-	Charge   string            `json:"charge"`
-	Created  int64             `json:"created"`
-	Currency string            `json:"currency"`
-	Metadata map[string]string `json:"metadata"`
-	Reason   *string           `json:"reason"`
-	Status   string            `json:"status"`
-}
-
-type Dispute struct {
 	ID                 string            `json:"id"`
 	Object             string            `json:"object"`
 	Amount             int64             `json:"amount"`
+	BalanceTransaction *string           `json:"balance_transaction"`
 	Charge             string            `json:"charge"`
 	Created            int64             `json:"created"`
 	Currency           string            `json:"currency"`
-	IsChargeRefundable bool              `json:"is_charge_refundable"`
-	Livemode           bool              `json:"livemode"`
 	Metadata           map[string]string `json:"metadata"`
-	Reason             string            `json:"reason"`
+	PaymentIntent      *string           `json:"payment_intent"`
+	Reason             *string           `json:"reason"`
 	Status             string            `json:"status"`
+}
+
+type Dispute struct {
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	Amount int64  `json:"amount"`
+	// BalanceTransactions are the funds withdrawn (with the dispute fee) and, when the dispute
+	// is won, reinstated: zero, one or two whole objects, as Stripe embeds them.
+	BalanceTransactions []*BalanceTransaction `json:"balance_transactions"`
+	Charge              string                `json:"charge"`
+	Created             int64                 `json:"created"`
+	Currency            string                `json:"currency"`
+	IsChargeRefundable  bool                  `json:"is_charge_refundable"`
+	Livemode            bool                  `json:"livemode"`
+	Metadata            map[string]string     `json:"metadata"`
+	Reason              string                `json:"reason"`
+	Status              string                `json:"status"`
 }
 
 type CheckoutSession struct {
@@ -344,4 +374,154 @@ type CheckoutSession struct {
 	PaymentStatus     string            `json:"payment_status"`
 	Status            string            `json:"status"`
 	Subscription      *string           `json:"subscription"`
+}
+
+// The money side: balance transactions, payouts, payment intents, credit notes, and the parts of
+// invoice lines that carry discounts and taxes. Field names as in stripe-mock v0.183.0's spec.
+
+type BalanceTransaction struct {
+	ID          string  `json:"id"`
+	Object      string  `json:"object"`
+	Amount      int64   `json:"amount"` // in Currency (the settlement currency), minor units
+	AvailableOn int64   `json:"available_on"`
+	Created     int64   `json:"created"`
+	Currency    string  `json:"currency"`
+	Description *string `json:"description"`
+	// ExchangeRate is set when the source's currency is not the settlement currency: a JSON
+	// number with at most six decimal places, exactly FXRateString's value.
+	ExchangeRate      *json.Number `json:"exchange_rate"`
+	Fee               int64        `json:"fee"`
+	FeeDetails        []FeeDetail  `json:"fee_details"`
+	Net               int64        `json:"net"`
+	ReportingCategory string       `json:"reporting_category"`
+	Source            *string      `json:"source"`
+	Status            string       `json:"status"` // pending until AvailableOn, then available
+	Type              string       `json:"type"`
+
+	payout string // the payout whose ?payout= listing holds it, "" until one does
+	seq    int    // creation order, to break ties of created in lists
+}
+
+type FeeDetail struct {
+	Amount      int64   `json:"amount"`
+	Application *string `json:"application"`
+	Currency    string  `json:"currency"`
+	Description *string `json:"description"`
+	Type        string  `json:"type"` // stripe_fee
+}
+
+type Payout struct {
+	ID                        string            `json:"id"`
+	Object                    string            `json:"object"`
+	Amount                    int64             `json:"amount"`
+	ArrivalDate               int64             `json:"arrival_date"`
+	Automatic                 bool              `json:"automatic"`
+	BalanceTransaction        *string           `json:"balance_transaction"`
+	Created                   int64             `json:"created"`
+	Currency                  string            `json:"currency"`
+	Description               *string           `json:"description"`
+	Destination               *string           `json:"destination"`
+	FailureBalanceTransaction *string           `json:"failure_balance_transaction"`
+	FailureCode               *string           `json:"failure_code"`
+	FailureMessage            *string           `json:"failure_message"`
+	Livemode                  bool              `json:"livemode"`
+	Metadata                  map[string]string `json:"metadata"`
+	Method                    string            `json:"method"`
+	ReconciliationStatus      string            `json:"reconciliation_status"`
+	SourceType                string            `json:"source_type"`
+	StatementDescriptor       *string           `json:"statement_descriptor"`
+	Status                    string            `json:"status"`
+	Type                      string            `json:"type"`
+}
+
+type PaymentIntent struct {
+	ID                 string            `json:"id"`
+	Object             string            `json:"object"`
+	Amount             int64             `json:"amount"`
+	AmountCapturable   int64             `json:"amount_capturable"`
+	AmountReceived     int64             `json:"amount_received"`
+	CaptureMethod      string            `json:"capture_method"`
+	ConfirmationMethod string            `json:"confirmation_method"`
+	Created            int64             `json:"created"`
+	Currency           string            `json:"currency"`
+	Customer           *string           `json:"customer"`
+	Description        *string           `json:"description"`
+	Invoice            *string           `json:"invoice"`
+	LastPaymentError   *PaymentError     `json:"last_payment_error"`
+	LatestCharge       *string           `json:"latest_charge"`
+	Livemode           bool              `json:"livemode"`
+	Metadata           map[string]string `json:"metadata"`
+	PaymentMethodTypes []string          `json:"payment_method_types"`
+	Status             string            `json:"status"`
+}
+
+// PaymentError is a payment intent's last_payment_error (Stripe's api_errors).
+type PaymentError struct {
+	Charge  *string `json:"charge"`
+	Code    *string `json:"code"`
+	Message *string `json:"message"`
+	Type    string  `json:"type"` // card_error
+}
+
+type CreditNote struct {
+	ID                   string               `json:"id"`
+	Object               string               `json:"object"`
+	Amount               int64                `json:"amount"`
+	AmountShipping       int64                `json:"amount_shipping"`
+	Created              int64                `json:"created"`
+	Currency             string               `json:"currency"`
+	Customer             string               `json:"customer"`
+	DiscountAmount       int64                `json:"discount_amount"`
+	DiscountAmounts      []DiscountAmount     `json:"discount_amounts"`
+	EffectiveAt          *int64               `json:"effective_at"`
+	Invoice              string               `json:"invoice"`
+	Lines                List[CreditNoteLine] `json:"lines"`
+	Livemode             bool                 `json:"livemode"`
+	Memo                 *string              `json:"memo"`
+	Metadata             map[string]string    `json:"metadata"`
+	Number               string               `json:"number"`
+	OutOfBandAmount      *int64               `json:"out_of_band_amount"`
+	PDF                  string               `json:"pdf"`
+	Reason               *string              `json:"reason"`
+	Refund               *string              `json:"refund"`
+	Status               string               `json:"status"` // issued, void
+	Subtotal             int64                `json:"subtotal"`
+	SubtotalExcludingTax *int64               `json:"subtotal_excluding_tax"`
+	TaxAmounts           []TaxAmount          `json:"tax_amounts"`
+	Total                int64                `json:"total"`
+	TotalExcludingTax    *int64               `json:"total_excluding_tax"`
+	Type                 string               `json:"type"` // post_payment
+	VoidedAt             *int64               `json:"voided_at"`
+}
+
+type CreditNoteLine struct {
+	ID                 string           `json:"id"`
+	Object             string           `json:"object"`
+	Amount             int64            `json:"amount"`
+	AmountExcludingTax *int64           `json:"amount_excluding_tax"`
+	Description        *string          `json:"description"`
+	DiscountAmount     int64            `json:"discount_amount"`
+	DiscountAmounts    []DiscountAmount `json:"discount_amounts"`
+	InvoiceLineItem    string           `json:"invoice_line_item,omitempty"`
+	Livemode           bool             `json:"livemode"`
+	Quantity           *int64           `json:"quantity"`
+	TaxAmounts         []TaxAmount      `json:"tax_amounts"`
+	TaxRates           []any            `json:"tax_rates"` // always empty, as the invoice line's
+	Type               string           `json:"type"`      // invoice_line_item, custom_line_item
+	UnitAmount         *int64           `json:"unit_amount"`
+}
+
+// DiscountAmount is one discount's share of a line or an invoice (discount: the di_… ID).
+type DiscountAmount struct {
+	Amount   int64  `json:"amount"`
+	Discount string `json:"discount"`
+}
+
+// TaxAmount is one tax rate's share (tax_rate: the txr_… ID); the simulator's are exclusive.
+type TaxAmount struct {
+	Amount           int64   `json:"amount"`
+	Inclusive        bool    `json:"inclusive"`
+	TaxRate          string  `json:"tax_rate"`
+	TaxabilityReason *string `json:"taxability_reason"`
+	TaxableAmount    *int64  `json:"taxable_amount"`
 }

@@ -220,6 +220,9 @@ func NewPlatform(cfg PlatformConfig) *Platform {
 		c := Config{Seed: splitmix(cfg.Seed + uint64(i+1)*0x9e3779b97f4a7c15), Start: cfg.Start, End: cfg.End,
 			Duration: cfg.Duration, ArrivalWindow: cfg.ArrivalWindow, Livemode: sc.Livemode, Account: sc.Account,
 			AccountAPIVersion: cfg.AccountAPIVersion}
+		if a, ok := p.account(sc.Account); ok {
+			c.SettlementCurrency = a.DefaultCurrency // the connected account's profile
+		}
 		switch {
 		case sc.Account == "" && sc.Livemode:
 			c.Customers = cfg.Customers
@@ -302,6 +305,16 @@ func (p *Platform) Truth(sc Scope) (t Truth, ok bool) {
 		return Truth{}, false
 	}
 	return s.Truth(), true
+}
+
+// MoneyTruth is one scope's money figures (Sim.MoneyTruth); ok is false for a scope the
+// platform does not have.
+func (p *Platform) MoneyTruth(sc Scope) (t MoneyTruth, ok bool) {
+	s := p.sims[sc]
+	if s == nil {
+		return MoneyTruth{}, false
+	}
+	return s.MoneyTruth(), true
 }
 
 // Metrics are every scope's TruthMetrics, in Scopes order.

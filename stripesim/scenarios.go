@@ -56,6 +56,16 @@ var Scenarios = map[string]Scenario{
 			cfg.Customers, cfg.Duration = 100, 60*day
 		},
 	},
+	"payout-mismatch": {
+		Name: "payout-mismatch",
+		Description: "As steady, but one payout in the second half of the run is $10.00 larger than the balance " +
+			"transactions it lists (Config.PayoutMismatch): the payout that does not add up, for payout reconciliation to find.",
+		Apply: func(cfg *Config, dc *DeliveryConfig) {
+			cfg.Customers, cfg.Duration = 200, 90*day
+			cfg.PayoutMismatch = 10_00
+			dc.DupRate = 0.02
+		},
+	},
 	"old-api-version": {
 		Name: "old-api-version",
 		Description: "As steady, but the account's default API version is 2020-08-27: webhooks (endpoint pinned to " +

@@ -19,22 +19,34 @@ import (
 //
 //	python3 -c 'import json; s=json.load(open("embedded/openapi/spec3.json"))["components"]["schemas"]; …'
 //
-// (run in the stripe-mock module; see the file's _source note).
+// (run in the stripe-mock module; see the file's _source note). The money side's objects are in
+// testdata/stripe-mock-v0.183.0-money-properties.json, with their required properties, which
+// must all be rendered.
 func TestShapesFollowStripe(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("testdata/stripe-mock-v0.183.0-properties.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec map[string]any
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		t.Fatal(err)
-	}
 	props := map[string][]string{}
-	for k, v := range spec {
-		if list, ok := v.([]any); ok {
-			for _, p := range list {
-				props[k] = append(props[k], p.(string))
+	required := map[string][]string{}
+	for _, file := range []string{"testdata/stripe-mock-v0.183.0-properties.json", "testdata/stripe-mock-v0.183.0-money-properties.json"} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spec map[string]any
+		if err := json.Unmarshal(raw, &spec); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range spec {
+			if list, ok := v.([]any); ok {
+				for _, p := range list {
+					props[k] = append(props[k], p.(string))
+				}
+			}
+		}
+		if req, ok := spec["required"].(map[string]any); ok {
+			for k, v := range req {
+				for _, p := range v.([]any) {
+					required[k] = append(required[k], p.(string))
+				}
 			}
 		}
 	}
@@ -55,6 +67,11 @@ func TestShapesFollowStripe(t *testing.T) {
 		for f := range fields {
 			if !slices.Contains(known, f) {
 				t.Errorf("%s: %s has field %q, which Stripe's %s does not", where, object, f, object)
+			}
+		}
+		for _, f := range required[object] {
+			if _, ok := fields[f]; !ok {
+				t.Errorf("%s: %s lacks %q, which Stripe's %s requires", where, object, f, object)
 			}
 		}
 	}
@@ -88,6 +105,13 @@ func TestShapesFollowStripe(t *testing.T) {
 		}
 		walk(ev.Type, v)
 	}
+	// Balance transactions have no events: they are read from the truth's objects, as the API
+	// renders them.
+	var bts []any
+	if err := json.Unmarshal(sim.Truth().MoneyObjects["balance_transactions"], &bts); err != nil {
+		t.Fatal(err)
+	}
+	walk("balance transactions", bts)
 	// A platform's connected accounts and webhook endpoints, as its API renders them.
 	p := stripesim.NewPlatform(stripesim.PlatformConfig{Seed: 99, Accounts: 4, Customers: 2, AccountCustomers: 2, End: end})
 	for _, a := range p.Accounts() {
@@ -96,11 +120,12 @@ func TestShapesFollowStripe(t *testing.T) {
 		_ = json.Unmarshal(raw, &v)
 		walk("account "+a.ID, v)
 	}
-	raw, _ = json.Marshal(stripesim.WebhookEndpoint{ID: "we_x", Object: "webhook_endpoint", Application: stripe.String(p.Application())})
+	raw, _ := json.Marshal(stripesim.WebhookEndpoint{ID: "we_x", Object: "webhook_endpoint", Application: stripe.String(p.Application())})
 	var ep map[string]any
 	_ = json.Unmarshal(raw, &ep)
 	walk("webhook endpoint", ep)
-	for _, obj := range []string{"account", "webhook_endpoint", "event", "customer", "subscription", "subscription_item", "price", "invoice", "line_item", "charge", "refund", "dispute", "checkout.session", "discount", "coupon"} {
+	for _, obj := range []string{"account", "webhook_endpoint", "event", "customer", "subscription", "subscription_item", "price", "invoice", "line_item", "charge", "refund", "dispute", "checkout.session",
+		"discount", "coupon", "balance_transaction", "payout", "payment_intent", "credit_note", "credit_note_line_item"} {
 		if !seen[obj] {
 			t.Errorf("no %s was rendered", obj)
 		}

@@ -1,8 +1,10 @@
 // Package stripesim is a stateful, seeded Stripe account for tests, benchmarks and the demo.
 //
 // A Sim runs a business on a simulated clock (customers sign up through Checkout or the API,
-// subscribe, renew, fail payments and retry, change plans, pause, cancel, now and then undo a
-// change within the same second; one-off charges, refunds and disputes), emits the events Stripe
+// subscribe from a catalogue of every price and coupon shape in five currencies (catalogue.go),
+// renew, fail payments and retry, change plans and quantities, pause, cancel, now and then undo a
+// change within the same second; one-off charges, refunds and disputes; balance transactions with
+// Stripe's fees, daily payouts, payment intents and credit notes: money.go), emits the events Stripe
 // emits at API version 2023-10-16, delivers them as signed webhooks with Stripe's retry,
 // duplicate and reordering behaviour (and configurable outages), and serves the Events API and
 // object lists with Stripe's semantics (see Server). The same seed and scenario give the same
@@ -17,8 +19,10 @@
 // outages and creation time (DeliveryConfig.Since: nothing older is ever sent). Platform.Runner
 // plays it all; NewPlatformServer serves it, routing each request by the key's mode and the
 // Stripe-Account header. Each scope's TruthMetrics (MRR by Stripe's definition, object counts,
-// succeeded charges) are computed from the Sim's own objects, so a ledger is checked against
-// figures its own code did not produce. PlatformScenarios are the named platforms.
+// succeeded charges) and TruthMRR (daily MRR, ARR and movements under any MRR settings, per
+// currency and in a reporting currency; mrr_truth.go) are computed from the Sim's own objects and
+// their history, so a ledger is checked against figures its own code did not produce.
+// PlatformScenarios are the named platforms.
 package stripesim
 
 import (
@@ -48,6 +52,15 @@ type Config struct {
 	// Stripe renders each event in the account's default version: the same event ID can then
 	// differ in shape between webhook and API. "" means APIVersion.
 	AccountAPIVersion string
+	// SettlementCurrency is the currency the account's balance and payouts are in (charges in
+	// other currencies are converted at the day's rate); default SettlementCurrency. A
+	// platform's connected accounts settle in their default currency.
+	SettlementCurrency string
+	// PayoutMismatch, when not zero, makes one payout (the first created in the second half of
+	// the run) that many minor units larger than the transactions it lists: a payout whose
+	// parts do not add up, for a reconciliation to find. Its own payout transaction carries
+	// the wrong amount too, as the payout's.
+	PayoutMismatch int64
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +86,9 @@ func (c *Config) setDefaults() {
 	if c.AccountAPIVersion == "" {
 		c.AccountAPIVersion = APIVersion
 	}
+	if c.SettlementCurrency == "" {
+		c.SettlementCurrency = SettlementCurrency
+	}
 }
 
 // Sim is the simulated account. Its methods are safe for concurrent use: the API server reads
@@ -91,6 +107,7 @@ type Sim struct {
 	events      []*Event
 	byID        map[string]*Event
 	objs        objects
+	money       *moneyState    // balance, payouts, payment intents, credit notes (money.go)
 	subscribers []func(*Event) // called for each new event, under mu
 	hist        truthHistory   // every state of every subscription and customer, for the MRR truth
 }
@@ -111,6 +128,7 @@ func New(cfg Config) *Sim {
 		at := cfg.Start.Add(time.Duration(s.rng.Int64N(int64(cfg.ArrivalWindow))))
 		s.at(at, func() { s.newCustomer(i) })
 	}
+	s.money = newMoney(s)
 	return s
 }
 

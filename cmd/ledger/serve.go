@@ -26,6 +26,7 @@ import (
 	"github.com/stripeledger/ledger/audit"
 	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/dashboard"
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/forward"
 	"github.com/stripeledger/ledger/integrity"
@@ -228,6 +229,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	mrr, err := domain.ParseMRRSettings(os.Getenv) // LEDGER_MRR_*, LEDGER_FX_RATE_DATE, LEDGER_REPORTING_CURRENCY
+	if err != nil {
+		return err
+	}
 	if _, _, err := reconcile.ParseSchedule(o.schedule); err != nil {
 		return fmt.Errorf("--reconcile-schedule: %w", err)
 	}
@@ -326,7 +331,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if o.runner {
 		// The runner shares the webhooks' store: an append wakes it at once.
 		runner, err := projections.NewRunner(pool, projections.RunnerConfig{Store: store,
-			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg), Folded: hub.Folded})
+			Identity: identity, MRR: mrr, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg), Folded: hub.Folded})
 		if err != nil {
 			return err
 		}

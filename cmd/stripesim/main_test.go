@@ -154,7 +154,7 @@ func TestPlatformCommands(t *testing.T) {
 	defer mu.Unlock()
 	verified := map[string]int{}
 	for path, ds := range got {
-		for _, d := range ds[:min(len(ds), 50)] {
+		for _, d := range ds {
 			var ev struct {
 				Livemode bool
 				Account  string
@@ -163,6 +163,9 @@ func TestPlatformCommands(t *testing.T) {
 			name := map[bool]string{true: "platform-live", false: "platform-test"}[ev.Livemode]
 			if ev.Account != "" {
 				name = map[bool]string{true: "connect-live", false: "connect-test"}[ev.Livemode]
+			}
+			if verified[name] >= 50 { // a sample of each endpoint's deliveries, wherever they come in the log
+				continue
 			}
 			for other, ep := range config.Endpoints {
 				err := stripewebhook.ValidatePayload(d.body, d.header, ep.Secrets[0])
