@@ -37,7 +37,10 @@ type Config struct {
 	// Proxies are the reverse proxies whose X-Forwarded-For names the client in the audit log.
 	Proxies  *auth.Proxies
 	Identity domain.Identity // the runner's: as-of answers and retries derive app user IDs with it
-	Logger   *slog.Logger
+	// FX is the reporting currency (LEDGER_REPORTING_CURRENCY, LEDGER_FX_RATE_DATE): metrics
+	// with reporting=true answer 400 without one.
+	FX     query.FX
+	Logger *slog.Logger
 	// Stripe is how reconcile runs and endpoints setup started over the API reach Stripe; without
 	// an API key those routes answer 503.
 	Stripe     reconcile.StripeConfig
@@ -81,7 +84,7 @@ func New(pool *pgxpool.Pool, cfg Config) *API {
 	if cfg.Runs == nil {
 		cfg.Runs = context.Background()
 	}
-	a := &API{pool: pool, q: query.New(pool, query.Config{Identity: cfg.Identity}), cfg: cfg, mux: http.NewServeMux(),
+	a := &API{pool: pool, q: query.New(pool, query.Config{Identity: cfg.Identity, FX: cfg.FX}), cfg: cfg, mux: http.NewServeMux(),
 		guard: &auth.Guard{Tokens: cfg.Tokens, Audit: cfg.Audit, Proxies: cfg.Proxies}}
 	if cfg.Stripe.APIKey != "" {
 		a.rec = reconcile.New(pool, reconcile.Config{Stripe: cfg.Stripe, WebhookURL: cfg.WebhookURL, Logger: cfg.Logger})
@@ -226,13 +229,21 @@ func (a *API) metric(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	data, err := a.q.Series(r.Context(), m)
+	ans, err := a.q.Answer(r.Context(), m)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
+	data := ans.Data
 	if wantsCSV(r, m.CSV, m.FormatSet) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		// What a CSV cannot carry in its rows travels in headers: the unvalued count and the
+		// missing rates are never silently dropped.
+		w.Header().Set("Ledger-Unvalued", strconv.FormatInt(ans.Unvalued, 10))
+		if ans.Reporting != "" {
+			w.Header().Set("Ledger-Reporting-Currency", ans.Reporting)
+			w.Header().Set("Ledger-Missing-Rates", query.MissingRatesText(ans))
+		}
 		cw := csv.NewWriter(w)
 		rows := query.SeriesRows(m, data)
 		for _, row := range rows[1:] {
@@ -241,8 +252,17 @@ func (a *API) metric(w http.ResponseWriter, r *http.Request) {
 		_ = cw.WriteAll(rows)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "metric": m.Name, "interval": m.Interval,
-		"livemode": *m.Scope.Livemode, "account": m.Scope.AccountParam(), "includes": m.Scope.Describe(), "data": data})
+	body := map[string]any{"object": "list", "metric": m.Name, "interval": m.Interval,
+		"livemode": *m.Scope.Livemode, "account": m.Scope.AccountParam(), "includes": m.Scope.Describe(), "data": data,
+		"definitions": query.ColumnDefinitions(m.Name)}
+	if m.Name != "revenue" && m.Name != "refunds" {
+		body["unvalued"] = ans.Unvalued
+	}
+	if ans.Reporting != "" {
+		body["reporting_currency"], body["fx_rate_date"] = ans.Reporting, ans.RateDate
+		body["missing_rates"], body["missing_rates_total"] = ans.MissingRates, ans.MissingRatesTotal
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // event serves GET /api/v1/events/{id}: the log row, its payload as stored.

@@ -22,6 +22,7 @@ import (
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/query"
 	"github.com/stripeledger/ledger/stripesim"
 )
 
@@ -35,10 +36,18 @@ const (
 )
 
 func bigLedger(b *testing.B) *pgxpool.Pool {
-	return testkit.Cached(b, "finance", buildBig)
+	return testkit.Cached(b, "finance", func(ctx context.Context, pool *pgxpool.Pool) error { return buildBig(ctx, pool, wantCharges, wantSubs) })
 }
 
-func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
+// smallLedger is the same account at a tenth of the size: the second size the MRR figures are
+// reported beside.
+func smallLedger(b *testing.B) *pgxpool.Pool {
+	return testkit.Cached(b, "finance10k", func(ctx context.Context, pool *pgxpool.Pool) error {
+		return buildBig(ctx, pool, wantCharges/10, wantSubs/10)
+	})
+}
+
+func buildBig(ctx context.Context, pool *pgxpool.Pool, wantCharges, wantSubs int) error {
 	// Live mode: the series are the platform's live figures by default.
 	sim := stripesim.New(stripesim.Config{Seed: 95, Customers: 3000, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Livemode: true})
 	sim.Run(time.Time{})
@@ -58,7 +67,7 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	var charges, subs int
 	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger.charges), (SELECT count(*) FROM ledger.subscriptions)`).Scan(&charges, &subs)
-	kc, ks := (wantCharges+charges-1)/charges, (wantSubs+subs-1)/subs
+	kc, ks := max(1, (wantCharges+charges-1)/charges), max(1, (wantSubs+subs-1)/subs)
 	for _, q := range []string{
 		fmt.Sprintf(`INSERT INTO ledger.charges SELECT c.id || '_' || n, amount, amount_captured, amount_refunded, refunded, currency, status,
 			paid, failure_code, failure_message, payment_intent, invoice, customer || '_' || n, dispute_id, dispute_status,
@@ -66,17 +75,26 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool) error {
 			FROM ledger.charges c, generate_series(1, %d) n LIMIT %d`, kc, wantCharges-charges),
 		fmt.Sprintf(`INSERT INTO ledger.subscriptions (id, customer, app_user_id, status, currency, items, trial_start, trial_end,
 			current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at, pause_behavior,
-			coupon_duration, coupon_percent_off, metadata, mrr, attention, created, livemode, account, event_id, event_created) SELECT s.id || '_' || n, customer || '_' || n, app_user_id || '_' || n, status, currency,
+			paused, discounts, metadata, mrr, attention, created, livemode, account, event_id, event_created) SELECT s.id || '_' || n, customer || '_' || n, app_user_id || '_' || n, status, currency,
 			items, trial_start, trial_end, current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at,
-			pause_behavior, coupon_duration, coupon_percent_off, metadata, mrr, attention, created - n * interval '90 days', livemode, account, event_id, event_created
+			pause_behavior, paused, discounts, metadata, mrr, attention, created - n * interval '90 days', livemode, account, event_id, event_created
 			FROM ledger.subscriptions s, generate_series(1, %d) n LIMIT %d`, ks, wantSubs-subs),
-		`INSERT INTO ledger.subscription_movements SELECT s.id, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
-			m.mrr_before, m.mrr_after, m.event_id, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days', m.livemode, m.account
+		`INSERT INTO ledger.subscription_movements SELECT s.id, m.seq, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
+			m.mrr_before, m.mrr_after, m.settings, m.source_events, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days',
+			m.period_start - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days', m.livemode, m.account
 			FROM ledger.subscriptions s JOIN ledger.subscription_movements m ON s.id LIKE m.subscription || '\_%'`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			return fmt.Errorf("building the finance-scale database: %w", err)
 		}
+	}
+	var first time.Time
+	if err := pool.QueryRow(ctx, `SELECT min(at) FROM ledger.subscription_movements`).Scan(&first); err != nil {
+		return err
+	}
+	rates := stripesim.FXRatesCSV("usd", first.Truncate(24*time.Hour), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	if _, err := query.New(pool, query.Config{}).ImportRates(ctx, "usd", "stripesim", rates); err != nil {
+		return fmt.Errorf("loading the rates: %w", err)
 	}
 	return nil
 }
@@ -180,6 +198,108 @@ func BenchmarkMRRSeries(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkRevenueMetrics is each revenue-metric answer over 12 months, at 100,000 and 10,000
+// subscriptions: the MRR series, the movement breakdown, subscribers with churn, ARPA and LTV,
+// and MRR in the reporting currency (usd, each movement at its period start's rate, then each
+// month at its last day's); min(b.N, 20) requests a run. Target ≤ 200 ms for the MRR series and
+// the breakdown at 100k.
+func BenchmarkRevenueMetrics(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		pool func(*testing.B) *pgxpool.Pool
+	}{{"subs=100k", bigLedger}, {"subs=10k", smallLedger}} {
+		for _, c := range []struct {
+			name, path string
+			fx         query.FX
+		}{
+			{"mrr", "/api/v1/metrics/mrr?interval=month&from=2025-06-01&to=2026-05-31", query.FX{}},
+			{"movements", "/api/v1/metrics/movements?interval=month&from=2025-06-01&to=2026-05-31", query.FX{}},
+			{"subscribers", "/api/v1/metrics/subscribers?interval=month&from=2025-06-01&to=2026-05-31", query.FX{}},
+			{"reporting-period-start", "/api/v1/metrics/mrr?interval=month&from=2025-06-01&to=2026-05-31&reporting=true", query.FX{Reporting: "usd", RateDate: query.FXPeriodStart}},
+			{"reporting-report-date", "/api/v1/metrics/movements?interval=month&from=2025-06-01&to=2026-05-31&reporting=true", query.FX{Reporting: "usd", RateDate: query.FXReportDate}},
+		} {
+			b.Run(size.name+"/"+c.name, func(b *testing.B) {
+				srv := httptest.NewServer(api.New(size.pool(b), api.Config{Tokens: auth.MustParseEnv(token), FX: c.fx}))
+				defer srv.Close()
+				client := &http.Client{}
+				n := min(b.N, 20)
+				lat := make([]time.Duration, 0, n)
+				b.ResetTimer()
+				for range n {
+					_, d := fetch(b, client, srv.URL+c.path)
+					lat = append(lat, d)
+				}
+				b.StopTimer()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+			})
+		}
+	}
+}
+
+// previousMRRSQL is the MRR series as the ledger computed it before the revenue metrics (the
+// grid and running totals in SQL, the account as IS NOT DISTINCT FROM), run directly on the
+// pool: the baseline in the same run as BenchmarkRevenueMetrics' rows.
+const previousMRRSQL = `WITH m AS (
+	SELECT date_trunc($4, at AT TIME ZONE 'UTC')::date AS period, currency, coalesce(account, '') AS acct,
+	       sum(amount) FILTER (WHERE kind = 'new') AS new_mrr, sum(amount) FILTER (WHERE kind = 'expansion') AS expansion_mrr,
+	       sum(amount) FILTER (WHERE kind = 'contraction') AS contraction_mrr, sum(amount) FILTER (WHERE kind = 'churn') AS churned_mrr,
+	       sum(amount) FILTER (WHERE kind = 'reactivation') AS reactivation_mrr, sum(amount) AS mrr_change,
+	       count(*) FILTER (WHERE kind IN ('new', 'reactivation')) - count(*) FILTER (WHERE kind = 'churn') AS subscriber_change
+	FROM ledger.subscription_movements WHERE ($3 = '' OR currency = $3) AND livemode = $5 AND ($6 = 'all' OR account IS NOT DISTINCT FROM nullif($6, ''))
+	GROUP BY 1, 2, 3
+), grid AS (
+	SELECT c.currency, c.acct, g::date AS period
+	FROM (SELECT currency, acct, min(period) AS first FROM m GROUP BY currency, acct) c,
+	     generate_series(c.first, greatest($2::date, c.first), ('1 ' || $4)::interval) g
+), p AS (
+	SELECT g.period, g.currency, g.acct, (sum(coalesce(m.mrr_change, 0)) OVER w)::bigint AS mrr, (12 * sum(coalesce(m.mrr_change, 0)) OVER w)::bigint AS arr,
+	       (sum(coalesce(m.subscriber_change, 0)) OVER w)::bigint AS active_subscribers
+	FROM grid g LEFT JOIN m ON m.period = g.period AND m.currency = g.currency AND m.acct = g.acct
+	WINDOW w AS (PARTITION BY g.currency, g.acct ORDER BY g.period)
+)
+SELECT json_build_object('period', period, 'currency', currency, 'livemode', $5::boolean, 'account', nullif(acct, ''),
+	'mrr', mrr, 'arr', arr, 'active_subscribers', active_subscribers)::text
+FROM p WHERE period >= $1::date AND period <= $2::date ORDER BY currency, acct, period`
+
+// BenchmarkMRRPreviousSQL is previousMRRSQL's 12-month series at both sizes, in the same shape as
+// BenchmarkRevenueMetrics' rows.
+func BenchmarkMRRPreviousSQL(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		pool func(*testing.B) *pgxpool.Pool
+	}{{"subs=100k", bigLedger}, {"subs=10k", smallLedger}} {
+		b.Run(size.name, func(b *testing.B) {
+			pool := size.pool(b)
+			ctx := context.Background()
+			from, to := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 31, 0, 0, 0, 0, time.UTC)
+			n := min(b.N, 20)
+			lat := make([]time.Duration, 0, n)
+			b.ResetTimer()
+			for range n {
+				t0 := time.Now()
+				rows, err := pool.Query(ctx, previousMRRSQL, from, to, "", "month", true, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+					var s string
+					_ = rows.Scan(&s)
+				}
+				if rows.Err() != nil {
+					b.Fatal(rows.Err())
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		})
+	}
 }
 
 // BenchmarkCSVExport streams all 1,000,000 charges as CSV over HTTP once a run (whatever b.N),

@@ -132,13 +132,24 @@ var openAPI = sync.OnceValue(func() []byte {
 			"livemode": map[string]any{"type": "boolean"},
 			"account":  map[string]any{"type": "string", "nullable": true, "description": "null: the platform's own; acct_...: a connected account; all: the total of every account (account=all only)"}}
 		for _, c := range cols {
-			props[c] = map[string]any{"type": "integer", "format": "int64"}
+			if query.IsRate(c) {
+				props[c] = map[string]any{"type": "string", "nullable": true, "description": query.Definitions[c] + " An exact decimal string (0.012500 is 1.25 %)."}
+			} else {
+				props[c] = map[string]any{"type": "integer", "format": "int64", "nullable": true, "description": query.Definitions[c]}
+			}
 		}
 		row := map[string]any{"type": "object", "required": append([]string{"period", "currency", "livemode", "account"}, cols...), "properties": props, "additionalProperties": false}
 		body := map[string]any{"type": "object", "required": []string{"object", "metric", "interval", "livemode", "account", "includes", "data"}, "properties": map[string]any{
 			"object": str, "metric": str, "interval": str, "livemode": map[string]any{"type": "boolean"}, "account": str,
-			"includes": map[string]any{"type": "string", "description": "What the figures include, in words: the mode and the account(s)."},
-			"data":     map[string]any{"type": "array", "items": row}}}
+			"includes":           map[string]any{"type": "string", "description": "What the figures include, in words: the mode and the account(s)."},
+			"data":               map[string]any{"type": "array", "items": row},
+			"definitions":        map[string]any{"type": "object", "additionalProperties": str, "description": "Each column's definition, in a line."},
+			"unvalued":           map[string]any{"type": "integer", "description": "Subscriptions of the scope whose MRR could not be valued (mrr NULL, attention says why): left out of every figure."},
+			"reporting_currency": map[string]any{"type": "string", "description": "reporting=true: the currency the figures are converted into."},
+			"fx_rate_date":       map[string]any{"type": "string", "description": "reporting=true: period_start or report_date (LEDGER_FX_RATE_DATE)."},
+			"missing_rates": map[string]any{"type": "array", "description": "reporting=true: the (currency, date) pairs no rate was found for (at most 100); every figure that needed one is null.",
+				"items": map[string]any{"type": "object", "required": []string{"currency", "date"}, "properties": map[string]any{"currency": str, "date": str}}},
+			"missing_rates_total": map[string]any{"type": "integer", "description": "reporting=true: how many pairs are missing in all."}}}
 		ok := jsonResponse(body, "One row per period, currency and account, of one mode.")
 		ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": str}
 		paths["/api/v1/metrics/"+name] = map[string]any{"get": map[string]any{"summary": "Metric " + name, "parameters": []any{
@@ -146,7 +157,9 @@ var openAPI = sync.OnceValue(func() []byte {
 			param("interval", "query", "day or month (default)", str), param("currency", "query", "one currency", str),
 			param("livemode", "query", "true (live mode, default) or false (test mode); never both: livemode=all is a 400", str),
 			param("account", "query", "platform (default: the platform's own), a connected account acct_..., or all (one row per account and their total)", str),
-			param("format", "query", "json or csv", str), asOfParam, knownAtParam}, "responses": with(ok)}}
+			param("format", "query", "json or csv", str),
+			param("reporting", "query", "true: the MRR figures converted into the reporting currency (LEDGER_REPORTING_CURRENCY), one row per period and account; not with currency", str),
+			asOfParam, knownAtParam}, "responses": with(ok)}}
 	}
 	anyObject := map[string]any{"type": "object"}
 	paths["/api/v1/events/{id}"] = map[string]any{"get": map[string]any{"summary": "One event of the log, payload as stored",

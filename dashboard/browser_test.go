@@ -132,7 +132,8 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	})
 
-	var mrrPath, status, firstCard, liveBanner, testCard, testBanner, cur string
+	var mrrPath, status, firstCard, liveBanner, testCard, testBanner, cur, unvalued string
+	var defined int
 	var bars, runRows, subRows int
 	var nan bool
 	var shot, testShot []byte
@@ -150,6 +151,8 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Text(`#status`, &status, chromedp.ByQuery),
 		chromedp.Evaluate(`document.body.innerHTML.includes('NaN') || document.body.innerHTML.includes('undefined')`, &nan),
 		chromedp.Text(`#cards .card .value`, &firstCard, chromedp.ByQuery),
+		chromedp.Evaluate(`[...document.querySelectorAll('#metric-tiles .card')].filter(c => c.querySelector('.def').textContent.length > 10).length`, &defined),
+		chromedp.Text(`#unvalued`, &unvalued, chromedp.ByQuery),
 		chromedp.Text(`#scope-banner`, &liveBanner, chromedp.ByQuery),
 		chromedp.Value(`#currency`, &cur, chromedp.ByQuery),
 		chromedp.FullScreenshot(&shot, 100), // quality 100: PNG
@@ -204,6 +207,10 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if nan {
 		t.Fatal("the dashboard shows NaN or undefined")
+	}
+	// Each revenue-metric tile has its definition beside it, and the unvalued count is shown.
+	if defined < 16 || !strings.Contains(unvalued, "Unvalued subscriptions") {
+		t.Fatalf("revenue metrics: %d tiles with a definition, unvalued %q", defined, unvalued)
 	}
 	if strings.Count(mrrPath, "L") < 30 || bars < 10 || runRows != 1 || subRows == 0 || !strings.HasPrefix(status, "updated") || firstCard == "" {
 		t.Fatalf("dashboard: MRR path with %d points, %d revenue bars, %d runs, %d subscriptions, status %q, MRR card %q",

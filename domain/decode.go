@@ -134,6 +134,9 @@ func setValue(v reflect.Value, raw []byte) error {
 		}
 		return nil // encoding/json leaves other kinds alone on null
 	}
+	if k := v.Kind(); k != reflect.Pointer && k != reflect.Int64 && k != reflect.Bool && custom(v.Type()) {
+		return json.Unmarshal(raw, v.Addr().Interface()) // its own UnmarshalJSON decides
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
@@ -175,6 +178,21 @@ func setValue(v reflect.Value, raw []byte) error {
 		}
 	}
 	return json.Unmarshal(raw, v.Addr().Interface())
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+var customTypes sync.Map // reflect.Type → bool
+
+// custom says whether values of type t decode themselves (json.Unmarshaler on the pointer, as
+// Decimal and json.RawMessage do): those go to encoding/json whole.
+func custom(t reflect.Type) bool {
+	if c, ok := customTypes.Load(t); ok {
+		return c.(bool)
+	}
+	c := reflect.PointerTo(t).Implements(unmarshalerType)
+	customTypes.Store(t, c)
+	return c
 }
 
 // setSlice decodes a JSON array as encoding/json does: the slice's length is reset and each

@@ -129,13 +129,13 @@ func TestDecimalIsExact(t *testing.T) {
 		`1.2345678901234567890123`: ptr("1.2345678901234567890123"), // beyond float64's 17 digits
 		`-2.5e-1`:                  ptr("-0.25"),
 	} {
-		got, err := domain.Decimal(json.RawMessage(raw))
+		got, err := domain.DecimalString(json.RawMessage(raw))
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Decimal(%s) = %v, %v; want %v", raw, deref(got), err, deref(want))
 		}
 	}
 	for _, bad := range []string{`"1/3"`, `"0x10"`, `"NaN"`, `"Inf"`, `true`, `"1.5 "`, `01`} {
-		if got, err := domain.Decimal(json.RawMessage(bad)); err == nil {
+		if got, err := domain.DecimalString(json.RawMessage(bad)); err == nil {
 			t.Errorf("Decimal(%s) = %v, want an error", bad, deref(got))
 		}
 	}

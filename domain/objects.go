@@ -1,6 +1,9 @@
 package domain
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // The rows below are snapshots of Stripe objects as finance reads them: the object as of the latest
 // of its events by the ordering rule, with the event that produced it. Money is in the currency's
@@ -91,6 +94,12 @@ type CustomerRow struct {
 	Metadata map[string]string // nil when the object carries none
 	Deleted  bool
 	Created  int64
+	// Discount is the customer's discount as of its latest event (nil when none): it applies to
+	// the customer's subscriptions that have none of their own.
+	Discount *Discount
+	// DiscountHistory is the customer's discount from each event that changed it, oldest
+	// first (nil when it never had one): a subscription's MRR at t reads the entry in force at t.
+	DiscountHistory []CustomerDiscount
 	Provenance
 }
 
@@ -204,8 +213,44 @@ func FoldCustomer(facts []Fact) (CustomerRow, error) {
 	if err != nil {
 		return CustomerRow{}, err
 	}
-	return CustomerRow{ID: o.ID, Email: o.Email, Name: o.Name, Currency: o.Currency, Metadata: o.Metadata,
-		Deleted: o.Deleted || terminal(f.Type), Created: o.Created, Provenance: provenance(f)}, nil
+	row := CustomerRow{ID: o.ID, Email: o.Email, Name: o.Name, Currency: o.Currency, Metadata: o.Metadata,
+		Deleted: o.Deleted || terminal(f.Type), Created: o.Created, Provenance: provenance(f)}
+	if row.DiscountHistory, err = customerDiscounts(facts); err != nil {
+		return CustomerRow{}, err
+	}
+	if n := len(row.DiscountHistory); n > 0 {
+		row.Discount = row.DiscountHistory[n-1].Discount
+	}
+	return row, nil
+}
+
+// customerDiscounts is the customer's discount after each of its events that changed it, in the
+// ordering rule's order, up to its deletion.
+func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
+	var out []CustomerDiscount
+	var last string
+	for _, f := range Order(facts) {
+		var o struct {
+			Discount *rawDiscount `json:"discount"`
+		}
+		if err := decodeObject(f, &o); err != nil {
+			return nil, err
+		}
+		e := CustomerDiscount{At: f.Created, EventID: f.EventID}
+		if o.Discount != nil {
+			d := readDiscount(o.Discount)
+			e.Discount = &d
+		}
+		key, _ := json.Marshal(e.Discount)
+		if string(key) != last && (out != nil || e.Discount != nil) {
+			out = append(out, e)
+		}
+		last = string(key)
+		if terminal(f.Type) {
+			break
+		}
+	}
+	return out, nil
 }
 
 // FoldCheckoutSession is a Checkout session's row from its events. Its AppUserID is left for the

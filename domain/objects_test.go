@@ -149,7 +149,8 @@ func TestAppUserIDs(t *testing.T) {
 	}
 }
 
-// The movement log adds up to each subscription's MRR, whatever order its events arrived in.
+// The movement log up to the latest event adds up to each subscription's MRR, whatever order its
+// events arrived in.
 func TestMovements(t *testing.T) {
 	t.Parallel()
 	a := play(t, 41, 400)
@@ -161,17 +162,28 @@ func TestMovements(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Past_due for three days churns, so a payment after it is a reactivation.
+		r, h, _ := domain.FoldSubscriptionHistory(facts)
+		for _, m := range h.Value(&r, nil, domain.MRRSettings{PastDueDays: 3}) {
+			kinds[m.Kind]++
+		}
 		row, _ := domain.FoldSubscription(facts)
+		if row.MRR == nil {
+			continue // unvalued: its log holds the last valued figure
+		}
 		var sum int64
 		for _, m := range moves {
+			if m.At > row.EventCreated {
+				continue // a movement a rule times after the latest event
+			}
 			sum += m.Amount
 			kinds[m.Kind]++
 			if m.Amount != m.MRRAfter-m.MRRBefore || m.Amount == 0 {
 				t.Fatalf("%s: %+v", id, m)
 			}
 		}
-		if sum != row.MRR {
-			t.Fatalf("%s: movements add to %d, MRR is %d", id, sum, row.MRR)
+		if row.MRR == nil || sum != *row.MRR {
+			t.Fatalf("%s: movements add to %d, MRR is %v", id, sum, row.MRR)
 		}
 		again, _ := domain.Movements(shuffled(rng, facts))
 		if !reflect.DeepEqual(again, moves) {

@@ -22,16 +22,17 @@ type SubscriptionRow struct {
 	CanceledAt         *int64
 	EndedAt            *int64
 	PauseBehavior      *string // pause_collection.behavior, nil when not paused
+	Paused             bool    // pause_collection is set
 	Metadata           map[string]string
-	CouponDuration     *string // "forever", "once" or "repeating"; nil without a discount
-	CouponPercentOff   *int64
-	// MRR is the monthly-normalised recurring value, Stripe's way: only active and past_due
-	// subscriptions count (not trials); yearly prices ÷ 12 (weekly × 52 ÷ 12, daily × 365 ÷ 12,
-	// over interval_count); a forever coupon reduces it, a finite one does not. Rounded down to
-	// the minor unit after summing the items.
-	MRR int64
+	// Discounts are the subscription's own discounts (discounts[], or the legacy discount),
+	// in Stripe's order; nil when it has none (the customer's discount then applies).
+	Discounts []Discount
+	// MRR is the monthly recurring revenue as of the latest event, by the MRR settings (README,
+	// "Revenue metrics"); nil when the subscription cannot be valued (Attention says why).
+	MRR *int64
 	// Attention says why a person should look at the row (nil when nothing): e.g. an event of
-	// another API version whose billing period could not be found.
+	// another API version whose billing period could not be found, a price shape that cannot be
+	// valued, a metered price left out of MRR.
 	Attention *string
 	Created   int64 // when the subscription was created in Stripe
 	// AppUserID is derived by the projection from the subscription, its Checkout session, its
@@ -40,15 +41,23 @@ type SubscriptionRow struct {
 	Provenance
 }
 
-// SubscriptionItemRow is one price on a subscription.
+// SubscriptionItemRow is one price on a subscription, with its current quantity and the shape
+// of its price (what the valuation reads).
 type SubscriptionItemRow struct {
-	ID            string `json:"id"`
-	Price         string `json:"price"`
-	Product       string `json:"product"`
-	Quantity      int64  `json:"quantity"`
-	Interval      string `json:"interval"`
-	IntervalCount int64  `json:"interval_count"`
-	UnitAmount    int64  `json:"unit_amount"`
+	ID                string             `json:"id"`
+	Price             string             `json:"price"`
+	Product           string             `json:"product"`
+	Quantity          int64              `json:"quantity"`
+	Interval          string             `json:"interval"`
+	IntervalCount     int64              `json:"interval_count"`
+	UsageType         string             `json:"usage_type"`
+	BillingScheme     *string            `json:"billing_scheme"`
+	TiersMode         *string            `json:"tiers_mode"`
+	UnitAmount        *int64             `json:"unit_amount"`
+	UnitAmountDecimal *Decimal           `json:"unit_amount_decimal"`
+	TransformQuantity *TransformQuantity `json:"transform_quantity"`
+	Tiers             []PriceTier        `json:"tiers,omitempty"`
+	Discounts         []Discount         `json:"discounts,omitempty"`
 }
 
 type rawSubscription struct {
@@ -69,37 +78,42 @@ type rawSubscription struct {
 	PauseCollection    *struct {
 		Behavior string `json:"behavior"`
 	} `json:"pause_collection"`
-	Discount *struct {
-		Coupon struct {
-			Duration   string `json:"duration"`
-			PercentOff *int64 `json:"percent_off"`
-		} `json:"coupon"`
-	} `json:"discount"`
-	Items struct {
+	Discount  *rawDiscount  `json:"discount"`
+	Discounts []discountRef `json:"discounts"`
+	Items     struct {
 		Data []struct {
-			ID                 string `json:"id"`
-			Quantity           int64  `json:"quantity"`
-			CurrentPeriodStart *int64 `json:"current_period_start"`
-			CurrentPeriodEnd   *int64 `json:"current_period_end"`
-			Price              struct {
-				ID         string `json:"id"`
-				Product    string `json:"product"`
-				UnitAmount int64  `json:"unit_amount"`
-				Recurring  *struct {
-					Interval      string `json:"interval"`
-					IntervalCount int64  `json:"interval_count"`
-				} `json:"recurring"`
-			} `json:"price"`
+			ID                 string        `json:"id"`
+			Quantity           int64         `json:"quantity"`
+			CurrentPeriodStart *int64        `json:"current_period_start"`
+			CurrentPeriodEnd   *int64        `json:"current_period_end"`
+			Discounts          []discountRef `json:"discounts"`
+			Price              rawPrice      `json:"price"`
 		} `json:"data"`
 	} `json:"items"`
 }
 
-// FoldSubscription is a subscription's row from the set of its events.
+// FoldSubscription is a subscription's row from the set of its events, its MRR by the default
+// settings and without its customer's discount (the projection derives both; see
+// SubscriptionHistory).
 func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
-	var s rawSubscription
-	f, err := fold(facts, &s)
+	f, ok := Latest(facts)
+	if !ok {
+		return SubscriptionRow{}, fmt.Errorf("no events")
+	}
+	row, st, err := foldEvent(f)
 	if err != nil {
 		return SubscriptionRow{}, err
+	}
+	h := SubscriptionHistory{ID: row.ID, Customer: row.Customer, Currency: row.Currency, States: []MRRState{st}}
+	h.Value(&row, nil, MRRSettings{})
+	return row, nil
+}
+
+// foldEvent is the subscription's row and valuation inputs after one event.
+func foldEvent(f Fact) (SubscriptionRow, MRRState, error) {
+	var s rawSubscription
+	if err := decodeObject(f, &s); err != nil {
+		return SubscriptionRow{}, MRRState{}, err
 	}
 	row := SubscriptionRow{
 		ID: s.ID, Customer: s.Customer, Status: s.Status, Currency: s.Currency,
@@ -109,54 +123,74 @@ func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
 		Metadata: s.Metadata, Created: s.Created, Provenance: provenance(f),
 	}
 	if s.PauseCollection != nil {
-		row.PauseBehavior = &s.PauseCollection.Behavior
+		row.PauseBehavior, row.Paused = &s.PauseCollection.Behavior, true
 	}
-	if d := s.Discount; d != nil {
-		row.CouponDuration, row.CouponPercentOff = &d.Coupon.Duration, d.Coupon.PercentOff
+	st := MRRState{EventID: f.EventID, At: f.Created, Status: s.Status, Paused: row.Paused, Terminal: terminal(f.Type)}
+	// Unexpanded IDs in a discounts list are found among the discount objects the same
+	// subscription carries.
+	known := map[string]Discount{}
+	var legacy *Discount
+	if s.Discount != nil {
+		d := readDiscount(s.Discount)
+		known[d.ID], legacy = d, &d
 	}
 	for _, it := range s.Items.Data {
-		item := SubscriptionItemRow{ID: it.ID, Price: it.Price.ID, Product: it.Price.Product, Quantity: it.Quantity, UnitAmount: it.Price.UnitAmount}
-		if r := it.Price.Recurring; r != nil {
-			item.Interval, item.IntervalCount = r.Interval, r.IntervalCount
+		for _, r := range it.Discounts {
+			if r.Obj != nil {
+				known[r.ID] = readDiscount(r.Obj)
+			}
+		}
+	}
+	switch {
+	case s.Discounts != nil:
+		if len(s.Discounts) > 0 {
+			row.Discounts = resolve(s.Discounts, known)
+		}
+	case legacy != nil:
+		row.Discounts = []Discount{*legacy}
+	}
+	st.Discounts, st.OwnDiscounts = row.Discounts, len(row.Discounts) > 0
+	for _, it := range s.Items.Data {
+		p := &it.Price
+		item := SubscriptionItemRow{ID: it.ID, Price: p.ID, Product: p.Product, Quantity: it.Quantity,
+			BillingScheme: p.BillingScheme, TiersMode: p.TiersMode, UnitAmount: p.UnitAmount, UnitAmountDecimal: p.UnitAmountDecimal,
+			TransformQuantity: p.TransformQuantity, Tiers: p.Tiers}
+		if len(it.Discounts) > 0 {
+			item.Discounts = resolve(it.Discounts, known)
+		}
+		if r := p.Recurring; r != nil {
+			item.Interval, item.IntervalCount, item.UsageType = r.Interval, r.IntervalCount, r.UsageType
 		}
 		row.Items = append(row.Items, item)
 		// From API version 2025-03-31 the billing period lives on the items: map it back.
 		if row.CurrentPeriodEnd == nil && it.CurrentPeriodEnd != nil {
 			row.CurrentPeriodStart, row.CurrentPeriodEnd = it.CurrentPeriodStart, it.CurrentPeriodEnd
 		}
+		switch {
+		case p.Recurring == nil:
+			st.unvalued(fmt.Sprintf("price %s is not recurring", p.ID))
+		case p.Recurring.UsageType == "metered":
+			st.Metered = append(st.Metered, p.ID)
+		default:
+			v, err := periodValue(p, s.Currency, it.Quantity)
+			if err != nil {
+				st.unvalued(err.Error())
+				continue
+			}
+			factor, err := monthFactor(p.Recurring.Interval, p.Recurring.IntervalCount)
+			if err != nil {
+				st.unvalued(fmt.Sprintf("price %s: %v", p.ID, err))
+				continue
+			}
+			st.Items = append(st.Items, ItemValue{Monthly: v.Mul(v, factor), Factor: factor, Discounts: item.Discounts})
+		}
 	}
+	st.PeriodStart, st.PeriodEnd = row.CurrentPeriodStart, row.CurrentPeriodEnd
 	if row.CurrentPeriodEnd == nil && row.Status != "incomplete_expired" {
 		why := fmt.Sprintf("no current_period_end in a %s event at API version %q", f.Type, f.APIVersion)
 		row.Attention = &why
 	}
-	row.MRR = MRR(row)
-	return row, nil
-}
-
-// MRR is a subscription row's monthly recurring revenue (see SubscriptionRow.MRR).
-func MRR(row SubscriptionRow) int64 {
-	if row.Status != "active" && row.Status != "past_due" {
-		return 0
-	}
-	var perYear int64
-	for _, it := range row.Items {
-		count := max(it.IntervalCount, 1)
-		amount := it.UnitAmount * max(it.Quantity, 0)
-		switch it.Interval {
-		case "year":
-			perYear += amount / count
-		case "month":
-			perYear += amount * 12 / count
-		case "week":
-			perYear += amount * 52 / count
-		case "day":
-			perYear += amount * 365 / count
-		}
-	}
-	if Deref(row.CouponDuration) == "forever" && row.CouponPercentOff != nil && *row.CouponPercentOff > 0 {
-		perYear -= perYear * *row.CouponPercentOff / 100
-	}
-	return perYear / 12
+	return row, st, nil
 }
 
 // decodeObject decodes data.object into one of the reducers' structs: with decodeInto, and with

@@ -26,7 +26,11 @@ func AsOf(ctx context.Context, pool *pgxpool.Pool, m *Model, cut Cut, id string,
 	if cut.Known && cut.KnownAt <= 0 {
 		return nil, nil // the ledger knew nothing yet
 	}
-	a := &asOf{pool: pool, store: eventstore.New(pool), t: t, upTo: cut.KnownAt, env: env{identity: identity}}
+	mrr, err := storedSettings(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	a := &asOf{pool: pool, store: eventstore.New(pool), t: t, upTo: cut.KnownAt, env: env{identity: identity, mrr: mrr}}
 	var ids []string
 	if id != "" {
 		ids = []string{id}

@@ -45,6 +45,7 @@ func newRunner(t *testing.T, pool *pgxpool.Pool, cfg projections.RunnerConfig) *
 	}
 	r.Signals.FoldedBatch.Init(t)
 	r.Signals.Rebuilt.Init(t)
+	r.Signals.Recomputed.Init(t)
 	r.Lease().Signals.Gained.Init(t)
 	r.Lease().Signals.Lost.Init(t)
 	return r

@@ -1,14 +1,18 @@
 package projections
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/stripeledger/ledger/domain"
@@ -128,9 +132,10 @@ type impl interface {
 	source(row any) *domain.Provenance
 }
 
-// env is what derivations need besides the rows: the identity setting.
+// env is what derivations need besides the rows: the identity setting and the MRR settings.
 type env struct {
 	identity domain.Identity
+	mrr      domain.MRRSettings
 }
 
 // inputs are the rows an object's derivation reads, by relation: for a Column relation the
@@ -346,6 +351,17 @@ func metadata[R any](name, comment, stripe string, f func(*R) *map[string]string
 		}, func(r *R) any { return f(r) }}
 }
 
+// nullJSON is a jsonb column holding a pointer or slice as JSON: NULL when it is nil.
+func nullJSON[R any, V any](name, comment, stripe string, f func(*R) *V) column[R] {
+	return column[R]{Column{name, "jsonb", true, comment, stripe},
+		func(r *R) any {
+			if v := reflect.ValueOf(*f(r)); v.IsNil() {
+				return nil
+			}
+			return *f(r)
+		}, func(r *R) any { return f(r) }}
+}
+
 // jsonColumn is a NOT NULL jsonb column holding a Go value as JSON.
 func jsonColumn[R any, V any](name, comment, stripe string, f func(*R) *V) column[R] {
 	return column[R]{Column{name, "jsonb", false, comment, stripe},
@@ -453,7 +469,7 @@ func allTables() []table {
 		out = append(out, m.tables()...)
 	}
 	out = append(out, historyTables()...)
-	return append(out, ambiguitiesTable)
+	return append(out, ambiguitiesTable, settingsTable)
 }
 
 // createSQL creates the table under the given name, without its indexes (built once it is full,
@@ -536,4 +552,40 @@ var ambiguitiesTable = table{
 		{Name: "event_ids", Type: "jsonb", Comment: "The events whose order was undecided (JSON array of IDs)."},
 	},
 	primaryKey: []string{"model", "object_id", "created", "event_ids"},
+}
+
+// settingsTable records the MRR settings the read models were computed under (one row): a
+// runner started with other settings recomputes the movement log (Recompute) before it folds,
+// and whatever folds outside the runner (a retry, a redaction's re-fold, an as-of answer) folds
+// under the recorded settings, so that every row of the tables agrees with every other.
+var settingsTable = table{
+	name:       "mrr_settings",
+	comment:    "The MRR settings the read models were computed under (one row, domain.MRRSettings' canonical form). A runner with other settings recomputes subscriptions.mrr and subscription_movements from subscription_mrr_inputs and rewrites it.",
+	columns:    []Column{{Name: "settings", Type: "text", Comment: "e.g. discounts=recurring churn_at=cancellation past_due_days=0 paused=count."}},
+	primaryKey: []string{"settings"},
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// storedSettings are the MRR settings the read models were computed under: the defaults for
+// tables older than the record.
+func storedSettings(ctx context.Context, q querier) (domain.MRRSettings, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, `SELECT to_regclass('ledger.mrr_settings') IS NOT NULL`).Scan(&exists); err != nil {
+		return domain.MRRSettings{}, fmt.Errorf("could not read the MRR settings of the read models: %w", err)
+	}
+	if !exists {
+		return domain.DefaultMRRSettings(), nil
+	}
+	var s string
+	err := q.QueryRow(ctx, `SELECT settings FROM ledger.mrr_settings LIMIT 1`).Scan(&s)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.DefaultMRRSettings(), nil
+	}
+	if err != nil {
+		return domain.MRRSettings{}, fmt.Errorf("could not read the MRR settings of the read models: %w", err)
+	}
+	return domain.ParseMRRSettingsString(s)
 }

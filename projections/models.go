@@ -43,6 +43,8 @@ var Customers = declare(spec[domain.CustomerRow]{
 		nullText("currency", "The customer's default currency (ISO 4217, lowercase); NULL until it has one.", "currency", func(r *domain.CustomerRow) **string { return &r.Currency }),
 		metadata("metadata", "The customer's Stripe metadata (JSON object of strings); NULL when the event carried none.", "metadata", func(r *domain.CustomerRow) *map[string]string { return &r.Metadata }),
 		boolean("deleted", "True once the customer was deleted in Stripe.", "", func(r *domain.CustomerRow) *bool { return &r.Deleted }),
+		nullJSON("discount", "The customer's discount as of its latest event (JSON: id, coupon, promotion_code, duration, percent_off as a decimal string, amount_off, currency, start, end); NULL when none. It applies to the customer's subscriptions that have no discount of their own.", "discount", func(r *domain.CustomerRow) **domain.Discount { return &r.Discount }),
+		nullJSON("discount_history", "The customer's discount after each event that changed it, oldest first (JSON array of {at, event_id, discount}, discount null once removed); NULL when it never had one. A subscription's MRR at t reads the entry in force at t.", "discount", func(r *domain.CustomerRow) *[]domain.CustomerDiscount { return &r.DiscountHistory }),
 		timestamp("created", createdComment, "created", func(r *domain.CustomerRow) *int64 { return &r.Created }),
 	},
 	indexes: []string{"created DESC, id DESC", "email"},
@@ -104,31 +106,42 @@ var CheckoutSessions = declare(spec[domain.CheckoutSessionRow]{
 	brief:   []string{"id", "customer", "mode", "status", "payment_status", "currency", "amount_total", "created"},
 })
 
-// subscriptionFold is a subscription's row and its movement log, folded in one pass.
+// subscriptionFold is a subscription's row, its valuation inputs after each event and its
+// movement log (derived from the inputs, its customer's discounts and the MRR settings).
 type subscriptionFold struct {
 	domain.SubscriptionRow
-	moves []domain.Movement
+	history   domain.SubscriptionHistory
+	attention *string // the fold's own attention, before the valuation adds its notes
+	moves     []domain.Movement
+	inputs    []byte
 }
 
 func foldSubscription(facts []domain.Fact) (subscriptionFold, error) {
-	r, ms, err := domain.FoldSubscriptionHistory(facts)
-	return subscriptionFold{r, ms}, err
+	r, h, err := domain.FoldSubscriptionHistory(facts)
+	if err != nil {
+		return subscriptionFold{}, err
+	}
+	inputs, err := encodeInputs(r.Attention, &h)
+	return subscriptionFold{SubscriptionRow: r, history: h, attention: r.Attention, inputs: inputs}, err
 }
 
 // Subscriptions are Stripe subscriptions with their MRR and its movement log.
 var Subscriptions = declare(spec[subscriptionFold]{
 	table: "subscriptions", kind: domain.KindSubscriptions, objectType: "subscription",
-	comment: "Stripe subscriptions as of their latest event, with monthly recurring revenue (mrr) by Stripe's definition. Money in the currency's minor unit.",
+	comment: "Stripe subscriptions as of their latest event, with monthly recurring revenue (mrr) by the MRR settings (Stripe's definition by default; README, Revenue metrics). Money in the currency's minor unit.",
 	fold:    foldSubscription,
 	source:  func(r *subscriptionFold) *domain.Provenance { return r.Source() },
 	reads:   []Relation{{Model: Customers, Via: "customer"}, {Model: CheckoutSessions, Column: "subscription"}},
 	derive: func(r *subscriptionFold, in inputs, e env) {
 		id := domain.IdentityInput{Customer: r.Customer, SubscriptionMeta: r.Metadata}
+		var discounts []domain.CustomerDiscount
 		if c := related[domain.CustomerRow](in, Customers, r.Customer); len(c) > 0 {
-			id.CustomerMeta = c[0].Metadata
+			id.CustomerMeta, discounts = c[0].Metadata, c[0].DiscountHistory
 		}
 		id.Session = domain.FirstSession(related[domain.CheckoutSessionRow](in, CheckoutSessions, r.ID))
 		r.AppUserID = e.identity.AppUserID(id)
+		r.Attention = r.attention
+		r.moves = r.history.Value(&r.SubscriptionRow, discounts, e.mrr)
 	},
 	columns: []column[subscriptionFold]{
 		text("id", "Stripe subscription ID (sub_...).", "id", func(r *subscriptionFold) *string { return &r.ID }),
@@ -136,7 +149,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		nullText("app_user_id", "The subscriber's user ID in the app: per the identity setting, from metadata, the Checkout session's client_reference_id, the customer ID, or a stable $anon:... ID.", "", func(r *subscriptionFold) **string { return &r.AppUserID }),
 		text("status", "Stripe status: trialing, active, past_due, unpaid, canceled, incomplete, incomplete_expired, paused.", "status", func(r *subscriptionFold) *string { return &r.Status }),
 		text("currency", currencyComment, "currency", func(r *subscriptionFold) *string { return &r.Currency }),
-		jsonColumn("items", "Prices subscribed to: JSON array of {id, price, product, quantity, interval, interval_count, unit_amount (minor units)}.", "items", func(r *subscriptionFold) *[]domain.SubscriptionItemRow { return &r.Items }),
+		jsonColumn("items", "Prices subscribed to, with the current quantity: JSON array of {id, price, product, quantity, interval, interval_count, usage_type (licensed or metered), billing_scheme (per_unit or tiered), tiers_mode (volume or graduated), unit_amount, unit_amount_decimal (exact decimal string), transform_quantity {divide_by, round}, tiers [{up_to, unit_amount, unit_amount_decimal, flat_amount, flat_amount_decimal}] when Stripe sent them, discounts (the item's own)}; amounts in minor units, null when Stripe sent none.", "items", func(r *subscriptionFold) *[]domain.SubscriptionItemRow { return &r.Items }),
 		nullTimestamp("trial_start", "Trial start; NULL when no trial.", "trial_start", func(r *subscriptionFold) **int64 { return &r.TrialStart }),
 		nullTimestamp("trial_end", "Trial end; NULL when no trial.", "trial_end", func(r *subscriptionFold) **int64 { return &r.TrialEnd }),
 		nullTimestamp("current_period_start", "Start of the current billing period; NULL when the event did not say (attention says why).", "current_period_start", func(r *subscriptionFold) **int64 { return &r.CurrentPeriodStart }),
@@ -146,32 +159,36 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		nullTimestamp("canceled_at", "When it was canceled; NULL when not.", "canceled_at", func(r *subscriptionFold) **int64 { return &r.CanceledAt }),
 		nullTimestamp("ended_at", "When it ended; NULL while not ended.", "ended_at", func(r *subscriptionFold) **int64 { return &r.EndedAt }),
 		nullText("pause_behavior", "pause_collection.behavior while collection is paused; NULL otherwise.", "pause_collection", func(r *subscriptionFold) **string { return &r.PauseBehavior }),
-		nullText("coupon_duration", "The discount's coupon duration: forever, once, repeating; NULL without a discount.", "discount", func(r *subscriptionFold) **string { return &r.CouponDuration }),
-		nullInteger("coupon_percent_off", "The coupon's percent off; NULL without one (or for an amount-off coupon).", "discount", func(r *subscriptionFold) **int64 { return &r.CouponPercentOff }),
+		boolean("paused", "True while collection is paused (pause_collection set). With LEDGER_MRR_PAUSED=zero its MRR is 0, recorded as a pause movement.", "", func(r *subscriptionFold) *bool { return &r.Paused }),
+		nullJSON("discounts", "The subscription's own discounts in Stripe's order (discounts[], or the legacy discount): JSON array of {id, coupon, promotion_code, duration, duration_in_months, percent_off (decimal string), amount_off, currency, amount_off_in (coupon currency_options), start, end, unvalued}; NULL when it has none (the customer's discount then applies).", "discount", func(r *subscriptionFold) *[]domain.Discount { return &r.Discounts }),
 		metadata("metadata", "The subscription's Stripe metadata; NULL when the event carried none.", "metadata", func(r *subscriptionFold) *map[string]string { return &r.Metadata }),
-		integer("mrr", "Monthly recurring revenue in minor units: active and past_due only (not trials), yearly / 12, weekly * 52 / 12, daily * 365 / 12, over interval_count; reduced by forever coupons only; rounded down.", "", func(r *subscriptionFold) *int64 { return &r.MRR }),
-		nullText("attention", "Why a person should look at this row (e.g. an event of another API version without a billing period); NULL when nothing.", "", func(r *subscriptionFold) **string { return &r.Attention }),
+		nullInteger("mrr", "Monthly recurring revenue in minor units as of the newest of its events and its customer's discount changes, by the MRR settings (README, Revenue metrics): active and past_due only; each licensed item valued exactly from its price's shape, per month (year / 12, week * 52 / 12, day * 365 / 12, over interval_count); item discounts, then the subscription's (or the customer's); rounded down once. NULL when a price or discount cannot be valued (attention says why).", "", func(r *subscriptionFold) **int64 { return &r.MRR }),
+		nullText("attention", "Why a person should look at this row: an event of another API version without a billing period, a price or discount that cannot be valued (mrr is then NULL), metered prices left out of mrr; NULL when nothing.", "", func(r *subscriptionFold) **string { return &r.Attention }),
 		timestamp("created", createdComment, "created", func(r *subscriptionFold) *int64 { return &r.Created }),
 	},
-	indexes: []string{"created DESC, id DESC", "app_user_id"},
+	indexes: []string{"created DESC, id DESC", "app_user_id", "mrr"}, // mrr: the unvalued count (mrr IS NULL) of every MRR answer
 	filters: []string{"status", "customer", "app_user_id", "currency"},
 	brief:   []string{"id", "customer", "app_user_id", "status", "currency", "mrr", "current_period_end", "created"},
 	children: []child[subscriptionFold]{{
 		Child: Child{
-			Table:      "subscription_movements",
-			Comment:    "Every change of a subscription's MRR, with the event that caused it: the sum of a subscription's amounts is its current mrr. Finance can recompute any metric from it.",
+			Table: "subscription_movements",
+			Comment: "Every change of a subscription's MRR, when it takes effect, under the MRR settings in force: a subscription's amounts up to its newest input (its events, its customer's discount changes) sum to its mrr; " +
+				"movements a rule times later (a discount's end, past_due + N days, the period end of an immediate cancellation) are in the log with their future time. Every metric is computed from it.",
 			Key:        "subscription",
-			PrimaryKey: []string{"subscription", "event_id"},
+			PrimaryKey: []string{"subscription", "seq"},
 			Columns: []Column{
 				{Name: "subscription", Type: "text", Comment: "Stripe subscription ID."},
+				{Name: "seq", Type: "integer", Comment: "The movement's place in the subscription's log, from 0 (time-driven movements have no event of their own to key them)."},
 				{Name: "customer", Type: "text", Comment: "Stripe customer ID."},
 				{Name: "currency", Type: "text", Comment: "Currency of the amounts."},
-				{Name: "kind", Type: "text", Comment: "new (0 to >0, first time), reactivation (0 to >0 again), expansion (up), contraction (down, still >0), churn (to 0)."},
+				{Name: "kind", Type: "text", Comment: "new (0 to >0, first time), reactivation (0 to >0 after a churn), expansion (up), contraction (down, still >0), churn (to 0), pause (to 0 for paused collection) and resume (back from a pause) with LEDGER_MRR_PAUSED=zero only."},
 				{Name: "amount", Type: "bigint", Comment: "mrr_after - mrr_before, minor units."},
 				{Name: "mrr_before", Type: "bigint", Comment: "The subscription's MRR before, minor units."},
 				{Name: "mrr_after", Type: "bigint", Comment: "The subscription's MRR after, minor units."},
-				{Name: "event_id", Type: "text", Comment: "The event that caused the movement."},
-				{Name: "at", Type: "timestamptz", Comment: "When (the event's created time)."},
+				{Name: "settings", Type: "text", Comment: "The MRR settings it was computed under, e.g. discounts=recurring churn_at=cancellation past_due_days=0 paused=count."},
+				{Name: "source_events", Type: "text[]", Comment: "The events of the instant that caused it (the customer's event for a change of its discount); for a movement a rule timed, the event whose state was in force then."},
+				{Name: "at", Type: "timestamptz", Comment: "When it takes effect: the event's created, or the instant a rule fixes (a discount's end, past_due + N days, the period end of an immediate cancellation)."},
+				{Name: "period_start", Type: "timestamptz", Null: true, Comment: "Start of the service period in force at at (FX converts at its date with LEDGER_FX_RATE_DATE=period_start); NULL when the event gave none."},
 				{Name: "livemode", Type: "boolean", Comment: "The subscription's mode: true live, false test."},
 				{Name: "account", Type: "text", Null: true, Comment: "The subscription's Connect account (acct_...); NULL for the platform's own."},
 			},
@@ -180,12 +197,30 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		rows: func(r *subscriptionFold) [][]any {
 			out := make([][]any, 0, len(r.moves))
 			for _, m := range r.moves {
-				out = append(out, []any{m.Subscription, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter, m.EventID, ts(m.At), r.Livemode, r.Account})
+				out = append(out, movementValues(&m, r.Livemode, r.Account))
 			}
 			return out
 		},
+	}, {
+		Child: Child{
+			Table:      "subscription_mrr_inputs",
+			Comment:    "What each subscription's MRR is computed from after each of its events (prices valued exactly, discounts, status, pause, billing period), the same under every MRR setting: a settings change recomputes the movement log from these and the customers' discounts without replaying the log.",
+			Key:        "subscription",
+			PrimaryKey: []string{"subscription"},
+			Columns: []Column{
+				{Name: "subscription", Type: "text", Comment: "Stripe subscription ID."},
+				{Name: "inputs", Type: "bytea", Comment: "The valuation inputs, in the ledger's own encoding (projections/inputs.go); not for queries."},
+			},
+		},
+		rows: func(r *subscriptionFold) [][]any { return [][]any{{r.ID, r.inputs}} },
 	}},
 })
+
+// movementValues are a movement's subscription_movements columns.
+func movementValues(m *domain.Movement, livemode bool, account *string) []any {
+	return []any{m.Subscription, m.Seq, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter,
+		m.Settings, m.SourceEvents, ts(m.At), tsp(m.PeriodStart), livemode, account}
+}
 
 // Invoices are Stripe invoices.
 var Invoices = declare(spec[domain.InvoiceRow]{

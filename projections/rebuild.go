@@ -24,7 +24,8 @@ import (
 
 // Config tunes a rebuild. Zero values take the documented defaults.
 type Config struct {
-	Identity domain.Identity // how app user IDs are found; default metadata key app_user_id
+	Identity domain.Identity    // how app user IDs are found; default metadata key app_user_id
+	MRR      domain.MRRSettings // the revenue metrics' rules; the zero value is Stripe's (the defaults)
 	// PartitionEvents is about how many events of the log one partition holds (between 2/3 and
 	// 1.5 times it): replay folds a partition at a time, so this bounds its memory whatever the
 	// log's size. Default 100,000.
@@ -93,6 +94,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	if err := cfg.Identity.Validate(); err != nil {
 		return Stats{}, err
 	}
+	if err := cfg.MRR.Validate(); err != nil {
+		return Stats{}, err
+	}
 	store := eventstore.New(pool)
 	head, err := store.Head(ctx)
 	if err != nil {
@@ -126,11 +130,14 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Stats, error)
 	}
 
 	r := &replay{tx: tx, sp: sp, cfg: cfg, total: head.Position, rows: map[string]int{}, held: held,
-		e: &engine{projection: StateName, env: env{identity: cfg.Identity}, suffix: "_rebuild"}}
+		e: &engine{projection: StateName, env: env{identity: cfg.Identity, mrr: cfg.MRR.WithDefaults()}, suffix: "_rebuild"}}
 	if err := r.foldAll(ctx, partitions); err != nil {
 		return Stats{}, err
 	}
-	if err := r.index(ctx, append(historyTables(), ambiguitiesTable)); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger.mrr_settings_rebuild (settings) VALUES ($1)`, cfg.MRR.String()); err != nil {
+		return Stats{}, fmt.Errorf("could not record the MRR settings: %w", err)
+	}
+	if err := r.index(ctx, append(historyTables(), ambiguitiesTable, settingsTable)); err != nil {
 		return Stats{}, err
 	}
 	reached, err := r.swap(ctx, head.Position)

@@ -17,13 +17,17 @@ func Lock(ctx context.Context, tx pgx.Tx) error { return lockProjection(ctx, tx,
 
 // Refold folds again, in tx, the objects the events are about from their whole histories as tx
 // sees them, and every object that reads one of them, exactly as the live runner folds a batch.
-// identity must be the runner's. An error leaves tx to be rolled back: nothing is quarantined,
+// identity must be the runner's; the MRR settings are those the read models record. An error leaves tx to be rolled back: nothing is quarantined,
 // the caller's change is what is at fault.
 func Refold(ctx context.Context, tx pgx.Tx, identity domain.Identity, events []eventstore.Record) error {
 	if err := identity.Validate(); err != nil {
 		return err
 	}
-	e := &engine{projection: StateName, env: env{identity: identity}}
+	mrr, err := storedSettings(ctx, tx)
+	if err != nil {
+		return err
+	}
+	e := &engine{projection: StateName, env: env{identity: identity, mrr: mrr}}
 	changes := changesOf(events)
 	for i := range changes {
 		changes[i].rewrite = true // their payloads changed: so did every version folded from them

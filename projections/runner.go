@@ -21,6 +21,9 @@ import (
 // RunnerConfig tunes a live runner. Zero values take the documented defaults.
 type RunnerConfig struct {
 	Identity domain.Identity // as for Rebuild; both must agree or live and replayed rows differ
+	// MRR are the revenue metrics' rules. When the read models were computed under others, the
+	// runner recomputes the movement log under these before it folds (Recompute).
+	MRR domain.MRRSettings
 	// Rebuild configures the rebuild the runner makes when the tables are not the ones the
 	// declarations describe (a new binary, a fresh database); its Identity is the runner's.
 	Rebuild Config
@@ -70,6 +73,9 @@ type RunnerSignals struct {
 	FoldedBatch testsignal.Signal[int64]
 	// Rebuilt is a rebuild the runner made before folding (the tables had another shape).
 	Rebuilt testsignal.Signal[Stats]
+	// Recomputed is a recompute of the movement log the runner made before folding (the
+	// tables were computed under other MRR settings).
+	Recomputed testsignal.Signal[RecomputeStats]
 }
 
 // Runner keeps the read models current: it tails the log in commit order (eventstore.Tail) and
@@ -98,8 +104,11 @@ const runnerLease = "projection " + StateName
 // NewRunner makes a runner for the read models (projection StateName).
 func NewRunner(pool *pgxpool.Pool, cfg RunnerConfig) (*Runner, error) {
 	cfg.setDefaults()
-	cfg.Rebuild.Identity = cfg.Identity
+	cfg.Rebuild.Identity, cfg.Rebuild.MRR = cfg.Identity, cfg.MRR
 	if err := cfg.Identity.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.MRR.Validate(); err != nil {
 		return nil, err
 	}
 	l, err := lease.New(pool, lease.Config{Name: runnerLease, RetryInterval: cfg.TakeoverInterval,
@@ -112,7 +121,7 @@ func NewRunner(pool *pgxpool.Pool, cfg RunnerConfig) (*Runner, error) {
 		store = eventstore.New(pool)
 	}
 	return &Runner{pool: pool, store: store, cfg: cfg, lease: l,
-		engine: &engine{projection: StateName, env: env{identity: cfg.Identity}}}, nil
+		engine: &engine{projection: StateName, env: env{identity: cfg.Identity, mrr: cfg.MRR.WithDefaults()}}}, nil
 }
 
 // Active says whether this runner currently holds the projection.
@@ -145,7 +154,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			BatchSize:     r.cfg.BatchSize,
 			PollInterval:  r.cfg.PollInterval,
 			RetryInterval: r.cfg.RetryInterval,
-			Lock:          lockAndCheck,
+			Lock:          r.lockAndCheck,
 			Committed:     r.committed,
 		}, r.handle)
 		if err != nil {
@@ -158,9 +167,25 @@ func (r *Runner) Run(ctx context.Context) error {
 // errSchemaChanged stops a batch whose tables were rebuilt from other declarations meanwhile.
 var errSchemaChanged = errors.New("the read models' tables are not the ones this binary declares")
 
-// lockAndCheck takes the projection's transaction lock for the batch (a replay's swap takes it
+// lockAndCheck is lockAndCheckShape, and checks that the tables were computed under the
+// runner's MRR settings.
+func (r *Runner) lockAndCheck(ctx context.Context, tx pgx.Tx) error {
+	if err := lockAndCheckShape(ctx, tx); err != nil {
+		return err
+	}
+	stored, err := storedSettings(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if stored.String() != r.cfg.MRR.String() {
+		return errSchemaChanged
+	}
+	return nil
+}
+
+// lockAndCheckShape takes the projection's transaction lock for the batch (a replay's swap takes it
 // too) and checks, under it, that the tables are still the declared ones.
-func lockAndCheck(ctx context.Context, tx pgx.Tx) error {
+func lockAndCheckShape(ctx context.Context, tx pgx.Tx) error {
 	var schema *string
 	err := tx.QueryRow(ctx, `SELECT (SELECT schema FROM ledger.projection_state WHERE name = $2)
 		FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) lock`, txLockKey(StateName), StateName).Scan(&schema)
@@ -182,6 +207,20 @@ func (r *Runner) ensureSchema(ctx context.Context) error {
 		return fmt.Errorf("could not read the projection's state: %w", err)
 	}
 	if schema != nil && *schema == Fingerprint() {
+		stored, err := storedSettings(ctx, r.pool)
+		if err != nil {
+			return err
+		}
+		if stored.String() != r.cfg.MRR.String() {
+			r.cfg.Logger.Info("read models were computed under other MRR settings: recomputing the movement log",
+				"projection", StateName, "stored", stored.String(), "configured", r.cfg.MRR.String())
+			st, err := Recompute(ctx, r.pool, RecomputeConfig{MRR: r.cfg.MRR})
+			if err != nil {
+				return fmt.Errorf("could not recompute the movement log: %w", err)
+			}
+			r.cfg.Logger.Info("movement log recomputed", "subscriptions", st.Subscriptions, "movements", st.Movements, "took", st.Took)
+			r.Signals.Recomputed.Signal(st)
+		}
 		var ddl []string
 		for _, t := range allTables() {
 			ddl = append(ddl, t.commentSQL(t.name)...)

@@ -144,7 +144,11 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, cfg RetryConfig) (RetryResul
 			return res, fmt.Errorf("could not read the quarantine: %w", err)
 		}
 	}
-	e := &engine{projection: StateName, env: env{identity: cfg.Identity}}
+	mrr, err := storedSettings(ctx, pool)
+	if err != nil {
+		return res, err
+	}
+	e := &engine{projection: StateName, env: env{identity: cfg.Identity, mrr: mrr}}
 	for _, id := range ids {
 		resolved, released, why, err := retryOne(ctx, pool, e, id)
 		if err != nil {

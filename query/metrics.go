@@ -14,51 +14,80 @@ import (
 	"github.com/stripeledger/ledger/projections"
 )
 
-// metrics are the series /api/v1/metrics/{name} serves, from ledger.metrics_daily or
-// ledger.metrics_monthly (README, "Metrics in SQL", defines each column).
+// metrics are the series /api/v1/metrics/{name} serves (README, "Revenue metrics", defines each
+// column; Definitions says it in a line). Every MRR figure is computed from the movement log
+// (ledger.subscription_movements), revenue from charges, refunds and disputes.
 var metrics = map[string][]string{
-	"mrr":       {"mrr", "arr", "active_subscribers"},
-	"revenue":   {"gross_revenue", "refunds", "disputed", "dispute_losses", "net_revenue", "payments", "failed_payments", "failed_amount"},
-	"refunds":   {"refunds"},
-	"churn":     {"churned_mrr", "contraction_mrr", "mrr_start", "churn_rate_bps"},
-	"movements": {"new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr", "net_mrr"},
+	"mrr":         {"mrr", "arr", "active_subscribers"},
+	"revenue":     {"gross_revenue", "refunds", "disputed", "dispute_losses", "net_revenue", "payments", "failed_payments", "failed_amount"},
+	"refunds":     {"refunds"},
+	"churn":       {"churned_mrr", "contraction_mrr", "expansion_mrr", "reactivation_mrr", "mrr_start", "churn_rate_bps", "gross_mrr_churn_rate", "net_mrr_churn_rate"},
+	"movements":   {"new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr", "pause_mrr", "resume_mrr", "net_mrr", "fx_effect"},
+	"subscribers": {"mrr", "subscribers", "new_subscribers", "churned_subscribers", "subscriber_churn_rate", "arpa", "ltv", "quick_ratio"},
+	"cohorts":     {"month", "customers", "base_mrr", "mrr", "retained_mrr", "nrr", "grr"},
+}
+
+// rateColumns are exact ratios, answered as decimal strings (RatePlaces places, halves away from
+// zero), never as floats: 0.012500 is 1.25 %.
+var rateColumns = map[string]bool{"gross_mrr_churn_rate": true, "net_mrr_churn_rate": true, "subscriber_churn_rate": true,
+	"quick_ratio": true, "nrr": true, "grr": true}
+
+// RatePlaces is how many decimal places a rate is answered with.
+const RatePlaces = 6
+
+// IsRate says a column is a ratio answered as a decimal string.
+func IsRate(col string) bool { return rateColumns[col] }
+
+// Definitions say in a line what each column is; the API answers them beside the figures and the
+// dashboard shows them beside each tile. The README's "Revenue metrics" section is the long form.
+var Definitions = map[string]string{
+	"mrr":                   "Monthly recurring revenue at the end of the period: the sum of every movement before it (active and past_due subscriptions, normalised to a month, after discounts).",
+	"arr":                   "Annual run rate: 12 × MRR.",
+	"active_subscribers":    "Subscriptions with MRR above 0 at the end of the period.",
+	"new_mrr":               "MRR added by subscriptions going from 0 to above 0 for the first time.",
+	"expansion_mrr":         "MRR added by subscriptions that already had some (upgrades, quantity, a discount ending).",
+	"contraction_mrr":       "MRR lost by subscriptions that keep some (downgrades, a discount starting); negative.",
+	"churned_mrr":           "MRR lost by subscriptions going to 0 (canceled, unpaid, past_due too long); negative.",
+	"reactivation_mrr":      "MRR of subscriptions coming back from 0 after a churn.",
+	"pause_mrr":             "MRR set aside by paused collection (LEDGER_MRR_PAUSED=zero); negative; never churn.",
+	"resume_mrr":            "MRR back from paused collection.",
+	"net_mrr":               "Net new MRR: the sum of the period's movements of every kind.",
+	"fx_effect":             "Reporting currency with LEDGER_FX_RATE_DATE=report_date: what the rates' change did to MRR (MRR − previous MRR − net new MRR); 0 otherwise. Not a movement.",
+	"mrr_start":             "MRR at the end of the previous period: what rates are measured against.",
+	"churn_rate_bps":        "Gross MRR churn rate in basis points (125 = 1.25 %), halves away from zero; null when MRR at the start is 0.",
+	"gross_mrr_churn_rate":  "−(churned + contraction MRR) ÷ MRR at the start; null when that is 0.",
+	"net_mrr_churn_rate":    "−(churned + contraction + expansion + reactivation MRR) ÷ MRR at the start; negative when expansion outgrows losses; null when MRR at the start is 0.",
+	"subscribers":           "Customers with MRR above 0 at the end of the period.",
+	"new_subscribers":       "Customers whose MRR went from 0 to above 0 in the 30 days ending on the period's last day.",
+	"churned_subscribers":   "Customers whose MRR went to 0 in the 30 days ending on the period's last day.",
+	"subscriber_churn_rate": "Churned subscribers ÷ (subscribers 30 days before + new subscribers), over the 30 days ending on the period's last day (Stripe's); null when nobody subscribed.",
+	"arpa":                  "Average revenue per account: MRR ÷ subscribers, minor units, halves away from zero; null without subscribers.",
+	"ltv":                   "Lifetime value: ARPA ÷ subscriber churn rate (1.67 % when that rate is 0), minor units, halves away from zero.",
+	"quick_ratio":           "(new + expansion + reactivation MRR) ÷ −(contraction + churned MRR); null when nothing was lost.",
+	"month":                 "Months since the cohort's first month (0 is that month).",
+	"customers":             "Customers whose first new movement is in the cohort's month.",
+	"base_mrr":              "The cohort's MRR at the end of its first month.",
+	"retained_mrr":          "Σ over the cohort's customers of min(MRR at the end of this month, MRR at the end of the first month).",
+	"nrr":                   "Net revenue retention: the cohort's MRR at the end of this month ÷ base_mrr; null when base_mrr is 0.",
+	"grr":                   "Gross revenue retention: retained_mrr ÷ base_mrr (at most 1); null when base_mrr is 0.",
+	"gross_revenue":         "Succeeded charges created in the period.",
+	"refunds":               "Succeeded refunds created in the period.",
+	"disputed":              "Disputes opened in the period.",
+	"dispute_losses":        "Disputes opened in the period and lost.",
+	"net_revenue":           "Gross revenue − refunds − dispute losses.",
+	"payments":              "Succeeded charges, counted.",
+	"failed_payments":       "Failed charges, counted.",
+	"failed_amount":         "Failed charges, summed.",
 }
 
 // scopeSQL keeps a table's rows of one mode ($5) and account ($6: ” the platform's own, acct_…
 // one connected account, 'all' every account); acct is the account as a grouping key (” for the
 // platform).
-const scopeSQL = `livemode = $5 AND ($6 = 'all' OR account IS NOT DISTINCT FROM nullif($6, ''))`
+const scopeSQL = `livemode = $5 AND ($6 = 'all' OR ($6 = '' AND account IS NULL) OR account = $6)`
 
-// mrrSQL is the movement log by period ($4: day or month), account and currency ($3, ” for all),
-// every period from the first movement of the currency in the account to $2, with MRR and active
-// subscribers as running totals (ledger.metrics_daily's definitions).
-const mrrSQL = `WITH m AS (
-	SELECT date_trunc($4, at AT TIME ZONE 'UTC')::date AS period, currency, coalesce(account, '') AS acct,
-	       sum(amount) FILTER (WHERE kind = 'new') AS new_mrr, sum(amount) FILTER (WHERE kind = 'expansion') AS expansion_mrr,
-	       sum(amount) FILTER (WHERE kind = 'contraction') AS contraction_mrr, sum(amount) FILTER (WHERE kind = 'churn') AS churned_mrr,
-	       sum(amount) FILTER (WHERE kind = 'reactivation') AS reactivation_mrr, sum(amount) AS mrr_change,
-	       count(*) FILTER (WHERE kind IN ('new', 'reactivation')) - count(*) FILTER (WHERE kind = 'churn') AS subscriber_change
-	FROM ledger.subscription_movements WHERE ($3 = '' OR currency = $3) AND ` + scopeSQL + ` GROUP BY 1, 2, 3
-), grid AS (
-	SELECT c.currency, c.acct, g::date AS period
-	FROM (SELECT currency, acct, min(period) AS first FROM m GROUP BY currency, acct) c,
-	     generate_series(c.first, greatest($2::date, c.first), ('1 ' || $4)::interval) g
-)
-SELECT g.period, g.currency, g.acct,
-       (sum(coalesce(m.mrr_change, 0)) OVER w)::bigint AS mrr, (12 * sum(coalesce(m.mrr_change, 0)) OVER w)::bigint AS arr,
-       (sum(coalesce(m.subscriber_change, 0)) OVER w)::bigint AS active_subscribers,
-       coalesce(m.new_mrr, 0)::bigint AS new_mrr, coalesce(m.expansion_mrr, 0)::bigint AS expansion_mrr,
-       coalesce(m.contraction_mrr, 0)::bigint AS contraction_mrr, coalesce(m.churned_mrr, 0)::bigint AS churned_mrr,
-       coalesce(m.reactivation_mrr, 0)::bigint AS reactivation_mrr
-FROM grid g LEFT JOIN m ON m.period = g.period AND m.currency = g.currency AND m.acct = g.acct
-WINDOW w AS (PARTITION BY g.currency, g.acct ORDER BY g.period)`
-
-// mrrColumns and revenueColumns are what each source computes per period, currency and account:
-// all of them add up across accounts.
-var (
-	mrrColumns     = []string{"mrr", "arr", "active_subscribers", "new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr"}
-	revenueColumns = []string{"gross_revenue", "refunds", "disputed", "dispute_losses", "net_revenue", "payments", "failed_payments", "failed_amount"}
-)
+// revenueColumns are what the revenue source computes per period, currency and account: all of
+// them add up across accounts.
+var revenueColumns = []string{"gross_revenue", "refunds", "disputed", "dispute_losses", "net_revenue", "payments", "failed_payments", "failed_amount"}
 
 // revenueSQL is charges, refunds and disputes by period, account and currency over the requested
 // range only.
@@ -89,16 +118,6 @@ SELECT g.period, g.currency, g.acct,
        coalesce(p.payments, 0)::bigint AS payments, coalesce(p.failed_payments, 0)::bigint AS failed_payments,
        coalesce(p.failed_amount, 0)::bigint AS failed_amount
 FROM grid g LEFT JOIN pays p USING (period, currency, acct) LEFT JOIN refs r USING (period, currency, acct) LEFT JOIN disp x USING (period, currency, acct)`
-
-// metricExpr is how each output column is computed over the view (p is the period's row).
-var metricExpr = map[string]string{
-	// MRR at the end of the previous period: what churn is measured against.
-	"mrr_start": "coalesce(lag(p.mrr) OVER (PARTITION BY p.currency, p.acct ORDER BY p.period), 0)",
-	// Gross MRR churn in basis points of the period's starting MRR (integer: 125 = 1.25%).
-	"churn_rate_bps": "CASE WHEN coalesce(lag(p.mrr) OVER (PARTITION BY p.currency, p.acct ORDER BY p.period), 0) = 0 THEN 0 " +
-		"ELSE (-p.churned_mrr * 10000 / lag(p.mrr) OVER (PARTITION BY p.currency, p.acct ORDER BY p.period))::bigint END",
-	"net_mrr": "(p.new_mrr + p.expansion_mrr + p.contraction_mrr + p.churned_mrr + p.reactivation_mrr)",
-}
 
 // maxSeries is the longest range a series answers, per interval: ten years by day, a century by
 // month.
@@ -132,18 +151,22 @@ type Metric struct {
 	CSV   bool
 	// FormatSet says the request chose a format (else an HTTP caller may look at Accept).
 	FormatSet bool
+	// Reporting asks for the figures converted into the reporting currency
+	// (LEDGER_REPORTING_CURRENCY): one row per period and account, currency the reporting one.
+	Reporting bool
 	// At is as_of and known_at: the series as Stripe's timeline had it at as_of (periods end
 	// there) and as the ledger knew it at known_at, from the history tables.
 	At At
 }
 
 // metricParams are the parameters a metric takes.
-var metricParams = []string{"from", "to", "interval", "currency", "livemode", "account", "format", "as_of", "known_at"}
+var metricParams = []string{"from", "to", "interval", "currency", "livemode", "account", "format", "reporting", "as_of", "known_at"}
 
 // ParseMetric reads a metric request's parameters: from, to (dates), interval (day or month,
 // default month: the last 12 months; by day the last 30 days), currency, livemode (default true:
 // live mode; never both), account (default platform: the platform's own; acct_… one connected
-// account; all: each account and their total), format.
+// account; all: each account and their total), format, reporting (true: in the reporting
+// currency; not with currency).
 func ParseMetric(name string, v url.Values, now time.Time) (Metric, error) {
 	cols, ok := metrics[name]
 	if !ok {
@@ -201,6 +224,22 @@ func ParseMetric(name string, v url.Values, now time.Time) (Metric, error) {
 	} else {
 		m.From = time.Date(m.From.Year(), m.From.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}
+	switch val := v.Get("reporting"); val {
+	case "", "false":
+	case "true":
+		m.Reporting = true
+	default:
+		return m, badRequest("invalid_reporting", "reporting is true (figures in the reporting currency) or false, not %q", val)
+	}
+	if m.Reporting && m.Currency != "" {
+		return m, badRequest("invalid_reporting", "reporting=true converts every currency into the reporting currency: leave currency out")
+	}
+	if m.Reporting && (name == "revenue" || name == "refunds" || name == "cohorts") {
+		return m, badRequest("invalid_reporting", "reporting=true is for the MRR metrics (mrr, movements, churn, subscribers); %s is per currency", name)
+	}
+	if name == "cohorts" && m.Interval != "month" {
+		return m, badRequest("invalid_interval", "cohorts are monthly: interval is month")
+	}
 	if m.At, err = ParseAt(v); err != nil {
 		return m, err
 	}
@@ -214,87 +253,40 @@ func ParseMetric(name string, v url.Values, now time.Time) (Metric, error) {
 	return m, err
 }
 
-// atCut rewrites a series' SQL to read the read models at the cut instead of their current
-// rows, with the cut's bounds as parameters after the series' six (as_of, then known_at's
-// position, those that are set). MRR reads
-// the movement log as known at known_at, its movements up to as_of: a movement is decided by
-// the events up to its time, so later events do not change the movements before as_of (the
-// cut on Stripe's timeline needs no history of its own). Revenue reads the charges, refunds and
-// disputes at the cut.
-func atCut(src string, cut projections.Cut) (string, []any) {
-	asOf, known := "", ""
-	var args []any
-	if !cut.AsOf.IsZero() {
-		args = append(args, cut.AsOf)
-		asOf = fmt.Sprintf("$%d::timestamptz", 6+len(args))
-	}
-	if cut.Known {
-		args = append(args, cut.KnownAt)
-		known = fmt.Sprintf("$%d::bigint", 6+len(args))
-	}
-	movements := "ledger.subscription_movements"
-	if known != "" {
-		movements = "(" + projections.ChildVersionsSQL(projections.Subscriptions.Children[0], known) + ")"
-	}
-	if asOf != "" {
-		movements = "(SELECT * FROM " + movements + " mv WHERE mv.at <= " + asOf + ")"
-	}
-	src = strings.Replace(src, "FROM ledger.subscription_movements WHERE", "FROM "+movements+" sm WHERE", 1)
-	period := "h.created >= $1::date AND h.created < $2::date + ('1 ' || $4)::interval"
-	for _, m := range []*projections.Model{projections.Charges, projections.Refunds, projections.Disputes} {
-		src = strings.Replace(src, "FROM ledger."+m.Table+" WHERE", "FROM ("+projections.VersionsSQL(m, asOf, known, period)+") "+m.Table+" WHERE", 1)
-	}
-	return src, args
+// Series answers a metric: its rows only (Answer has the rest of the answer).
+func (q *Queries) Series(ctx context.Context, m Metric) ([]json.RawMessage, error) {
+	a, err := q.Answer(ctx, m)
+	return a.Data, err
 }
 
-// Series answers a metric: one JSON object per period, currency and account, ordered by
-// currency, account (the platform's first, the total last), then period. Each object says its
-// livemode and account (null: the platform's own; "all": the total of every account, with
-// account=all only).
-//
-// The series are computed from the base tables rather than through the metric views: MRR needs
-// the movement log only (its running total from the first movement), revenue only the requested
-// range of charges, refunds and disputes — a 12-month series stays fast on millions of rows. The
-// definitions are the views' (the tests check both agree).
-func (q *Queries) Series(ctx context.Context, m Metric) ([]json.RawMessage, error) {
-	src, base := revenueSQL, revenueColumns
-	if m.Name == "mrr" || m.Name == "churn" || m.Name == "movements" {
-		src, base = mrrSQL, mrrColumns
-	}
-	var cutArgs []any
+// revenueSeries is charges, refunds and disputes by period, currency and account over the
+// requested range only.
+func (q *Queries) revenueSeries(ctx context.Context, m Metric, live bool) ([]json.RawMessage, error) {
+	src := revenueSQL
+	args := []any{m.From, m.To, m.Currency, m.Interval, live, m.Scope.Account}
 	if !m.At.IsZero() {
 		cut, err := q.cut(ctx, m.At)
 		if err != nil {
 			return nil, err
 		}
-		src, cutArgs = atCut(src, cut)
+		var withCut func([]any) []any
+		src, withCut = atCut(src, cut, len(args))
+		args = withCut(args)
 	}
 	if m.Scope.Account == AllAccounts {
-		// The total of every account is computed from the accounts' base figures (derived ones
-		// such as the churn rate are not sums), as one more account named "all".
-		sums := make([]string, len(base))
-		for i, c := range base {
+		// The total of every account, as one more account named "all".
+		sums := make([]string, len(revenueColumns))
+		for i, c := range revenueColumns {
 			sums[i] = fmt.Sprintf("sum(%s)::bigint AS %s", c, c)
 		}
 		src = fmt.Sprintf(`WITH each AS (%s) SELECT * FROM each UNION ALL SELECT period, currency, 'all' AS acct, %s FROM each GROUP BY period, currency`,
 			src, strings.Join(sums, ", "))
 	}
-	account, live := m.Scope.Account, true
-	if m.Scope.Livemode != nil {
-		live = *m.Scope.Livemode
-	}
-	args := []any{m.From, m.To, m.Currency, m.Interval, live, account}
-	if cutArgs != nil {
-		// Planned for the cut's values, as projections.ReadAt's queries are: a plan cached for
-		// any cut guesses what share of the history it admits.
-		args = append(append([]any{pgx.QueryExecModeExec}, args...), cutArgs...)
-	}
 	rows, err := q.pool.Query(ctx, fmt.Sprintf(`SELECT json_build_object('period', s.period, 'currency', s.currency, 'livemode', $5::boolean,
 			'account', nullif(s.acct, ''), %s)::text
-		FROM (SELECT p.period, p.currency, p.acct, %s FROM (%s) p) s
+		FROM (%s) s
 		WHERE s.period >= $1::date AND s.period <= $2::date ORDER BY s.currency, s.acct = 'all', s.acct, s.period`,
-		strings.Join(quoteKeys(m.Columns), ", "), strings.Join(aliased(m.Columns), ", "), src),
-		args...)
+		strings.Join(quoteKeys(m.Columns), ", "), src), args...)
 	if err != nil {
 		return nil, fmt.Errorf("could not compute %s: %w", m.Name, err)
 	}
@@ -336,22 +328,77 @@ func SeriesRows(m Metric, data []json.RawMessage) [][]string {
 	return out
 }
 
-func aliased(cols []string) []string {
-	out := make([]string, len(cols))
-	for i, c := range cols {
-		e, ok := metricExpr[c]
-		if !ok {
-			e = "p." + c
-		}
-		out[i] = e + " AS " + c
-	}
-	return out
-}
-
 func quoteKeys(cols []string) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
 		out[i] = fmt.Sprintf("'%s', s.%s", c, c)
 	}
 	return out
+}
+
+// ColumnDefinitions are the one-line definitions of a metric's columns.
+func ColumnDefinitions(name string) map[string]string {
+	out := map[string]string{}
+	for _, c := range metrics[name] {
+		out[c] = Definitions[c]
+	}
+	return out
+}
+
+// MissingRatesText is an answer's missing rates as "currency date" pairs, comma-separated
+// ("none" when every rate was found), with the count of those not listed.
+func MissingRatesText(a Answer) string {
+	if a.MissingRatesTotal == 0 {
+		return "none"
+	}
+	parts := make([]string, len(a.MissingRates))
+	for i, r := range a.MissingRates {
+		parts[i] = r.Currency + " " + r.Date
+	}
+	s := strings.Join(parts, ", ")
+	if more := a.MissingRatesTotal - len(a.MissingRates); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
+}
+
+// atCut rewrites a series' SQL to read the read models at the cut instead of their current
+// rows, with the cut's bounds as parameters after the query's own `base` ones (as_of, then
+// known_at's position, those that are set); the function it returns completes a query's
+// arguments. MRR reads the movement log as known at known_at, its movements up to as_of: a
+// movement is decided by the events up to its time, so later events do not change the
+// movements before as_of (the cut on Stripe's timeline needs no history of its own). Revenue
+// reads the charges, refunds and disputes at the cut.
+func atCut(src string, cut projections.Cut, base int) (string, func([]any) []any) {
+	asOf, known := "", ""
+	var extra []any
+	if !cut.AsOf.IsZero() {
+		extra = append(extra, cut.AsOf)
+		asOf = fmt.Sprintf("$%d::timestamptz", base+len(extra))
+	}
+	if cut.Known {
+		extra = append(extra, cut.KnownAt)
+		known = fmt.Sprintf("$%d::bigint", base+len(extra))
+	}
+	movements := "ledger.subscription_movements"
+	if known != "" {
+		movements = "(" + projections.ChildVersionsSQL(projections.Subscriptions.Children[0], known) + ")"
+	}
+	if asOf != "" {
+		movements = "(SELECT * FROM " + movements + " mv WHERE mv.at <= " + asOf + ")"
+	}
+	src = strings.ReplaceAll(src, "FROM ledger.subscription_movements\n", "FROM "+movements+" sm\n")
+	src = strings.ReplaceAll(src, "FROM ledger.subscription_movements WHERE", "FROM "+movements+" sm WHERE")
+	period := "h.created >= $1::date AND h.created < $2::date + ('1 ' || $4)::interval"
+	for _, m := range []*projections.Model{projections.Charges, projections.Refunds, projections.Disputes} {
+		src = strings.Replace(src, "FROM ledger."+m.Table+" WHERE", "FROM ("+projections.VersionsSQL(m, asOf, known, period)+") "+m.Table+" WHERE", 1)
+	}
+	return src, func(args []any) []any {
+		if len(extra) == 0 {
+			return args
+		}
+		// Planned for the cut's values, as projections.ReadAt's queries are: a plan cached for
+		// any cut guesses what share of the history it admits.
+		return append(append([]any{pgx.QueryExecModeExec}, args...), extra...)
+	}
 }

@@ -25,6 +25,9 @@ type Config struct {
 	// Identity is how app user IDs are found: as-of answers derive them with it. It must be
 	// the runner's (LEDGER_IDENTITY).
 	Identity domain.Identity
+	// FX is the reporting currency and which day's rate converts a movement
+	// (LEDGER_REPORTING_CURRENCY, LEDGER_FX_RATE_DATE; ParseFX reads them).
+	FX FX
 }
 
 // Queries answers from one database.

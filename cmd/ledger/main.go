@@ -35,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(migrateCmd(), verifyCmd(), serveCmd(), devCmd(), dbCmd(), replayCmd(), projectionsCmd(), reconcileCmd(), backfillCmd(), endpointsCmd(), queryCmd(), eventsCmd(), tokensCmd(), auditCmd(), checkpointCmd(), redactCmd(), notifyCmd(), closeCmd())
+	root.AddCommand(migrateCmd(), verifyCmd(), serveCmd(), devCmd(), dbCmd(), replayCmd(), projectionsCmd(), reconcileCmd(), backfillCmd(), endpointsCmd(), queryCmd(), eventsCmd(), tokensCmd(), auditCmd(), checkpointCmd(), redactCmd(), notifyCmd(), closeCmd(), fxCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ledger:", err)
 		var ee *exitError

@@ -22,7 +22,7 @@ import (
 // queryFlags are the flags `ledger query` takes: every list filter a read model declares, and the
 // list and metric parameters, each named as the API's query parameter with - for _.
 func queryFlags() []string {
-	names := []string{"created-gte", "created-lt", "as-of", "known-at", "from", "to", "interval", "currency", "livemode", "account"}
+	names := []string{"created-gte", "created-lt", "as-of", "known-at", "from", "to", "interval", "currency", "livemode", "account", "reporting"}
 	for _, m := range projections.Models {
 		for _, f := range m.Filters {
 			if n := strings.ReplaceAll(f, "_", "-"); !slices.Contains(names, n) {
@@ -56,6 +56,9 @@ func queryCmd() *cobra.Command {
   ledger query metrics refunds --interval day
   ledger query mrr --livemode false                              # test mode
   ledger query mrr --account all                                 # each connected account, and the total
+  ledger query mrr --reporting true                              # in LEDGER_REPORTING_CURRENCY
+  ledger query subscribers --interval month                      # churn rates, ARPA, LTV, quick ratio
+  ledger query cohorts --from 2026-01-01                         # NRR and GRR by monthly cohort
   ledger query charges --account acct_1Nv0FGQ9RKHgCVdK --livemode true
 
 Metrics are of one mode and one account: live mode and the platform's own account unless
@@ -100,7 +103,11 @@ Money is integer minor units with the currency beside it; absent values are empt
 				return err
 			}
 			defer pool.Close()
-			q := query.New(pool, query.Config{Identity: identity})
+			fx, err := fxFromEnv()
+			if err != nil {
+				return err
+			}
+			q := query.New(pool, query.Config{Identity: identity, FX: fx})
 			if metric != "" {
 				return queryMetric(cmd, q, metric, v, format)
 			}
@@ -169,9 +176,17 @@ func queryMetric(cmd *cobra.Command, q *query.Queries, name string, v url.Values
 	if err != nil {
 		return badQuery(err)
 	}
-	data, err := q.Series(cmd.Context(), m)
+	ans, err := q.Answer(cmd.Context(), m)
 	if err != nil {
 		return err
+	}
+	data := ans.Data
+	// What the rows cannot say goes to stderr, whatever the format, so a pipe keeps clean rows.
+	if name != "revenue" && name != "refunds" {
+		fmt.Fprintf(os.Stderr, "# unvalued: %d (subscriptions whose MRR could not be valued are left out)\n", ans.Unvalued)
+	}
+	if ans.Reporting != "" {
+		fmt.Fprintf(os.Stderr, "# in %s, rates of the %s; missing rates: %s\n", ans.Reporting, map[string]string{query.FXPeriodStart: "movements' period start", query.FXReportDate: "report date"}[ans.RateDate], query.MissingRatesText(ans))
 	}
 	if format == "csv" {
 		rows := query.SeriesRows(m, data)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/projections"
 )
 
@@ -22,7 +23,8 @@ ledger.charges, …) and swaps them in atomically: queries keep answering from t
 the new ones replace them. Ctrl-C rolls it back; it is safe to run again at any time, also while
 ` + "`ledger serve`" + ` runs the live projection: the swap waits for the runner's current batch, and the
 runner folds whatever was appended after the replay's starting point. Quarantined events are
-tried again; those that still cannot be folded stay quarantined. Use the same --identity as serve.`,
+tried again; those that still cannot be folded stay quarantined. Use the same --identity as serve; the MRR settings (LEDGER_MRR_*) are read from the
+environment as serve reads them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -30,6 +32,10 @@ tried again; those that still cannot be folded stay quarantined. Use the same --
 				return err
 			}
 			identity, err := idf.identity()
+			if err != nil {
+				return err
+			}
+			mrr, err := domain.ParseMRRSettings(os.Getenv) // as serve reads them
 			if err != nil {
 				return err
 			}
@@ -42,6 +48,7 @@ tried again; those that still cannot be folded stay quarantined. Use the same --
 			last := time.Time{}
 			st, err := projections.Rebuild(ctx, pool, projections.Config{
 				Identity:        identity,
+				MRR:             mrr,
 				PartitionEvents: partitionEvents,
 				SpillDir:        spillDir,
 				// Two passes: the log is read (and spilled by object), then folded a partition at

@@ -26,6 +26,7 @@ import (
 	"github.com/stripeledger/ledger/audit"
 	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/dashboard"
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/forward"
 	"github.com/stripeledger/ledger/integrity"
@@ -193,6 +194,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
 	}
+	fx, err := fxFromEnv()
+	if err != nil {
+		return err
+	}
 	log := newLogger(level)
 	// The live heap is small (tens of MB) and every webhook allocates its body, so with Go's
 	// default GOGC=100 the collector runs constantly; 400 trades a little memory for ~10% more
@@ -221,6 +226,10 @@ func serve(ctx context.Context, o serveOptions) error {
 			"give each endpoint's secret in STRIPE_WEBHOOK_SECRET_LIVE, _TEST, _CONNECT_LIVE or _CONNECT_TEST instead")
 	}
 	identity, err := o.idf.identity()
+	if err != nil {
+		return err
+	}
+	mrr, err := domain.ParseMRRSettings(os.Getenv) // LEDGER_MRR_*, LEDGER_FX_RATE_DATE, LEDGER_REPORTING_CURRENCY
 	if err != nil {
 		return err
 	}
@@ -322,7 +331,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if o.runner {
 		// The runner shares the webhooks' store: an append wakes it at once.
 		runner, err := projections.NewRunner(pool, projections.RunnerConfig{Store: store,
-			Identity: identity, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg), Folded: hub.Folded})
+			Identity: identity, MRR: mrr, PollInterval: o.poll, Logger: log, Metrics: projections.NewMetrics(reg), Folded: hub.Folded})
 		if err != nil {
 			return err
 		}
@@ -447,7 +456,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	mux.Handle("/webhooks/stripe", hooks)
 	// The API: behind LEDGER_API_TOKEN / LEDGER_TOKENS_FILE; without a token only on a loopback
 	// address. /metrics on this port needs an operate token (its own listener needs none).
-	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, Logger: log,
+	apiCfg := api.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, Identity: identity, FX: fx, Logger: log,
 		Stripe: sc, WebhookURL: os.Getenv("LEDGER_WEBHOOK_URL"), Runs: runnerCtx, CheckpointKey: checkpointKey, Stream: hub,
 		Notifications: notifyCfg != nil}
 	dashCfg := dashboard.Config{Tokens: tokens, Audit: auditLog, Proxies: proxies, NotFound: http.HandlerFunc(webhook.NotFound), Sinks: o.devSinks}

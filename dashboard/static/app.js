@@ -161,6 +161,8 @@ async function load(by) {
     lineChart(document.getElementById('chart-ingest'), per.map(p => p.minute.slice(11, 16)), [{ name: 'events/min', points: per.map(p => [p.minute.slice(11, 16), p.count]) }], v => String(Math.round(v)));
     fillTable('runs', runs.data, r => [r.id, r.job + (r.dry_run ? ' (dry run)' : ''), r.status, r.started_at.slice(0, 19).replace('T', ' '),
       r.missing_found, r.repaired, Object.entries(r.drift || {}).map(([k, v]) => k + '=' + v).join(' ') || '—']);
+    await loadMetrics(gen);
+    if (gen !== generation) return;
     await loadTables();
     if (gen !== generation) return;
     await loadNotifications();
@@ -173,6 +175,71 @@ async function load(by) {
   } catch (e) {
     status.textContent = 'error: ' + e.message;
   }
+}
+
+// rate renders an exact decimal string (0.012500) as a percentage by moving the point, never
+// through a float; null is "—" (no divisor).
+function rate(s) {
+  if (s === null || s === undefined) return '—';
+  const neg = s.startsWith('-'), [i, f = ''] = (neg ? s.slice(1) : s).split('.');
+  // Millionths, then hundredths of a percent, halves away from zero: BigInt, no float.
+  const q = (BigInt(i + f.padEnd(6, '0').slice(0, 6)) + 50n) / 100n;
+  return (neg && q > 0n ? '-' : '') + (q / 100n) + '.' + String(q % 100n).padStart(2, '0') + ' %';
+}
+
+// ratio renders an exact decimal string with two places (the quick ratio).
+function ratio(s) {
+  if (s === null || s === undefined) return '—';
+  const [i, f = ''] = s.split('.');
+  const q = (BigInt(i + f.padEnd(6, '0').slice(0, 6)) + 5000n) / 10000n;
+  return (q / 100n) + '.' + String(q % 100n).padStart(2, '0');
+}
+
+let reporting = null; // null: not asked yet; false: the server has no reporting currency
+
+// loadMetrics fills the revenue-metric tiles: the last complete month's figures of the chosen
+// currency, each with its definition as the API gives it, and how many subscriptions could not
+// be valued. With a reporting currency, MRR converted into it, and the rates it lacked.
+async function loadMetrics(gen) {
+  const sq = scopeQuery(), now = new Date();
+  const first = isoDay(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1)));
+  const q = 'interval=month&from=' + first + '&' + sq + (currency ? '&currency=' + currency : '');
+  const [mv, ch, sb] = await Promise.all(['movements', 'churn', 'subscribers'].map(n => api('metrics/' + n + '?' + q)));
+  let rep = null;
+  if (reporting !== false) {
+    try { rep = await api('metrics/mrr?interval=month&from=' + first + '&reporting=true&' + sq); reporting = true; } catch (e) { reporting = false; }
+  }
+  if (gen !== generation) return;
+  const pick = a => a.data.filter(r => account !== 'all' || r.account === 'all');
+  const last = a => { const d = pick(a); return d[d.length - 1] || {}; };
+  const m = last(mv), c = last(ch), s = last(sb);
+  const defs = Object.assign({}, mv.definitions, ch.definitions, sb.definitions);
+  document.getElementById('metrics-period').textContent = (m.period || s.period || '').slice(0, 7) + ', ' + (currency || '').toUpperCase();
+  const tiles = [
+    ['MRR', money(s.mrr, currency), 'mrr'], ['Net new MRR', money(m.net_mrr, currency), 'net_mrr'],
+    ['New MRR', money(m.new_mrr, currency), 'new_mrr'], ['Expansion MRR', money(m.expansion_mrr, currency), 'expansion_mrr'],
+    ['Contraction MRR', money(m.contraction_mrr, currency), 'contraction_mrr'], ['Churned MRR', money(m.churned_mrr, currency), 'churned_mrr'],
+    ['Reactivation MRR', money(m.reactivation_mrr, currency), 'reactivation_mrr'],
+    ['Paused MRR', money(m.pause_mrr, currency), 'pause_mrr'], ['Resumed MRR', money(m.resume_mrr, currency), 'resume_mrr'],
+    ['Gross MRR churn', rate(c.gross_mrr_churn_rate), 'gross_mrr_churn_rate'], ['Net MRR churn', rate(c.net_mrr_churn_rate), 'net_mrr_churn_rate'],
+    ['Subscribers', s.subscribers, 'subscribers'], ['Subscriber churn, 30 days', rate(s.subscriber_churn_rate), 'subscriber_churn_rate'],
+    ['ARPA', money(s.arpa, currency), 'arpa'], ['LTV', money(s.ltv, currency), 'ltv'], ['Quick ratio', ratio(s.quick_ratio), 'quick_ratio'],
+  ];
+  if (rep) {
+    const r = last(rep);
+    tiles.unshift(['MRR in ' + rep.reporting_currency.toUpperCase(), r.mrr === null ? 'no rate' : money(r.mrr, rep.reporting_currency),
+      'mrr', 'Every currency converted into the reporting currency at the ' + rep.fx_rate_date.replace('_', ' ') + ' rate.']);
+    document.getElementById('reporting-note').textContent = rep.missing_rates_total
+      ? 'Missing exchange rates (' + rep.missing_rates_total + '): ' + rep.missing_rates.slice(0, 5).map(x => x.currency + ' ' + x.date).join(', ') + (rep.missing_rates_total > 5 ? ', …' : '')
+      : '';
+  }
+  document.getElementById('unvalued').textContent = 'Unvalued subscriptions (left out of every figure): ' + sb.unvalued + '.';
+  document.getElementById('metric-tiles').replaceChildren(...tiles.map(([k, v, col, extra]) => {
+    const d = document.createElement('div'); d.className = 'card'; d.dataset.metric = col;
+    d.innerHTML = '<div class="label"></div><div class="value"></div><div class="def"></div>';
+    d.children[0].textContent = k; d.children[1].textContent = v === undefined ? '—' : v;
+    d.children[2].textContent = extra || defs[col] || ''; return d;
+  }));
 }
 
 async function loadTables() {

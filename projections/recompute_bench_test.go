@@ -1,0 +1,128 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/projections"
+)
+
+// BenchmarkMRRRecompute measures what a change of the MRR settings costs: Recompute of every
+// subscription's movement log and figure from the kept inputs, at 100,000 subscriptions and at
+// 20,000 (the second size), beside a full replay of the same log under the new settings (the
+// baseline: what a settings change would cost without the inputs). The subscriptions carry
+// per-unit, decimal, package, volume and graduated prices, several items of mixed intervals,
+// and percent, decimal-percent and amount-off coupons that are once, repeating and forever,
+// over four events each (created, a quantity change, a discount or a past_due spell, and for
+// some a cancellation). Each run alternates two settings, so every run recomputes.
+func BenchmarkMRRRecompute(b *testing.B) {
+	for _, n := range []int{100_000, 20_000} {
+		b.Run(fmt.Sprintf("subscriptions=%dk", n/1000), func(b *testing.B) {
+			pool := testkit.Cached(b, fmt.Sprintf("mrr_recompute_%d", n), func(ctx context.Context, pool *pgxpool.Pool) error {
+				if err := appendPriceList(ctx, pool, n); err != nil {
+					return err
+				}
+				_, err := projections.Rebuild(ctx, pool, projections.Config{})
+				return err
+			})
+			ctx := context.Background()
+			settings := []domain.MRRSettings{{Discounts: domain.DiscountsBoth, ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 7, Paused: domain.PausedZero}, {}}
+			var subs, moves int
+			var took float64
+			b.ResetTimer()
+			for i := range b.N {
+				st, err := projections.Recompute(ctx, pool, projections.RecomputeConfig{MRR: settings[i%2]})
+				if err != nil {
+					b.Fatal(err)
+				}
+				subs, moves, took = subs+st.Subscriptions, moves+st.Movements, took+st.Took.Seconds()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(subs)/took, "subs/s")
+			b.ReportMetric(float64(moves)/float64(b.N), "movements")
+			// The baseline: a replay under other settings, once per run.
+			st, err := projections.Rebuild(ctx, pool, projections.Config{MRR: settings[0]})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(st.Rows["subscriptions"])/st.Took.Seconds(), "replay-subs/s")
+			if _, err := projections.Recompute(ctx, pool, projections.RecomputeConfig{}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// appendPriceList appends n subscriptions' events over a price list of every shape.
+func appendPriceList(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	store := eventstore.New(pool)
+	prices := []string{
+		`{"id":"price_unit","product":"prod_a","currency":"usd","billing_scheme":"per_unit","unit_amount":2900,"unit_amount_decimal":"2900","recurring":{"interval":"month","interval_count":1,"usage_type":"licensed"}}`,
+		`{"id":"price_dec","product":"prod_b","currency":"usd","billing_scheme":"per_unit","unit_amount":null,"unit_amount_decimal":"12.345","recurring":{"interval":"month","interval_count":1,"usage_type":"licensed"}}`,
+		`{"id":"price_pkg","product":"prod_c","currency":"usd","billing_scheme":"per_unit","unit_amount":5000,"transform_quantity":{"divide_by":10,"round":"up"},"recurring":{"interval":"year","interval_count":1,"usage_type":"licensed"}}`,
+		`{"id":"price_vol","product":"prod_d","currency":"usd","billing_scheme":"tiered","tiers_mode":"volume","unit_amount":null,"tiers":[{"up_to":10,"unit_amount":1000,"flat_amount":null},{"up_to":50,"unit_amount":800,"flat_amount":500},{"up_to":null,"unit_amount_decimal":"650.5","flat_amount":null}],"recurring":{"interval":"month","interval_count":3,"usage_type":"licensed"}}`,
+		`{"id":"price_grad","product":"prod_e","currency":"usd","billing_scheme":"tiered","tiers_mode":"graduated","unit_amount":null,"tiers":[{"up_to":5,"unit_amount":0,"flat_amount":1000},{"up_to":20,"unit_amount":300,"flat_amount":null},{"up_to":null,"unit_amount":200,"flat_amount":null}],"recurring":{"interval":"week","interval_count":1,"usage_type":"licensed"}}`,
+		`{"id":"price_meter","product":"prod_f","currency":"usd","billing_scheme":"per_unit","unit_amount":5,"recurring":{"interval":"month","interval_count":1,"usage_type":"metered"}}`,
+	}
+	coupons := []string{
+		`{"id":"co_forever","duration":"forever","percent_off":12.5,"amount_off":null,"currency":null}`,
+		`{"id":"co_rep","duration":"repeating","duration_in_months":3,"percent_off":25,"amount_off":null,"currency":null}`,
+		`{"id":"co_once","duration":"once","percent_off":null,"amount_off":1500,"currency":"usd"}`,
+		`{"id":"co_amt","duration":"forever","percent_off":null,"amount_off":700,"currency":"usd"}`,
+	}
+	const t0, day = int64(1_735_689_600), int64(86400)
+	batch := make([]domain.Event, 0, 2000)
+	flush := func() error {
+		if _, err := store.Append(ctx, batch); err != nil {
+			return err
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for i := range n {
+		start := t0 + int64(i%300)*day
+		sub := fmt.Sprintf("sub_b%07d", i)
+		items := func(q int) string {
+			a, c := prices[i%len(prices)], prices[(i/7+2)%len(prices)]
+			return fmt.Sprintf(`{"object":"list","data":[{"id":"si_%d_a","quantity":%d,"price":%s},{"id":"si_%d_b","quantity":%d,"price":%s}]}`, i, q, a, i, 1+i%3, c)
+		}
+		discount := "null"
+		if i%3 != 0 {
+			discount = fmt.Sprintf(`{"id":"di_%d","object":"discount","start":%d,"end":%d,"coupon":%s,"promotion_code":null}`, i, start, start+90*day, coupons[i%len(coupons)])
+		}
+		obj := func(status string, q int, periodStart int64, disc string) string {
+			return fmt.Sprintf(`{"id":%q,"object":"subscription","customer":"cus_b%07d","status":%q,"currency":"usd","created":%d,"current_period_start":%d,"current_period_end":%d,"items":%s,"discount":%s,"pause_collection":null}`,
+				sub, i, status, start, periodStart, periodStart+30*day, items(q), disc)
+		}
+		evs := []struct {
+			typ    string
+			at     int64
+			object string
+		}{
+			{"customer.subscription.created", start, obj("active", 3+i%40, start, discount)},
+			{"customer.subscription.updated", start + 35*day, obj("active", 8+i%60, start+30*day, discount)},
+			{"customer.subscription.updated", start + 61*day, obj("past_due", 8+i%60, start+60*day, discount)},
+			{"customer.subscription.updated", start + 70*day, obj(map[bool]string{true: "canceled", false: "active"}[i%5 == 0], 8+i%60, start+60*day, discount)},
+		}
+		for k, ev := range evs {
+			raw := fmt.Sprintf(`{"id":"evt_b%07d_%d","object":"event","type":%q,"created":%d,"api_version":"2023-10-16","livemode":false,"data":{"object":%s}}`, i, k, ev.typ, ev.at, ev.object)
+			e, err := domain.NewEvent([]byte(raw), domain.SourceImport, "")
+			if err != nil {
+				return err
+			}
+			batch = append(batch, e)
+			if len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}

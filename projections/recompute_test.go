@@ -1,0 +1,172 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stripeledger/ledger/domain"
+	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/stripesim"
+)
+
+// mrrDump is what the MRR settings decide: every subscription's mrr and attention, the
+// movement log and the recorded settings.
+func mrrDump(t *testing.T, db *testkit.DB) [3]string {
+	t.Helper()
+	var out [3]string
+	for i, q := range []string{
+		`SELECT coalesce(json_agg(json_build_array(id, mrr, attention) ORDER BY id), '[]')::text FROM ledger.subscriptions`,
+		`SELECT coalesce(json_agg(m ORDER BY subscription, seq), '[]')::text FROM ledger.subscription_movements m`,
+		`SELECT string_agg(settings, ',') FROM ledger.mrr_settings`,
+	} {
+		if err := db.Pool.QueryRow(context.Background(), q).Scan(&out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// A recompute under other settings gives the rows a replay under them gives, for each setting
+// of each option, from the inputs kept beside the rows; the settings are recorded with them.
+func TestRecomputeIsAReplayUnderTheNewSettings(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 23, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	db := load(t, sim.Events())
+	ctx := context.Background()
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	defaults := mrrDump(t, db)
+	if defaults[2] != domain.DefaultMRRSettings().String() {
+		t.Fatalf("recorded settings %q", defaults[2])
+	}
+	for _, set := range []domain.MRRSettings{
+		{Discounts: domain.DiscountsBoth},
+		{Discounts: domain.DiscountsOneTime},
+		{ChurnAt: domain.ChurnAtPeriodEnd},
+		{PastDueDays: 3},
+		{Paused: domain.PausedZero},
+		{Discounts: domain.DiscountsBoth, ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 1, Paused: domain.PausedZero},
+		{},
+	} {
+		t.Run(set.String(), func(t *testing.T) {
+			st, err := projections.Recompute(ctx, db.Pool, projections.RecomputeConfig{MRR: set})
+			if err != nil {
+				t.Fatal(err)
+			}
+			recomputed := mrrDump(t, db)
+			if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{MRR: set}); err != nil {
+				t.Fatal(err)
+			}
+			replayed := mrrDump(t, db)
+			for i, what := range []string{"subscriptions' mrr and attention", "movement log", "recorded settings"} {
+				if recomputed[i] != replayed[i] {
+					t.Errorf("%s: recomputed\n%.2000s\nreplayed\n%.2000s", what, recomputed[i], replayed[i])
+				}
+			}
+			if replayed[2] != set.String() || st.Subscriptions == 0 || st.Movements == 0 {
+				t.Fatalf("settings %q, stats %+v", replayed[2], st)
+			}
+			if set != (domain.MRRSettings{}) && replayed[1] == defaults[1] {
+				t.Errorf("the movement log is the defaults' under %s: the account exercises nothing of it", set)
+			}
+		})
+	}
+}
+
+// A runner started with other settings than the tables record recomputes before it folds.
+func TestRunnerRecomputesOnASettingsChange(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 24, Customers: 60, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	db := load(t, sim.Events())
+	ctx := context.Background()
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	set := domain.MRRSettings{ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 2}
+	r := startRunner(t, db.Pool, projections.RunnerConfig{MRR: set})
+	if st := r.Signals.Recomputed.Wait(); st.Subscriptions == 0 {
+		t.Fatalf("recomputed %+v", st)
+	}
+	caughtUp(t, r, db.Pool)
+	live := mrrDump(t, db)
+	reference := load(t, sim.Events())
+	if _, err := projections.Rebuild(ctx, reference.Pool, projections.Config{MRR: set}); err != nil {
+		t.Fatal(err)
+	}
+	if want := mrrDump(t, reference); live != want {
+		t.Fatalf("after the runner's recompute:\n%.1500s\nwant\n%.1500s", live, want)
+	}
+}
+
+// A subscription without a discount of its own takes its customer's, from the customer's own
+// events, in a replay, a recompute and the live runner alike; a decimal percent_off folds.
+func TestCustomerDiscountReachesTheSubscription(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	ctx := context.Background()
+	raw := func(id, typ string, created int64, object string) domain.Event {
+		e, err := domain.NewEvent([]byte(fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"created":%d,"api_version":"2023-10-16","livemode":false,"data":{"object":%s}}`,
+			id, typ, created, object)), domain.SourceImport, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	const day = 86400
+	sub := `{"id":"sub_c","object":"subscription","customer":"cus_c","status":"active","currency":"usd","created":1000,"current_period_start":1000,"current_period_end":2593000,
+		"items":{"object":"list","data":[{"id":"si_c","quantity":1,"price":{"id":"p","product":"prod","billing_scheme":"per_unit","unit_amount":10000,"recurring":{"interval":"month","interval_count":1,"usage_type":"licensed"}}}]},"discount":null}`
+	customer := func(discount string) string {
+		return `{"id":"cus_c","object":"customer","email":null,"created":500,"discount":` + discount + `}`
+	}
+	events := []domain.Event{
+		raw("evt_c1", "customer.created", 500, customer("null")),
+		raw("evt_s1", "customer.subscription.created", 1000, sub),
+		raw("evt_c2", "customer.updated", 1000+10*day, customer(`{"id":"di_c","object":"discount","start":864000,"end":null,"coupon":{"id":"co","duration":"forever","percent_off":12.5}}`)),
+	}
+	if _, err := eventstoreNew(db).Append(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		var mrr int64
+		var kinds string
+		if err := db.Pool.QueryRow(ctx, `SELECT s.mrr, (SELECT string_agg(kind || ':' || amount || '@' || extract(epoch FROM at)::bigint, ' ' ORDER BY seq) FROM ledger.subscription_movements WHERE subscription = s.id)
+			FROM ledger.subscriptions s WHERE id = 'sub_c'`).Scan(&mrr, &kinds); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("new:10000@1000 contraction:-1250@%d", 1000+10*day); mrr != 8750 || kinds != want {
+			t.Fatalf("%s: mrr %d, movements %s, want 8750, %s", what, mrr, kinds, want)
+		}
+	}
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	check("replay")
+	if _, err := projections.Recompute(ctx, db.Pool, projections.RecomputeConfig{MRR: domain.MRRSettings{Discounts: domain.DiscountsBoth}}); err != nil {
+		t.Fatal(err)
+	}
+	check("recompute")
+	// Live: the customer's discount arrives after the subscription was folded.
+	live := testkit.New(t)
+	if _, err := projections.Rebuild(ctx, live.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	r := startRunner(t, live.Pool, projections.RunnerConfig{})
+	for _, e := range events {
+		if _, err := eventstoreNew(live).Append(ctx, []domain.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, r, live.Pool)
+	}
+	db = live
+	check("live")
+}
+
+func eventstoreNew(db *testkit.DB) *eventstore.Store { return eventstore.New(db.Pool) }
