@@ -104,7 +104,7 @@ func historyTables() []table {
 
 // historyTables are m's history table and its children's.
 func (m *Model) historyTables() []table {
-	cols := append(slices.Clone(m.Columns), validFromColumn, knownFromColumn)
+	cols := append(slices.Concat(m.Columns, m.impl.historyColumns()), validFromColumn, knownFromColumn)
 	indexes := []string{historyKeys, "livemode, account, " + historyKeys}
 	// The relations other models read this one by, at a cut.
 	for _, other := range Models {
@@ -194,7 +194,7 @@ func historyOf(m *Model, evs []arrival, from int, latest any, value func(row any
 			if limit < 0 {
 				last = row
 			}
-			h.rows = append(h.rows, append(m.impl.values(row), ts(s), evs[j].position))
+			h.rows = append(h.rows, append(append(m.impl.values(row), m.impl.historyValues(row)...), ts(s), evs[j].position))
 		}
 		if len(m.Children) == 0 {
 			continue
@@ -467,7 +467,20 @@ func ReadAt(ctx context.Context, pool Beginner, m *Model, cut Cut, sel Select, i
 		}
 		q = tx
 	}
-	rows, err := readAt(ctx, q, m, cut, sel, env{identity: identity})
+	e := env{identity: identity}
+	if m.impl.valuer() != nil {
+		// A version is valued at the cut under the settings the tables were valued under.
+		qr, ok := q.(querier)
+		if !ok {
+			return nil, fmt.Errorf("could not read %s at the cut: %T cannot read the MRR settings", m.Table, q)
+		}
+		set, err := storedSettings(ctx, qr)
+		if err != nil {
+			return nil, fmt.Errorf("could not read %s at the cut: %w", m.Table, err)
+		}
+		e.mrr = set
+	}
+	rows, err := readAt(ctx, q, m, cut, sel, e)
 	if err != nil {
 		return nil, fmt.Errorf("could not read %s at the cut: %w", m.Table, err)
 	}
@@ -499,9 +512,9 @@ func cutSQL(m *Model, cut Cut, sel Select) (string, []any) {
 	if len(pre) > 0 {
 		where = "WHERE " + strings.Join(pre, " AND ")
 	}
-	cols := make([]string, len(m.Columns))
-	for i, c := range m.Columns {
-		cols[i] = "t." + c.Name
+	cols := make([]string, 0, len(m.Columns))
+	for _, c := range slices.Concat(m.Columns, m.impl.historyColumns()) {
+		cols = append(cols, "t."+c.Name)
 	}
 	q := fmt.Sprintf(`SELECT %s FROM (SELECT DISTINCT ON (h.created, h.id) h.* FROM ledger.%s h %s ORDER BY h.%s) t`,
 		strings.Join(cols, ", "), m.HistoryTable(), where, strings.ReplaceAll(historyKeys, ", ", ", h."))
@@ -528,7 +541,7 @@ func readAt(ctx context.Context, q Querier, m *Model, cut Cut, sel Select, e env
 	var out []any
 	for rows.Next() {
 		row, scan := m.impl.newRow()
-		if err := rows.Scan(scan...); err != nil {
+		if err := rows.Scan(append(scan, m.impl.historyScan(row)...)...); err != nil {
 			rows.Close()
 			return nil, err
 		}

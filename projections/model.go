@@ -132,6 +132,11 @@ type impl interface {
 	// value fills the columns a model values from its fold and related rows (a subscription's
 	// mrr, attention and movements): every history version carries them. Nil without.
 	valuer() func(row any, in inputs, env env)
+	// historyColumns are the columns a model's history table holds beyond its own (what a
+	// version is valued from at a cut), with their values and scan targets.
+	historyColumns() []Column
+	historyValues(row any) []any
+	historyScan(row any) []any
 	values(row any) []any
 	childRows(row any) [][][]any // per child, its rows' values
 	newRow() (row any, scan []any)
@@ -173,8 +178,12 @@ type spec[R any] struct {
 	// value fills the columns valued from the fold's own state and related rows, which every
 	// history version stores (derive, at a cut, re-derives only what value leaves out); nil
 	// when there are none. derive calls it for the current row.
-	value    func(r *R, in inputs, env env)
-	children []child[R]
+	value func(r *R, in inputs, env env)
+	// valuation, with value, is the history table's column of what value reads of the fold (a
+	// subscription's valuation inputs), so a reader at a cut values a version with the related
+	// rows at the cut.
+	valuation *column[R]
+	children  []child[R]
 	// source is the row's provenance.
 	source func(r *R) *domain.Provenance
 }
@@ -244,6 +253,27 @@ func (t *typed[R]) valuer() func(row any, in inputs, env env) {
 		return nil
 	}
 	return func(row any, in inputs, env env) { t.spec.value(row.(*R), in, env) }
+}
+
+func (t *typed[R]) historyColumns() []Column {
+	if t.spec.valuation == nil {
+		return nil
+	}
+	return []Column{t.spec.valuation.Column}
+}
+
+func (t *typed[R]) historyValues(row any) []any {
+	if t.spec.valuation == nil {
+		return nil
+	}
+	return []any{t.spec.valuation.get(row.(*R))}
+}
+
+func (t *typed[R]) historyScan(row any) []any {
+	if t.spec.valuation == nil {
+		return nil
+	}
+	return []any{t.spec.valuation.scan(row.(*R))}
 }
 
 func (t *typed[R]) values(row any) []any {

@@ -155,13 +155,27 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		}
 		id.Session = domain.FirstSession(related[domain.CheckoutSessionRow](in, CheckoutSessions, r.ID))
 		r.AppUserID = e.identity.AppUserID(id)
-		// A row read from a history table has no fold state: it keeps the mrr, attention and
-		// movements its version was valued with when written.
+		// A version read from the history table is valued again from its valuation inputs with
+		// its customer at the cut (a fold of the log cut there values it so); a row with no
+		// fold state and no inputs keeps the mrr and attention it was written with.
+		if r.inputs != nil && r.history.States == nil {
+			attention, h, err := decodeInputs(r.inputs)
+			if err != nil {
+				return // stored as written: the figures it was valued with
+			}
+			r.attention, r.history = attention, h
+		}
 		if r.inputs != nil {
 			valueSubscription(r, in, e)
 		}
 	},
 	value: valueSubscription,
+	valuation: &column[subscriptionFold]{
+		Column: Column{Name: "valuation_inputs", Type: "bytea",
+			Comment: "What this version's mrr and attention are valued from (its valuation inputs, in the ledger's own encoding, projections/inputs.go; not for queries): a reader at a cut values them again with the customer's discounts at the cut."},
+		get:  func(r *subscriptionFold) any { return r.inputs },
+		scan: func(r *subscriptionFold) any { return &r.inputs },
+	},
 	columns: []column[subscriptionFold]{
 		text("id", "Stripe subscription ID (sub_...).", "id", func(r *subscriptionFold) *string { return &r.ID }),
 		text("customer", "Stripe customer ID.", "customer", func(r *subscriptionFold) *string { return &r.Customer }),
