@@ -221,6 +221,10 @@ func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []strin
 	if err != nil {
 		return err
 	}
+	for i := range out {
+		f := &out[i]
+		f.history = liveHistory(m, f.evs, f.written, f.rewrite, f.row, e.valuer(m, in))
+	}
 
 	// Write, and find the dependents to fold next.
 	w := &writes{}
@@ -244,14 +248,24 @@ func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []strin
 					next[d.model].add(textValue(m.impl.values(r.row)[i]))
 				}
 			}
+			if d.rel.Values {
+				for id := range next[d.model] {
+					rewrite.add(d.model.Table + "/" + id)
+				}
+			}
 			continue
 		}
 		set := next[d.model]
+		dm, values := d.model, d.rel.Values
 		w.b.Queue(fmt.Sprintf(`SELECT id FROM %s WHERE %s = ANY($1)`, e.table(d.model.Table), d.rel.Via), ids).
 			Query(func(rows pgx.Rows) error {
 				var id string
 				_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
 					set.add(id)
+					if values {
+						// Its versions were valued with what this fold changed.
+						rewrite.add(dm.Table + "/" + id)
+					}
 					return nil
 				})
 				return err
@@ -279,6 +293,21 @@ type folded struct {
 	row         any
 	ambiguities []domain.Ambiguity // of the facts the row was folded from
 	history     *objectHistory     // the history rows to write (nil: none)
+	// What its history is computed from once the relation inputs are read (the valuation
+	// reads them): its arrivals, those already written, and whether it is written again.
+	evs     []arrival
+	written []int64
+	rewrite bool
+}
+
+// valuer is m's valuation of an object's versions with the relation inputs in (nil when m
+// values nothing).
+func (e *engine) valuer(m *Model, in inputs) func(row any) {
+	v := m.impl.valuer()
+	if v == nil {
+		return nil
+	}
+	return func(row any) { v(row, in, e.env) }
 }
 
 // foldHistories folds the objects ids of m from the history records (which may hold events of
@@ -313,8 +342,8 @@ func (e *engine) foldHistories(m *Model, h *histories, ids []string, rewrite idS
 			}
 		}
 		poison = append(poison, p...)
-		evs := arrivals(byObject[id], func(eventID string) int64 { return records[eventID].Position }, p)
-		f.history = liveHistory(m, evs, h.written[id], rewrite[m.Table+"/"+id], f.row)
+		f.evs = arrivals(byObject[id], func(eventID string) int64 { return records[eventID].Position }, p)
+		f.written, f.rewrite = h.written[id], rewrite[m.Table+"/"+id]
 		out = append(out, f)
 	}
 	return out, poison

@@ -44,7 +44,12 @@ import (
 // Columns that come from other read models (a charge's dispute, a subscription's app_user_id)
 // are not stored derived: the history rows hold them as the reducer leaves them (NULL), and
 // readers at a cut (ReadAt) derive them from the related objects' versions at the same cut,
-// so they are correct at the cut, as a fold of the log cut there would give them.
+// so they are correct at the cut, as a fold of the log cut there would give them. The columns
+// a model values from its own fold state (a subscription's mrr, attention and movements, which
+// read its valuation inputs after each event and its customer's discount history) are stored
+// valued in every version, under the MRR settings the tables record, with the related rows the
+// object's current row reads (see valueSubscription for what that means at a cut); Recompute
+// values them again under new settings.
 //
 // Child tables (a subscription's movements) keep their history as changes: for every arrival,
 // the child rows the object's fold gained or changed (gone = false) or lost (gone = true), so
@@ -99,7 +104,7 @@ func historyTables() []table {
 
 // historyTables are m's history table and its children's.
 func (m *Model) historyTables() []table {
-	cols := append(slices.Clone(m.Columns), validFromColumn, knownFromColumn)
+	cols := append(slices.Concat(m.Columns, m.impl.historyColumns()), validFromColumn, knownFromColumn)
 	indexes := []string{historyKeys, "livemode, account, " + historyKeys}
 	// The relations other models read this one by, at a cut.
 	for _, other := range Models {
@@ -111,7 +116,7 @@ func (m *Model) historyTables() []table {
 	}
 	labels := map[string]string{historyKeys: "cut", "livemode, account, " + historyKeys: "scope_cut"}
 	out := []table{{name: m.HistoryTable(), columns: cols, primaryKey: []string{"id", "valid_from", "known_from"}, indexes: indexes, labels: labels,
-		comment: "Every version of ledger." + m.Table + " (bitemporal history): the row as of each Stripe second (valid_from) as known from each log position (known_from). Columns derived from other read models are NULL here: the API derives them at the cut. Written with the rows, rebuilt by replay."}}
+		comment: "Every version of ledger." + m.Table + " (bitemporal history): the row as of each Stripe second (valid_from) as known from each log position (known_from). Columns derived from other read models are NULL here: the API derives them at the cut; those valued from the object's own fold (a subscription's mrr and attention) are stored valued. Written with the rows, rebuilt by replay."}}
 	for _, c := range m.Children {
 		out = append(out, table{name: c.Table + historySuffix, columns: append(slices.Clone(c.Columns), knownFromColumn, goneColumn, knownToColumn),
 			primaryKey: append(slices.Clone(c.PrimaryKey), "known_from"),
@@ -141,12 +146,23 @@ type objectHistory struct {
 //
 // latest, when not nil, is the fold of every event in evs (the object's row before it is
 // derived): the last arrival's last version, which the caller has already folded.
-func historyOf(m *Model, evs []arrival, from int, latest any) objectHistory {
+//
+// value, when not nil, is the model's valuation with the relation inputs of the object's
+// current row (a subscription's customer): every version carries what it values (mrr,
+// attention, the movement log), which a reader at a cut cannot compute from a stored row.
+func historyOf(m *Model, evs []arrival, from int, latest any, value func(row any)) objectHistory {
 	var h objectHistory
 	h.children = make([][][]any, len(m.Children))
+	fold := func(known []arrival, limit int64) any {
+		row := foldFacts(m, known, limit)
+		if row != nil && value != nil {
+			value(row)
+		}
+		return row
+	}
 	var prev []map[string][]any // per child, the rows of the fold before this arrival, by key
 	if len(m.Children) > 0 {
-		prev = childSets(m, foldFacts(m, evs[:from], -1))
+		prev = childSets(m, fold(evs[:from], -1))
 	}
 	for j := from; j < len(evs); j++ {
 		known := evs[:j+1]
@@ -166,8 +182,11 @@ func historyOf(m *Model, evs []arrival, from int, latest any) objectHistory {
 			var row any
 			if limit < 0 && j == len(evs)-1 && latest != nil {
 				row = latest
+				if value != nil {
+					value(row)
+				}
 			} else {
-				row = foldFacts(m, known, limit)
+				row = fold(known, limit)
 			}
 			if row == nil {
 				continue
@@ -175,7 +194,7 @@ func historyOf(m *Model, evs []arrival, from int, latest any) objectHistory {
 			if limit < 0 {
 				last = row
 			}
-			h.rows = append(h.rows, append(m.impl.values(row), ts(s), evs[j].position))
+			h.rows = append(h.rows, append(append(m.impl.values(row), m.impl.historyValues(row)...), ts(s), evs[j].position))
 		}
 		if len(m.Children) == 0 {
 			continue
@@ -295,7 +314,7 @@ func arrivals(facts []domain.Fact, position func(eventID string) int64, poison [
 
 // liveHistory is what the live runner writes for one object: the arrivals after those already
 // written, or the whole history again when what is written is not a prefix of evs.
-func liveHistory(m *Model, evs []arrival, written []int64, rewrite bool, latest any) *objectHistory {
+func liveHistory(m *Model, evs []arrival, written []int64, rewrite bool, latest any, value func(any)) *objectHistory {
 	if historyOff.Load() {
 		return nil
 	}
@@ -318,7 +337,7 @@ func liveHistory(m *Model, evs []arrival, written []int64, rewrite bool, latest 
 	if from == len(evs) && !rewrite {
 		return nil
 	}
-	h := historyOf(m, evs, from, latest)
+	h := historyOf(m, evs, from, latest, value)
 	h.rewrite = rewrite
 	return &h
 }
@@ -448,7 +467,20 @@ func ReadAt(ctx context.Context, pool Beginner, m *Model, cut Cut, sel Select, i
 		}
 		q = tx
 	}
-	rows, err := readAt(ctx, q, m, cut, sel, env{identity: identity})
+	e := env{identity: identity}
+	if m.impl.valuer() != nil {
+		// A version is valued at the cut under the settings the tables were valued under.
+		qr, ok := q.(querier)
+		if !ok {
+			return nil, fmt.Errorf("could not read %s at the cut: %T cannot read the MRR settings", m.Table, q)
+		}
+		set, err := storedSettings(ctx, qr)
+		if err != nil {
+			return nil, fmt.Errorf("could not read %s at the cut: %w", m.Table, err)
+		}
+		e.mrr = set
+	}
+	rows, err := readAt(ctx, q, m, cut, sel, e)
 	if err != nil {
 		return nil, fmt.Errorf("could not read %s at the cut: %w", m.Table, err)
 	}
@@ -480,9 +512,9 @@ func cutSQL(m *Model, cut Cut, sel Select) (string, []any) {
 	if len(pre) > 0 {
 		where = "WHERE " + strings.Join(pre, " AND ")
 	}
-	cols := make([]string, len(m.Columns))
-	for i, c := range m.Columns {
-		cols[i] = "t." + c.Name
+	cols := make([]string, 0, len(m.Columns))
+	for _, c := range slices.Concat(m.Columns, m.impl.historyColumns()) {
+		cols = append(cols, "t."+c.Name)
 	}
 	q := fmt.Sprintf(`SELECT %s FROM (SELECT DISTINCT ON (h.created, h.id) h.* FROM ledger.%s h %s ORDER BY h.%s) t`,
 		strings.Join(cols, ", "), m.HistoryTable(), where, strings.ReplaceAll(historyKeys, ", ", ", h."))
@@ -509,7 +541,7 @@ func readAt(ctx context.Context, q Querier, m *Model, cut Cut, sel Select, e env
 	var out []any
 	for rows.Next() {
 		row, scan := m.impl.newRow()
-		if err := rows.Scan(scan...); err != nil {
+		if err := rows.Scan(append(scan, m.impl.historyScan(row)...)...); err != nil {
 			rows.Close()
 			return nil, err
 		}

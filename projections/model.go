@@ -70,6 +70,10 @@ type Relation struct {
 	Model  *Model
 	Column string
 	Via    string
+	// Values says the model's valuation (spec.value) reads the related rows: a change of them
+	// values every version of the reader's history again (a customer's discount changes its
+	// subscriptions' MRR at every time it is in force), so the history is written again.
+	Values bool
 }
 
 // Child is a table whose rows are folded with their parent's (a subscription's movements):
@@ -125,6 +129,14 @@ func columnNames(cols []Column) []string {
 type impl interface {
 	fold(facts []domain.Fact) (any, error)
 	derive(row any, in inputs, env env)
+	// value fills the columns a model values from its fold and related rows (a subscription's
+	// mrr, attention and movements): every history version carries them. Nil without.
+	valuer() func(row any, in inputs, env env)
+	// historyColumns are the columns a model's history table holds beyond its own (what a
+	// version is valued from at a cut), with their values and scan targets.
+	historyColumns() []Column
+	historyValues(row any) []any
+	historyScan(row any) []any
 	values(row any) []any
 	childRows(row any) [][][]any // per child, its rows' values
 	newRow() (row any, scan []any)
@@ -162,8 +174,16 @@ type spec[R any] struct {
 	filters, brief             []string
 	fold                       func(facts []domain.Fact) (R, error)
 	// derive fills the columns that come from related rows (nil when there are none).
-	derive   func(r *R, in inputs, env env)
-	children []child[R]
+	derive func(r *R, in inputs, env env)
+	// value fills the columns valued from the fold's own state and related rows, which every
+	// history version stores (derive, at a cut, re-derives only what value leaves out); nil
+	// when there are none. derive calls it for the current row.
+	value func(r *R, in inputs, env env)
+	// valuation, with value, is the history table's column of what value reads of the fold (a
+	// subscription's valuation inputs), so a reader at a cut values a version with the related
+	// rows at the cut.
+	valuation *column[R]
+	children  []child[R]
 	// source is the row's provenance.
 	source func(r *R) *domain.Provenance
 }
@@ -226,6 +246,34 @@ func (t *typed[R]) derive(row any, in inputs, env env) {
 	if t.spec.derive != nil {
 		t.spec.derive(row.(*R), in, env)
 	}
+}
+
+func (t *typed[R]) valuer() func(row any, in inputs, env env) {
+	if t.spec.value == nil {
+		return nil
+	}
+	return func(row any, in inputs, env env) { t.spec.value(row.(*R), in, env) }
+}
+
+func (t *typed[R]) historyColumns() []Column {
+	if t.spec.valuation == nil {
+		return nil
+	}
+	return []Column{t.spec.valuation.Column}
+}
+
+func (t *typed[R]) historyValues(row any) []any {
+	if t.spec.valuation == nil {
+		return nil
+	}
+	return []any{t.spec.valuation.get(row.(*R))}
+}
+
+func (t *typed[R]) historyScan(row any) []any {
+	if t.spec.valuation == nil {
+		return nil
+	}
+	return []any{t.spec.valuation.scan(row.(*R))}
 }
 
 func (t *typed[R]) values(row any) []any {

@@ -125,23 +125,56 @@ func foldSubscription(facts []domain.Fact) (subscriptionFold, error) {
 	return subscriptionFold{SubscriptionRow: r, history: h, attention: r.Attention, inputs: inputs}, err
 }
 
+// valueSubscription sets a folded subscription's mrr, attention and movement log under the MRR
+// settings, with its customer's discount history. That history is indexed by Stripe time (the
+// discount in force at t is the entry at or before t), so valuing a past version with the
+// customer's whole history, as the ledger knows it now, puts each discount at its own time on
+// Stripe's timeline. For known_at it means a version known at P is valued with the customer's
+// discounts known now, not those known at P: a customer discount change that arrives later
+// re-values every version (the history is written again, Relation.Values).
+func valueSubscription(r *subscriptionFold, in inputs, e env) {
+	var discounts []domain.CustomerDiscount
+	if c := related[domain.CustomerRow](in, Customers, r.Customer); len(c) > 0 {
+		discounts = c[0].DiscountHistory
+	}
+	r.Attention = r.attention
+	r.moves = r.history.Value(&r.SubscriptionRow, discounts, e.mrr)
+}
+
 // Subscriptions are Stripe subscriptions with their MRR and its movement log.
 var Subscriptions = declare(spec[subscriptionFold]{
 	table: "subscriptions", kind: domain.KindSubscriptions, objectType: "subscription",
 	comment: "Stripe subscriptions as of their latest event, with monthly recurring revenue (mrr) by the MRR settings (Stripe's definition by default; README, Revenue metrics). Money in the currency's minor unit.",
 	fold:    foldSubscription,
 	source:  func(r *subscriptionFold) *domain.Provenance { return r.Source() },
-	reads:   []Relation{{Model: Customers, Via: "customer"}, {Model: CheckoutSessions, Column: "subscription"}},
+	reads:   []Relation{{Model: Customers, Via: "customer", Values: true}, {Model: CheckoutSessions, Column: "subscription"}},
 	derive: func(r *subscriptionFold, in inputs, e env) {
 		id := domain.IdentityInput{Customer: r.Customer, SubscriptionMeta: r.Metadata}
-		var discounts []domain.CustomerDiscount
 		if c := related[domain.CustomerRow](in, Customers, r.Customer); len(c) > 0 {
-			id.CustomerMeta, discounts = c[0].Metadata, c[0].DiscountHistory
+			id.CustomerMeta = c[0].Metadata
 		}
 		id.Session = domain.FirstSession(related[domain.CheckoutSessionRow](in, CheckoutSessions, r.ID))
 		r.AppUserID = e.identity.AppUserID(id)
-		r.Attention = r.attention
-		r.moves = r.history.Value(&r.SubscriptionRow, discounts, e.mrr)
+		// A version read from the history table is valued again from its valuation inputs with
+		// its customer at the cut (a fold of the log cut there values it so); a row with no
+		// fold state and no inputs keeps the mrr and attention it was written with.
+		if r.inputs != nil && r.history.States == nil {
+			attention, h, err := decodeInputs(r.inputs)
+			if err != nil {
+				return // stored as written: the figures it was valued with
+			}
+			r.attention, r.history = attention, h
+		}
+		if r.inputs != nil {
+			valueSubscription(r, in, e)
+		}
+	},
+	value: valueSubscription,
+	valuation: &column[subscriptionFold]{
+		Column: Column{Name: "valuation_inputs", Type: "bytea",
+			Comment: "What this version's mrr and attention are valued from (its valuation inputs, in the ledger's own encoding, projections/inputs.go; not for queries): a reader at a cut values them again with the customer's discounts at the cut."},
+		get:  func(r *subscriptionFold) any { return r.inputs },
+		scan: func(r *subscriptionFold) any { return &r.inputs },
 	},
 	columns: []column[subscriptionFold]{
 		text("id", "Stripe subscription ID (sub_...).", "id", func(r *subscriptionFold) *string { return &r.ID }),

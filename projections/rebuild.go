@@ -329,6 +329,7 @@ func (r *replay) writePartition(ctx context.Context, pf *partitionFold) error {
 		if err != nil {
 			return err
 		}
+		r.e.histories(m, pf.out, in)
 		batch := r.rowsOf(m, pf.out, in)
 		err = inSavepoint(ctx, r.tx, func(sp pgx.Tx) error { return batch.copy(ctx, sp) })
 		if err == nil {
@@ -388,8 +389,7 @@ func foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excl
 				var p []Poison
 				out[i], p = foldObject(m, ids[i], facts)
 				if !historyOff.Load() {
-					h := historyOf(m, arrivals(facts, position, p), 0, out[i].row)
-					out[i].history = &h
+					out[i].evs = arrivals(facts, position, p)
 				}
 				poisons[w] = append(poisons[w], p...)
 			}
@@ -401,6 +401,27 @@ func foldObjects(m *Model, ids []string, byObject map[string][]domain.Fact, excl
 		poison = append(poison, p...)
 	}
 	return out, poison
+}
+
+// histories computes the whole history of each folded object on foldWorkers workers, once the
+// relation inputs its valuation reads are read (folded.evs: nil when history is off).
+func (e *engine) histories(m *Model, out []folded, in inputs) {
+	value := e.valuer(m, in)
+	var wg sync.WaitGroup
+	for w := range foldWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(out); i += foldWorkers {
+				if out[i].evs == nil {
+					continue
+				}
+				h := historyOf(m, out[i].evs, 0, out[i].row, value)
+				out[i].history = &h
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // tableRows is rows for one table, each with the event to blame if Postgres refuses it.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,12 +28,15 @@ type RecomputeStats struct {
 	Subscriptions int
 	Movements     int
 	Changed       int // subscriptions whose mrr or attention changed
+	Versions      int // history versions of subscriptions valued again
 	Took          time.Duration
 }
 
 // Recompute brings subscriptions.mrr, their attention and ledger.subscription_movements to the
 // MRR settings cfg.MRR, from ledger.subscription_mrr_inputs and the customers' discount
-// histories: the same rows a replay under those settings gives, without reading the log. It is
+// histories: the same rows a replay under those settings gives, without reading the log; and
+// their history (subscriptions_history, subscription_movements_history) by folding the
+// subscriptions' events again (revalueHistory). It is
 // what a runner does when it starts with settings other than those the tables record
 // (ledger.mrr_settings).
 //
@@ -151,10 +155,83 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 	if _, err := tx.Exec(ctx, strings.Join(swap, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not swap the recomputed movements in: %w", err)
 	}
+	versions, err := revalueHistory(ctx, tx, set)
+	if err != nil {
+		return RecomputeStats{}, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not commit the recompute: %w", err)
 	}
-	return RecomputeStats{Subscriptions: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Took: time.Since(start)}, nil
+	return RecomputeStats{Subscriptions: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Versions: versions, Took: time.Since(start)}, nil
+}
+
+// revalueChunk is how many subscriptions' histories revalueHistory folds at a time.
+const revalueChunk = 1000
+
+// revalueHistory brings ledger.subscriptions_history and subscription_movements_history to the
+// settings set: every version's mrr, attention and movements. A version's valuation inputs are
+// not kept (subscription_mrr_inputs_history holds them per arrival, not per version of a late
+// arrival), so each subscription's history is folded again from its events in the log, as the
+// live runner writes it again, and valued with its customer's discount history from the
+// current rows: the rows a replay under set writes, at the cost of reading the subscriptions'
+// events (not the whole log). The valuation inputs' own history is the same under every
+// setting and stays. It returns the versions written.
+func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int, error) {
+	if historyOff.Load() {
+		return 0, nil
+	}
+	m := Subscriptions
+	hts := m.historyTables()
+	moves := 1 + slices.IndexFunc(m.Children, func(c *Child) bool { return c.Table == "subscription_movements" })
+	rows, err := tx.Query(ctx, `SELECT DISTINCT id FROM ledger.`+hts[0].name+` ORDER BY id`)
+	if err != nil {
+		return 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
+	}
+	// Deleted, not truncated: readers at a cut keep the old versions until the commit.
+	for _, i := range []int{0, moves} {
+		if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+hts[i].name); err != nil {
+			return 0, fmt.Errorf("could not clear ledger.%s: %w", hts[i].name, err)
+		}
+	}
+	e := &engine{projection: StateName, env: env{mrr: set}}
+	versions := 0
+	for lo := 0; lo < len(ids); lo += revalueChunk {
+		chunk := ids[lo:min(lo+revalueChunk, len(ids))]
+		set := idSet{}
+		for _, id := range chunk {
+			set.add(id)
+		}
+		read, err := e.readHistories(ctx, tx, map[*Model]idSet{m: set})
+		if err != nil {
+			return 0, err
+		}
+		// Quarantined events stay out (foldHistories leaves out those listed); an event that
+		// cannot be decoded was quarantined when it was folded.
+		out, _ := e.foldHistories(m, read[m], chunk, nil)
+		in, err := e.readInputs(ctx, tx, m, out)
+		if err != nil {
+			return 0, err
+		}
+		e.histories(m, out, in)
+		var versionRows, moveRows [][]any
+		for _, f := range out {
+			if f.history != nil {
+				versionRows = append(versionRows, f.history.rows...)
+				moveRows = append(moveRows, f.history.children[moves-1]...)
+			}
+		}
+		for i, r := range map[int][][]any{0: versionRows, moves: moveRows} {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", hts[i].name}, columnNames(hts[i].columns), pgx.CopyFromRows(r)); err != nil {
+				return 0, fmt.Errorf("could not write ledger.%s: %w", hts[i].name, err)
+			}
+		}
+		versions += len(versionRows)
+	}
+	return versions, nil
 }
 
 // recomputeInput is one subscription's inputs as read from the tables.

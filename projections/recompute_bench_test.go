@@ -24,7 +24,8 @@ import (
 func BenchmarkMRRRecompute(b *testing.B) {
 	for _, n := range []int{100_000, 20_000} {
 		b.Run(fmt.Sprintf("subscriptions=%dk", n/1000), func(b *testing.B) {
-			pool := testkit.Cached(b, fmt.Sprintf("mrr_recompute_%d", n), func(ctx context.Context, pool *pgxpool.Pool) error {
+			// The cache is per declarations: a database built from others has other tables.
+			pool := testkit.Cached(b, fmt.Sprintf("mrr_recompute_%d_%s", n, projections.Fingerprint()[3:11]), func(ctx context.Context, pool *pgxpool.Pool) error {
 				if err := appendPriceList(ctx, pool, n); err != nil {
 					return err
 				}

@@ -3,6 +3,8 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +104,115 @@ func TestRunnerRecomputesOnASettingsChange(t *testing.T) {
 	}
 	if want := mrrDump(t, reference); live != want {
 		t.Fatalf("after the runner's recompute:\n%.1500s\nwant\n%.1500s", live, want)
+	}
+}
+
+// After a settings change, the history is under the new settings too: every subscription as of
+// a time, as known at a position, and the MRR series known at a position equal a fold of the
+// log cut there under the new settings, and the history tables are those a replay under them
+// writes.
+func TestRecomputeRevaluesTheHistory(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 31, Customers: 80, Livemode: true, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	db := load(t, sim.Events())
+	ctx := context.Background()
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	tables := []string{"subscriptions_history", "subscription_movements_history"}
+	before := dumpTables(t, db, tables)
+	set := domain.MRRSettings{Discounts: domain.DiscountsBoth, ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 3, Paused: domain.PausedZero}
+	st, err := projections.Recompute(ctx, db.Pool, projections.RecomputeConfig{MRR: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Versions == 0 {
+		t.Fatalf("recomputed %+v: no version valued", st)
+	}
+	after := dumpTables(t, db, tables)
+	for _, name := range tables {
+		if after[name] == before[name] {
+			t.Errorf("ledger.%s is the defaults' after the recompute", name)
+		}
+	}
+
+	head, err := eventstoreNew(db).Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := sim.Config().End
+	start := end.Add(-sim.Config().Duration)
+	cuts := []projections.Cut{{AsOf: end}, {KnownAt: head.Position, Known: true}}
+	for _, f := range []float64{0.3, 0.6, 0.85} {
+		at := start.Add(time.Duration(f * float64(sim.Config().Duration)))
+		p := int64(f * float64(head.Position))
+		cuts = append(cuts, projections.Cut{AsOf: at}, projections.Cut{KnownAt: p, Known: true}, projections.Cut{AsOf: at, KnownAt: p, Known: true})
+	}
+	compared, valued := 0, 0
+	mrr := columnOf(projections.Subscriptions, "mrr")
+	for _, cut := range cuts {
+		want, err := projections.AsOf(ctx, db.Pool, projections.Subscriptions, cut, "", domain.Identity{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := projections.ReadAt(ctx, db.Pool, projections.Subscriptions, cut, projections.Select{}, domain.Identity{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, g := rowsByID(want), rowsByID(got)
+		if len(w) != len(g) {
+			t.Errorf("at %+v: %d subscriptions in the history, %d in the fold", cut, len(g), len(w))
+		}
+		for id, row := range w {
+			if g[id] != row {
+				t.Errorf("%s at %+v:\n history %s\n    fold %s", id, cut, g[id], row)
+			}
+		}
+		for _, r := range want {
+			if v, _ := r[mrr].(*int64); v != nil && *v > 0 {
+				valued++
+			}
+		}
+		compared += len(w)
+	}
+	if compared < 100 || valued < 20 {
+		t.Fatalf("%d subscriptions compared, %d with an MRR: the cuts test nothing", compared, valued)
+	}
+	// The movement log known at a position (what the known_at MRR series read) is that of a
+	// replay, under the new settings, of the log cut there with the customers' later events:
+	// a version is valued with its customer's discounts as the ledger knows them now
+	// (valueSubscription). Known at the head, it is the live one.
+	cutAt := len(sim.Events()) / 2
+	events := slices.Clone(sim.Events()[:cutAt])
+	for _, ev := range sim.Events()[cutAt:] {
+		if strings.HasPrefix(ev.Type, "customer.") && !strings.HasPrefix(ev.Type, "customer.subscription.") {
+			events = append(events, ev)
+		}
+	}
+	reference := load(t, events)
+	if _, err := projections.Rebuild(ctx, reference.Pool, projections.Config{MRR: set}); err != nil {
+		t.Fatal(err)
+	}
+	// The same appends of the same events up to the cut: the same positions.
+	known := int64(0)
+	if err := db.Pool.QueryRow(ctx, `SELECT position FROM ledger.events WHERE event_id = $1`, sim.Events()[cutAt-1].ID).Scan(&known); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := knownMovements(t, db, &known), knownMovements(t, reference, nil); got != want {
+		t.Errorf("the movement log known at %d differs from a replay of the log cut there:\n%s", known, lineDiff(got, want))
+	}
+	if got, want := knownMovements(t, db, &head.Position), knownMovements(t, db, nil); got != want {
+		t.Errorf("the movement log known at the head differs from the live one:\n%s", lineDiff(got, want))
+	}
+	if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{MRR: set}); err != nil {
+		t.Fatal(err)
+	}
+	replayed := dumpTables(t, db, tables)
+	for _, name := range tables {
+		if after[name] != replayed[name] {
+			t.Errorf("ledger.%s: the recompute's differs from a replay's under the same settings", name)
+		}
 	}
 }
 
