@@ -151,6 +151,9 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 	if _, err := tx.Exec(ctx, strings.Join(swap, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not swap the recomputed movements in: %w", err)
 	}
+	if err := attachRollup(ctx, tx); err != nil {
+		return RecomputeStats{}, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not commit the recompute: %w", err)
 	}
