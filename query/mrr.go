@@ -15,8 +15,8 @@ import (
 )
 
 // The MRR metrics are computed from the movement log in two steps: Postgres sums the movements
-// by period, currency, account and kind (one pass over the log, using its livemode, account, at
-// index), and Go runs the totals, the derived rates and the conversions exactly (math/big), so
+// by period, currency, account and kind (from the log's daily rollup, ledger.mrr_rollup, or one
+// pass over the log itself with a cut), and Go runs the totals, the derived rates and the conversions exactly (math/big), so
 // that a rate is a ratio of integers and a converted figure is rounded once, at the period's
 // figure. A 12-month series reads a few thousand aggregate rows, whatever the number of
 // subscriptions.
