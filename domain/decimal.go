@@ -33,7 +33,7 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// decimalSyntax is JSON's number grammar, -?digits[.digits][(e|E)[+-]digits], with an exponent
+// decimalSyntax is JSON's number grammar, -?(0|[1-9]digits)[.digits][(e|E)[+-]digits], with an exponent
 // of at most two digits.
 func decimalSyntax(s []byte) bool {
 	i := 0
@@ -47,8 +47,9 @@ func decimalSyntax(s []byte) bool {
 	if i < len(s) && s[i] == '-' {
 		i++
 	}
-	if !digits() {
-		return false
+	leadingZero := i+1 < len(s) && s[i] == '0' && s[i+1] >= '0' && s[i+1] <= '9'
+	if leadingZero || !digits() {
+		return false // JSON's integer part is 0 or starts with 1-9
 	}
 	if i < len(s) && s[i] == '.' {
 		i++

@@ -48,6 +48,11 @@ var PersonalKeys = []string{
 	"customer_email_address", "customer_purchase_ip",
 }
 
+// catalogueKeys hold the seller's own catalogue objects (a subscription's prices and products,
+// its discounts' coupons and promotion codes): their `name` is a product's or coupon's, never
+// a person's, so a redaction leaves them as they are.
+var catalogueKeys = map[string]bool{"coupon": true, "price": true, "plan": true, "product": true, "promotion_code": true}
+
 // RedactRules says what RedactPayload erases beyond PersonalKeys.
 type RedactRules struct {
 	// MetadataKeys are metadata keys whose values are personal in this business (a CRM ID, a
@@ -133,6 +138,9 @@ func (r *redactor) walk(raw []byte, erase, metadata bool) ([]byte, bool, error) 
 		}
 		end := int(dec.InputOffset())
 		start := end - len(member)
+		if isObject && !erase && catalogueKeys[key] {
+			continue // the seller's catalogue: a coupon's or product's name is nobody's personal data
+		}
 		personal := isObject && (r.personal[key] || (metadata && r.metadata[key]))
 		out, changed, err := r.walk(member, erase || personal, isObject && key == "metadata")
 		if err != nil {

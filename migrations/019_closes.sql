@@ -177,3 +177,27 @@ BEGIN
         EXECUTE format('GRANT SELECT ON ledger.payout_reconciliation, ledger.unreconciled, ledger.closes, ledger.close_figures, ledger.close_lines TO %I', g.grantee);
     END LOOP;
 END $$;
+
+-- The columns finance filters on, described where BI tools read descriptions.
+COMMENT ON COLUMN ledger.close_figures.period IS 'The closed month, YYYY-MM (UTC).';
+COMMENT ON COLUMN ledger.close_lines.period IS 'The closed month, YYYY-MM (UTC).';
+COMMENT ON COLUMN ledger.close_lines.livemode IS 'The object''s mode: true live, false test. Never add the two.';
+COMMENT ON COLUMN ledger.close_lines.account IS 'The object''s Connect account (acct_...); NULL for the platform''s own.';
+COMMENT ON COLUMN ledger.close_lines.currency IS 'ISO 4217 currency, lowercase: the minor unit of the line''s amounts.';
+COMMENT ON COLUMN ledger.payout_reconciliation.payout IS 'Stripe payout ID (po_...).';
+COMMENT ON COLUMN ledger.payout_reconciliation.livemode IS 'The payout''s mode: true live, false test.';
+COMMENT ON COLUMN ledger.payout_reconciliation.account IS 'The payout''s Connect account (acct_...); NULL for the platform''s own.';
+COMMENT ON COLUMN ledger.payout_reconciliation.currency IS 'The payout''s currency (ISO 4217, lowercase): the minor unit of every amount in the row.';
+COMMENT ON COLUMN ledger.payout_reconciliation.amount IS 'The payout''s amount, minor units.';
+COMMENT ON COLUMN ledger.payout_reconciliation.status IS 'The payout''s status: paid, pending, in_transit, canceled, failed.';
+COMMENT ON COLUMN ledger.payout_reconciliation.arrival_date IS 'When the payout arrives (or arrived) in the bank.';
+COMMENT ON COLUMN ledger.payout_reconciliation.automatic IS 'True for Stripe''s automatic payouts.';
+COMMENT ON COLUMN ledger.payout_reconciliation.method IS 'standard or instant.';
+COMMENT ON COLUMN ledger.payout_reconciliation.created IS 'When the payout was created in Stripe.';
+COMMENT ON COLUMN ledger.unreconciled.kind IS 'payout_mismatch, charge_without_balance_transaction or unmatched_balance_transaction (README, Payout reconciliation).';
+COMMENT ON COLUMN ledger.unreconciled.object IS 'The payout, charge or balance transaction the finding is about.';
+COMMENT ON COLUMN ledger.unreconciled.livemode IS 'The object''s mode: true live, false test.';
+COMMENT ON COLUMN ledger.unreconciled.account IS 'The object''s Connect account (acct_...); NULL for the platform''s own.';
+COMMENT ON COLUMN ledger.unreconciled.currency IS 'ISO 4217 currency, lowercase: the minor unit of the amounts.';
+COMMENT ON COLUMN ledger.unreconciled.difference IS 'For a payout_mismatch, its transactions'' total minus its amount, minor units; NULL otherwise.';
+COMMENT ON COLUMN ledger.unreconciled.detail IS 'What is wrong, in words.';

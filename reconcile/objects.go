@@ -190,7 +190,7 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 			return nil, err
 		}
 		return compared{"status": s.Status, "customer": s.Customer, "currency": s.Currency, "cancel_at_period_end": s.CancelAtPeriodEnd,
-			"current_period_end": deref(s.CurrentPeriodEnd), "canceled_at": deref(s.CanceledAt), "ended_at": deref(s.EndedAt), "mrr": s.MRR}, nil
+			"current_period_end": deref(s.CurrentPeriodEnd), "canceled_at": deref(s.CanceledAt), "ended_at": deref(s.EndedAt), "mrr": nullable(s.MRR)}, nil
 	case domain.KindCharges:
 		c, err := domain.FoldCharge(facts, nil)
 		if err != nil {
@@ -264,6 +264,15 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 
 // opt is a nullable field's value for comparison: nil when absent, never "".
 func opt(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// nullable is a nullable figure as a comparable value: nil (unvalued) or the number, never the
+// pointer (two pointers to equal figures are different map values).
+func nullable(p *int64) any {
 	if p == nil {
 		return nil
 	}

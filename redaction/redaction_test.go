@@ -44,7 +44,7 @@ const end = 1780272000 // 2026-06-01
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	sim := stripesim.New(stripesim.Config{Seed: 5, Customers: 30, End: time.Unix(end, 0).UTC()})
+	sim := stripesim.New(stripesim.Config{Seed: 2, Customers: 30, End: time.Unix(end, 0).UTC()})
 	sim.Run(time.Time{})
 	events := sim.Events()
 
@@ -106,6 +106,9 @@ func setup(t *testing.T) *testBundle {
 			case "charge":
 				obj["billing_details"], obj["receipt_email"] = billing, email
 				obj["payment_method_details"] = map[string]any{"type": "card", "card": card}
+			case "payment_intent":
+				obj["receipt_email"] = email
+				obj["shipping"] = map[string]any{"address": address, "name": name, "phone": nil}
 			case "invoice":
 				obj["customer_email"], obj["customer_name"], obj["customer_address"] = email, name, address
 			case "checkout.session":

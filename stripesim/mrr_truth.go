@@ -474,8 +474,9 @@ type span struct {
 type subTimeline struct {
 	moves    []TruthMovement
 	unvalued []span
-	// last is the value as of the subscription's latest event, evaluated at that event's
-	// instant: what a read model's row holds (a rule instant after it moves only the log).
+	// last is the value as of the subscription's newest input (its latest event, or a later
+	// change of its customer's discount), evaluated at that instant: what a read model's row
+	// holds (a rule instant after it moves only the log).
 	last MRRValue
 }
 
@@ -619,7 +620,9 @@ func (s *Sim) timeline(id string, set TruthSettings) subTimeline {
 		default:
 			v = SubscriptionMRR(&st, cd, t, set)
 		}
-		if si == len(states)-1 && len(subEvents) > 0 {
+		// The newest input: the subscription's latest event, or a later change of its
+		// customer's discount, which the row takes in too.
+		if si == len(states)-1 && (len(subEvents) > 0 || len(custEvents) > 0) {
 			out.last = v
 		}
 		unvalued := v.Unvalued != "" && v.Counts
