@@ -15,10 +15,10 @@ import (
 )
 
 // The MRR metrics are computed from the movement log in two steps: Postgres sums the movements
-// by period, currency, account and kind (from the log's daily rollup, ledger.mrr_rollup, or one
-// pass over the log itself with a cut), and Go runs the totals, the derived rates and the conversions exactly (math/big), so
-// that a rate is a ratio of integers and a converted figure is rounded once, at the period's
-// figure. A 12-month series reads a few thousand aggregate rows, whatever the number of
+// by period, currency, account and kind (from the log's daily rollup, ledger.mrr_rollup, or in
+// one pass over the log itself), and Go runs the totals, the derived rates and the conversions
+// exactly (math/big), so that a rate is a ratio of integers and a converted figure is rounded
+// once, at the period's figure. A 12-month series reads a few thousand aggregate rows, whatever the number of
 // subscriptions.
 
 // The movement kinds, in the order the aggregates carry them.
@@ -294,8 +294,8 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 }
 
 // movesSource is the query the movement sums come from: the rollup when it is kept for the log
-// in place and no as_of or known_at cut is asked (a cut reads what the log held then, which the
-// rollup, a sum of today's log, does not know); else the log itself. The fx day is the UTC day of
+// in place and no as_of or known_at cut is asked (the rollup sums today's log only, so an answer
+// with a cut reads the log as it did before the rollup); else the log itself. The fx day is the UTC day of
 // the movement's period_start where the log records it, else of its effective time.
 func (q *Queries) movesSource(ctx context.Context, m Metric, byPeriodStart bool) (string, error) {
 	var rollup, periodStart bool
