@@ -69,9 +69,10 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool, wantCharges, wantSubs int
 	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger.charges), (SELECT count(*) FROM ledger.subscriptions)`).Scan(&charges, &subs)
 	kc, ks := max(1, (wantCharges+charges-1)/charges), max(1, (wantSubs+subs-1)/subs)
 	for _, q := range []string{
-		fmt.Sprintf(`INSERT INTO ledger.charges SELECT c.id || '_' || n, amount, amount_captured, amount_refunded, refunded, currency, status,
-			paid, failure_code, failure_message, payment_intent, invoice, customer || '_' || n, dispute_id, dispute_status,
-			created - n * interval '90 days', livemode, account, event_id, event_created - n * interval '90 days'
+		// Copies of every column but those changed, whatever the table's columns are.
+		fmt.Sprintf(`INSERT INTO ledger.charges SELECT (jsonb_populate_record(c, jsonb_build_object('id', c.id || '_' || n,
+			'customer', c.customer || '_' || n, 'created', c.created - n * interval '90 days',
+			'event_created', c.event_created - n * interval '90 days'))).*
 			FROM ledger.charges c, generate_series(1, %d) n LIMIT %d`, kc, wantCharges-charges),
 		fmt.Sprintf(`INSERT INTO ledger.subscriptions (id, customer, app_user_id, status, currency, items, trial_start, trial_end,
 			current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, ended_at, pause_behavior,

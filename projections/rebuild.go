@@ -598,6 +598,11 @@ func (r *replay) swap(ctx context.Context, position int64) (int64, error) {
 	if _, err := tx.Exec(ctx, strings.Join(ddl, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return 0, fmt.Errorf("could not swap the rebuilt tables in: %w", err)
 	}
+	// The new movement log has no rollup triggers yet: sum it once and put them on, before the
+	// catch-up below folds more movements into it.
+	if err := attachRollup(ctx, tx); err != nil {
+		return 0, err
+	}
 	// A replay folds every event up to position again, quarantined ones included: those that
 	// folded this time are resolved, those that did not are (still) quarantined. Held events
 	// were not folded, and stay listed as held until an operator releases them.

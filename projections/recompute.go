@@ -155,6 +155,9 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 	if _, err := tx.Exec(ctx, strings.Join(swap, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not swap the recomputed movements in: %w", err)
 	}
+	if err := attachRollup(ctx, tx); err != nil {
+		return RecomputeStats{}, err
+	}
 	versions, err := revalueHistory(ctx, tx, set)
 	if err != nil {
 		return RecomputeStats{}, err

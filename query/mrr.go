@@ -15,10 +15,10 @@ import (
 )
 
 // The MRR metrics are computed from the movement log in two steps: Postgres sums the movements
-// by period, currency, account and kind (one pass over the log, using its livemode, account, at
-// index), and Go runs the totals, the derived rates and the conversions exactly (math/big), so
-// that a rate is a ratio of integers and a converted figure is rounded once, at the period's
-// figure. A 12-month series reads a few thousand aggregate rows, whatever the number of
+// by period, currency, account and kind (from the log's daily rollup, ledger.mrr_rollup, or in
+// one pass over the log itself), and Go runs the totals, the derived rates and the conversions
+// exactly (math/big), so that a rate is a ratio of integers and a converted figure is rounded
+// once, at the period's figure. A 12-month series reads a few thousand aggregate rows, whatever the number of
 // subscriptions.
 
 // The movement kinds, in the order the aggregates carry them.
@@ -58,6 +58,37 @@ SELECT date_trunc($1, at AT TIME ZONE 'UTC')::date AS period, %[1]s AS fx_day, c
 FROM ledger.subscription_movements
 WHERE at >= $6 AND at < $2 AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR ($5 = '' AND account IS NULL) OR account = $5)
 GROUP BY 1, 2, 3, 4`
+
+// rollupSQL is movesSQL over ledger.mrr_rollup (migrations/021): the movement log summed by UTC
+// day, fx day, currency, mode, account and kind, kept equal to it by triggers in the movements'
+// own transactions. It answers the same rows from a few thousand groups instead of every
+// movement. %[1]s is fx_day or NULL::date. Days are compared with the grid's bounds as UTC
+// dates, and truncated as timestamps without a zone, so the session's TimeZone never matters.
+const rollupSQL = `SELECT NULL::date AS period, %[1]s AS fx_day, currency, coalesce(account, '') AS acct,
+	sum(amount)::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
+	(coalesce(sum(movements) FILTER (WHERE kind IN ('new', 'reactivation', 'resume')), 0) - coalesce(sum(movements) FILTER (WHERE kind IN ('churn', 'pause')), 0))::bigint AS active
+FROM ledger.mrr_rollup
+WHERE day < ($6::timestamptz AT TIME ZONE 'UTC')::date AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR ($5 = '' AND account IS NULL) OR account = $5)
+GROUP BY 2, 3, 4
+UNION ALL
+SELECT date_trunc($1, day::timestamp)::date AS period, %[1]s AS fx_day, currency, coalesce(account, '') AS acct,
+	coalesce(sum(amount) FILTER (WHERE kind = 'new'), 0)::bigint, coalesce(sum(amount) FILTER (WHERE kind = 'expansion'), 0)::bigint,
+	coalesce(sum(amount) FILTER (WHERE kind = 'contraction'), 0)::bigint, coalesce(sum(amount) FILTER (WHERE kind = 'churn'), 0)::bigint,
+	coalesce(sum(amount) FILTER (WHERE kind = 'reactivation'), 0)::bigint, coalesce(sum(amount) FILTER (WHERE kind = 'pause'), 0)::bigint,
+	coalesce(sum(amount) FILTER (WHERE kind = 'resume'), 0)::bigint,
+	(coalesce(sum(movements) FILTER (WHERE kind IN ('new', 'reactivation', 'resume')), 0) - coalesce(sum(movements) FILTER (WHERE kind IN ('churn', 'pause')), 0))::bigint AS active
+FROM ledger.mrr_rollup
+WHERE day >= ($6::timestamptz AT TIME ZONE 'UTC')::date AND day < ($2::timestamptz AT TIME ZONE 'UTC')::date
+	AND ($3 = '' OR currency = $3) AND livemode = $4 AND ($5 = 'all' OR ($5 = '' AND account IS NULL) OR account = $5)
+GROUP BY 1, 2, 3, 4`
+
+// rollupReadySQL says whether the rollup is kept for the movement log in place (its triggers are
+// on it: a replay or recompute puts them there), and whether the log records period_start.
+const rollupReadySQL = `SELECT
+	EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('ledger.subscription_movements') AND tgname IN ('mrr_rollup_insert', 'mrr_rollup_delete')
+		GROUP BY tgrelid HAVING count(*) = 2),
+	EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = 'ledger' AND table_name = 'subscription_movements' AND column_name = 'period_start')`
 
 // customersSQL is, per UTC day, currency and account, how many customers' MRR (the sum of their
 // subscriptions' in that currency) went from 0 to above 0 (up) and from above 0 to 0 (down).
@@ -207,9 +238,9 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 	}
 	g := newGrid(m)
 	byPeriodStart := m.Reporting && fx.RateDate != FXReportDate
-	fxDay := "NULL::date"
-	if byPeriodStart {
-		fxDay = "(" + q.periodStartColumn(ctx) + " AT TIME ZONE 'UTC')::date"
+	src, err := q.movesSource(ctx, m, byPeriodStart)
+	if err != nil {
+		return a, err
 	}
 	// The unvalued count, the movement sums and the customer transitions are independent reads:
 	// each on its own connection, at once, so an answer takes as long as the slowest of them.
@@ -223,7 +254,7 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 		return nil
 	})
 	grp.Go(func() (err error) {
-		moves, err = q.moveAggs(gctx, fmt.Sprintf(movesSQL, fxDay), m, g, live)
+		moves, err = q.moveAggs(gctx, src, m, g, live)
 		return err
 	})
 	if m.Name == "subscribers" {
@@ -262,16 +293,31 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 	return a, nil
 }
 
-// periodStartColumn is the movement's service-period start where the log records it, else its
-// effective time (the period it took effect in).
-func (q *Queries) periodStartColumn(ctx context.Context) string {
-	var ok bool
-	_ = q.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
-		WHERE table_schema = 'ledger' AND table_name = 'subscription_movements' AND column_name = 'period_start')`).Scan(&ok)
-	if ok {
-		return "coalesce(period_start, at)"
+// movesSource is the query the movement sums come from: the rollup when it is kept for the log
+// in place and no as_of or known_at cut is asked (the rollup sums today's log only, so an answer
+// with a cut reads the log as it did before the rollup); else the log itself. The fx day is the UTC day of
+// the movement's period_start where the log records it, else of its effective time.
+func (q *Queries) movesSource(ctx context.Context, m Metric, byPeriodStart bool) (string, error) {
+	var rollup, periodStart bool
+	if err := q.pool.QueryRow(ctx, rollupReadySQL).Scan(&rollup, &periodStart); err != nil {
+		return "", fmt.Errorf("could not look up the movement log: %w", err)
 	}
-	return "at"
+	if rollup && periodStart && m.At.IsZero() {
+		fxDay := "NULL::date"
+		if byPeriodStart {
+			fxDay = "fx_day"
+		}
+		return fmt.Sprintf(rollupSQL, fxDay), nil
+	}
+	fxDay := "NULL::date"
+	if byPeriodStart {
+		col := "at"
+		if periodStart {
+			col = "coalesce(period_start, at)"
+		}
+		fxDay = "(" + col + " AT TIME ZONE 'UTC')::date"
+	}
+	return fmt.Sprintf(movesSQL, fxDay), nil
 }
 
 // aggregate runs one of the log's aggregates in a read-only transaction with room to hash: the
