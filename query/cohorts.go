@@ -33,9 +33,10 @@ type cohortCell struct {
 	base, mrr, retained int64
 }
 
-func (q *Queries) cohorts(ctx context.Context, m Metric, live bool) ([]json.RawMessage, error) {
+func (q *Queries) cohorts(ctx context.Context, m Metric, live bool, at cutter) ([]json.RawMessage, error) {
 	g := newGrid(m)
-	rows, err := q.pool.Query(ctx, cohortSQL, g.end, m.Currency, live, m.Scope.Account)
+	sql, with := at(cohortSQL, 4)
+	rows, err := q.pool.Query(ctx, sql, with([]any{g.end, m.Currency, live, m.Scope.Account})...)
 	if err != nil {
 		return nil, fmt.Errorf("could not compute cohorts: %w", err)
 	}

@@ -368,7 +368,7 @@ func MissingRatesText(a Answer) string {
 // arguments. MRR reads the movement log as known at known_at, its movements up to as_of: a
 // movement is decided by the events up to its time, so later events do not change the
 // movements before as_of (the cut on Stripe's timeline needs no history of its own). Revenue
-// reads the charges, refunds and disputes at the cut.
+// reads the charges, refunds and disputes at the cut, the unvalued count the subscriptions.
 func atCut(src string, cut projections.Cut, base int) (string, func([]any) []any) {
 	asOf, known := "", ""
 	var extra []any
@@ -393,6 +393,9 @@ func atCut(src string, cut projections.Cut, base int) (string, func([]any) []any
 	for _, m := range []*projections.Model{projections.Charges, projections.Refunds, projections.Disputes} {
 		src = strings.Replace(src, "FROM ledger."+m.Table+" WHERE", "FROM ("+projections.VersionsSQL(m, asOf, known, period)+") "+m.Table+" WHERE", 1)
 	}
+	// The unvalued count reads the subscriptions at the cut (those not yet created are not
+	// there).
+	src = strings.Replace(src, "FROM ledger.subscriptions WHERE", "FROM ("+projections.VersionsSQL(projections.Subscriptions, asOf, known)+") subscriptions WHERE", 1)
 	return src, func(args []any) []any {
 		if len(extra) == 0 {
 			return args

@@ -246,6 +246,47 @@ func TestMetricFormulas(t *testing.T) {
 	check(t, "cut at to", rows, map[string]map[string]string{"2026-03-01 usd platform": {"mrr": "1500"}})
 }
 
+// MRR answers read the movement log at the cut: as_of stops at its instant, not at the end of
+// its day, and known_at leaves out what the ledger had not yet received — in every MRR metric,
+// the subscriber counts and the cohorts.
+func TestMetricsAtACut(t *testing.T) {
+	t.Parallel()
+	b := setup(t, log1)
+	q := b.q(query.FX{})
+	const months = "interval=month&from=2026-01-01&to=2026-04-30"
+	// sub_c's new movement is at 2026-03-10 12:00: six hours after the cut.
+	_, rows := answer(t, q, "mrr", months+"&as_of=2026-03-10T06:00:00Z")
+	check(t, "as_of", rows, map[string]map[string]string{"2026-03-01 usd platform": {"mrr": "1500", "active_subscribers": "1"}})
+	if _, ok := rows["2026-04-01 usd platform"]; ok {
+		t.Error("as_of answered a period after it")
+	}
+	_, rows = answer(t, q, "subscribers", "interval=day&from=2026-03-01&to=2026-03-31&as_of=2026-03-10T06:00:00Z")
+	check(t, "subscribers as_of", rows, map[string]map[string]string{"2026-03-10 usd platform": {"subscribers": "1", "new_subscribers": "0", "mrr": "1500"}})
+	// The first five events (sub_a's and sub_b's, through b's cancellation) are positions 1–5:
+	// known at 5, sub_c, sub_d (jpy) and acct_X's sub_e had not arrived.
+	const known = "&known_at=position:5"
+	_, rows = answer(t, q, "mrr", months+known+"&account=all")
+	check(t, "known_at", rows, map[string]map[string]string{
+		"2026-04-01 usd platform": {"mrr": "1500"},
+		"2026-04-01 usd all":      {"mrr": "1500", "active_subscribers": "1"},
+	})
+	for _, key := range []string{"2026-01-01 jpy platform", "2026-01-01 usd acct_X"} {
+		if _, ok := rows[key]; ok {
+			t.Errorf("known_at answered %s, which arrived later", key)
+		}
+	}
+	_, rows = answer(t, q, "movements", months+known)
+	check(t, "movements known_at", rows, map[string]map[string]string{"2026-03-01 usd platform": {"new_mrr": "0", "churned_mrr": "-1200"}})
+	_, rows = answer(t, q, "cohorts", months+known)
+	if _, ok := rows["2026-03-01 usd platform +1"]; ok {
+		t.Error("known_at answered sub_c's cohort, which arrived later")
+	}
+	check(t, "cohorts known_at", rows, map[string]map[string]string{"2026-01-01 usd platform +3": {"mrr": "1500"}})
+	// At the head, the cut changes nothing.
+	_, rows = answer(t, q, "mrr", months+"&known_at=position:11")
+	check(t, "known_at head", rows, map[string]map[string]string{"2026-04-01 usd platform": {"mrr": "4500"}})
+}
+
 // Unvalued subscriptions are counted in every MRR answer.
 func TestUnvaluedCounted(t *testing.T) {
 	t.Parallel()

@@ -221,12 +221,15 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 		a.Data, err = q.revenueSeries(ctx, m, live)
 		return a, err
 	}
+	at, err := q.cutter(ctx, m.At)
+	if err != nil {
+		return a, err
+	}
 	if m.Name == "cohorts" {
-		if err := q.pool.QueryRow(ctx, unvaluedSQL, m.Currency, live, m.Scope.Account).Scan(&a.Unvalued); err != nil {
-			return a, fmt.Errorf("could not count unvalued subscriptions: %w", err)
+		if err := q.unvalued(ctx, &a, m, live, at); err != nil {
+			return a, err
 		}
-		var err error
-		a.Data, err = q.cohorts(ctx, m, live)
+		a.Data, err = q.cohorts(ctx, m, live, at)
 		return a, err
 	}
 	fx := q.cfg.FX
@@ -247,19 +250,14 @@ func (q *Queries) Answer(ctx context.Context, m Metric) (Answer, error) {
 	var moves []moveAgg
 	var custs []custAgg
 	grp, gctx := errgroup.WithContext(ctx)
-	grp.Go(func() error {
-		if err := q.pool.QueryRow(gctx, unvaluedSQL, m.Currency, live, m.Scope.Account).Scan(&a.Unvalued); err != nil {
-			return fmt.Errorf("could not count unvalued subscriptions: %w", err)
-		}
-		return nil
-	})
+	grp.Go(func() error { return q.unvalued(gctx, &a, m, live, at) })
 	grp.Go(func() (err error) {
-		moves, err = q.moveAggs(gctx, src, m, g, live)
+		moves, err = q.moveAggs(gctx, src, m, g, live, at)
 		return err
 	})
 	if m.Name == "subscribers" {
 		grp.Go(func() (err error) {
-			custs, err = q.custAggs(gctx, m, g, live)
+			custs, err = q.custAggs(gctx, m, g, live, at)
 			return err
 		})
 	}
@@ -333,16 +331,44 @@ func (q *Queries) aggregate(ctx context.Context, read func(pgx.Tx) error) error 
 	})
 }
 
-func (q *Queries) moveAggs(ctx context.Context, sql string, m Metric, g grid, live bool) (out []moveAgg, err error) {
+// cutter is how a query over the movement log (or the subscriptions) reads it at a metric's
+// as_of and known_at: it rewrites the query's SQL, whose own parameters are $1…$base, and
+// returns the function that completes its arguments. Without a cut it changes nothing.
+type cutter func(src string, base int) (string, func([]any) []any)
+
+func (q *Queries) cutter(ctx context.Context, at At) (cutter, error) {
+	if at.IsZero() {
+		return func(src string, _ int) (string, func([]any) []any) {
+			return src, func(args []any) []any { return args }
+		}, nil
+	}
+	cut, err := q.cut(ctx, at)
+	if err != nil {
+		return nil, err
+	}
+	return func(src string, base int) (string, func([]any) []any) { return atCut(src, cut, base) }, nil
+}
+
+// unvalued sets a.Unvalued: the scope's subscriptions without MRR, at the cut.
+func (q *Queries) unvalued(ctx context.Context, a *Answer, m Metric, live bool, at cutter) error {
+	sql, with := at(unvaluedSQL, 3)
+	if err := q.pool.QueryRow(ctx, sql, with([]any{m.Currency, live, m.Scope.Account})...).Scan(&a.Unvalued); err != nil {
+		return fmt.Errorf("could not count unvalued subscriptions: %w", err)
+	}
+	return nil
+}
+
+func (q *Queries) moveAggs(ctx context.Context, sql string, m Metric, g grid, live bool, at cutter) (out []moveAgg, err error) {
 	err = q.aggregate(ctx, func(tx pgx.Tx) error {
-		out, err = scanMoveAggs(ctx, tx, sql, m, g, live)
+		out, err = scanMoveAggs(ctx, tx, sql, m, g, live, at)
 		return err
 	})
 	return out, err
 }
 
-func scanMoveAggs(ctx context.Context, tx pgx.Tx, sql string, m Metric, g grid, live bool) ([]moveAgg, error) {
-	rows, err := tx.Query(ctx, sql, m.Interval, g.end, m.Currency, live, m.Scope.Account, g.periods[0])
+func scanMoveAggs(ctx context.Context, tx pgx.Tx, sql string, m Metric, g grid, live bool, at cutter) ([]moveAgg, error) {
+	sql, with := at(sql, 6)
+	rows, err := tx.Query(ctx, sql, with([]any{m.Interval, g.end, m.Currency, live, m.Scope.Account, g.periods[0]})...)
 	if err != nil {
 		return nil, fmt.Errorf("could not sum the movement log: %w", err)
 	}
@@ -367,16 +393,17 @@ func scanMoveAggs(ctx context.Context, tx pgx.Tx, sql string, m Metric, g grid, 
 	return out, rows.Err()
 }
 
-func (q *Queries) custAggs(ctx context.Context, m Metric, g grid, live bool) (out []custAgg, err error) {
+func (q *Queries) custAggs(ctx context.Context, m Metric, g grid, live bool, at cutter) (out []custAgg, err error) {
 	err = q.aggregate(ctx, func(tx pgx.Tx) error {
-		out, err = scanCustAggs(ctx, tx, m, g, live)
+		out, err = scanCustAggs(ctx, tx, m, g, live, at)
 		return err
 	})
 	return out, err
 }
 
-func scanCustAggs(ctx context.Context, tx pgx.Tx, m Metric, g grid, live bool) ([]custAgg, error) {
-	rows, err := tx.Query(ctx, customersSQL, g.end, m.Currency, live, m.Scope.Account)
+func scanCustAggs(ctx context.Context, tx pgx.Tx, m Metric, g grid, live bool, at cutter) ([]custAgg, error) {
+	sql, with := at(customersSQL, 4)
+	rows, err := tx.Query(ctx, sql, with([]any{g.end, m.Currency, live, m.Scope.Account})...)
 	if err != nil {
 		return nil, fmt.Errorf("could not count subscribers: %w", err)
 	}
