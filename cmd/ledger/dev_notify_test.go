@@ -44,27 +44,45 @@ func TestDevSendsTheDefaultRulesToItsSinks(t *testing.T) {
 	if err != nil || !got.HasLate() {
 		t.Fatalf("the sinks hold %d Slack messages, %d emails, late %v (%v)", len(got.Slack), len(got.Email), got.HasLate(), err)
 	}
+	// Every channel the outbox delivered to by now has its messages in a sink. The outbox is read
+	// first and the sinks after: a sink holds a message before its row is marked delivered, so
+	// in this order a delivery that lands between the two reads cannot make them disagree.
+	rows, err := db.Pool.Query(context.Background(), `SELECT channel, count(*) FROM ledger.notify_outbox WHERE status = 'delivered' GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byChannel := map[string]int{}
+	delivered := 0
+	for rows.Next() {
+		var ch string
+		var n int
+		if err := rows.Scan(&ch, &n); err != nil {
+			t.Fatal(err)
+		}
+		byChannel[ch] = n
+		delivered += n
+	}
+	rows.Close()
+	resp, err = http.Get(m[1] + "/received")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = devsink.Received{}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	channels := map[string]int{}
 	for _, s := range got.Slack {
 		channels[s.Channel]++
 	}
 	channels["finance"] += len(got.Email)
-	// Every channel the outbox delivered to by now has its messages in a sink.
-	rows, err := db.Pool.Query(context.Background(), `SELECT channel, count(*) FROM ledger.notify_outbox WHERE status = 'delivered' GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	delivered := 0
-	for rows.Next() {
-		var ch string
-		var n int
-		_ = rows.Scan(&ch, &n)
-		delivered += n
+	for ch, n := range byChannel {
 		if channels[ch] == 0 {
 			t.Errorf("the outbox delivered %d to %s, its sink holds none", n, ch)
 		}
 	}
-	rows.Close()
 	if delivered == 0 || channels["payments"] == 0 {
 		t.Fatalf("delivered %d, sinks by channel %v", delivered, channels)
 	}
