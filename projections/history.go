@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -160,7 +161,7 @@ func historyOf(m *Model, evs []arrival, from int, latest any, value func(row any
 		}
 		return row
 	}
-	var prev []map[string][]any // per child, the rows of the fold before this arrival, by key
+	var prev []map[string]childRow // per child, the rows of the fold before this arrival, by key
 	if len(m.Children) > 0 {
 		prev = childSets(m, fold(evs[:from], -1))
 	}
@@ -200,39 +201,51 @@ func historyOf(m *Model, evs []arrival, from int, latest any, value func(row any
 			continue
 		}
 		cur := childSets(m, last)
-		for ci := range m.Children {
-			for k, row := range cur[ci] {
-				if old, ok := prev[ci][k]; !ok || !sameRow(old, row) {
-					h.children[ci] = append(h.children[ci], append(slices.Clone(row), evs[j].position, false, nil))
-				}
-			}
-			for k, row := range prev[ci] {
-				if _, ok := cur[ci][k]; !ok {
-					h.children[ci] = append(h.children[ci], append(slices.Clone(row), evs[j].position, true, nil))
-				}
-			}
-			// This arrival's changes in key order (the maps' order is random); earlier arrivals'
-			// stay before them.
-			n := len(m.Children[ci].Columns)
-			slices.SortStableFunc(h.children[ci], func(a, b []any) int {
-				return cmp.Or(cmp.Compare(a[n].(int64), b[n].(int64)), cmp.Compare(rowKey(a[:n]), rowKey(b[:n])))
-			})
+		for ci, c := range m.Children {
+			h.children[ci] = childChanges(c, h.children[ci], prev[ci], cur[ci], evs[j].position)
 		}
 		prev = cur
 	}
-	// Each change ends the one before it of the same key.
 	for ci, c := range m.Children {
-		n := len(c.Columns)
-		last := map[string]int{}
-		for i, row := range h.children[ci] {
-			k := rowKey(childKey(c, row))
-			if p, ok := last[k]; ok {
-				h.children[ci][p][n+2] = row[n]
-			}
-			last[k] = i
-		}
+		linkChildChanges(c, h.children[ci])
 	}
 	return h
+}
+
+// childChanges appends to out the changes of child c from prev to cur (a fold's rows of c by
+// key, before and after the arrival at position): the rows gained or changed (gone false) and
+// lost (gone true), the arrival's changes in row order (the maps' order is random).
+func childChanges(c *Child, out [][]any, prev, cur map[string]childRow, position int64) [][]any {
+	var changes []childRow
+	for k, row := range cur {
+		if old, ok := prev[k]; !ok || old.text != row.text {
+			changes = append(changes, childRow{append(slices.Clone(row.values), position, false, nil), row.text})
+		}
+	}
+	for k, row := range prev {
+		if _, ok := cur[k]; !ok {
+			changes = append(changes, childRow{append(slices.Clone(row.values), position, true, nil), row.text})
+		}
+	}
+	slices.SortFunc(changes, func(a, b childRow) int { return cmp.Compare(a.text, b.text) })
+	for _, ch := range changes {
+		out = append(out, ch.values)
+	}
+	return out
+}
+
+// linkChildChanges sets each of c's changes' known_to: the position of the next change of the
+// same key, which ends it.
+func linkChildChanges(c *Child, rows [][]any) {
+	n := len(c.Columns)
+	last := map[string]int{}
+	for i, row := range rows {
+		k := rowKey(childKey(c, row))
+		if p, ok := last[k]; ok {
+			rows[p][n+2] = row[n]
+		}
+		last[k] = i
+	}
 }
 
 // childKey is a child row's primary key values.
@@ -264,40 +277,89 @@ func foldFacts(m *Model, evs []arrival, limit int64) any {
 	return row
 }
 
+// childRow is a child row's values and their text (rowKey), which compares and orders them.
+type childRow struct {
+	values []any
+	text   string
+}
+
 // childSets are the child rows of a folded row (nil: none), per child, by their primary key.
-func childSets(m *Model, row any) []map[string][]any {
-	out := make([]map[string][]any, len(m.Children))
+func childSets(m *Model, row any) []map[string]childRow {
+	out := make([]map[string]childRow, len(m.Children))
 	var rows [][][]any
 	if row != nil {
 		rows = m.impl.childRows(row)
 	}
 	for i, c := range m.Children {
-		out[i] = map[string][]any{}
 		if rows == nil {
+			out[i] = map[string]childRow{}
 			continue
 		}
-		keys := make([]int, len(c.PrimaryKey))
-		for k, name := range c.PrimaryKey {
-			keys[k] = slices.IndexFunc(c.Columns, func(col Column) bool { return col.Name == name })
-		}
-		for _, r := range rows[i] {
-			kv := make([]any, len(keys))
-			for k, ki := range keys {
-				kv[k] = r[ki]
-			}
-			out[i][rowKey(kv)] = r
-		}
+		out[i] = childSet(c, rows[i])
 	}
 	return out
 }
 
-// rowKey is a row's values as comparable text (JSON: pointers print what they point to).
+// childSet is rows of child c by their primary key.
+func childSet(c *Child, rows [][]any) map[string]childRow {
+	out := make(map[string]childRow, len(rows))
+	for _, r := range rows {
+		out[rowKey(childKey(c, r))] = childRow{r, rowKey(r)}
+	}
+	return out
+}
+
+// rowKey is a row's values as comparable text: equal rows give equal text, pointers print what
+// they point to. The types child rows hold are written directly (a history is written for every
+// arrival of every object, so this is on the runner's path); others as JSON.
 func rowKey(vals []any) string {
-	b, _ := json.Marshal(vals)
+	b := make([]byte, 0, 16*len(vals))
+	for _, v := range vals {
+		b = appendKeyValue(b, v)
+		b = append(b, 0)
+	}
 	return string(b)
 }
 
-func sameRow(a, b []any) bool { return rowKey(a) == rowKey(b) }
+func appendKeyValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 'n')
+	case string:
+		return strconv.AppendQuote(append(b, 's'), x)
+	case *string:
+		if x == nil {
+			return append(b, 'n')
+		}
+		return strconv.AppendQuote(append(b, 's'), *x)
+	case int64:
+		return strconv.AppendInt(append(b, 'i'), x, 10)
+	case int:
+		return strconv.AppendInt(append(b, 'i'), int64(x), 10)
+	case *int64:
+		if x == nil {
+			return append(b, 'n')
+		}
+		return strconv.AppendInt(append(b, 'i'), *x, 10)
+	case bool:
+		return strconv.AppendBool(append(b, 'b'), x)
+	case time.Time:
+		return x.AppendFormat(append(b, 't'), time.RFC3339Nano)
+	case *time.Time:
+		if x == nil {
+			return append(b, 'n')
+		}
+		return x.AppendFormat(append(b, 't'), time.RFC3339Nano)
+	case []string:
+		b = append(b, 'a')
+		for _, s := range x {
+			b = strconv.AppendQuote(b, s)
+		}
+		return b
+	}
+	j, _ := json.Marshal(v)
+	return append(append(b, 'j'), j...)
+}
 
 // arrivals are an object's foldable events by position: facts less those set aside as poison.
 func arrivals(facts []domain.Fact, position func(eventID string) int64, poison []Poison) []arrival {

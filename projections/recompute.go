@@ -29,15 +29,17 @@ type RecomputeStats struct {
 	Movements     int
 	Changed       int // subscriptions whose mrr or attention changed
 	Versions      int // history versions of subscriptions valued again
-	Took          time.Duration
+	// Refolded subscriptions' histories were folded again from their events: those whose stored
+	// versions could not be valued (revalueHistory).
+	Refolded int
+	Took     time.Duration
 }
 
 // Recompute brings subscriptions.mrr, their attention and ledger.subscription_movements to the
 // MRR settings cfg.MRR, from ledger.subscription_mrr_inputs and the customers' discount
 // histories: the same rows a replay under those settings gives, without reading the log; and
-// their history (subscriptions_history, subscription_movements_history) by folding the
-// subscriptions' events again (revalueHistory). It is
-// what a runner does when it starts with settings other than those the tables record
+// their history (subscriptions_history, subscription_movements_history) from each version's
+// stored valuation inputs (revalueHistory). It is what a runner does when it starts with settings other than those the tables record
 // (ledger.mrr_settings).
 //
 // It runs in one transaction under the projection's lock (live batches wait for it). The new
@@ -158,45 +160,274 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 	if err := attachRollup(ctx, tx); err != nil {
 		return RecomputeStats{}, err
 	}
-	versions, err := revalueHistory(ctx, tx, set)
+	versions, refolded, err := revalueHistory(ctx, tx, set)
 	if err != nil {
 		return RecomputeStats{}, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not commit the recompute: %w", err)
 	}
-	return RecomputeStats{Subscriptions: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Versions: versions, Took: time.Since(start)}, nil
+	return RecomputeStats{Subscriptions: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Versions: versions, Refolded: refolded, Took: time.Since(start)}, nil
 }
 
-// revalueChunk is how many subscriptions' histories revalueHistory folds at a time.
-const revalueChunk = 1000
+// revalueChunk is how many subscriptions' histories revalueHistory values at a time: it bounds
+// the memory a recompute holds, whatever the history's size.
+const revalueChunk = 5000
 
 // revalueHistory brings ledger.subscriptions_history and subscription_movements_history to the
-// settings set: every version's mrr, attention and movements. A version's valuation inputs are
-// not kept (subscription_mrr_inputs_history holds them per arrival, not per version of a late
-// arrival), so each subscription's history is folded again from its events in the log, as the
-// live runner writes it again, and valued with its customer's discount history from the
-// current rows: the rows a replay under set writes, at the cost of reading the subscriptions'
-// events (not the whole log). The valuation inputs' own history is the same under every
-// setting and stays. It returns the versions written.
-func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int, error) {
+// settings set: every version's mrr and attention, and the movement log known at each arrival.
+// Every version stores its valuation inputs (valuation_inputs, the same under every setting), so
+// each is valued again from them with its customer's discount history from the current rows,
+// as the live runner and replay value a version (valueSubscription); the movement log known at
+// an arrival is the movements of the arrival's newest version (the fold of every event known
+// then), and its changes are written as historyOf writes them. Versions are updated only where
+// a figure changed; the movement history (whose rows name the settings) is written again.
+//
+// A subscription whose versions cannot be valued so (a version whose inputs do not decode, as
+// an older encoding's would not, or an arrival that changed its movements without leaving a version) is
+// folded again from its events (refoldHistory). It returns the versions valued and how many
+// subscriptions were folded again.
+func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int, int, error) {
 	if historyOff.Load() {
+		return 0, 0, nil
+	}
+	m := Subscriptions
+	hts := m.historyTables()
+	mi := slices.IndexFunc(m.Children, func(c *Child) bool { return c.Table == "subscription_movements" })
+	moves, movesHistory := m.Children[mi], hts[1+mi]
+	discounts, err := customerDiscounts(ctx, tx)
+	if err != nil {
+		return 0, 0, err
+	}
+	rows, err := tx.Query(ctx, `SELECT DISTINCT id FROM ledger.`+hts[0].name+` ORDER BY id`)
+	if err != nil {
+		return 0, 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
+	}
+	// Deleted, not truncated: readers at a cut keep the old rows until the commit.
+	if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+movesHistory.name); err != nil {
+		return 0, 0, fmt.Errorf("could not clear ledger.%s: %w", movesHistory.name, err)
+	}
+	valued := 0
+	var refold []string
+	for lo := 0; lo < len(ids); lo += revalueChunk {
+		chunk := ids[lo:min(lo+revalueChunk, len(ids))]
+		r, err := revalueChunkOf(ctx, tx, set, discounts, moves, chunk)
+		if err != nil {
+			return 0, 0, err
+		}
+		refold = append(refold, r.refold...)
+		valued += r.valued
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", movesHistory.name}, columnNames(movesHistory.columns), pgx.CopyFromRows(r.moves)); err != nil {
+			return 0, 0, fmt.Errorf("could not write ledger.%s: %w", movesHistory.name, err)
+		}
+		if len(r.update.ids) > 0 {
+			u := r.update
+			if _, err := tx.Exec(ctx, `UPDATE ledger.`+hts[0].name+` h SET mrr = r.mrr, attention = r.attention
+				FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::text[]) AS r(id, valid_from, known_from, mrr, attention)
+				WHERE h.id = r.id AND h.valid_from = r.valid_from AND h.known_from = r.known_from`,
+				u.ids, u.validFrom, u.knownFrom, u.mrr, u.attention); err != nil {
+				return 0, 0, fmt.Errorf("could not update the subscriptions' history: %w", err)
+			}
+		}
+	}
+	n, err := refoldHistory(ctx, tx, set, refold)
+	return valued + n, len(refold), err
+}
+
+// revalued is what revalueChunkOf computed for a chunk of subscriptions.
+type revalued struct {
+	valued int
+	moves  [][]any // subscription_movements_history rows
+	update struct {
+		ids       []string
+		validFrom []time.Time
+		knownFrom []int64
+		mrr       []*int64
+		attention []*string
+	}
+	refold []string // subscriptions to fold again from their events
+}
+
+// version is one subscriptions_history row as revalueChunkOf reads it.
+type version struct {
+	id, customer string
+	validFrom    time.Time
+	knownFrom    int64
+	inputs       []byte
+	mrr          *int64
+	attention    *string
+	livemode     bool
+	account      *string
+}
+
+// revalueChunkOf values the versions of the subscriptions ids (sorted) under set.
+func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, discounts map[string][]domain.CustomerDiscount, moves *Child, ids []string) (revalued, error) {
+	var out revalued
+	// The arrivals that changed a subscription's movements: each must have left a version.
+	arrivals := map[string][]int64{}
+	rows, err := tx.Query(ctx, `SELECT subscription, array_agg(DISTINCT known_from) FROM ledger.`+moves.Table+historySuffix+`
+		WHERE subscription BETWEEN $1 AND $2 GROUP BY 1`, ids[0], ids[len(ids)-1])
+	if err != nil {
+		return out, fmt.Errorf("could not read the movements' history: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var at []int64
+		if err := rows.Scan(&id, &at); err != nil {
+			rows.Close()
+			return out, fmt.Errorf("could not read the movements' history: %w", err)
+		}
+		arrivals[id] = at
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("could not read the movements' history: %w", err)
+	}
+	rows, err = tx.Query(ctx, `SELECT id, customer, valid_from, known_from, valuation_inputs, mrr, attention, livemode, account
+		FROM ledger.`+Subscriptions.HistoryTable()+` WHERE id BETWEEN $1 AND $2 ORDER BY id, known_from, valid_from`, ids[0], ids[len(ids)-1])
+	if err != nil {
+		return out, fmt.Errorf("could not read the subscriptions' history: %w", err)
+	}
+	defer rows.Close()
+	var versions []version
+	var groups [][2]int // each subscription's versions: [from, to)
+	for rows.Next() {
+		var v version
+		if err := rows.Scan(&v.id, &v.customer, &v.validFrom, &v.knownFrom, &v.inputs, &v.mrr, &v.attention, &v.livemode, &v.account); err != nil {
+			return out, fmt.Errorf("could not read the subscriptions' history: %w", err)
+		}
+		if len(groups) == 0 || versions[groups[len(groups)-1][0]].id != v.id {
+			groups = append(groups, [2]int{len(versions), len(versions)})
+		}
+		versions = append(versions, v)
+		groups[len(groups)-1][1] = len(versions)
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("could not read the subscriptions' history: %w", err)
+	}
+	// Valued on every CPU, each worker a share of the subscriptions, joined in order.
+	workers := min(runtime.GOMAXPROCS(0), max(len(groups), 1))
+	parts := make([]revalued, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, g := range groups[w*len(groups)/workers : (w+1)*len(groups)/workers] {
+				vs := versions[g[0]:g[1]]
+				parts[w].revalue(set, discounts[vs[0].customer], moves, vs, arrivals[vs[0].id])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, p := range parts {
+		out.valued += p.valued
+		out.moves = append(out.moves, p.moves...)
+		out.refold = append(out.refold, p.refold...)
+		u, pu := &out.update, p.update
+		u.ids, u.validFrom, u.knownFrom = append(u.ids, pu.ids...), append(u.validFrom, pu.validFrom...), append(u.knownFrom, pu.knownFrom...)
+		u.mrr, u.attention = append(u.mrr, pu.mrr...), append(u.attention, pu.attention...)
+	}
+	return out, nil
+}
+
+// revalue values one subscription's versions (in known_from, valid_from order) and adds what
+// changed and its movement history to r, or the subscription to r.refold.
+func (r *revalued) revalue(set domain.MRRSettings, discounts []domain.CustomerDiscount, moves *Child, versions []version, arrivals []int64) {
+	id := versions[0].id
+	var changes [][]any
+	prev := map[string]childRow{}
+	type figure struct {
+		v         *version
+		mrr       *int64
+		attention *string
+	}
+	var changed []figure
+	for i := range versions {
+		v := &versions[i]
+		attention, h, err := decodeInputs(v.inputs)
+		if err != nil {
+			r.refold = append(r.refold, id)
+			return
+		}
+		row := domain.SubscriptionRow{Attention: attention}
+		ms := h.Value(&row, discounts, set)
+		if !equalPtr(row.MRR, v.mrr) || !equalPtr(row.Attention, v.attention) {
+			changed = append(changed, figure{v, row.MRR, row.Attention})
+		}
+		if i+1 < len(versions) && versions[i+1].knownFrom == v.knownFrom {
+			continue // not the arrival's newest version
+		}
+		mrows := make([][]any, len(ms))
+		for k := range ms {
+			mrows[k] = movementValues(&ms[k], v.livemode, v.account)
+		}
+		cur := childSet(moves, mrows)
+		changes = childChanges(moves, changes, prev, cur, v.knownFrom)
+		prev = cur
+	}
+	for _, p := range arrivals {
+		if !slices.ContainsFunc(versions, func(v version) bool { return v.knownFrom == p }) {
+			r.refold = append(r.refold, id)
+			return
+		}
+	}
+	linkChildChanges(moves, changes)
+	r.moves = append(r.moves, changes...)
+	r.valued += len(versions)
+	u := &r.update
+	for _, f := range changed {
+		u.ids, u.validFrom, u.knownFrom = append(u.ids, id), append(u.validFrom, f.v.validFrom), append(u.knownFrom, f.v.knownFrom)
+		u.mrr, u.attention = append(u.mrr, f.mrr), append(u.attention, f.attention)
+	}
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+// customerDiscounts are the customers' discount histories from the current rows, by customer.
+func customerDiscounts(ctx context.Context, tx pgx.Tx) (map[string][]domain.CustomerDiscount, error) {
+	rows, err := tx.Query(ctx, `SELECT id, discount_history::text FROM ledger.customers WHERE discount_history IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("could not read the customers' discounts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]domain.CustomerDiscount{}
+	for rows.Next() {
+		var id, raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, fmt.Errorf("could not read the customers' discounts: %w", err)
+		}
+		var h []domain.CustomerDiscount
+		if err := json.Unmarshal([]byte(raw), &h); err != nil {
+			return nil, fmt.Errorf("customer %s: discount history: %w", id, err)
+		}
+		out[id] = h
+	}
+	return out, rows.Err()
+}
+
+// refoldHistory writes the history of the subscriptions ids again by folding their events from
+// the log, as the live runner writes it, valued under set with their customers' discount
+// histories from the current rows: the rows a replay under set writes, at the cost of reading
+// the subscriptions' events. Quarantined events stay out (foldHistories leaves out those
+// listed); an event that cannot be decoded was quarantined when it was folded. The valuation
+// inputs' own history is the same under every setting and stays. It returns the versions
+// written.
+func refoldHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ids []string) (int, error) {
+	if len(ids) == 0 {
 		return 0, nil
 	}
 	m := Subscriptions
 	hts := m.historyTables()
 	moves := 1 + slices.IndexFunc(m.Children, func(c *Child) bool { return c.Table == "subscription_movements" })
-	rows, err := tx.Query(ctx, `SELECT DISTINCT id FROM ledger.`+hts[0].name+` ORDER BY id`)
-	if err != nil {
-		return 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
-	}
-	// Deleted, not truncated: readers at a cut keep the old versions until the commit.
-	for _, i := range []int{0, moves} {
-		if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+hts[i].name); err != nil {
+	for i, key := range map[int]string{0: "id", moves: m.Children[moves-1].Key} {
+		if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+hts[i].name+` WHERE `+key+` = ANY($1)`, ids); err != nil {
 			return 0, fmt.Errorf("could not clear ledger.%s: %w", hts[i].name, err)
 		}
 	}
@@ -204,16 +435,14 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int
 	versions := 0
 	for lo := 0; lo < len(ids); lo += revalueChunk {
 		chunk := ids[lo:min(lo+revalueChunk, len(ids))]
-		set := idSet{}
+		objects := idSet{}
 		for _, id := range chunk {
-			set.add(id)
+			objects.add(id)
 		}
-		read, err := e.readHistories(ctx, tx, map[*Model]idSet{m: set})
+		read, err := e.readHistories(ctx, tx, map[*Model]idSet{m: objects})
 		if err != nil {
 			return 0, err
 		}
-		// Quarantined events stay out (foldHistories leaves out those listed); an event that
-		// cannot be decoded was quarantined when it was folded.
 		out, _ := e.foldHistories(m, read[m], chunk, nil)
 		in, err := e.readInputs(ctx, tx, m, out)
 		if err != nil {

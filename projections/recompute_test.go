@@ -122,13 +122,19 @@ func TestRecomputeRevaluesTheHistory(t *testing.T) {
 	}
 	tables := []string{"subscriptions_history", "subscription_movements_history"}
 	before := dumpTables(t, db, tables)
+	// Every version is valued again from its stored inputs; one whose inputs do not decode (a
+	// version written in an older encoding) has its subscription folded again from the log.
+	if _, err := db.Pool.Exec(ctx, `UPDATE ledger.subscriptions_history SET valuation_inputs = '\x00'::bytea
+		WHERE (id, valid_from, known_from) = (SELECT id, valid_from, known_from FROM ledger.subscriptions_history WHERE mrr > 0 ORDER BY id, known_from LIMIT 1)`); err != nil {
+		t.Fatal(err)
+	}
 	set := domain.MRRSettings{Discounts: domain.DiscountsBoth, ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 3, Paused: domain.PausedZero}
 	st, err := projections.Recompute(ctx, db.Pool, projections.RecomputeConfig{MRR: set})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Versions == 0 {
-		t.Fatalf("recomputed %+v: no version valued", st)
+	if st.Versions == 0 || st.Refolded != 1 {
+		t.Fatalf("recomputed %+v: want every version valued, one subscription (the one whose inputs do not decode) folded again", st)
 	}
 	after := dumpTables(t, db, tables)
 	for _, name := range tables {
