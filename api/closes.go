@@ -336,7 +336,18 @@ func closePaths(paths map[string]any, errs map[string]any) {
 	adjustment := obj(map[string]any{"event_id": nullStr, "event_type": nullStr, "position": map[string]any{"type": "integer", "nullable": true},
 		"created": nullTS, "received_at": nullTS, "source": nullStr, "object_type": nullStr, "object": nullStr, "livemode": boolean,
 		"account": nullStr, "currency": nullStr, "effect": figures})
-	closeSchema := obj(map[string]any{"object": str, "period": str, "start": ts, "end": ts,
+	nullInt := map[string]any{"type": "integer", "format": "int64", "nullable": true}
+	repFigures := obj(map[string]any{"livemode": boolean, "account": nullStr, "currency": str, "gross_revenue": nullInt, "refunds": nullInt,
+		"dispute_losses": nullInt, "fees": nullInt, "net": nullInt, "payouts": nullInt, "open_receivables": nullInt, "mrr": nullInt})
+	reporting := obj(map[string]any{"currency": str, "rate_date": map[string]any{"type": "string", "format": "date"},
+		"rates": map[string]any{"type": "array", "items": obj(map[string]any{"currency": str,
+			"rate": map[string]any{"type": "string", "nullable": true, "description": "units of the reporting currency per unit, exact; null: none found"}})},
+		"missing_rates": map[string]any{"type": "array", "items": str, "description": "currencies with no rate: the figures needing one are null"},
+		"figures":       map[string]any{"type": "array", "items": repFigures, "description": "per mode and account, as closed, at the frozen rates"},
+		"adjusted":      map[string]any{"type": "array", "items": repFigures, "description": "with the adjustments, at the frozen rates"}})
+	reporting["nullable"] = true
+	reporting["description"] = "the close in the reporting currency at the rates frozen with it; null for a close made without LEDGER_REPORTING_CURRENCY"
+	closeSchema := obj(map[string]any{"object": str, "period": str, "start": ts, "end": ts, "reporting": reporting,
 		"position":  map[string]any{"type": "integer", "description": "the figures are of every event up to this log position"},
 		"head":      map[string]any{"type": "integer", "description": "the highest committed position at the close"},
 		"closed_at": ts, "closed_by": nullStr, "includes": str,
@@ -344,7 +355,7 @@ func closePaths(paths map[string]any, errs map[string]any) {
 		"adjustments": map[string]any{"type": "array", "items": adjustment, "description": "events after the close that fall in the period, with their effect on each figure"},
 		"adjusted":    map[string]any{"type": "array", "items": figures, "description": "the figures with the adjustments applied"}})
 	summary := obj(map[string]any{"object": str, "period": str, "start": ts, "end": ts, "position": integer, "head": integer, "closed_at": ts,
-		"closed_by": nullStr, "includes": str, "figures": map[string]any{"type": "array", "nullable": true, "items": figures},
+		"closed_by": nullStr, "includes": str, "reporting": reporting, "figures": map[string]any{"type": "array", "nullable": true, "items": figures},
 		"adjustments": map[string]any{"type": "array", "nullable": true, "items": adjustment},
 		"adjusted":    map[string]any{"type": "array", "nullable": true, "items": figures}})
 	post := map[string]any{"summary": "Close a month (UTC) as known now, as ledger close (role operate)",

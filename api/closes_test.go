@@ -19,6 +19,7 @@ import (
 	"github.com/stripeledger/ledger/api"
 	"github.com/stripeledger/ledger/auth"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/query"
 )
 
 // The printable report is text/html: its body is checked as a string.
@@ -58,7 +59,8 @@ func (c *client) post(path, body string) (int, []byte) {
 // whose name is what a close records as closed_by.
 func operateClient(t *testing.T, db *testkit.DB) *client {
 	t.Helper()
-	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("month-end:operate:" + token)}))
+	srv := httptest.NewServer(api.New(db.Pool, api.Config{Tokens: auth.MustParseEnv("month-end:operate:" + token),
+		FX: query.FX{Reporting: "usd", RateDate: query.FXPeriodStart}}))
 	t.Cleanup(srv.Close)
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
 	if err != nil {
@@ -92,9 +94,15 @@ func TestClosesAndPayoutsAPI(t *testing.T) {
 			Currency     string `json:"currency"`
 			GrossRevenue int64  `json:"gross_revenue"`
 		} `json:"figures"`
+		// The server runs with a reporting currency: the close froze its rates.
+		Reporting *struct {
+			Currency string `json:"currency"`
+			Figures  []any  `json:"figures"`
+		} `json:"reporting"`
 	}
 	if err := json.Unmarshal(body, &closed); err != nil || code != http.StatusCreated || closed.Period != "2026-05" || len(closed.Figures) == 0 ||
-		closed.Position == 0 || closed.ClosedBy == nil || *closed.ClosedBy != "month-end" {
+		closed.Position == 0 || closed.ClosedBy == nil || *closed.ClosedBy != "month-end" ||
+		closed.Reporting == nil || closed.Reporting.Currency != "usd" || len(closed.Reporting.Figures) == 0 {
 		t.Fatalf("close: %d %s", code, body)
 	}
 	var gross int64
@@ -135,7 +143,7 @@ func TestClosesAndPayoutsAPI(t *testing.T) {
 	}
 	code, hdr, body := c.do("/api/v1/closes/2026-05?format=csv&livemode=false")
 	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
-	if err != nil || code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || len(recs) != 1+2*len(closed.Figures) {
+	if err != nil || code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || len(recs) != 1+2*len(closed.Figures)+2*len(closed.Reporting.Figures) {
 		t.Fatalf("csv: %d %v %d records", code, err, len(recs))
 	}
 	code, hdr, body = c.do("/api/v1/closes/2026-05/report")

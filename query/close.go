@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"net/url"
 	"regexp"
 	"slices"
@@ -149,6 +150,174 @@ type Close struct {
 	// figures with them applied: what the period's figures are today.
 	Adjustments []Adjustment `json:"adjustments"`
 	Adjusted    []Figures    `json:"adjusted"`
+	// Reporting is the close in the reporting currency, at the rates frozen with it; null for a
+	// close made without LEDGER_REPORTING_CURRENCY.
+	Reporting *CloseReporting `json:"reporting"`
+}
+
+// CloseReporting is a close's figures in the reporting currency: each mode's and account's
+// figures of every currency converted at the rate of the period's last day frozen at the close
+// (ledger.close_rates), each currency's figure rounded to the reporting currency's minor unit
+// (halves away from zero) and then summed; net is gross_revenue − refunds − dispute_losses −
+// fees of the converted figures. The rates are frozen, so the figures as closed never change.
+type CloseReporting struct {
+	Currency string      `json:"currency"`
+	RateDate string      `json:"rate_date"` // YYYY-MM-DD: the period's last day (UTC)
+	Rates    []CloseRate `json:"rates"`
+	// MissingRates are the currencies with no rate (neither a balance transaction of the day nor
+	// ledger.fx_rates had one): every mode's and account's figures that need one are null,
+	// never converted at 1.
+	MissingRates []string           `json:"missing_rates"`
+	Figures      []ReportingFigures `json:"figures"`
+	// Adjusted are the figures with the adjustments, at the same frozen rates.
+	Adjusted []ReportingFigures `json:"adjusted"`
+}
+
+// CloseRate is one frozen rate: units of the reporting currency per unit of Currency, exact
+// (null: none was found).
+type CloseRate struct {
+	Currency string  `json:"currency"`
+	Rate     *string `json:"rate"`
+}
+
+// ReportingFigures are one mode's and account's figures in the reporting currency (Currency);
+// each is null when a currency it sums had no rate.
+type ReportingFigures struct {
+	Livemode        bool    `json:"livemode"`
+	Account         *string `json:"account"`
+	Currency        string  `json:"currency"`
+	GrossRevenue    *int64  `json:"gross_revenue"`
+	Refunds         *int64  `json:"refunds"`
+	DisputeLosses   *int64  `json:"dispute_losses"`
+	Fees            *int64  `json:"fees"`
+	Net             *int64  `json:"net"`
+	Payouts         *int64  `json:"payouts"`
+	OpenReceivables *int64  `json:"open_receivables"`
+	MRR             *int64  `json:"mrr"`
+}
+
+// Get is the figure of that name (nil: unknown).
+func (f *ReportingFigures) Get(name string) *int64 { return *f.field(name) }
+
+func (f *ReportingFigures) field(name string) **int64 {
+	switch name {
+	case "gross_revenue":
+		return &f.GrossRevenue
+	case "refunds":
+		return &f.Refunds
+	case "dispute_losses":
+		return &f.DisputeLosses
+	case "fees":
+		return &f.Fees
+	case "net":
+		return &f.Net
+	case "payouts":
+		return &f.Payouts
+	case "open_receivables":
+		return &f.OpenReceivables
+	case "mrr":
+		return &f.MRR
+	}
+	panic("no figure " + name)
+}
+
+// closeRatesSQL freezes, for period $1, the rate into $2 of each currency of its figures on day
+// $3 (ledger.fx_rate: the one definition of the lookup).
+const closeRatesSQL = `INSERT INTO ledger.close_rates (period, reporting_currency, currency, rate_date, rate)
+SELECT $1::date, $2::text, currency, $3::date, ledger.fx_rate(currency, $2::text, $3::date)
+FROM (SELECT DISTINCT currency FROM ledger.close_figures WHERE period = $1) c`
+
+// readCloseReporting is c in the reporting currency at the rates frozen with it; nil when none
+// were.
+func readCloseReporting(ctx context.Context, db querier, c Close, p Period) (*CloseReporting, error) {
+	rows, err := db.Query(ctx, `SELECT reporting_currency, currency, rate_date, rate::text FROM ledger.close_rates WHERE period = $1 ORDER BY currency`, p.Start())
+	if err != nil {
+		return nil, fmt.Errorf("could not read the rates of %s: %w", p, err)
+	}
+	defer rows.Close()
+	var r *CloseReporting
+	rates := map[string]*big.Rat{}
+	for rows.Next() {
+		var reporting, currency string
+		var day time.Time
+		var rate *string
+		if err := rows.Scan(&reporting, &currency, &day, &rate); err != nil {
+			return nil, fmt.Errorf("could not read the rates of %s: %w", p, err)
+		}
+		if r == nil {
+			r = &CloseReporting{Currency: reporting, RateDate: day.Format(time.DateOnly), Rates: []CloseRate{}, MissingRates: []string{}}
+		}
+		r.Rates = append(r.Rates, CloseRate{Currency: currency, Rate: rate})
+		if rate == nil {
+			continue
+		}
+		v, ok := new(big.Rat).SetString(*rate)
+		if !ok {
+			return nil, fmt.Errorf("the rate %q of %s frozen with %s is not a number", *rate, currency, p)
+		}
+		rates[currency] = v
+	}
+	if err := rows.Err(); err != nil || r == nil {
+		return r, err
+	}
+	missing := map[string]bool{}
+	r.Figures = inReporting(c.Figures, r.Currency, rates, missing)
+	r.Adjusted = inReporting(c.Adjusted, r.Currency, rates, missing)
+	for cur := range missing {
+		r.MissingRates = append(r.MissingRates, cur)
+	}
+	slices.Sort(r.MissingRates)
+	return r, nil
+}
+
+// inReporting converts figures into the reporting currency at rates, one row per mode and
+// account (in the figures' order), adding to missing the currencies without a rate.
+func inReporting(figs []Figures, reporting string, rates map[string]*big.Rat, missing map[string]bool) []ReportingFigures {
+	type key struct {
+		livemode bool
+		account  string
+	}
+	type sum struct {
+		f       ReportingFigures
+		amounts map[string]int64
+		unknown bool
+	}
+	var order []key
+	sums := map[key]*sum{}
+	for _, f := range figs {
+		k := key{f.Livemode, deref(f.Account)}
+		s := sums[k]
+		if s == nil {
+			s = &sum{f: ReportingFigures{Livemode: f.Livemode, Account: f.Account, Currency: reporting}, amounts: map[string]int64{}}
+			sums[k] = s
+			order = append(order, k)
+		}
+		rate := rates[f.Currency]
+		if rate == nil {
+			missing[f.Currency] = true
+			s.unknown = true
+			continue
+		}
+		for _, name := range FigureNames {
+			if name != "net" {
+				s.amounts[name] += roundHalfAway(convertMinor(rat(f.Get(name)), f.Currency, reporting, rate))
+			}
+		}
+	}
+	out := make([]ReportingFigures, 0, len(order))
+	for _, k := range order {
+		s := sums[k]
+		if !s.unknown {
+			a := s.amounts
+			a["net"] = a["gross_revenue"] - a["refunds"] - a["dispute_losses"] - a["fees"]
+			for _, name := range FigureNames {
+				v := a[name]
+				*s.f.field(name) = &v
+			}
+		}
+		out = append(out, s.f)
+	}
+	return out
 }
 
 // Adjustment is what one event appended after a close changed in the closed period's figures of
@@ -264,6 +433,11 @@ func (q *Queries) ClosePeriod(ctx context.Context, p Period, now time.Time, by s
 		}
 		if _, err := tx.Exec(ctx, closeFiguresSQL, p.Start()); err != nil {
 			return fmt.Errorf("could not freeze the figures: %w", err)
+		}
+		if rc := q.cfg.FX.Reporting; rc != "" {
+			if _, err := tx.Exec(ctx, closeRatesSQL, p.Start(), rc, p.End().AddDate(0, 0, -1)); err != nil {
+				return fmt.Errorf("could not freeze the exchange rates: %w", err)
+			}
 		}
 		return nil
 	})
@@ -393,13 +567,16 @@ func (q *Queries) ReadClose(ctx context.Context, p Period, scope Scope) (Close, 
 		if err != nil {
 			return fmt.Errorf("could not compute today's figures of %s: %w", p, err)
 		}
-		c.Adjustments, err = adjustments(ctx, tx, c, p, scope, was, now)
+		if c.Adjustments, err = adjustments(ctx, tx, c, p, scope, was, now); err != nil {
+			return err
+		}
+		c.Adjusted = applyAdjustments(c.Figures, c.Adjustments)
+		c.Reporting, err = readCloseReporting(ctx, tx, c, p)
 		return err
 	})
 	if err != nil {
 		return Close{}, err
 	}
-	c.Adjusted = applyAdjustments(c.Figures, c.Adjustments)
 	if c.Adjustments == nil {
 		c.Adjustments = []Adjustment{}
 	}

@@ -18,7 +18,9 @@ var CloseReportHeader = append(append([]string{"row", "period", "livemode", "acc
 	"event_id", "event_type", "event_created", "received_at", "source", "object_type", "object", "position", "closed_at")
 
 // CloseReportRows is the close as CSV rows, the header first: "closed" rows (the frozen figures),
-// "adjustment" rows (one per adjustment: its effect), "adjusted" rows (the figures today).
+// "adjustment" rows (one per adjustment: its effect), "adjusted" rows (the figures today); then,
+// for a close with a reporting currency, "closed_reporting" and "adjusted_reporting" rows (per
+// mode and account, in that currency; a figure is empty when a rate was missing).
 func CloseReportRows(c Close) [][]string {
 	out := [][]string{CloseReportHeader}
 	fig := func(kind string, f Figures) []string {
@@ -48,29 +50,55 @@ func CloseReportRows(c Close) [][]string {
 	for _, f := range c.Adjusted {
 		out = append(out, append(fig("adjusted", f), "", "", "", "", "", "", "", "", ""))
 	}
+	if r := c.Reporting; r != nil {
+		rep := func(kind string, f ReportingFigures) []string {
+			row := []string{kind, c.Period, strconv.FormatBool(f.Livemode), SpreadsheetSafe(deref(f.Account)), f.Currency}
+			for _, n := range FigureNames {
+				v := ""
+				if p := f.Get(n); p != nil {
+					v = strconv.FormatInt(*p, 10)
+				}
+				row = append(row, v)
+			}
+			return append(row, "", "", "", "", "", "", "", strconv.FormatInt(c.Position, 10), c.ClosedAt.Format(time.RFC3339))
+		}
+		for _, f := range r.Figures {
+			out = append(out, rep("closed_reporting", f))
+		}
+		for _, f := range r.Adjusted {
+			out = append(out, rep("adjusted_reporting", f))
+		}
+	}
 	return out
 }
 
-// zeroDecimal are Stripe's zero-decimal currencies: their minor unit is the major unit.
-var zeroDecimal = map[string]bool{"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true, "krw": true, "mga": true,
-	"pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true, "xof": true, "xpf": true}
-
 // Major formats minor units as the currency's major unit (1234 usd -> "12.34"; 1234 jpy ->
-// "1234"), exactly: integer arithmetic, no floating point.
+// "1234"; 1234 kwd -> "1.234"), exactly: integer arithmetic, no floating point.
 func Major(amount int64, currency string) string {
-	if zeroDecimal[strings.ToLower(currency)] {
+	e := Exponent(strings.ToLower(currency))
+	if e == 0 {
 		return strconv.FormatInt(amount, 10)
 	}
 	sign := ""
 	if amount < 0 {
 		sign, amount = "-", -amount
 	}
-	return fmt.Sprintf("%s%d.%02d", sign, amount/100, amount%100)
+	unit := int64(1)
+	for range e {
+		unit *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d", sign, amount/unit, e, amount%unit)
 }
 
 var closeReportPage = template.Must(template.New("close").Funcs(template.FuncMap{
 	"major": Major,
 	"fig":   func(f Figures, name string) int64 { return f.Get(name) },
+	"rmajor": func(f ReportingFigures, name string) string {
+		if v := f.Get(name); v != nil {
+			return Major(*v, f.Currency)
+		}
+		return "" // no rate
+	},
 	"account": func(a *string) string {
 		if a == nil {
 			return "platform"
@@ -136,6 +164,23 @@ as the ledger knew it at log position {{.C.Position}}. Shows {{.C.Includes}}. Am
 </table>
 <h2>Figures with the adjustments</h2>
 <div id="adjusted">{{template "figures" (.With .C.Adjusted)}}</div>
+{{with .C.Reporting}}
+<h2>In {{.Currency}} at the rates of {{.RateDate}}</h2>
+<p class="meta" id="rates">Rates frozen with the close (units of {{.Currency}} per unit): {{range $i, $r := .Rates}}{{if $i}}, {{end}}{{$r.Currency}} {{if $r.Rate}}{{str $r.Rate}}{{else}}none{{end}}{{end}}.
+{{if .MissingRates}}No rate for {{range $i, $c := .MissingRates}}{{if $i}}, {{end}}{{$c}}{{end}}: the figures that need one are blank.{{end}}</p>
+{{template "reporting" ($.Reporting "reporting-closed" "As closed" .Figures)}}
+{{template "reporting" ($.Reporting "reporting-adjusted" "With the adjustments" .Adjusted)}}
+{{end}}
+{{define "reporting"}}
+<h3>{{.Title}}</h3>
+<table id="{{.ID}}">
+<thead><tr><th>mode</th><th>account</th><th>currency</th>{{range $.Names}}<th class="n">{{label .}}</th>{{end}}</tr></thead>
+<tbody>
+{{range $f := .Rows}}<tr><td>{{mode $f.Livemode}}</td><td>{{account $f.Account}}</td><td>{{$f.Currency}}</td>{{range $.Names}}<td class="n">{{rmajor $f .}}</td>{{end}}</tr>
+{{else}}<tr><td colspan="11" class="none">no figures</td></tr>{{end}}
+</tbody>
+</table>
+{{end}}
 </body>
 </html>
 `))
@@ -147,6 +192,18 @@ type closePage struct {
 }
 
 func (p closePage) With(rows []Figures) closePage { p.Rows = rows; return p }
+
+// reportingTable is one table of a close in the reporting currency.
+type reportingTable struct {
+	ID, Title string
+	Names     []string
+	Rows      []ReportingFigures
+}
+
+// Reporting is the data of one reporting-currency table.
+func (p closePage) Reporting(id, title string, rows []ReportingFigures) reportingTable {
+	return reportingTable{ID: id, Title: title, Names: p.Names, Rows: rows}
+}
 
 // WriteCloseReport writes the close as the printable HTML page.
 func WriteCloseReport(w io.Writer, c Close) error {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -268,4 +272,146 @@ func TestCloseRefusedUntilTheReadModelsAreBuilt(t *testing.T) {
 	if _, err := q.ClosePeriod(ctx, may, closeEnd, ""); err != nil || closes != 0 {
 		t.Fatalf("rebuilt: %v (%d closes before)", err, closes)
 	}
+}
+
+// With a reporting currency, a close freezes each of its currencies' rates of the period's last
+// day and shows every mode's and account's figures converted at them: each currency's figure
+// converted as the simulator converts an amount (its own arithmetic), then summed. A currency
+// without a rate leaves its rows' figures null and is named, never converted at 1. Rates
+// imported after the close do not move it, and the frozen rates cannot be changed in SQL.
+func TestCloseInTheReportingCurrency(t *testing.T) {
+	t.Parallel()
+	b := playBooks(t, "steady", func(cfg *stripesim.Config, _ *stripesim.DeliveryConfig) { cfg.Customers = 120 })
+	b.balanceJob(t)
+	b.rebuild(t)
+	ctx := context.Background()
+	// eur: Stripe's balance transactions settle in usd, so every rate comes from the file. April
+	// has every rate; May's file leaves gbp out.
+	const reporting, left = "eur", "gbp"
+	april := query.Period{Year: 2026, Month: time.April}
+	var file []byte
+	for _, l := range strings.SplitAfter(string(stripesim.FXRatesCSV(reporting, april.Start(), may.End().AddDate(0, 0, -1))), "\n") {
+		if !strings.HasPrefix(l, "2026-05") || !strings.Contains(l, ","+left+",") {
+			file = append(file, l...)
+		}
+	}
+	q := query.New(b.db.Pool, query.Config{FX: query.FX{Reporting: reporting, RateDate: query.FXPeriodStart}})
+	if _, err := q.ImportRates(ctx, reporting, "rates.csv", file); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []query.Period{april, may} {
+		c, err := q.ClosePeriod(ctx, p, time.Now(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastDay := p.End().AddDate(0, 0, -1)
+		r := c.Reporting
+		if r == nil || r.Currency != reporting || r.RateDate != lastDay.Format(time.DateOnly) {
+			t.Fatalf("%s: the close's reporting part: %+v", p, r)
+		}
+		want := map[string]map[string]*int64{} // mode/account → figure → converted sum
+		currencies := map[string]bool{}
+		for _, f := range c.Figures {
+			k := fmt.Sprintf("%t/%s", f.Livemode, str(f.Account))
+			if want[k] == nil {
+				want[k] = map[string]*int64{}
+				for _, n := range query.FigureNames {
+					want[k][n] = new(int64)
+				}
+			}
+			currencies[f.Currency] = true
+			for _, n := range query.FigureNames {
+				if want[k][n] == nil || (p == may && f.Currency == left) {
+					want[k][n] = nil
+					continue
+				}
+				v, err := stripesim.ConvertMinor(f.Get(n), f.Currency, reporting, lastDay)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != "net" {
+					*want[k][n] += v
+				}
+			}
+			if w := want[k]; w["net"] != nil {
+				*w["net"] = *w["gross_revenue"] - *w["refunds"] - *w["dispute_losses"] - *w["fees"]
+			}
+		}
+		missing := []string{}
+		if p == may {
+			missing = []string{left}
+		}
+		if len(currencies) < 3 || !currencies[left] {
+			t.Fatalf("%s's figures are in %v: the conversion tests little", p, currencies)
+		}
+		if len(r.Figures) != len(want) || !slices.Equal(r.MissingRates, missing) || len(r.Rates) != len(currencies) {
+			t.Fatalf("%s: %d reporting rows for %d modes and accounts; missing %v; %d rates for %d currencies", p, len(r.Figures), len(want), r.MissingRates, len(r.Rates), len(currencies))
+		}
+		converted, null := 0, 0
+		for _, f := range r.Figures {
+			k := fmt.Sprintf("%t/%s", f.Livemode, str(f.Account))
+			for _, n := range query.FigureNames {
+				got, w := f.Get(n), want[k][n]
+				if (got == nil) != (w == nil) || (got != nil && *got != *w) {
+					t.Errorf("%s %s %s in %s: %s, want %s", p, k, n, reporting, show(got), show(w))
+				}
+				if got == nil {
+					null++
+				} else if *got != 0 {
+					converted++
+				}
+			}
+		}
+		if (p == april && (converted == 0 || null > 0)) || (p == may && null == 0) {
+			t.Fatalf("%s: %d figures converted, %d null", p, converted, null)
+		}
+		if !reflect.DeepEqual(r.Adjusted, r.Figures) {
+			t.Errorf("%s: no adjustment, yet the adjusted figures in %s differ", p, reporting)
+		}
+	}
+	// A rate corrected after the close does not move it.
+	before, err := q.ReadClose(ctx, may, query.Scope{Account: query.AllAccounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.ImportRates(ctx, reporting, "corrected.csv", []byte("date,currency,rate\n2026-05-31,usd,2.5\n2026-05-31,"+left+",1.2\n")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := query.New(b.db.Pool, query.Config{}).ReadClose(ctx, may, query.Scope{Account: query.AllAccounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again.Reporting, before.Reporting) {
+		t.Fatalf("the close in %s moved after a rate import:\nbefore %+v\nafter  %+v", reporting, before.Reporting, again.Reporting)
+	}
+	if _, err := b.db.Pool.Exec(ctx, `UPDATE ledger.close_rates SET rate = 1`); err == nil {
+		t.Error("UPDATE ledger.close_rates was allowed")
+	}
+	// The report carries the reporting rows.
+	kinds := map[string]int{}
+	for _, row := range query.CloseReportRows(again) {
+		kinds[row[0]]++
+	}
+	if kinds["closed_reporting"] != len(again.Reporting.Figures) || kinds["adjusted_reporting"] != len(again.Reporting.Adjusted) {
+		t.Errorf("report rows by kind: %v", kinds)
+	}
+	var page strings.Builder
+	if err := query.WriteCloseReport(&page, again); err != nil || !strings.Contains(page.String(), `id="reporting-closed"`) ||
+		!strings.Contains(page.String(), "No rate for "+left) {
+		t.Errorf("the printable report lacks the %s figures (%v)", reporting, err)
+	}
+}
+
+func str(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func show(v *int64) string {
+	if v == nil {
+		return "null"
+	}
+	return strconv.FormatInt(*v, 10)
 }

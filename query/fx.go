@@ -301,8 +301,14 @@ func (b *rateBook) convert(amount *big.Rat, c string, day time.Time) *big.Rat {
 		b.missing[ratePair{c, day}] = true
 		return nil
 	}
+	return convertMinor(amount, c, b.reporting, rate)
+}
+
+// convertMinor is minor units of currency from at rate (units of to per unit of from) in minor
+// units of to, exactly: amount × rate × 10^(exponent of to − exponent of from).
+func convertMinor(amount *big.Rat, from, to string, rate *big.Rat) *big.Rat {
 	out := new(big.Rat).Mul(amount, rate)
-	shift := Exponent(b.reporting) - Exponent(c)
+	shift := Exponent(to) - Exponent(from)
 	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(shift))), nil))
 	if shift >= 0 {
 		return out.Mul(out, scale)

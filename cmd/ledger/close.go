@@ -35,8 +35,9 @@ its figures are of and when it was closed:
   ledger close list
 
 Figures per mode, account and currency: gross revenue, refunds, disputes lost, fees, net, payouts
-paid in the month, open receivables at its end, MRR at its end. A closed month's figures never
-change; an event appended later that falls in it (a reconcile repair, a late webhook) is one of
+paid in the month, open receivables at its end, MRR at its end. With LEDGER_REPORTING_CURRENCY
+set, the close also freezes each currency's rate of the month's last day, and shows every mode's
+and account's figures in that currency too. A closed month's figures never change; an event appended later that falls in it (a reconcile repair, a late webhook) is one of
 its adjustments: the event, what it adds to each figure, and when it arrived.
 
 Exit codes: 0 closed; 1 the month is closed already (the message says when); 2 the month has not
@@ -55,7 +56,11 @@ ended yet, or a malformed month (want YYYY-MM), or the database could not be rea
 				return err
 			}
 			defer pool.Close()
-			c, err := query.New(pool, query.Config{}).ClosePeriod(cmd.Context(), p, time.Now(), by)
+			fx, err := fxFromEnv()
+			if err != nil {
+				return err
+			}
+			c, err := query.New(pool, query.Config{FX: fx}).ClosePeriod(cmd.Context(), p, time.Now(), by)
 			var closed *query.AlreadyClosedError
 			var open *query.NotEndedError
 			switch {
@@ -235,7 +240,50 @@ func printClose(out io.Writer, c query.Close) error {
 			return err
 		}
 	}
-	return figures("FIGURES WITH THE ADJUSTMENTS", c.Adjusted)
+	if err := figures("FIGURES WITH THE ADJUSTMENTS", c.Adjusted); err != nil {
+		return err
+	}
+	r := c.Reporting
+	if r == nil {
+		fmt.Fprintln(out, "\nNo reporting currency: the month was closed without LEDGER_REPORTING_CURRENCY.")
+		return nil
+	}
+	var rates []string
+	for _, x := range r.Rates {
+		rates = append(rates, fmt.Sprintf("%s %s", x.Currency, orNone(x.Rate)))
+	}
+	fmt.Fprintf(out, "\nIN %s AT THE RATES OF %s, FROZEN WITH THE CLOSE: %s\n", strings.ToUpper(r.Currency), r.RateDate, strings.Join(rates, ", "))
+	if len(r.MissingRates) > 0 {
+		fmt.Fprintf(out, "No rate for %s: the figures that need one are blank (ledger fx import loads rates).\n", strings.Join(r.MissingRates, ", "))
+	}
+	reporting := func(title string, rows []query.ReportingFigures) error {
+		fmt.Fprintf(out, "\n%s\n", title)
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "MODE\tACCOUNT\tCURRENCY\t"+strings.ToUpper(strings.Join(query.FigureNames, "\t"))+"\t")
+		for _, f := range rows {
+			cells := []string{mode(f.Livemode), accountName(f.Account), f.Currency}
+			for _, n := range query.FigureNames {
+				v := ""
+				if p := f.Get(n); p != nil {
+					v = strconv.FormatInt(*p, 10)
+				}
+				cells = append(cells, v)
+			}
+			fmt.Fprintln(w, strings.Join(cells, "\t")+"\t")
+		}
+		return w.Flush()
+	}
+	if err := reporting("AS CLOSED, IN "+strings.ToUpper(r.Currency), r.Figures); err != nil {
+		return err
+	}
+	return reporting("WITH THE ADJUSTMENTS, IN "+strings.ToUpper(r.Currency), r.Adjusted)
+}
+
+func orNone(s *string) string {
+	if s == nil {
+		return "none"
+	}
+	return *s
 }
 
 func mode(live bool) string {
