@@ -342,7 +342,7 @@ func closePaths(paths map[string]any, errs map[string]any) {
 	reporting := obj(map[string]any{"currency": str, "rate_date": map[string]any{"type": "string", "format": "date"},
 		"rates": map[string]any{"type": "array", "items": obj(map[string]any{"currency": str,
 			"rate": map[string]any{"type": "string", "nullable": true, "description": "units of the reporting currency per unit, exact; null: none found"}})},
-		"missing_rates": map[string]any{"type": "array", "items": str, "description": "currencies with no rate: the figures needing one are null"},
+		"missing_rates": map[string]any{"type": "array", "items": str, "description": "currencies with no frozen rate (none found at the close, or in the adjustments only): the figures needing one are null"},
 		"figures":       map[string]any{"type": "array", "items": repFigures, "description": "per mode and account, as closed, at the frozen rates"},
 		"adjusted":      map[string]any{"type": "array", "items": repFigures, "description": "with the adjustments, at the frozen rates"}})
 	reporting["nullable"] = true

@@ -5,6 +5,11 @@
 -- figures in the reporting currency are the frozen figures at the frozen rates, so a rate
 -- imported or corrected later never moves them; a close made without a reporting currency has
 -- no rates and stays per currency.
+-- The reporting currency a close was made with is on the close itself, so a close of a month
+-- with no figures (and so no rates) still says it was made in one.
+ALTER TABLE ledger.closes ADD COLUMN reporting_currency text CHECK (reporting_currency ~ '^[a-z]{3}$');
+COMMENT ON COLUMN ledger.closes.reporting_currency IS 'LEDGER_REPORTING_CURRENCY when the period was closed (its figures are also shown in it, at the rates in ledger.close_rates); NULL when none was set.';
+
 CREATE TABLE ledger.close_rates (
     period             date NOT NULL REFERENCES ledger.closes (period),
     reporting_currency text NOT NULL CHECK (reporting_currency ~ '^[a-z]{3}$'),

@@ -310,8 +310,9 @@ func childSet(c *Child, rows [][]any) map[string]childRow {
 }
 
 // rowKey is a row's values as comparable text: equal rows give equal text, pointers print what
-// they point to. The types child rows hold are written directly (a history is written for every
-// arrival of every object, so this is on the runner's path); others as JSON.
+// they point to. The types a movement row holds are written directly (a history is written for
+// every arrival of every object, so this is on the runner's path); others (bytes, JSON values)
+// as JSON.
 func rowKey(vals []any) string {
 	b := make([]byte, 0, 16*len(vals))
 	for _, v := range vals {
@@ -351,6 +352,9 @@ func appendKeyValue(b []byte, v any) []byte {
 		}
 		return x.AppendFormat(append(b, 't'), time.RFC3339Nano)
 	case []string:
+		if x == nil {
+			return append(b, 'n') // NULL, unlike an empty array
+		}
 		b = append(b, 'a')
 		for _, s := range x {
 			b = strconv.AppendQuote(b, s)

@@ -195,6 +195,7 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int
 	hts := m.historyTables()
 	mi := slices.IndexFunc(m.Children, func(c *Child) bool { return c.Table == "subscription_movements" })
 	moves, movesHistory := m.Children[mi], hts[1+mi]
+	inputsHistory := hts[1+slices.IndexFunc(m.Children, func(c *Child) bool { return c.Table == "subscription_mrr_inputs" })].name
 	discounts, err := customerDiscounts(ctx, tx)
 	if err != nil {
 		return 0, 0, err
@@ -215,7 +216,7 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int
 	var refold []string
 	for lo := 0; lo < len(ids); lo += revalueChunk {
 		chunk := ids[lo:min(lo+revalueChunk, len(ids))]
-		r, err := revalueChunkOf(ctx, tx, set, discounts, moves, chunk)
+		r, err := revalueChunkOf(ctx, tx, set, discounts, moves, inputsHistory, chunk)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -265,27 +266,29 @@ type version struct {
 }
 
 // revalueChunkOf values the versions of the subscriptions ids (sorted) under set.
-func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, discounts map[string][]domain.CustomerDiscount, moves *Child, ids []string) (revalued, error) {
+func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, discounts map[string][]domain.CustomerDiscount, moves *Child, inputsHistory string, ids []string) (revalued, error) {
 	var out revalued
-	// The arrivals that changed a subscription's movements: each must have left a version.
+	// The arrivals that changed a subscription's valuation inputs (the same under every setting,
+	// and not rewritten here): each must have left a version. One that did not (its fold was
+	// nil) emptied the subscription's movements under any settings, which only a fold writes.
 	arrivals := map[string][]int64{}
-	rows, err := tx.Query(ctx, `SELECT subscription, array_agg(DISTINCT known_from) FROM ledger.`+moves.Table+historySuffix+`
+	rows, err := tx.Query(ctx, `SELECT subscription, array_agg(DISTINCT known_from) FROM ledger.`+inputsHistory+`
 		WHERE subscription BETWEEN $1 AND $2 GROUP BY 1`, ids[0], ids[len(ids)-1])
 	if err != nil {
-		return out, fmt.Errorf("could not read the movements' history: %w", err)
+		return out, fmt.Errorf("could not read the valuation inputs' history: %w", err)
 	}
 	for rows.Next() {
 		var id string
 		var at []int64
 		if err := rows.Scan(&id, &at); err != nil {
 			rows.Close()
-			return out, fmt.Errorf("could not read the movements' history: %w", err)
+			return out, fmt.Errorf("could not read the valuation inputs' history: %w", err)
 		}
 		arrivals[id] = at
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return out, fmt.Errorf("could not read the movements' history: %w", err)
+		return out, fmt.Errorf("could not read the valuation inputs' history: %w", err)
 	}
 	rows, err = tx.Query(ctx, `SELECT id, customer, valid_from, known_from, valuation_inputs, mrr, attention, livemode, account
 		FROM ledger.`+Subscriptions.HistoryTable()+` WHERE id BETWEEN $1 AND $2 ORDER BY id, known_from, valid_from`, ids[0], ids[len(ids)-1])
@@ -319,7 +322,7 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 			defer wg.Done()
 			for _, g := range groups[w*len(groups)/workers : (w+1)*len(groups)/workers] {
 				vs := versions[g[0]:g[1]]
-				parts[w].revalue(set, discounts[vs[0].customer], moves, vs, arrivals[vs[0].id])
+				parts[w].revalue(set, discounts, moves, vs, arrivals[vs[0].id])
 			}
 		}()
 	}
@@ -337,8 +340,11 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 
 // revalue values one subscription's versions (in known_from, valid_from order) and adds what
 // changed and its movement history to r, or the subscription to r.refold.
-func (r *revalued) revalue(set domain.MRRSettings, discounts []domain.CustomerDiscount, moves *Child, versions []version, arrivals []int64) {
+func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain.CustomerDiscount, moves *Child, versions []version, arrivals []int64) {
 	id := versions[0].id
+	// As valueSubscription values a version: with the discounts of the customer the current row
+	// reads (the newest version's), which a version of another customer does not find.
+	current := versions[len(versions)-1].customer
 	var changes [][]any
 	prev := map[string]childRow{}
 	type figure struct {
@@ -353,6 +359,10 @@ func (r *revalued) revalue(set domain.MRRSettings, discounts []domain.CustomerDi
 		if err != nil {
 			r.refold = append(r.refold, id)
 			return
+		}
+		var discounts []domain.CustomerDiscount
+		if v.customer == current {
+			discounts = customers[current]
 		}
 		row := domain.SubscriptionRow{Attention: attention}
 		ms := h.Value(&row, discounts, set)

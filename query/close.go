@@ -142,6 +142,8 @@ type Close struct {
 	Head     int64     `json:"head"`     // the highest committed position at the close
 	ClosedAt time.Time `json:"closed_at"`
 	ClosedBy *string   `json:"closed_by"`
+	// reporting is the reporting currency the close was made with (nil: none).
+	reporting *string
 	// Includes says, in words, which modes and accounts the answer shows.
 	Includes string    `json:"includes"`
 	Figures  []Figures `json:"figures"`
@@ -164,9 +166,10 @@ type CloseReporting struct {
 	Currency string      `json:"currency"`
 	RateDate string      `json:"rate_date"` // YYYY-MM-DD: the period's last day (UTC)
 	Rates    []CloseRate `json:"rates"`
-	// MissingRates are the currencies with no rate (neither a balance transaction of the day nor
-	// ledger.fx_rates had one): every mode's and account's figures that need one are null,
-	// never converted at 1.
+	// MissingRates are the currencies with no frozen rate — none was found at the close (neither
+	// a balance transaction of the day nor ledger.fx_rates had one), or the currency is in the
+	// adjustments only: every mode's and account's figures that need one are null, never
+	// converted at 1.
 	MissingRates []string           `json:"missing_rates"`
 	Figures      []ReportingFigures `json:"figures"`
 	// Adjusted are the figures with the adjustments, at the same frozen rates.
@@ -227,25 +230,24 @@ const closeRatesSQL = `INSERT INTO ledger.close_rates (period, reporting_currenc
 SELECT $1::date, $2::text, currency, $3::date, ledger.fx_rate(currency, $2::text, $3::date)
 FROM (SELECT DISTINCT currency FROM ledger.close_figures WHERE period = $1) c`
 
-// readCloseReporting is c in the reporting currency at the rates frozen with it; nil when none
-// were.
+// readCloseReporting is c in the reporting currency at the rates frozen with it; nil for a close
+// made without one.
 func readCloseReporting(ctx context.Context, db querier, c Close, p Period) (*CloseReporting, error) {
-	rows, err := db.Query(ctx, `SELECT reporting_currency, currency, rate_date, rate::text FROM ledger.close_rates WHERE period = $1 ORDER BY currency`, p.Start())
+	if c.reporting == nil {
+		return nil, nil
+	}
+	r := &CloseReporting{Currency: *c.reporting, RateDate: p.End().AddDate(0, 0, -1).Format(time.DateOnly), Rates: []CloseRate{}, MissingRates: []string{}}
+	rows, err := db.Query(ctx, `SELECT currency, rate::text FROM ledger.close_rates WHERE period = $1 ORDER BY currency`, p.Start())
 	if err != nil {
 		return nil, fmt.Errorf("could not read the rates of %s: %w", p, err)
 	}
 	defer rows.Close()
-	var r *CloseReporting
 	rates := map[string]*big.Rat{}
 	for rows.Next() {
-		var reporting, currency string
-		var day time.Time
+		var currency string
 		var rate *string
-		if err := rows.Scan(&reporting, &currency, &day, &rate); err != nil {
+		if err := rows.Scan(&currency, &rate); err != nil {
 			return nil, fmt.Errorf("could not read the rates of %s: %w", p, err)
-		}
-		if r == nil {
-			r = &CloseReporting{Currency: reporting, RateDate: day.Format(time.DateOnly), Rates: []CloseRate{}, MissingRates: []string{}}
 		}
 		r.Rates = append(r.Rates, CloseRate{Currency: currency, Rate: rate})
 		if rate == nil {
@@ -257,8 +259,8 @@ func readCloseReporting(ctx context.Context, db querier, c Close, p Period) (*Cl
 		}
 		rates[currency] = v
 	}
-	if err := rows.Err(); err != nil || r == nil {
-		return r, err
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("could not read the rates of %s: %w", p, err)
 	}
 	missing := map[string]bool{}
 	r.Figures = inReporting(c.Figures, r.Currency, rates, missing)
@@ -422,8 +424,12 @@ func (q *Queries) ClosePeriod(ctx context.Context, p Period, now time.Time, by s
 		if by != "" {
 			closedBy = &by
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO ledger.closes (period, period_end, position, head, closed_at, closed_by) VALUES ($1, $2, $3, $4, $5, $6)`,
-			p.Start(), p.End(), position, max(head.Position, position), now, closedBy); err != nil {
+		var reporting *string
+		if rc := q.cfg.FX.Reporting; rc != "" {
+			reporting = &rc
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO ledger.closes (period, period_end, position, head, closed_at, closed_by, reporting_currency)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.Start(), p.End(), position, max(head.Position, position), now, closedBy, reporting); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO ledger.close_lines (period, figure, livemode, account, currency, object_type, object, related, amount)
@@ -461,8 +467,8 @@ type querier interface {
 
 func (q *Queries) readCloseRow(ctx context.Context, db querier, p Period) (Close, error) {
 	c := Close{Object: "close", Period: p.String(), Start: p.Start(), End: p.End()}
-	err := db.QueryRow(ctx, `SELECT position, head, closed_at, closed_by FROM ledger.closes WHERE period = $1`, p.Start()).
-		Scan(&c.Position, &c.Head, &c.ClosedAt, &c.ClosedBy)
+	err := db.QueryRow(ctx, `SELECT position, head, closed_at, closed_by, reporting_currency FROM ledger.closes WHERE period = $1`, p.Start()).
+		Scan(&c.Position, &c.Head, &c.ClosedAt, &c.ClosedBy, &c.reporting)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("%w: period %s is not closed", ErrNotFound, p)
 	}

@@ -167,7 +167,7 @@ as the ledger knew it at log position {{.C.Position}}. Shows {{.C.Includes}}. Am
 {{with .C.Reporting}}
 <h2>In {{.Currency}} at the rates of {{.RateDate}}</h2>
 <p class="meta" id="rates">Rates frozen with the close (units of {{.Currency}} per unit): {{range $i, $r := .Rates}}{{if $i}}, {{end}}{{$r.Currency}} {{if $r.Rate}}{{str $r.Rate}}{{else}}none{{end}}{{end}}.
-{{if .MissingRates}}No rate for {{range $i, $c := .MissingRates}}{{if $i}}, {{end}}{{$c}}{{end}}: the figures that need one are blank.{{end}}</p>
+{{if .MissingRates}}No rate frozen with the close for {{range $i, $c := .MissingRates}}{{if $i}}, {{end}}{{$c}}{{end}}: the figures that need one are blank.{{end}}</p>
 {{template "reporting" ($.Reporting "reporting-closed" "As closed" .Figures)}}
 {{template "reporting" ($.Reporting "reporting-adjusted" "With the adjustments" .Adjusted)}}
 {{end}}

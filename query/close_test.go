@@ -369,6 +369,11 @@ func TestCloseInTheReportingCurrency(t *testing.T) {
 			t.Errorf("%s: no adjustment, yet the adjusted figures in %s differ", p, reporting)
 		}
 	}
+	// A month with no figures, closed with a reporting currency, says so: no rates, no rows.
+	empty, err := q.ClosePeriod(ctx, query.Period{Year: 2025, Month: time.January}, time.Now(), "")
+	if err != nil || empty.Reporting == nil || empty.Reporting.Currency != reporting || len(empty.Reporting.Figures) != 0 {
+		t.Fatalf("an empty month closed in %s: %+v %v", reporting, empty.Reporting, err)
+	}
 	// A rate corrected after the close does not move it.
 	before, err := q.ReadClose(ctx, may, query.Scope{Account: query.AllAccounts})
 	if err != nil {
@@ -397,7 +402,7 @@ func TestCloseInTheReportingCurrency(t *testing.T) {
 	}
 	var page strings.Builder
 	if err := query.WriteCloseReport(&page, again); err != nil || !strings.Contains(page.String(), `id="reporting-closed"`) ||
-		!strings.Contains(page.String(), "No rate for "+left) {
+		!strings.Contains(page.String(), "No rate frozen with the close for "+left) {
 		t.Errorf("the printable report lacks the %s figures (%v)", reporting, err)
 	}
 }

@@ -254,7 +254,7 @@ func printClose(out io.Writer, c query.Close) error {
 	}
 	fmt.Fprintf(out, "\nIN %s AT THE RATES OF %s, FROZEN WITH THE CLOSE: %s\n", strings.ToUpper(r.Currency), r.RateDate, strings.Join(rates, ", "))
 	if len(r.MissingRates) > 0 {
-		fmt.Fprintf(out, "No rate for %s: the figures that need one are blank (ledger fx import loads rates).\n", strings.Join(r.MissingRates, ", "))
+		fmt.Fprintf(out, "No rate frozen with the close for %s: the figures that need one are blank.\n", strings.Join(r.MissingRates, ", "))
 	}
 	reporting := func(title string, rows []query.ReportingFigures) error {
 		fmt.Fprintf(out, "\n%s\n", title)

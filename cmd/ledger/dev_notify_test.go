@@ -63,6 +63,9 @@ func TestDevSendsTheDefaultRulesToItsSinks(t *testing.T) {
 		delivered += n
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	resp, err = http.Get(m[1] + "/received")
 	if err != nil {
 		t.Fatal(err)
