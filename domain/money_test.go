@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stripeledger/ledger/domain"
@@ -313,8 +314,14 @@ func TestFoldInvoiceMoneyAndLines(t *testing.T) {
 			TaxAmount: ptr[int64](190), PeriodStart: 1700000000, PeriodEnd: 1702592000, Subscription: ptr("sub_1")},
 		{Invoice: "in_1", ID: "il_2", Amount: -300, Currency: "usd", PeriodStart: 1700500000, PeriodEnd: 1701000000, Proration: true},
 	}
-	if !reflect.DeepEqual(got.Lines, want) {
-		t.Fatalf("lines:\n got  %+v\n want %+v", got.Lines, want)
+	if !reflect.DeepEqual(got.Lines, want) || got.LinesHasMore {
+		t.Fatalf("lines (has more %v):\n got  %+v\n want %+v", got.LinesHasMore, got.Lines, want)
+	}
+	// An invoice with more lines than its event carries says so: the rows are its first page.
+	paged, err := domain.FoldInvoice([]domain.Fact{event(t, "evt_3", "invoice.finalized", 1700000000,
+		strings.Replace(inv, `"has_more": false`, `"has_more": true`, 1))})
+	if err != nil || !paged.LinesHasMore || len(paged.Lines) != 2 {
+		t.Fatalf("a paged invoice: has more %v, %d lines (%v)", paged.LinesHasMore, len(paged.Lines), err)
 	}
 	got, err = domain.FoldInvoice([]domain.Fact{event(t, "evt_2", "invoice.created", 1, bare)})
 	if err != nil {

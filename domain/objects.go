@@ -56,8 +56,9 @@ type InvoiceRow struct {
 	PeriodEnd         int64
 	Created           int64
 	// Lines are the line items the invoice object carries (lines.data): the first page of them
-	// when Stripe says lines.has_more.
-	Lines []InvoiceLineRow
+	// when Stripe says lines.has_more (LinesHasMore).
+	Lines        []InvoiceLineRow
+	LinesHasMore bool
 	Provenance
 }
 
@@ -146,7 +147,10 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 		Tax                                    *int64
 		TotalDiscountAmounts                   []struct{ Amount int64 } `json:"total_discount_amounts"`
 		TotalExcludingTax                      *int64                   `json:"total_excluding_tax"`
-		Lines                                  struct{ Data []rawLine }
+		Lines                                  struct {
+			Data    []rawLine
+			HasMore bool `json:"has_more"`
+		}
 		AttemptCount                           int64 `json:"attempt_count"`
 		PeriodStart                            int64 `json:"period_start"`
 		PeriodEnd                              int64 `json:"period_end"`
@@ -168,6 +172,7 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 	for _, l := range o.Lines.Data {
 		row.Lines = append(row.Lines, lineRow(o.ID, l))
 	}
+	row.LinesHasMore = o.Lines.HasMore
 	return row, nil
 }
 

@@ -281,6 +281,7 @@ var Invoices = declare(spec[domain.InvoiceRow]{
 		nullText("payment_intent", "PaymentIntent ID; NULL when none.", "payment_intent", func(r *domain.InvoiceRow) **string { return &r.PaymentIntent }),
 		timestamp("period_start", "Start of the period invoiced.", "period_start", func(r *domain.InvoiceRow) *int64 { return &r.PeriodStart }),
 		timestamp("period_end", "End of the period invoiced.", "period_end", func(r *domain.InvoiceRow) *int64 { return &r.PeriodEnd }),
+		boolean("lines_has_more", "True when the invoice's latest event said lines.has_more: invoice_line_items holds only the lines it carried (Stripe's first page), not the rest (GET /v1/invoices/{id}/lines lists them); false when it holds every line.", "lines", func(r *domain.InvoiceRow) *bool { return &r.LinesHasMore }),
 		timestamp("created", createdComment, "created", func(r *domain.InvoiceRow) *int64 { return &r.Created }),
 	},
 	indexes: []string{"created DESC, id DESC", "customer", "subscription"},
@@ -289,7 +290,7 @@ var Invoices = declare(spec[domain.InvoiceRow]{
 	children: []child[domain.InvoiceRow]{{
 		Child: Child{
 			Table:      "invoice_line_items",
-			Comment:    "The line items of each invoice, as the invoice's latest event carried them (lines.data; the first page when Stripe's invoice says lines.has_more). Rewritten with the invoice. Money in the currency's minor unit.",
+			Comment:    "The line items of each invoice, as the invoice's latest event carried them (lines.data; only the first page when Stripe's invoice says lines.has_more: invoices.lines_has_more is then true). Rewritten with the invoice. Money in the currency's minor unit.",
 			Key:        "invoice",
 			PrimaryKey: []string{"invoice", "id"},
 			Columns: []Column{
