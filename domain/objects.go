@@ -151,10 +151,10 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 			Data    []rawLine
 			HasMore bool `json:"has_more"`
 		}
-		AttemptCount                           int64 `json:"attempt_count"`
-		PeriodStart                            int64 `json:"period_start"`
-		PeriodEnd                              int64 `json:"period_end"`
-		Created                                int64
+		AttemptCount int64 `json:"attempt_count"`
+		PeriodStart  int64 `json:"period_start"`
+		PeriodEnd    int64 `json:"period_end"`
+		Created      int64
 	}
 	f, err := fold(facts, &o)
 	if err != nil {

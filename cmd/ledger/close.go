@@ -200,17 +200,14 @@ func printClose(out io.Writer, c query.Close) error {
 	}
 	fmt.Fprintf(out, ", figures of log position %d (head %d)\nShows %s. Amounts in minor units.\n", c.Position, c.Head, c.Includes)
 	figures := func(title string, rows []query.Figures) error {
-		fmt.Fprintf(out, "\n%s\n", title)
-		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "MODE\tACCOUNT\tCURRENCY\t"+strings.ToUpper(strings.Join(query.FigureNames, "\t"))+"\t")
-		for _, f := range rows {
-			cells := []string{mode(f.Livemode), accountName(f.Account), f.Currency}
+		cells := make([][]string, len(rows))
+		for i, f := range rows {
+			cells[i] = []string{mode(f.Livemode), accountName(f.Account), f.Currency}
 			for _, n := range query.FigureNames {
-				cells = append(cells, strconv.FormatInt(f.Get(n), 10))
+				cells[i] = append(cells[i], strconv.FormatInt(f.Get(n), 10))
 			}
-			fmt.Fprintln(w, strings.Join(cells, "\t")+"\t")
 		}
-		return w.Flush()
+		return figureTable(out, title, cells)
 	}
 	if err := figures("FIGURES AS CLOSED", c.Figures); err != nil {
 		return err
@@ -257,26 +254,34 @@ func printClose(out io.Writer, c query.Close) error {
 		fmt.Fprintf(out, "No rate frozen with the close for %s: the figures that need one are blank.\n", strings.Join(r.MissingRates, ", "))
 	}
 	reporting := func(title string, rows []query.ReportingFigures) error {
-		fmt.Fprintf(out, "\n%s\n", title)
-		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "MODE\tACCOUNT\tCURRENCY\t"+strings.ToUpper(strings.Join(query.FigureNames, "\t"))+"\t")
-		for _, f := range rows {
-			cells := []string{mode(f.Livemode), accountName(f.Account), f.Currency}
+		cells := make([][]string, len(rows))
+		for i, f := range rows {
+			cells[i] = []string{mode(f.Livemode), accountName(f.Account), f.Currency}
 			for _, n := range query.FigureNames {
-				v := ""
+				v := "" // no rate
 				if p := f.Get(n); p != nil {
 					v = strconv.FormatInt(*p, 10)
 				}
-				cells = append(cells, v)
+				cells[i] = append(cells[i], v)
 			}
-			fmt.Fprintln(w, strings.Join(cells, "\t")+"\t")
 		}
-		return w.Flush()
+		return figureTable(out, title, cells)
 	}
 	if err := reporting("AS CLOSED, IN "+strings.ToUpper(r.Currency), r.Figures); err != nil {
 		return err
 	}
 	return reporting("WITH THE ADJUSTMENTS, IN "+strings.ToUpper(r.Currency), r.Adjusted)
+}
+
+// figureTable prints a titled table of figures rows: mode, account, currency, then each figure.
+func figureTable(out io.Writer, title string, rows [][]string) error {
+	fmt.Fprintf(out, "\n%s\n", title)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "MODE\tACCOUNT\tCURRENCY\t"+strings.ToUpper(strings.Join(query.FigureNames, "\t"))+"\t")
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t")+"\t")
+	}
+	return w.Flush()
 }
 
 func orNone(s *string) string {
