@@ -33,6 +33,35 @@ type RecomputeStats struct {
 	// versions could not be valued (revalueHistory).
 	Refolded int
 	Took     time.Duration
+	// Phases say where Took went, in order: what an operator reads when a recompute is slow.
+	Phases []Phase
+}
+
+// Phase is one part of a recompute and how long it took.
+type Phase struct {
+	Name string
+	Took time.Duration
+}
+
+// PhaseList is phases as one line of text: "read inputs 412ms, ...".
+func PhaseList(phases []Phase) string {
+	parts := make([]string, len(phases))
+	for i, p := range phases {
+		parts[i] = p.Name + " " + p.Took.Round(time.Millisecond).String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// phases times the parts of a recompute.
+type phases struct {
+	last time.Time
+	out  []Phase
+}
+
+func (p *phases) done(name string) {
+	now := time.Now()
+	p.out = append(p.out, Phase{name, now.Sub(p.last)})
+	p.last = now
 }
 
 // Recompute brings subscriptions.mrr, their attention and ledger.subscription_movements to the
@@ -48,6 +77,7 @@ type RecomputeStats struct {
 // figure changed.
 func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (RecomputeStats, error) {
 	start := time.Now()
+	ph := &phases{last: start}
 	if err := cfg.MRR.Validate(); err != nil {
 		return RecomputeStats{}, err
 	}
@@ -67,6 +97,7 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 	if err != nil {
 		return RecomputeStats{}, err
 	}
+	ph.done("read inputs")
 	moves := Subscriptions.Children[0]
 	var movesTable table
 	for _, t := range Subscriptions.tables() {
@@ -74,7 +105,7 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 			movesTable = t
 		}
 	}
-	shadow := movesTable.name + "_recompute"
+	shadow := movesTable.name + recomputeSuffix
 	if _, err := tx.Exec(ctx, movesTable.createSQL(shadow), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not create the recompute's tables: %w", err)
 	}
@@ -132,42 +163,64 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 			return RecomputeStats{}, fmt.Errorf("could not recompute: %w (replay the log: ledger replay)", r.err)
 		}
 	}
-	// Only the rows whose figure changed are written (each update is a new row version).
-	ids, mrrs, attentions := make([]string, len(results)), make([]*int64, len(results)), make([]*string, len(results))
+	ph.done("value and copy movements")
+	// Only the rows whose figure changed are sent and written (each update is a new row
+	// version, and most figures stay as they were).
+	var ids []string
+	var mrrs []*int64
+	var attentions []*string
 	for i, r := range results {
-		ids[i], mrrs[i], attentions[i] = r.id, r.mrr, r.attention
+		if !equalPtr(r.mrr, subs[i].mrr) || !equalPtr(r.attention, subs[i].attention) {
+			ids, mrrs, attentions = append(ids, r.id), append(mrrs, r.mrr), append(attentions, r.attention)
+		}
 	}
 	tag, err := tx.Exec(ctx, `UPDATE ledger.subscriptions s SET mrr = r.mrr, attention = r.attention
 		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS r(id, mrr, attention)
-		WHERE s.id = r.id AND (s.mrr IS DISTINCT FROM r.mrr OR s.attention IS DISTINCT FROM r.attention)`, ids, mrrs, attentions)
+		WHERE s.id = r.id`, ids, mrrs, attentions)
 	if err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not update the subscriptions' figures: %w", err)
 	}
+	ph.done("update subscriptions")
 	// Index the new log, swap it in, and record the settings.
-	swap := movesTable.indexSQL(shadow, "_recompute")
-	swap = append(swap,
-		fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s_old`, movesTable.name, movesTable.name),
-		fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s`, shadow, movesTable.name),
-		fmt.Sprintf(`DROP TABLE ledger.%s_old`, movesTable.name))
-	for _, ix := range movesTable.indexNames() {
-		swap = append(swap, fmt.Sprintf(`ALTER INDEX ledger.%s_recompute RENAME TO %s`, ix, ix))
-	}
-	swap = append(swap, movesTable.commentSQL(movesTable.name)...)
+	swap := movesTable.swapSQL(shadow)
 	swap = append(swap, `DELETE FROM ledger.mrr_settings`, fmt.Sprintf(`INSERT INTO ledger.mrr_settings (settings) VALUES (%s)`, quote(set.String())))
 	if _, err := tx.Exec(ctx, strings.Join(swap, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not swap the recomputed movements in: %w", err)
 	}
+	ph.done("index and swap movements")
 	if err := attachRollup(ctx, tx); err != nil {
 		return RecomputeStats{}, err
 	}
-	versions, refolded, err := revalueHistory(ctx, tx, set)
+	ph.done("rollup")
+	versions, refolded, err := revalueHistory(ctx, tx, set, ph)
 	if err != nil {
 		return RecomputeStats{}, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not commit the recompute: %w", err)
 	}
-	return RecomputeStats{Subscriptions: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Versions: versions, Refolded: refolded, Took: time.Since(start)}, nil
+	ph.done("commit")
+	return RecomputeStats{Subscriptions: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Versions: versions, Refolded: refolded, Took: time.Since(start), Phases: ph.out}, nil
+}
+
+// recomputeSuffix names the table a recompute writes beside a live one (swapSQL).
+const recomputeSuffix = "_recompute"
+
+// swapSQL are the statements that index shadow (t's table as a recompute wrote it beside t,
+// t.name + recomputeSuffix) and put it in t's place under t's names and comments. Writing a
+// table whole and swapping it in costs far less than deleting and inserting its rows in place
+// (every index is built once, sorted, and no dead rows are left), and readers keep the old
+// table until the commit.
+func (t table) swapSQL(shadow string) []string {
+	out := t.indexSQL(shadow, recomputeSuffix)
+	out = append(out,
+		fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s_old`, t.name, t.name),
+		fmt.Sprintf(`ALTER TABLE ledger.%s RENAME TO %s`, shadow, t.name),
+		fmt.Sprintf(`DROP TABLE ledger.%s_old`, t.name))
+	for _, ix := range t.indexNames() {
+		out = append(out, fmt.Sprintf(`ALTER INDEX ledger.%s%s RENAME TO %s`, ix, recomputeSuffix, ix))
+	}
+	return append(out, t.commentSQL(t.name)...)
 }
 
 // revalueChunk is how many subscriptions' histories revalueHistory values at a time: it bounds
@@ -187,7 +240,7 @@ const revalueChunk = 5000
 // an older encoding's would not, or an arrival that changed its movements without leaving a version) is
 // folded again from its events (refoldHistory). It returns the versions valued and how many
 // subscriptions were folded again.
-func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int, int, error) {
+func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *phases) (int, int, error) {
 	if historyOff.Load() {
 		return 0, 0, nil
 	}
@@ -208,23 +261,32 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int
 	if err != nil {
 		return 0, 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
 	}
-	// Deleted, not truncated: readers at a cut keep the old rows until the commit.
-	if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+movesHistory.name); err != nil {
-		return 0, 0, fmt.Errorf("could not clear ledger.%s: %w", movesHistory.name, err)
+	// The movement history is written whole beside the live one and swapped in at the end, as
+	// the movement log is: readers at a cut keep the old rows until the commit.
+	shadow := movesHistory.name + recomputeSuffix
+	if _, err := tx.Exec(ctx, movesHistory.createSQL(shadow)); err != nil {
+		return 0, 0, fmt.Errorf("could not create the recompute's tables: %w", err)
 	}
+	ph.done("history: read ids")
 	valued := 0
 	var refold []string
+	var took [3]time.Duration // value, copy, update
 	for lo := 0; lo < len(ids); lo += revalueChunk {
 		chunk := ids[lo:min(lo+revalueChunk, len(ids))]
+		t0 := time.Now()
 		r, err := revalueChunkOf(ctx, tx, set, discounts, moves, inputsHistory, chunk)
 		if err != nil {
 			return 0, 0, err
 		}
+		t1 := time.Now()
+		took[0] += t1.Sub(t0)
 		refold = append(refold, r.refold...)
 		valued += r.valued
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", movesHistory.name}, columnNames(movesHistory.columns), pgx.CopyFromRows(r.moves)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", shadow}, columnNames(movesHistory.columns), pgx.CopyFromRows(r.moves)); err != nil {
 			return 0, 0, fmt.Errorf("could not write ledger.%s: %w", movesHistory.name, err)
 		}
+		t2 := time.Now()
+		took[1] += t2.Sub(t1)
 		if len(r.update.ids) > 0 {
 			u := r.update
 			if _, err := tx.Exec(ctx, `UPDATE ledger.`+hts[0].name+` h SET mrr = r.mrr, attention = r.attention
@@ -234,9 +296,20 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings) (int
 				return 0, 0, fmt.Errorf("could not update the subscriptions' history: %w", err)
 			}
 		}
+		took[2] += time.Since(t2)
 	}
-	n, err := refoldHistory(ctx, tx, set, refold)
-	return valued + n, len(refold), err
+	ph.out = append(ph.out, Phase{"history: read and value", took[0]}, Phase{"history: copy movements", took[1]}, Phase{"history: update versions", took[2]})
+	ph.last = time.Now()
+	n, err := refoldHistory(ctx, tx, set, refold, shadow)
+	if err != nil {
+		return 0, 0, err
+	}
+	ph.done("history: fold again")
+	if _, err := tx.Exec(ctx, strings.Join(movesHistory.swapSQL(shadow), ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return 0, 0, fmt.Errorf("could not swap the recomputed movement history in: %w", err)
+	}
+	ph.done("history: index and swap movements")
+	return valued + n, len(refold), nil
 }
 
 // revalued is what revalueChunkOf computed for a chunk of subscriptions.
@@ -346,13 +419,15 @@ func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain
 	// reads (the newest version's), which a version of another customer does not find.
 	current := versions[len(versions)-1].customer
 	var changes [][]any
-	prev := map[string]childRow{}
+	var prev movementSet
 	type figure struct {
 		v         *version
 		mrr       *int64
 		attention *string
 	}
 	var changed []figure
+	last := map[int]int{} // each seq's latest change in changes
+	var ok bool
 	for i := range versions {
 		v := &versions[i]
 		attention, h, err := decodeInputs(v.inputs)
@@ -372,12 +447,11 @@ func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain
 		if i+1 < len(versions) && versions[i+1].knownFrom == v.knownFrom {
 			continue // not the arrival's newest version
 		}
-		mrows := make([][]any, len(ms))
-		for k := range ms {
-			mrows[k] = movementValues(&ms[k], v.livemode, v.account)
+		cur := movementSet{ms, v.livemode, v.account}
+		if changes, ok = cur.changes(moves, changes, prev, v.knownFrom, last); !ok {
+			r.refold = append(r.refold, id)
+			return
 		}
-		cur := childSet(moves, mrows)
-		changes = childChanges(moves, changes, prev, cur, v.knownFrom)
 		prev = cur
 	}
 	for _, p := range arrivals {
@@ -386,7 +460,6 @@ func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain
 			return
 		}
 	}
-	linkChildChanges(moves, changes)
 	r.moves = append(r.moves, changes...)
 	r.valued += len(versions)
 	u := &r.update
@@ -394,6 +467,53 @@ func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain
 		u.ids, u.validFrom, u.knownFrom = append(u.ids, id), append(u.validFrom, f.v.validFrom), append(u.knownFrom, f.v.knownFrom)
 		u.mrr, u.attention = append(u.mrr, f.mrr), append(u.attention, f.attention)
 	}
+}
+
+// movementSet is a version's movement log, as subscription_movements rows of its mode and
+// account would hold it.
+type movementSet struct {
+	moves    []domain.Movement
+	livemode bool
+	account  *string
+}
+
+// changes appends to out the subscription_movements_history rows of the change from prev to s
+// at position, as childChanges and linkChildChanges write them for any child (a row for each
+// movement gained or changed, a gone row for each lost, each earlier change of the same seq
+// ending at position; last holds each seq's latest change in out), comparing the movements
+// themselves instead of their rows' text: the movements' primary key (subscription, seq) is
+// their place in the log. It is false for a log whose seqs are not their places, which
+// revalue then leaves to a fold.
+func (s movementSet) changes(c *Child, out [][]any, prev movementSet, position int64, last map[int]int) ([][]any, bool) {
+	n := len(c.Columns)
+	add := func(k int, row []any) {
+		if p, ok := last[k]; ok {
+			out[p][n+2] = position
+		}
+		last[k] = len(out)
+		out = append(out, row)
+	}
+	same := prev.livemode == s.livemode && equalPtr(prev.account, s.account)
+	for k := range max(len(prev.moves), len(s.moves)) {
+		switch {
+		case k < len(s.moves) && s.moves[k].Seq != k:
+			return out, false
+		case k >= len(s.moves):
+			add(k, append(movementValues(&prev.moves[k], prev.livemode, prev.account), position, true, nil))
+		case k >= len(prev.moves) || !same || !sameMovement(&prev.moves[k], &s.moves[k]):
+			add(k, append(movementValues(&s.moves[k], s.livemode, s.account), position, false, nil))
+		}
+	}
+	return out, true
+}
+
+// sameMovement says whether a and b give the same subscription_movements row (rowKey tells a
+// nil list from an empty one, and so does this).
+func sameMovement(a, b *domain.Movement) bool {
+	return a.Subscription == b.Subscription && a.Customer == b.Customer && a.Currency == b.Currency && a.Seq == b.Seq &&
+		a.Kind == b.Kind && a.Amount == b.Amount && a.MRRBefore == b.MRRBefore && a.MRRAfter == b.MRRAfter &&
+		a.Settings == b.Settings && (a.SourceEvents == nil) == (b.SourceEvents == nil) && slices.Equal(a.SourceEvents, b.SourceEvents) &&
+		a.At == b.At && equalPtr(a.PeriodStart, b.PeriodStart)
 }
 
 func equalPtr[T comparable](a, b *T) bool {
@@ -427,20 +547,20 @@ func customerDiscounts(ctx context.Context, tx pgx.Tx) (map[string][]domain.Cust
 // histories from the current rows: the rows a replay under set writes, at the cost of reading
 // the subscriptions' events. Quarantined events stay out (foldHistories leaves out those
 // listed); an event that cannot be decoded was quarantined when it was folded. The valuation
-// inputs' own history is the same under every setting and stays. It returns the versions
-// written.
-func refoldHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ids []string) (int, error) {
+// inputs' own history is the same under every setting and stays. The movement history goes to
+// movesHistory, the table being written in place of subscription_movements_history, which
+// holds none of theirs. It returns the versions written.
+func refoldHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ids []string, movesHistory string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
 	m := Subscriptions
 	hts := m.historyTables()
 	moves := 1 + slices.IndexFunc(m.Children, func(c *Child) bool { return c.Table == "subscription_movements" })
-	for i, key := range map[int]string{0: "id", moves: m.Children[moves-1].Key} {
-		if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+hts[i].name+` WHERE `+key+` = ANY($1)`, ids); err != nil {
-			return 0, fmt.Errorf("could not clear ledger.%s: %w", hts[i].name, err)
-		}
+	if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+hts[0].name+` WHERE id = ANY($1)`, ids); err != nil {
+		return 0, fmt.Errorf("could not clear ledger.%s: %w", hts[0].name, err)
 	}
+	names := map[int]string{0: hts[0].name, moves: movesHistory}
 	e := &engine{projection: StateName, env: env{mrr: set}}
 	versions := 0
 	for lo := 0; lo < len(ids); lo += revalueChunk {
@@ -467,8 +587,8 @@ func refoldHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ids [
 			}
 		}
 		for i, r := range map[int][][]any{0: versionRows, moves: moveRows} {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", hts[i].name}, columnNames(hts[i].columns), pgx.CopyFromRows(r)); err != nil {
-				return 0, fmt.Errorf("could not write ledger.%s: %w", hts[i].name, err)
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", names[i]}, columnNames(hts[i].columns), pgx.CopyFromRows(r)); err != nil {
+				return 0, fmt.Errorf("could not write ledger.%s: %w", names[i], err)
 			}
 		}
 		versions += len(versionRows)
@@ -484,10 +604,13 @@ type recomputeInput struct {
 	history  []domain.CustomerDiscount
 	livemode bool
 	account  *string
+	// The figures the row holds now.
+	mrr       *int64
+	attention *string
 }
 
 func readInputs(ctx context.Context, tx pgx.Tx) ([]recomputeInput, error) {
-	rows, err := tx.Query(ctx, `SELECT s.id, i.inputs, c.discount_history::text, s.livemode, s.account
+	rows, err := tx.Query(ctx, `SELECT s.id, i.inputs, c.discount_history::text, s.livemode, s.account, s.mrr, s.attention
 		FROM ledger.subscription_mrr_inputs i JOIN ledger.subscriptions s ON s.id = i.subscription
 		LEFT JOIN ledger.customers c ON c.id = s.customer`)
 	if err != nil {
@@ -498,7 +621,7 @@ func readInputs(ctx context.Context, tx pgx.Tx) ([]recomputeInput, error) {
 	for rows.Next() {
 		var in recomputeInput
 		var cust *string
-		if err := rows.Scan(&in.id, &in.inputs, &cust, &in.livemode, &in.account); err != nil {
+		if err := rows.Scan(&in.id, &in.inputs, &cust, &in.livemode, &in.account, &in.mrr, &in.attention); err != nil {
 			return nil, fmt.Errorf("could not read the subscriptions' MRR inputs: %w", err)
 		}
 		if cust != nil {

@@ -43,6 +43,7 @@ func BenchmarkMRRRecompute(b *testing.B) {
 					b.Fatal(err)
 				}
 				subs, moves, took = subs+st.Subscriptions, moves+st.Movements, took+st.Took.Seconds()
+				b.Logf("%d subscriptions, %d versions in %s: %s", st.Subscriptions, st.Versions, st.Took, projections.PhaseList(st.Phases))
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(subs)/took, "subs/s")
