@@ -81,7 +81,7 @@ func buildBig(ctx context.Context, pool *pgxpool.Pool, wantCharges, wantSubs int
 			pause_behavior, paused, discounts, metadata, mrr, attention, created - n * interval '90 days', livemode, account, event_id, event_created
 			FROM ledger.subscriptions s, generate_series(1, %d) n LIMIT %d`, ks, wantSubs-subs),
 		`INSERT INTO ledger.subscription_movements SELECT s.id, m.seq, m.customer || substr(s.id, length(m.subscription) + 1), m.currency, m.kind, m.amount,
-			m.mrr_before, m.mrr_after, m.settings, m.source_events, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days',
+			m.mrr_before, m.mrr_after, m.source_events, m.at - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days',
 			m.period_start - (substr(s.id, length(m.subscription) + 2))::int * interval '90 days', m.livemode, m.account
 			FROM ledger.subscriptions s JOIN ledger.subscription_movements m ON s.id LIKE m.subscription || '\_%'`,
 	} {

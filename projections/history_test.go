@@ -311,7 +311,7 @@ func knownMovements(t *testing.T, db *testkit.DB, known *int64) string {
 	if known != nil {
 		src = "(" + projections.ChildVersionsSQL(projections.Subscriptions.Children[0], fmt.Sprint(*known)) + ")"
 	}
-	return dumpRows(t, db, `SELECT coalesce(string_agg(json_build_array(subscription, seq, customer, currency, kind, amount, mrr_before, mrr_after, settings, source_events, at, period_start, livemode, account)::text, E'\n' ORDER BY subscription, seq), '') FROM `+src+` m`)
+	return dumpRows(t, db, `SELECT coalesce(string_agg(json_build_array(subscription, seq, customer, currency, kind, amount, mrr_before, mrr_after, source_events, at, period_start, livemode, account)::text, E'\n' ORDER BY subscription, seq), '') FROM `+src+` m`)
 }
 
 // lineDiff lists the lines only one of got and want has (- got, + want), at most 40.

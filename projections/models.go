@@ -114,6 +114,7 @@ type subscriptionFold struct {
 	attention *string // the fold's own attention, before the valuation adds its notes
 	moves     []domain.Movement
 	inputs    []byte
+	sensitive []string // what in the inputs the MRR settings can act on (domain.Sensitivity)
 }
 
 func foldSubscription(facts []domain.Fact) (subscriptionFold, error) {
@@ -122,7 +123,7 @@ func foldSubscription(facts []domain.Fact) (subscriptionFold, error) {
 		return subscriptionFold{}, err
 	}
 	inputs, err := encodeInputs(r.Attention, &h)
-	return subscriptionFold{SubscriptionRow: r, history: h, attention: r.Attention, inputs: inputs}, err
+	return subscriptionFold{SubscriptionRow: r, history: h, attention: r.Attention, inputs: inputs, sensitive: h.Sensitivity().Names()}, err
 }
 
 // valueSubscription sets a folded subscription's mrr, attention and movement log under the MRR
@@ -205,7 +206,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 	children: []child[subscriptionFold]{{
 		Child: Child{
 			Table: "subscription_movements",
-			Comment: "Every change of a subscription's MRR, when it takes effect, under the MRR settings in force: a subscription's amounts up to its newest input (its events, its customer's discount changes) sum to its mrr; " +
+			Comment: "Every change of a subscription's MRR, when it takes effect, under the MRR settings ledger.mrr_settings records: a subscription's amounts up to its newest input (its events, its customer's discount changes) sum to its mrr; " +
 				"movements a rule times later (a discount's end, past_due + N days, the period end of an immediate cancellation) are in the log with their future time. Every metric is computed from it.",
 			Key:        "subscription",
 			PrimaryKey: []string{"subscription", "seq"},
@@ -218,7 +219,6 @@ var Subscriptions = declare(spec[subscriptionFold]{
 				{Name: "amount", Type: "bigint", Comment: "mrr_after - mrr_before, minor units."},
 				{Name: "mrr_before", Type: "bigint", Comment: "The subscription's MRR before, minor units."},
 				{Name: "mrr_after", Type: "bigint", Comment: "The subscription's MRR after, minor units."},
-				{Name: "settings", Type: "text", Comment: "The MRR settings it was computed under, e.g. discounts=recurring churn_at=cancellation past_due_days=0 paused=count."},
 				{Name: "source_events", Type: "text[]", Comment: "The events of the instant that caused it (the customer's event for a change of its discount); for a movement a rule timed, the event whose state was in force then."},
 				{Name: "at", Type: "timestamptz", Comment: "When it takes effect: the event's created, or the instant a rule fixes (a discount's end, past_due + N days, the period end of an immediate cancellation)."},
 				{Name: "period_start", Type: "timestamptz", Null: true, Comment: "Start of the service period in force at at (FX converts at its date with LEDGER_FX_RATE_DATE=period_start); NULL when the event gave none."},
@@ -243,16 +243,17 @@ var Subscriptions = declare(spec[subscriptionFold]{
 			Columns: []Column{
 				{Name: "subscription", Type: "text", Comment: "Stripe subscription ID."},
 				{Name: "inputs", Type: "bytea", Comment: "The valuation inputs, in the ledger's own encoding (projections/inputs.go); not for queries."},
+				{Name: "sensitive_to", Type: "text[]", Comment: "What in the inputs the MRR settings can act on: past_due (LEDGER_MRR_PAST_DUE_DAYS), canceled (LEDGER_MRR_CHURN_AT), paused (LEDGER_MRR_PAUSED), discount_once, discount_recurring, discount_other (LEDGER_MRR_DISCOUNTS); a settings change values again only the subscriptions it can change (and those whose customer has discounts, for LEDGER_MRR_DISCOUNTS)."},
 			},
 		},
-		rows: func(r *subscriptionFold) [][]any { return [][]any{{r.ID, r.inputs}} },
+		rows: func(r *subscriptionFold) [][]any { return [][]any{{r.ID, r.inputs, r.sensitive}} },
 	}},
 })
 
 // movementValues are a movement's subscription_movements columns.
 func movementValues(m *domain.Movement, livemode bool, account *string) []any {
 	return []any{m.Subscription, m.Seq, m.Customer, m.Currency, string(m.Kind), m.Amount, m.MRRBefore, m.MRRAfter,
-		m.Settings, m.SourceEvents, ts(m.At), tsp(m.PeriodStart), livemode, account}
+		m.SourceEvents, ts(m.At), tsp(m.PeriodStart), livemode, account}
 }
 
 // Invoices are Stripe invoices.

@@ -25,10 +25,13 @@ type RecomputeConfig struct {
 
 // RecomputeStats say what a recompute did.
 type RecomputeStats struct {
-	Subscriptions int
-	Movements     int
-	Changed       int // subscriptions whose mrr or attention changed
-	Versions      int // history versions of subscriptions valued again
+	Subscriptions int // every subscription, now under the new settings
+	// Revalued subscriptions were valued again: those whose inputs the change can act on
+	// (domain.Sensitivity), or all of them when those are more than a quarter.
+	Revalued  int
+	Movements int // movements written: the revalued subscriptions'
+	Changed   int // subscriptions whose mrr or attention changed
+	Versions  int // history versions of subscriptions valued again
 	// Refolded subscriptions' histories were folded again from their events: those whose stored
 	// versions could not be valued (revalueHistory).
 	Refolded int
@@ -93,7 +96,23 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 	if err := lockProjection(ctx, tx, StateName); err != nil {
 		return RecomputeStats{}, err
 	}
-	subs, err := readInputs(ctx, tx)
+	// Only the subscriptions whose inputs the change can act on are valued again
+	// (domain.Sensitivity); the others value the same under both settings. When they are many,
+	// every subscription is valued and the movement log written whole beside the live one
+	// (cheaper than deleting and inserting most of it in place).
+	stored, err := storedSettings(ctx, tx)
+	if err != nil {
+		return RecomputeStats{}, err
+	}
+	differs := stored.Differs(set)
+	var total, affected int
+	if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+affectedSQL+`)
+		FROM ledger.subscription_mrr_inputs i JOIN ledger.subscriptions s ON s.id = i.subscription
+		LEFT JOIN ledger.customers c ON c.id = s.customer`, differs.Names(), differs&domain.SensitiveDiscounts != 0).Scan(&total, &affected); err != nil {
+		return RecomputeStats{}, fmt.Errorf("could not read the subscriptions' MRR inputs: %w", err)
+	}
+	whole := affected*4 > total
+	subs, err := readInputs(ctx, tx, whole, differs)
 	if err != nil {
 		return RecomputeStats{}, err
 	}
@@ -105,9 +124,21 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 			movesTable = t
 		}
 	}
-	shadow := movesTable.name + recomputeSuffix
-	if _, err := tx.Exec(ctx, movesTable.createSQL(shadow), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return RecomputeStats{}, fmt.Errorf("could not create the recompute's tables: %w", err)
+	target := movesTable.name
+	if whole {
+		target += recomputeSuffix
+		if _, err := tx.Exec(ctx, movesTable.createSQL(target), pgx.QueryExecModeSimpleProtocol); err != nil {
+			return RecomputeStats{}, fmt.Errorf("could not create the recompute's tables: %w", err)
+		}
+	} else {
+		// In place: the rollup's triggers take the deleted and the copied movements out and in.
+		ids := make([]string, len(subs))
+		for i := range subs {
+			ids[i] = subs[i].id
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+movesTable.name+` WHERE subscription = ANY($1)`, ids); err != nil {
+			return RecomputeStats{}, fmt.Errorf("could not clear the movements to recompute: %w", err)
+		}
 	}
 
 	// Value every subscription on every worker; the movement rows stream into COPY as they come.
@@ -152,7 +183,7 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		}()
 	}
 	go func() { wg.Wait(); close(rowsOut) }()
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", shadow}, columnNames(movesTable.columns), &chanSource{ch: rowsOut})
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", target}, columnNames(movesTable.columns), &chanSource{ch: rowsOut})
 	if err != nil {
 		for range rowsOut { // let the workers finish
 		}
@@ -181,18 +212,30 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		return RecomputeStats{}, fmt.Errorf("could not update the subscriptions' figures: %w", err)
 	}
 	ph.done("update subscriptions")
-	// Index the new log, swap it in, and record the settings.
-	swap := movesTable.swapSQL(shadow)
+	// Index the new log and swap it in (summing it into the rollup), and record the settings.
+	var swap []string
+	if whole {
+		swap = movesTable.swapSQL(target)
+	}
 	swap = append(swap, `DELETE FROM ledger.mrr_settings`, fmt.Sprintf(`INSERT INTO ledger.mrr_settings (settings) VALUES (%s)`, quote(set.String())))
 	if _, err := tx.Exec(ctx, strings.Join(swap, ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not swap the recomputed movements in: %w", err)
 	}
-	ph.done("index and swap movements")
-	if err := attachRollup(ctx, tx); err != nil {
-		return RecomputeStats{}, err
+	if whole {
+		ph.done("index and swap movements")
+		if err := attachRollup(ctx, tx); err != nil {
+			return RecomputeStats{}, err
+		}
+		ph.done("rollup")
 	}
-	ph.done("rollup")
-	versions, refolded, err := revalueHistory(ctx, tx, set, ph)
+	var only []string // the subscriptions whose history is valued again; nil for all
+	if !whole {
+		only = make([]string, len(subs))
+		for i := range subs {
+			only[i] = subs[i].id
+		}
+	}
+	versions, refolded, err := revalueHistory(ctx, tx, set, ph, only)
 	if err != nil {
 		return RecomputeStats{}, err
 	}
@@ -200,7 +243,7 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		return RecomputeStats{}, fmt.Errorf("could not commit the recompute: %w", err)
 	}
 	ph.done("commit")
-	return RecomputeStats{Subscriptions: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Versions: versions, Refolded: refolded, Took: time.Since(start), Phases: ph.out}, nil
+	return RecomputeStats{Subscriptions: total, Revalued: len(subs), Movements: int(n), Changed: int(tag.RowsAffected()), Versions: versions, Refolded: refolded, Took: time.Since(start), Phases: ph.out}, nil
 }
 
 // recomputeSuffix names the table a recompute writes beside a live one (swapSQL).
@@ -234,13 +277,17 @@ const revalueChunk = 5000
 // as the live runner and replay value a version (valueSubscription); the movement log known at
 // an arrival is the movements of the arrival's newest version (the fold of every event known
 // then), and its changes are written as historyOf writes them. Versions are updated only where
-// a figure changed; the movement history (whose rows name the settings) is written again.
+// a figure changed.
+//
+// With only nil every subscription's history is valued and the movement history written whole
+// and swapped in; otherwise only the histories of the subscriptions only lists (sorted) and of
+// those without current inputs (whose sensitivity is not known) are, in place.
 //
 // A subscription whose versions cannot be valued so (a version whose inputs do not decode, as
 // an older encoding's would not, or an arrival that changed its movements without leaving a version) is
 // folded again from its events (refoldHistory). It returns the versions valued and how many
 // subscriptions were folded again.
-func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *phases) (int, int, error) {
+func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *phases, only []string) (int, int, error) {
 	if historyOff.Load() {
 		return 0, 0, nil
 	}
@@ -253,7 +300,12 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *
 	if err != nil {
 		return 0, 0, err
 	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT id FROM ledger.`+hts[0].name+` ORDER BY id`)
+	q, args := `SELECT DISTINCT id FROM ledger.`+hts[0].name+` ORDER BY id`, []any{}
+	if only != nil {
+		q, args = `SELECT DISTINCT h.id FROM ledger.`+hts[0].name+` h WHERE h.id = ANY($1)
+			OR NOT EXISTS (SELECT 1 FROM ledger.subscription_mrr_inputs i WHERE i.subscription = h.id) ORDER BY 1`, []any{only}
+	}
+	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("could not read the subscriptions' history: %w", err)
 	}
@@ -263,9 +315,12 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *
 	}
 	// The movement history is written whole beside the live one and swapped in at the end, as
 	// the movement log is: readers at a cut keep the old rows until the commit.
-	shadow := movesHistory.name + recomputeSuffix
-	if _, err := tx.Exec(ctx, movesHistory.createSQL(shadow)); err != nil {
-		return 0, 0, fmt.Errorf("could not create the recompute's tables: %w", err)
+	target := movesHistory.name
+	if only == nil {
+		target += recomputeSuffix
+		if _, err := tx.Exec(ctx, movesHistory.createSQL(target)); err != nil {
+			return 0, 0, fmt.Errorf("could not create the recompute's tables: %w", err)
+		}
 	}
 	ph.done("history: read ids")
 	valued := 0
@@ -274,15 +329,20 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *
 	for lo := 0; lo < len(ids); lo += revalueChunk {
 		chunk := ids[lo:min(lo+revalueChunk, len(ids))]
 		t0 := time.Now()
-		r, err := revalueChunkOf(ctx, tx, set, discounts, moves, inputsHistory, chunk)
+		r, err := revalueChunkOf(ctx, tx, set, discounts, moves, inputsHistory, chunk, only == nil)
 		if err != nil {
 			return 0, 0, err
+		}
+		if only != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+target+` WHERE subscription = ANY($1)`, chunk); err != nil {
+				return 0, 0, fmt.Errorf("could not clear ledger.%s: %w", target, err)
+			}
 		}
 		t1 := time.Now()
 		took[0] += t1.Sub(t0)
 		refold = append(refold, r.refold...)
 		valued += r.valued
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", shadow}, columnNames(movesHistory.columns), pgx.CopyFromRows(r.moves)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", target}, columnNames(movesHistory.columns), pgx.CopyFromRows(r.moves)); err != nil {
 			return 0, 0, fmt.Errorf("could not write ledger.%s: %w", movesHistory.name, err)
 		}
 		t2 := time.Now()
@@ -300,15 +360,17 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *
 	}
 	ph.out = append(ph.out, Phase{"history: read and value", took[0]}, Phase{"history: copy movements", took[1]}, Phase{"history: update versions", took[2]})
 	ph.last = time.Now()
-	n, err := refoldHistory(ctx, tx, set, refold, shadow)
+	n, err := refoldHistory(ctx, tx, set, refold, target)
 	if err != nil {
 		return 0, 0, err
 	}
 	ph.done("history: fold again")
-	if _, err := tx.Exec(ctx, strings.Join(movesHistory.swapSQL(shadow), ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return 0, 0, fmt.Errorf("could not swap the recomputed movement history in: %w", err)
+	if only == nil {
+		if _, err := tx.Exec(ctx, strings.Join(movesHistory.swapSQL(target), ";\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+			return 0, 0, fmt.Errorf("could not swap the recomputed movement history in: %w", err)
+		}
+		ph.done("history: index and swap movements")
 	}
-	ph.done("history: index and swap movements")
 	return valued + n, len(refold), nil
 }
 
@@ -338,15 +400,21 @@ type version struct {
 	account      *string
 }
 
-// revalueChunkOf values the versions of the subscriptions ids (sorted) under set.
-func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, discounts map[string][]domain.CustomerDiscount, moves *Child, inputsHistory string, ids []string) (revalued, error) {
+// revalueChunkOf values the versions of the subscriptions ids (sorted) under set; dense says
+// ids are every subscription from the first to the last.
+func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, discounts map[string][]domain.CustomerDiscount, moves *Child, inputsHistory string, ids []string, dense bool) (revalued, error) {
 	var out revalued
 	// The arrivals that changed a subscription's valuation inputs (the same under every setting,
 	// and not rewritten here): each must have left a version. One that did not (its fold was
 	// nil) emptied the subscription's movements under any settings, which only a fold writes.
+	// A dense chunk (every subscription in its range) is read by range, a sparse one by ID.
+	which, args := func(col string) string { return col + ` = ANY($1)` }, []any{ids}
+	if dense {
+		which, args = func(col string) string { return col + ` BETWEEN $1 AND $2` }, []any{ids[0], ids[len(ids)-1]}
+	}
 	arrivals := map[string][]int64{}
 	rows, err := tx.Query(ctx, `SELECT subscription, array_agg(DISTINCT known_from) FROM ledger.`+inputsHistory+`
-		WHERE subscription BETWEEN $1 AND $2 GROUP BY 1`, ids[0], ids[len(ids)-1])
+		WHERE `+which("subscription")+` GROUP BY 1`, args...)
 	if err != nil {
 		return out, fmt.Errorf("could not read the valuation inputs' history: %w", err)
 	}
@@ -364,7 +432,7 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 		return out, fmt.Errorf("could not read the valuation inputs' history: %w", err)
 	}
 	rows, err = tx.Query(ctx, `SELECT id, customer, valid_from, known_from, valuation_inputs, mrr, attention, livemode, account
-		FROM ledger.`+Subscriptions.HistoryTable()+` WHERE id BETWEEN $1 AND $2 ORDER BY id, known_from, valid_from`, ids[0], ids[len(ids)-1])
+		FROM ledger.`+Subscriptions.HistoryTable()+` WHERE `+which("id")+` ORDER BY id, known_from, valid_from`, args...)
 	if err != nil {
 		return out, fmt.Errorf("could not read the subscriptions' history: %w", err)
 	}
@@ -512,7 +580,7 @@ func (s movementSet) changes(c *Child, out [][]any, prev movementSet, position i
 func sameMovement(a, b *domain.Movement) bool {
 	return a.Subscription == b.Subscription && a.Customer == b.Customer && a.Currency == b.Currency && a.Seq == b.Seq &&
 		a.Kind == b.Kind && a.Amount == b.Amount && a.MRRBefore == b.MRRBefore && a.MRRAfter == b.MRRAfter &&
-		a.Settings == b.Settings && (a.SourceEvents == nil) == (b.SourceEvents == nil) && slices.Equal(a.SourceEvents, b.SourceEvents) &&
+		(a.SourceEvents == nil) == (b.SourceEvents == nil) && slices.Equal(a.SourceEvents, b.SourceEvents) &&
 		a.At == b.At && equalPtr(a.PeriodStart, b.PeriodStart)
 }
 
@@ -609,10 +677,22 @@ type recomputeInput struct {
 	attention *string
 }
 
-func readInputs(ctx context.Context, tx pgx.Tx) ([]recomputeInput, error) {
+// affectedSQL says whether a subscription (inputs i, its customer c) is one a settings change
+// that differs in $1 (domain.Sensitivity names) can change; $2 is whether it differs in a
+// discount setting, which acts on the customer's discounts too.
+const affectedSQL = `(i.sensitive_to && $1::text[] OR ($2 AND c.discount_history IS NOT NULL))`
+
+// readInputs reads every subscription's inputs (all), or those of the subscriptions a change
+// that differs in differs can change.
+func readInputs(ctx context.Context, tx pgx.Tx, all bool, differs domain.Sensitivity) ([]recomputeInput, error) {
+	where := ""
+	args := []any{}
+	if !all {
+		where, args = ` WHERE `+affectedSQL, []any{differs.Names(), differs&domain.SensitiveDiscounts != 0}
+	}
 	rows, err := tx.Query(ctx, `SELECT s.id, i.inputs, c.discount_history::text, s.livemode, s.account, s.mrr, s.attention
 		FROM ledger.subscription_mrr_inputs i JOIN ledger.subscriptions s ON s.id = i.subscription
-		LEFT JOIN ledger.customers c ON c.id = s.customer`)
+		LEFT JOIN ledger.customers c ON c.id = s.customer`+where+` ORDER BY s.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("could not read the subscriptions' MRR inputs: %w", err)
 	}

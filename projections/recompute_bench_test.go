@@ -14,42 +14,28 @@ import (
 )
 
 // BenchmarkMRRRecompute measures what a change of the MRR settings costs: Recompute of every
-// subscription's movement log and figure from the kept inputs, at 100,000 subscriptions and at
-// 20,000 (the second size), beside a full replay of the same log under the new settings (the
-// baseline: what a settings change would cost without the inputs). The subscriptions carry
-// per-unit, decimal, package, volume and graduated prices, several items of mixed intervals,
-// and percent, decimal-percent and amount-off coupons that are once, repeating and forever,
-// over four events each (created, a quantity change, a discount or a past_due spell, and for
-// some a cancellation). Each run alternates two settings, so every run recomputes.
+// subscription's movement log, figure and history from the kept inputs, at 100,000
+// subscriptions and at 20,000 (the second size), beside a full replay of the same log under the
+// new settings (the baseline: what a settings change would cost without the inputs). The
+// subscriptions carry per-unit, decimal, package, volume and graduated prices, several items
+// of mixed intervals, and percent, decimal-percent and amount-off coupons that are once,
+// repeating and forever, over four events each (created, a quantity change, a past_due spell,
+// and for a fifth a cancellation).
+//
+// subscriptions=N changes all four settings at once, back and forth, which every subscription
+// is sensitive to (each has a past_due spell): the worst case, where every subscription is
+// valued again and every log written whole. one-setting=S/subscriptions=100k changes S alone,
+// which acts on the share of subscriptions the name says: the recompute values and writes only
+// those (domain.Sensitivity), and "revalued" reports the share.
 func BenchmarkMRRRecompute(b *testing.B) {
+	every := [2]domain.MRRSettings{{Discounts: domain.DiscountsBoth, ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 7, Paused: domain.PausedZero}, {}}
 	for _, n := range []int{100_000, 20_000} {
 		b.Run(fmt.Sprintf("subscriptions=%dk", n/1000), func(b *testing.B) {
-			// The cache is per declarations: a database built from others has other tables.
-			pool := testkit.Cached(b, fmt.Sprintf("mrr_recompute_%d_%s", n, projections.Fingerprint()[3:11]), func(ctx context.Context, pool *pgxpool.Pool) error {
-				if err := appendPriceList(ctx, pool, n); err != nil {
-					return err
-				}
-				_, err := projections.Rebuild(ctx, pool, projections.Config{})
-				return err
-			})
-			ctx := context.Background()
-			settings := []domain.MRRSettings{{Discounts: domain.DiscountsBoth, ChurnAt: domain.ChurnAtPeriodEnd, PastDueDays: 7, Paused: domain.PausedZero}, {}}
-			var subs, moves int
-			var took float64
-			b.ResetTimer()
-			for i := range b.N {
-				st, err := projections.Recompute(ctx, pool, projections.RecomputeConfig{MRR: settings[i%2]})
-				if err != nil {
-					b.Fatal(err)
-				}
-				subs, moves, took = subs+st.Subscriptions, moves+st.Movements, took+st.Took.Seconds()
-				b.Logf("%d subscriptions, %d versions in %s: %s", st.Subscriptions, st.Versions, st.Took, projections.PhaseList(st.Phases))
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(subs)/took, "subs/s")
-			b.ReportMetric(float64(moves)/float64(b.N), "movements")
+			pool := priceListDB(b, n)
+			benchRecompute(b, pool, every)
 			// The baseline: a replay under other settings, once per run.
-			st, err := projections.Rebuild(ctx, pool, projections.Config{MRR: settings[0]})
+			ctx := context.Background()
+			st, err := projections.Rebuild(ctx, pool, projections.Config{MRR: every[0]})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -58,6 +44,58 @@ func BenchmarkMRRRecompute(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+	for _, c := range []struct {
+		name string
+		set  domain.MRRSettings
+	}{
+		{"churn_at(canceled=20%)", domain.MRRSettings{ChurnAt: domain.ChurnAtPeriodEnd}},
+		{"discounts(once-coupon=17%)", domain.MRRSettings{Discounts: domain.DiscountsBoth}},
+		{"paused(paused=0%)", domain.MRRSettings{Paused: domain.PausedZero}},
+	} {
+		b.Run("one-setting="+c.name+"/subscriptions=100k", func(b *testing.B) {
+			benchRecompute(b, priceListDB(b, 100_000), [2]domain.MRRSettings{c.set, {}})
+		})
+	}
+}
+
+// priceListDB is the cached database of n subscriptions over appendPriceList, under the
+// default settings.
+func priceListDB(b *testing.B, n int) *pgxpool.Pool {
+	// The cache is per declarations: a database built from others has other tables.
+	return testkit.Cached(b, fmt.Sprintf("mrr_recompute_%d_%s", n, projections.Fingerprint()[3:11]), func(ctx context.Context, pool *pgxpool.Pool) error {
+		if err := appendPriceList(ctx, pool, n); err != nil {
+			return err
+		}
+		_, err := projections.Rebuild(ctx, pool, projections.Config{})
+		return err
+	})
+}
+
+// benchRecompute recomputes b.N times, alternating between the two settings (so every run
+// recomputes; an odd b.N is brought back to the second), and reports subscriptions/s, the
+// movements written and the share of subscriptions valued again.
+func benchRecompute(b *testing.B, pool *pgxpool.Pool, settings [2]domain.MRRSettings) {
+	ctx := context.Background()
+	var subs, revalued, moves int
+	var took float64
+	b.ResetTimer()
+	for i := range b.N {
+		st, err := projections.Recompute(ctx, pool, projections.RecomputeConfig{MRR: settings[i%2]})
+		if err != nil {
+			b.Fatal(err)
+		}
+		subs, revalued, moves, took = subs+st.Subscriptions, revalued+st.Revalued, moves+st.Movements, took+st.Took.Seconds()
+		b.Logf("%d subscriptions (%d revalued), %d versions in %s: %s", st.Subscriptions, st.Revalued, st.Versions, st.Took, projections.PhaseList(st.Phases))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(subs)/took, "subs/s")
+	b.ReportMetric(float64(moves)/float64(b.N), "movements")
+	b.ReportMetric(100*float64(revalued)/float64(subs), "revalued-%")
+	if b.N%2 == 1 {
+		if _, err := projections.Recompute(ctx, pool, projections.RecomputeConfig{MRR: settings[1]}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

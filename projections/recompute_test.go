@@ -47,6 +47,10 @@ func TestRecomputeIsAReplayUnderTheNewSettings(t *testing.T) {
 	if defaults[2] != domain.DefaultMRRSettings().String() {
 		t.Fatalf("recorded settings %q", defaults[2])
 	}
+	// Each change is made from the previous one's replay. A change that can act on few
+	// subscriptions values only those and writes them in place; one that can act on many
+	// writes the log whole: both ways must be taken.
+	inPlace, whole := 0, 0
 	for _, set := range []domain.MRRSettings{
 		{Discounts: domain.DiscountsBoth},
 		{Discounts: domain.DiscountsOneTime},
@@ -60,6 +64,12 @@ func TestRecomputeIsAReplayUnderTheNewSettings(t *testing.T) {
 			st, err := projections.Recompute(ctx, db.Pool, projections.RecomputeConfig{MRR: set})
 			if err != nil {
 				t.Fatal(err)
+			}
+			t.Logf("revalued %d of %d subscriptions: %s", st.Revalued, st.Subscriptions, projections.PhaseList(st.Phases))
+			if st.Revalued < st.Subscriptions {
+				inPlace++
+			} else {
+				whole++
 			}
 			recomputed := mrrDump(t, db)
 			if _, err := projections.Rebuild(ctx, db.Pool, projections.Config{MRR: set}); err != nil {
@@ -78,6 +88,9 @@ func TestRecomputeIsAReplayUnderTheNewSettings(t *testing.T) {
 				t.Errorf("the movement log is the defaults' under %s: the account exercises nothing of it", set)
 			}
 		})
+	}
+	if inPlace == 0 || whole == 0 {
+		t.Errorf("%d changes recomputed in place, %d whole: both must be exercised", inPlace, whole)
 	}
 }
 

@@ -219,7 +219,7 @@ func (r *Runner) ensureSchema(ctx context.Context) error {
 				return fmt.Errorf("could not recompute the movement log: %w", err)
 			}
 			r.cfg.Logger.Info("movement log recomputed", "subscriptions", st.Subscriptions, "movements", st.Movements,
-				"versions", st.Versions, "refolded", st.Refolded, "took", st.Took, "phases", PhaseList(st.Phases))
+				"revalued", st.Revalued, "versions", st.Versions, "refolded", st.Refolded, "took", st.Took, "phases", PhaseList(st.Phases))
 			r.Signals.Recomputed.Signal(st)
 		}
 		var ddl []string
