@@ -179,6 +179,11 @@ var errInputs = errors.New("malformed subscription_mrr_inputs")
 type dec struct {
 	b   []byte
 	err error
+	// rats, when not nil, are the numbers decoded so far by their encoding: a recompute decodes
+	// hundreds of thousands of inputs over the same few prices, and building each big.Rat again
+	// (two big.Ints and a GCD) is most of a decode. The valuation never changes an input's
+	// numbers (it copies before it computes), so one may be shared by every input of a worker.
+	rats map[string]*big.Rat
 }
 
 func (d *dec) uint() uint64 {
@@ -215,6 +220,35 @@ func (d *dec) bytes() []byte {
 func (d *dec) str() string { return string(d.bytes()) }
 
 func (d *dec) rat() *big.Rat {
+	if d.rats == nil {
+		return d.newRat()
+	}
+	start := d.b
+	d.int()
+	d.bytes()
+	d.bytes()
+	if d.err != nil {
+		return new(big.Rat)
+	}
+	raw := start[:len(start)-len(d.b)]
+	if r, ok := d.rats[string(raw)]; ok {
+		return r
+	}
+	d.b = start
+	r := d.newRat()
+	if d.err == nil {
+		if len(d.rats) >= maxSharedRats {
+			clear(d.rats) // bounded: an account of many distinct amounts starts again
+		}
+		d.rats[string(raw)] = r
+	}
+	return r
+}
+
+// maxSharedRats bounds dec.rats.
+const maxSharedRats = 1 << 16
+
+func (d *dec) newRat() *big.Rat {
 	sign := d.int()
 	num := new(big.Int).SetBytes(d.bytes())
 	if sign < 0 {
@@ -274,7 +308,13 @@ func (d *dec) discount(o *domain.Discount) {
 }
 
 func decodeInputs(b []byte) (attention *string, h domain.SubscriptionHistory, err error) {
-	d := &dec{b: b}
+	return decodeInputsWith(b, nil)
+}
+
+// decodeInputsWith is decodeInputs sharing the numbers in rats (dec.rats) with the inputs
+// decoded before with the same map; the map is not safe for concurrent use.
+func decodeInputsWith(b []byte, rats map[string]*big.Rat) (attention *string, h domain.SubscriptionHistory, err error) {
+	d := &dec{b: b, rats: rats}
 	if v := d.uint(); v != inputsVersion {
 		return nil, h, fmt.Errorf("%w: version %d", errInputs, v)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"runtime"
 	"slices"
 	"strings"
@@ -160,9 +161,10 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			rats := map[string]*big.Rat{}
 			for i := lo; i < hi; i++ {
 				s := &subs[i]
-				attention, h, err := decodeInputs(s.inputs)
+				attention, h, err := decodeInputsWith(s.inputs, rats)
 				if err == nil && s.customer != nil {
 					var hist []domain.CustomerDiscount
 					if err = json.Unmarshal(s.customer, &hist); err != nil {
@@ -302,8 +304,11 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *
 	}
 	q, args := `SELECT DISTINCT id FROM ledger.`+hts[0].name+` ORDER BY id`, []any{}
 	if only != nil {
-		q, args = `SELECT DISTINCT h.id FROM ledger.`+hts[0].name+` h WHERE h.id = ANY($1)
-			OR NOT EXISTS (SELECT 1 FROM ledger.subscription_mrr_inputs i WHERE i.subscription = h.id) ORDER BY 1`, []any{only}
+		// Those without current inputs are found in the inputs' history, a tenth of the
+		// versions' size: a subscription's first version is written with its inputs' first
+		// change, and a later version only beside later changes.
+		q, args = `SELECT id FROM unnest($1::text[]) id UNION SELECT DISTINCT h.subscription FROM ledger.`+inputsHistory+` h
+			WHERE NOT EXISTS (SELECT 1 FROM ledger.subscription_mrr_inputs i WHERE i.subscription = h.subscription) ORDER BY 1`, []any{only}
 	}
 	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
@@ -461,9 +466,10 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			rats := map[string]*big.Rat{}
 			for _, g := range groups[w*len(groups)/workers : (w+1)*len(groups)/workers] {
 				vs := versions[g[0]:g[1]]
-				parts[w].revalue(set, discounts, moves, vs, arrivals[vs[0].id])
+				parts[w].revalue(set, discounts, moves, vs, arrivals[vs[0].id], rats)
 			}
 		}()
 	}
@@ -481,7 +487,7 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 
 // revalue values one subscription's versions (in known_from, valid_from order) and adds what
 // changed and its movement history to r, or the subscription to r.refold.
-func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain.CustomerDiscount, moves *Child, versions []version, arrivals []int64) {
+func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain.CustomerDiscount, moves *Child, versions []version, arrivals []int64, rats map[string]*big.Rat) {
 	id := versions[0].id
 	// As valueSubscription values a version: with the discounts of the customer the current row
 	// reads (the newest version's), which a version of another customer does not find.
@@ -498,7 +504,7 @@ func (r *revalued) revalue(set domain.MRRSettings, customers map[string][]domain
 	var ok bool
 	for i := range versions {
 		v := &versions[i]
-		attention, h, err := decodeInputs(v.inputs)
+		attention, h, err := decodeInputsWith(v.inputs, rats)
 		if err != nil {
 			r.refold = append(r.refold, id)
 			return
