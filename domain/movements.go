@@ -184,6 +184,7 @@ type CustomerDiscount struct {
 type SubscriptionHistory struct {
 	ID, Customer, Currency string
 	States                 []MRRState
+	echoes                 Sensitivity // of the events after a deletion (Sensitivity); not kept in the inputs
 }
 
 const day = 86400
@@ -491,7 +492,17 @@ func FoldSubscriptionHistory(facts []Fact) (SubscriptionRow, SubscriptionHistory
 			h.States = append(h.States, s)
 		}
 		if terminal(f.Type) {
-			break // a deletion is terminal; anything after it is a late echo
+			// A deletion is terminal; anything after it is a late echo. An echo that arrived
+			// before the deletion was folded into the versions known until then, so what the
+			// settings can act on in it counts in the history's sensitivity.
+			for _, e := range ordered[i+1:] {
+				if _, s, err := foldEvent(e); err == nil {
+					h.echoes |= (&SubscriptionHistory{States: []MRRState{s}}).Sensitivity()
+				} else {
+					h.echoes |= SensitiveAll
+				}
+			}
+			break
 		}
 	}
 	return row, h, nil

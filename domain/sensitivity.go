@@ -17,7 +17,10 @@ package domain
 //     with them adds SensitiveDiscounts (CustomerSensitivity).
 //
 // The events a version of the subscription's history folds are among those its current inputs
-// fold, so the current inputs' sensitivity covers every version's.
+// fold, or late echoes of a deletion (events ordered after it, which the current inputs leave
+// out but a version known before the deletion arrived folded): FoldSubscriptionHistory adds
+// theirs, so a history folded from the events covers every version's. A history decoded from
+// stored inputs does not know its echoes.
 type Sensitivity uint8
 
 const (
@@ -30,6 +33,8 @@ const (
 
 	// SensitiveDiscounts is every discount duration.
 	SensitiveDiscounts = SensitiveOnce | SensitiveRecurring | SensitiveOtherDuration
+	// SensitiveAll is everything.
+	SensitiveAll = SensitivePastDue | SensitiveCanceled | SensitivePaused | SensitiveDiscounts
 )
 
 // SensitivityNames name each bit, as ledger.subscription_mrr_inputs.sensitive_to lists them.
@@ -54,7 +59,7 @@ func (s Sensitivity) Names() []string {
 
 // Sensitivity is what in h's inputs the MRR settings can act on.
 func (h *SubscriptionHistory) Sensitivity() Sensitivity {
-	var out Sensitivity
+	out := h.echoes
 	discounts := func(ds []Discount) {
 		for k := range ds {
 			if ds[k].Unvalued == "" {

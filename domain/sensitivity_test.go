@@ -132,3 +132,33 @@ func TestDiffers(t *testing.T) {
 		}
 	}
 }
+
+// An event ordered after a deletion (a late echo) is left out of the current inputs, but a
+// version known before the deletion arrived folded it: what the settings can act on in it
+// counts in the subscription's sensitivity.
+func TestSensitivityCountsLateEchoes(t *testing.T) {
+	t.Parallel()
+	monthly := items(item(1, perUnit(10000, "month", 1)))
+	ev := func(id, typ string, at int64, fields map[string]any) domain.Fact {
+		return fact(id, typ, at, subObject(with(map[string]any{"items": monthly}, flatten(fields)...)), "")
+	}
+	facts := []domain.Fact{
+		ev("evt_1", "customer.subscription.created", 1000, map[string]any{"status": "active"}),
+		ev("evt_2", "customer.subscription.deleted", 2000, map[string]any{"status": "canceled"}),
+		ev("evt_3", "customer.subscription.updated", 3000, map[string]any{"status": "past_due", "pause_collection": map[string]any{"behavior": "void"}}),
+	}
+	_, h, err := domain.FoldSubscriptionHistory(facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Sensitivity().Names(); !slices.Equal(got, []string{"past_due", "canceled", "paused"}) {
+		t.Fatalf("sensitive to %v, want the echo's past_due and pause too", got)
+	}
+	_, before, err := domain.FoldSubscriptionHistory([]domain.Fact{facts[0], facts[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := before.Sensitivity(); s&^h.Sensitivity() != 0 {
+		t.Fatalf("the version before the deletion is sensitive to %v, the history only to %v", s.Names(), h.Sensitivity().Names())
+	}
+}

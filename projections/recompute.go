@@ -75,10 +75,12 @@ func (p *phases) done(name string) {
 // stored valuation inputs (revalueHistory). It is what a runner does when it starts with settings other than those the tables record
 // (ledger.mrr_settings).
 //
-// It runs in one transaction under the projection's lock (live batches wait for it). The new
-// movement log is written into a table beside the live one and renamed into place, so queries
-// keep reading the old log until the commit; subscriptions' rows are updated only where the
-// figure changed.
+// Only the subscriptions the change can act on are valued again (domain.Sensitivity, kept in
+// subscription_mrr_inputs.sensitive_to), their movements deleted and written again in place;
+// when they are more than a quarter of all, every subscription is valued and the new movement
+// log written into a table beside the live one and renamed into place. It runs in one
+// transaction under the projection's lock (live batches wait for it), so queries read the old
+// figures until the commit; subscriptions' rows are updated only where the figure changed.
 func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (RecomputeStats, error) {
 	start := time.Now()
 	ph := &phases{last: start}

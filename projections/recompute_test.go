@@ -16,14 +16,16 @@ import (
 )
 
 // mrrDump is what the MRR settings decide: every subscription's mrr and attention, the
-// movement log and the recorded settings.
-func mrrDump(t *testing.T, db *testkit.DB) [3]string {
+// movement log and the recorded settings, and the history of the first two.
+func mrrDump(t *testing.T, db *testkit.DB) [5]string {
 	t.Helper()
-	var out [3]string
+	var out [5]string
 	for i, q := range []string{
 		`SELECT coalesce(json_agg(json_build_array(id, mrr, attention) ORDER BY id), '[]')::text FROM ledger.subscriptions`,
 		`SELECT coalesce(json_agg(m ORDER BY subscription, seq), '[]')::text FROM ledger.subscription_movements m`,
 		`SELECT string_agg(settings, ',') FROM ledger.mrr_settings`,
+		`SELECT coalesce(json_agg(json_build_array(id, valid_from, known_from, mrr, attention) ORDER BY id, valid_from, known_from), '[]')::text FROM ledger.subscriptions_history`,
+		`SELECT coalesce(json_agg(m ORDER BY subscription, seq, known_from), '[]')::text FROM ledger.subscription_movements_history m`,
 	} {
 		if err := db.Pool.QueryRow(context.Background(), q).Scan(&out[i]); err != nil {
 			t.Fatal(err)
@@ -76,7 +78,7 @@ func TestRecomputeIsAReplayUnderTheNewSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			replayed := mrrDump(t, db)
-			for i, what := range []string{"subscriptions' mrr and attention", "movement log", "recorded settings"} {
+			for i, what := range []string{"subscriptions' mrr and attention", "movement log", "recorded settings", "versions' mrr and attention", "movement history"} {
 				if recomputed[i] != replayed[i] {
 					t.Errorf("%s: recomputed\n%.2000s\nreplayed\n%.2000s", what, recomputed[i], replayed[i])
 				}
