@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/stripeledger/ledger/domain"
-	"github.com/stripeledger/ledger/stripesim"
 )
 
 // settingsGrid is every combination of the four settings that decide the movement log, with
@@ -52,21 +50,7 @@ func pointee[T any](p *T) any {
 // differently under a pair where that bit alone is met, or the check proves nothing.
 func TestSensitivityLeavesOutOnlyWhatValuesAlike(t *testing.T) {
 	t.Parallel()
-	sim := stripesim.New(stripesim.Config{Seed: 11, Customers: 300, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
-	sim.Run(time.Time{})
-	byObject := map[string][]domain.Fact{}
-	var subs []string
-	for _, ev := range sim.Events() {
-		f, err := domain.DecodeFact(ev.Webhook)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(byObject[ev.ObjectID]) == 0 && string(f.Field("object")) == `"subscription"` {
-			subs = append(subs, ev.ObjectID)
-		}
-		byObject[ev.ObjectID] = append(byObject[ev.ObjectID], f)
-	}
-	slices.Sort(subs)
+	_, byObject, subs := catalogue(t)
 	grid := settingsGrid()
 	skipped, differ := 0, map[domain.Sensitivity]int{}
 	for _, id := range subs {

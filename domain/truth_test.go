@@ -17,21 +17,7 @@ import (
 // truth, computed from its own objects, under every setting of every option.
 func TestMovementsEqualTheSimulatorsTruth(t *testing.T) {
 	t.Parallel()
-	sim := stripesim.New(stripesim.Config{Seed: 11, Customers: 300, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
-	sim.Run(time.Time{})
-	byObject := map[string][]domain.Fact{}
-	var subs []string
-	for _, ev := range sim.Events() {
-		f, err := domain.DecodeFact(ev.Webhook)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(byObject[ev.ObjectID]) == 0 && string(f.Field("object")) == `"subscription"` {
-			subs = append(subs, ev.ObjectID)
-		}
-		byObject[ev.ObjectID] = append(byObject[ev.ObjectID], f)
-	}
-	slices.Sort(subs)
+	sim, byObject, subs := catalogue(t)
 	for _, v := range []struct {
 		set   domain.MRRSettings
 		truth stripesim.TruthSettings
@@ -90,4 +76,26 @@ func TestMovementsEqualTheSimulatorsTruth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// catalogue is the simulated account the movement tests read (seed 11, 300 customers): the
+// simulator, every object's events decoded, and its subscriptions' IDs in order.
+func catalogue(t *testing.T) (*stripesim.Sim, map[string][]domain.Fact, []string) {
+	t.Helper()
+	sim := stripesim.New(stripesim.Config{Seed: 11, Customers: 300, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	sim.Run(time.Time{})
+	byObject := map[string][]domain.Fact{}
+	var subs []string
+	for _, ev := range sim.Events() {
+		f, err := domain.DecodeFact(ev.Webhook)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(byObject[ev.ObjectID]) == 0 && string(f.Field("object")) == `"subscription"` {
+			subs = append(subs, ev.ObjectID)
+		}
+		byObject[ev.ObjectID] = append(byObject[ev.ObjectID], f)
+	}
+	slices.Sort(subs)
+	return sim, byObject, subs
 }
