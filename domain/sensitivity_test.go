@@ -54,14 +54,7 @@ func TestSensitivityLeavesOutOnlyWhatValuesAlike(t *testing.T) {
 	grid := settingsGrid()
 	skipped, differ := 0, map[domain.Sensitivity]int{}
 	for _, id := range subs {
-		row, h, err := domain.FoldSubscriptionHistory(byObject[id])
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cust []domain.CustomerDiscount
-		if c, err := domain.FoldCustomer(byObject[row.Customer]); err == nil {
-			cust = c.DiscountHistory
-		}
+		_, h, cust := foldWithCustomer(t, byObject, id)
 		sens := h.Sensitivity() | domain.CustomerSensitivity(cust)
 		vals := make([]string, len(grid))
 		for i, set := range grid {

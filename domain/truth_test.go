@@ -43,14 +43,7 @@ func TestMovementsEqualTheSimulatorsTruth(t *testing.T) {
 			}
 			bad, moves, unvalued := 0, 0, 0
 			for _, id := range subs {
-				row, h, err := domain.FoldSubscriptionHistory(byObject[id])
-				if err != nil {
-					t.Fatal(err)
-				}
-				var cust []domain.CustomerDiscount
-				if c, err := domain.FoldCustomer(byObject[row.Customer]); err == nil {
-					cust = c.DiscountHistory
-				}
+				row, h, cust := foldWithCustomer(t, byObject, id)
 				var got []string
 				for _, m := range h.Value(&row, cust, v.set) {
 					ps := time.Time{}
@@ -98,4 +91,18 @@ func catalogue(t *testing.T) (*stripesim.Sim, map[string][]domain.Fact, []string
 	}
 	slices.Sort(subs)
 	return sim, byObject, subs
+}
+
+// foldWithCustomer folds subscription id of the catalogue with its customer's discount history.
+func foldWithCustomer(t *testing.T, byObject map[string][]domain.Fact, id string) (domain.SubscriptionRow, domain.SubscriptionHistory, []domain.CustomerDiscount) {
+	t.Helper()
+	row, h, err := domain.FoldSubscriptionHistory(byObject[id])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cust []domain.CustomerDiscount
+	if c, err := domain.FoldCustomer(byObject[row.Customer]); err == nil {
+		cust = c.DiscountHistory
+	}
+	return row, h, cust
 }
