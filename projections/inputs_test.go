@@ -64,10 +64,14 @@ func TestInputsRoundTrip(t *testing.T) {
 					t.Fatalf("%s under %s (shared numbers: %t): from events %s, from inputs %s", id, set, rats != nil, a, z)
 				}
 			}
+			kept := len(rats)
 			for cut := 0; cut < len(b); cut += 7 {
 				if _, _, err := decodeInputsWith(b[:cut], rats); err == nil {
 					t.Fatalf("%s: %d of %d bytes decoded", id, cut, len(b))
 				}
+			}
+			if len(rats) != kept {
+				t.Fatalf("%s: damaged encodings left %d numbers in the shared map", id, len(rats)-kept)
 			}
 		}
 		checked++
