@@ -271,8 +271,10 @@ func (t table) swapSQL(shadow string) []string {
 }
 
 // revalueChunk is how many subscriptions' histories revalueHistory values at a time: it bounds
-// the memory a recompute holds, whatever the history's size.
-const revalueChunk = 5000
+// the memory a recompute holds, whatever the history's size (up to three chunks at once: one
+// being valued, the next read, the one before written). A variable for the test that makes
+// them small, to take many.
+var revalueChunk = 5000
 
 // revalueHistory brings ledger.subscriptions_history and subscription_movements_history to the
 // settings set: every version's mrr and attention, and the movement log known at each arrival.
@@ -330,42 +332,83 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *
 		}
 	}
 	ph.done("history: read ids")
+	// Pipelined: while the workers value one chunk, the transaction writes the chunk before
+	// and reads the next (a connection runs one statement at a time; the valuation needs none).
+	var chunks [][]string
+	for lo := 0; lo < len(ids); lo += revalueChunk {
+		chunks = append(chunks, ids[lo:min(lo+revalueChunk, len(ids))])
+	}
 	valued := 0
 	var refold []string
-	var took [3]time.Duration // value, copy, update
-	for lo := 0; lo < len(ids); lo += revalueChunk {
-		chunk := ids[lo:min(lo+revalueChunk, len(ids))]
-		t0 := time.Now()
-		r, err := revalueChunkOf(ctx, tx, set, discounts, moves, inputsHistory, chunk, only == nil)
-		if err != nil {
-			return 0, 0, err
-		}
+	var took [3]time.Duration // read, write, waiting for the valuation
+	write := func(chunk []string, r revalued) error {
 		if only != nil {
 			if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+target+` WHERE subscription = ANY($1)`, chunk); err != nil {
-				return 0, 0, fmt.Errorf("could not clear ledger.%s: %w", target, err)
+				return fmt.Errorf("could not clear ledger.%s: %w", target, err)
 			}
 		}
-		t1 := time.Now()
-		took[0] += t1.Sub(t0)
 		refold = append(refold, r.refold...)
 		valued += r.valued
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger", target}, columnNames(movesHistory.columns), pgx.CopyFromRows(r.moves)); err != nil {
-			return 0, 0, fmt.Errorf("could not write ledger.%s: %w", movesHistory.name, err)
+			return fmt.Errorf("could not write ledger.%s: %w", movesHistory.name, err)
 		}
-		t2 := time.Now()
-		took[1] += t2.Sub(t1)
 		if len(r.update.ids) > 0 {
 			u := r.update
 			if _, err := tx.Exec(ctx, `UPDATE ledger.`+hts[0].name+` h SET mrr = r.mrr, attention = r.attention
 				FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::text[]) AS r(id, valid_from, known_from, mrr, attention)
 				WHERE h.id = r.id AND h.valid_from = r.valid_from AND h.known_from = r.known_from`,
 				u.ids, u.validFrom, u.knownFrom, u.mrr, u.attention); err != nil {
-				return 0, 0, fmt.Errorf("could not update the subscriptions' history: %w", err)
+				return fmt.Errorf("could not update the subscriptions' history: %w", err)
 			}
 		}
-		took[2] += time.Since(t2)
+		return nil
 	}
-	ph.out = append(ph.out, Phase{"history: read and value", took[0]}, Phase{"history: copy movements", took[1]}, Phase{"history: update versions", took[2]})
+	var next chunkVersions
+	var prev revalued
+	if len(chunks) > 0 {
+		t0 := time.Now()
+		if next, err = readChunk(ctx, tx, inputsHistory, chunks[0], only == nil); err != nil {
+			return 0, 0, err
+		}
+		took[0] += time.Since(t0)
+	}
+	for i := range chunks {
+		cur := next
+		done := make(chan revalued, 1)
+		go func() { done <- cur.value(set, discounts, moves) }()
+		err := func() error {
+			t0 := time.Now()
+			if i > 0 {
+				if err := write(chunks[i-1], prev); err != nil {
+					return err
+				}
+			}
+			t1 := time.Now()
+			took[1] += t1.Sub(t0)
+			if i+1 < len(chunks) {
+				var err error
+				if next, err = readChunk(ctx, tx, inputsHistory, chunks[i+1], only == nil); err != nil {
+					return err
+				}
+			}
+			took[0] += time.Since(t1)
+			return nil
+		}()
+		t2 := time.Now()
+		prev = <-done // waited for even on an error: no worker outlives the call
+		took[2] += time.Since(t2)
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	if len(chunks) > 0 {
+		t0 := time.Now()
+		if err := write(chunks[len(chunks)-1], prev); err != nil {
+			return 0, 0, err
+		}
+		took[1] += time.Since(t0)
+	}
+	ph.out = append(ph.out, Phase{"history: read", took[0]}, Phase{"history: write movements and versions", took[1]}, Phase{"history: value (beyond the reads and writes)", took[2]})
 	ph.last = time.Now()
 	n, err := refoldHistory(ctx, tx, set, refold, target)
 	if err != nil {
@@ -381,7 +424,7 @@ func revalueHistory(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, ph *
 	return valued + n, len(refold), nil
 }
 
-// revalued is what revalueChunkOf computed for a chunk of subscriptions.
+// revalued is what chunkVersions.value computed for a chunk of subscriptions.
 type revalued struct {
 	valued int
 	moves  [][]any // subscription_movements_history rows
@@ -395,7 +438,7 @@ type revalued struct {
 	refold []string // subscriptions to fold again from their events
 }
 
-// version is one subscriptions_history row as revalueChunkOf reads it.
+// version is one subscriptions_history row as readChunk reads it.
 type version struct {
 	id, customer string
 	validFrom    time.Time
@@ -407,10 +450,10 @@ type version struct {
 	account      *string
 }
 
-// revalueChunkOf values the versions of the subscriptions ids (sorted) under set; dense says
-// ids are every subscription from the first to the last.
-func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, discounts map[string][]domain.CustomerDiscount, moves *Child, inputsHistory string, ids []string, dense bool) (revalued, error) {
-	var out revalued
+// readChunk reads the versions of the subscriptions ids (sorted) and the arrivals that changed
+// their inputs; dense says ids are every subscription from the first to the last.
+func readChunk(ctx context.Context, tx pgx.Tx, inputsHistory string, ids []string, dense bool) (chunkVersions, error) {
+	var out chunkVersions
 	// The arrivals that changed a subscription's valuation inputs (the same under every setting,
 	// and not rewritten here): each must have left a version. One that did not (its fold was
 	// nil) emptied the subscription's movements under any settings, which only a fold writes.
@@ -419,12 +462,12 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 	if dense {
 		which, args = func(col string) string { return col + ` BETWEEN $1 AND $2` }, []any{ids[0], ids[len(ids)-1]}
 	}
-	arrivals := map[string][]int64{}
 	rows, err := tx.Query(ctx, `SELECT subscription, array_agg(DISTINCT known_from) FROM ledger.`+inputsHistory+`
 		WHERE `+which("subscription")+` GROUP BY 1`, args...)
 	if err != nil {
 		return out, fmt.Errorf("could not read the valuation inputs' history: %w", err)
 	}
+	arrivals := map[string][]int64{}
 	for rows.Next() {
 		var id string
 		var at []int64
@@ -460,7 +503,22 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("could not read the subscriptions' history: %w", err)
 	}
-	// Valued on every CPU, each worker a share of the subscriptions, joined in order.
+	return chunkVersions{versions, groups, arrivals}, nil
+}
+
+// chunkVersions are the versions of a chunk of subscriptions as readChunk read them.
+type chunkVersions struct {
+	versions []version
+	groups   [][2]int // each subscription's versions: [from, to)
+	arrivals map[string][]int64
+}
+
+// value values the chunk's versions under set, on every CPU, each worker a share of the
+// subscriptions, joined in order. It touches no connection, so it runs while the recompute's
+// transaction writes the chunk before and reads the next.
+func (c chunkVersions) value(set domain.MRRSettings, discounts map[string][]domain.CustomerDiscount, moves *Child) revalued {
+	var out revalued
+	versions, groups, arrivals := c.versions, c.groups, c.arrivals
 	workers := min(runtime.GOMAXPROCS(0), max(len(groups), 1))
 	parts := make([]revalued, workers)
 	var wg sync.WaitGroup
@@ -484,7 +542,7 @@ func revalueChunkOf(ctx context.Context, tx pgx.Tx, set domain.MRRSettings, disc
 		u.ids, u.validFrom, u.knownFrom = append(u.ids, pu.ids...), append(u.validFrom, pu.validFrom...), append(u.knownFrom, pu.knownFrom...)
 		u.mrr, u.attention = append(u.mrr, pu.mrr...), append(u.attention, pu.attention...)
 	}
-	return out, nil
+	return out
 }
 
 // revalue values one subscription's versions (in known_from, valid_from order) and adds what

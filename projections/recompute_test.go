@@ -36,8 +36,12 @@ func mrrDump(t *testing.T, db *testkit.DB) [5]string {
 
 // A recompute under other settings gives the rows a replay under them gives, for each setting
 // of each option, from the inputs kept beside the rows; the settings are recorded with them.
+//
+// Its recomputes value the history seven subscriptions at a time, so that they take many chunks,
+// each valued while the one before is written and the next read: not in parallel, as that size
+// is the package's.
 func TestRecomputeIsAReplayUnderTheNewSettings(t *testing.T) {
-	t.Parallel()
+	defer projections.SetRevalueChunk(7)()
 	sim := stripesim.New(stripesim.Config{Seed: 23, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
 	sim.Run(time.Time{})
 	db := load(t, sim.Events())
