@@ -99,19 +99,14 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 	if err := lockProjection(ctx, tx, StateName); err != nil {
 		return RecomputeStats{}, err
 	}
-	// Only the subscriptions whose inputs the change can act on are valued again
-	// (domain.Sensitivity); the others value the same under both settings. When they are many,
-	// every subscription is valued and the movement log written whole beside the live one
-	// (cheaper than deleting and inserting most of it in place).
+	// The others value the same under both settings.
 	stored, err := storedSettings(ctx, tx)
 	if err != nil {
 		return RecomputeStats{}, err
 	}
 	differs := stored.Differs(set)
 	var total, affected int
-	if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+affectedSQL+`)
-		FROM ledger.subscription_mrr_inputs i JOIN ledger.subscriptions s ON s.id = i.subscription
-		LEFT JOIN ledger.customers c ON c.id = s.customer`, differs.Names(), differs&domain.SensitiveDiscounts != 0).Scan(&total, &affected); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+affectedSQL+`) `+inputsFrom, differs.Names(), differs&domain.SensitiveDiscounts != 0).Scan(&total, &affected); err != nil {
 		return RecomputeStats{}, fmt.Errorf("could not read the subscriptions' MRR inputs: %w", err)
 	}
 	whole := affected*4 > total
@@ -120,6 +115,13 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		return RecomputeStats{}, err
 	}
 	ph.done("read inputs")
+	var only []string // the subscriptions valued again, in place; nil when all are, whole
+	if !whole {
+		only = make([]string, len(subs))
+		for i := range subs {
+			only[i] = subs[i].id
+		}
+	}
 	moves := Subscriptions.Children[0]
 	var movesTable table
 	for _, t := range Subscriptions.tables() {
@@ -135,11 +137,7 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 		}
 	} else {
 		// In place: the rollup's triggers take the deleted and the copied movements out and in.
-		ids := make([]string, len(subs))
-		for i := range subs {
-			ids[i] = subs[i].id
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+movesTable.name+` WHERE subscription = ANY($1)`, ids); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM ledger.`+movesTable.name+` WHERE subscription = ANY($1)`, only); err != nil {
 			return RecomputeStats{}, fmt.Errorf("could not clear the movements to recompute: %w", err)
 		}
 	}
@@ -231,13 +229,6 @@ func Recompute(ctx context.Context, pool *pgxpool.Pool, cfg RecomputeConfig) (Re
 			return RecomputeStats{}, err
 		}
 		ph.done("rollup")
-	}
-	var only []string // the subscriptions whose history is valued again; nil for all
-	if !whole {
-		only = make([]string, len(subs))
-		for i := range subs {
-			only[i] = subs[i].id
-		}
 	}
 	versions, refolded, err := revalueHistory(ctx, tx, set, ph, only)
 	if err != nil {
@@ -743,6 +734,10 @@ type recomputeInput struct {
 	attention *string
 }
 
+// inputsFrom is every subscription's inputs (i), its row (s) and its customer (c).
+const inputsFrom = `FROM ledger.subscription_mrr_inputs i JOIN ledger.subscriptions s ON s.id = i.subscription
+	LEFT JOIN ledger.customers c ON c.id = s.customer`
+
 // affectedSQL says whether a subscription (inputs i, its customer c) is one a settings change
 // that differs in $1 (domain.Sensitivity names) can change; $2 is whether it differs in a
 // discount setting, which acts on the customer's discounts too.
@@ -756,9 +751,8 @@ func readInputs(ctx context.Context, tx pgx.Tx, all bool, differs domain.Sensiti
 	if !all {
 		where, args = ` WHERE `+affectedSQL, []any{differs.Names(), differs&domain.SensitiveDiscounts != 0}
 	}
-	rows, err := tx.Query(ctx, `SELECT s.id, i.inputs, c.discount_history::text, s.livemode, s.account, s.mrr, s.attention
-		FROM ledger.subscription_mrr_inputs i JOIN ledger.subscriptions s ON s.id = i.subscription
-		LEFT JOIN ledger.customers c ON c.id = s.customer`+where+` ORDER BY s.id`, args...)
+	rows, err := tx.Query(ctx, `SELECT s.id, i.inputs, c.discount_history::text, s.livemode, s.account, s.mrr, s.attention `+
+		inputsFrom+where+` ORDER BY s.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("could not read the subscriptions' MRR inputs: %w", err)
 	}

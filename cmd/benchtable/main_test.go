@@ -52,7 +52,7 @@ func TestTable(t *testing.T) {
 		"simulator":              {missing, "—"},
 		"MRR recompute after a settings change (tiered": {"3,825 subscriptions/s over 100,000", "no"},
 		"signature re-check (verify --signatures)":      {"90,000 events/s over 201,248 webhook events", "yes"},
-		"MRR recompute":                                 {"12,512 subscriptions/s over 100,000", "no"},
+		"MRR recompute": {"12,512 subscriptions/s over 100,000", "no"},
 	} {
 		r, ok := got[what]
 		if !ok || r.figure != want.figure || r.met != want.met {
