@@ -108,37 +108,183 @@ func renderEvent(ev *Event, version string, obj any, prev map[string]any, reqID 
 
 // versioned renders obj for another API version where Stripe moved fields. Known moves:
 //   - before 2022-11-15 a Charge embedded its refunds as a list;
-//   - from 2025-03-31 (basil) the billing period lives on subscription items, not the subscription.
+//   - from 2025-03-31 (basil) the billing period lives on subscription items, not the
+//     subscription, and basilRender makes the release's other moves;
+//   - from 2025-09-30 (clover) a discount names its coupon in source instead of embedding it
+//     (cloverRender).
 func (s *Sim) versioned(version string, obj any) any {
 	switch o := obj.(type) {
 	case *Charge:
-		if version >= "2022-11-15" {
-			return obj
+		if version < "2022-11-15" {
+			var refunds []Refund
+			for _, l := range s.objs.kinds["refunds"] {
+				if re := l.v.(*Refund); re.Charge == o.ID {
+					refunds = append(refunds, *re)
+				}
+			}
+			return struct {
+				*Charge
+				Refunds List[Refund] `json:"refunds"`
+			}{o, newList("/v1/charges/"+o.ID+"/refunds", refunds)}
 		}
-		var refunds []Refund
-		for _, l := range s.objs.kinds["refunds"] {
-			if re := l.v.(*Refund); re.Charge == o.ID {
-				refunds = append(refunds, *re)
+	case *Subscription:
+		if version >= basil {
+			c := *o
+			c.Items.Data = append([]SubscriptionItem(nil), o.Items.Data...)
+			for i := range c.Items.Data {
+				c.Items.Data[i].CurrentPeriodStart = o.CurrentPeriodStart
+				c.Items.Data[i].CurrentPeriodEnd = o.CurrentPeriodEnd
+			}
+			c.CurrentPeriodStart, c.CurrentPeriodEnd = 0, 0
+			obj = &c
+		}
+	}
+	if version < basil {
+		return obj
+	}
+	m := asMap(obj)
+	basilRender(m)
+	if version >= clover {
+		cloverRender(m)
+	}
+	return m
+}
+
+// basil and clover are the first API versions of the 2025-03-31.basil and 2025-09-30.clover
+// releases (their moves from the dahlia spec, stripe-mock v0.203.0, and Stripe's changelog).
+const (
+	basil  = "2025-03-31"
+	clover = "2025-09-30"
+)
+
+// basilRender moves m (a rendered object) as API versions from basil on render it:
+//   - a subscription has no discount (discounts[] only), and its prices' recurring no
+//     aggregate_usage;
+//   - an invoice has no subscription, charge, payment_intent or paid (its subscription is
+//     parent.subscription_details.subscription; its payments are invoice payments, a list the
+//     invoice carries only when expanded), and no tax or total_tax_amounts (total_taxes);
+//   - an invoice line has no price (pricing.price_details), proration, subscription_item or type
+//     (parent.subscription_item_details), tax_amounts or tax_rates (taxes), or
+//     amount_excluding_tax;
+//   - a credit note has refunds[] instead of refund, total_taxes instead of tax_amounts, and
+//     its lines taxes instead of tax_amounts and no amount_excluding_tax;
+//   - a charge and a payment intent have no invoice.
+func basilRender(m map[string]any) {
+	switch m["object"] {
+	case "subscription":
+		delete(m, "discount")
+		for _, it := range items(m["items"]) {
+			if p, ok := it["price"].(map[string]any); ok {
+				if r, ok := p["recurring"].(map[string]any); ok {
+					delete(r, "aggregate_usage")
+				}
 			}
 		}
-		return struct {
-			*Charge
-			Refunds List[Refund] `json:"refunds"`
-		}{o, newList("/v1/charges/"+o.ID+"/refunds", refunds)}
-	case *Subscription:
-		if version < "2025-03-31" {
-			return obj
+	case "invoice":
+		var parent any // a one-off invoice has none
+		if sub := m["subscription"]; sub != nil {
+			parent = map[string]any{"type": "subscription_details", "quote_details": nil,
+				"subscription_details": map[string]any{"metadata": map[string]any{}, "subscription": sub}}
 		}
-		c := *o
-		c.Items.Data = append([]SubscriptionItem(nil), o.Items.Data...)
-		for i := range c.Items.Data {
-			c.Items.Data[i].CurrentPeriodStart = o.CurrentPeriodStart
-			c.Items.Data[i].CurrentPeriodEnd = o.CurrentPeriodEnd
+		m["parent"] = parent
+		m["total_taxes"] = taxes(m["total_tax_amounts"])
+		for _, k := range []string{"subscription", "charge", "payment_intent", "paid", "tax", "total_tax_amounts"} {
+			delete(m, k)
 		}
-		c.CurrentPeriodStart, c.CurrentPeriodEnd = 0, 0
-		return &c
+		for _, l := range items(m["lines"]) {
+			price, _ := l["price"].(map[string]any)
+			l["pricing"] = map[string]any{"type": "price_details", "price_details": map[string]any{"price": price["id"], "product": price["product"]},
+				"unit_amount_decimal": price["unit_amount_decimal"]}
+			l["parent"] = map[string]any{"type": "subscription_item_details", "invoice_item_details": nil,
+				"subscription_item_details": map[string]any{"invoice_item": nil, "proration": l["proration"],
+					"proration_details": map[string]any{"credited_items": nil}, "subscription": l["subscription"], "subscription_item": l["subscription_item"]}}
+			l["taxes"] = taxes(l["tax_amounts"])
+			for _, k := range []string{"price", "proration", "subscription_item", "type", "tax_amounts", "tax_rates", "amount_excluding_tax"} {
+				delete(l, k)
+			}
+		}
+	case "credit_note":
+		refunds := []any{}
+		if r := m["refund"]; r != nil {
+			refunds = append(refunds, map[string]any{"amount_refunded": m["amount"], "refund": r, "type": "refund", "payment_record_refund": nil})
+		}
+		m["refunds"], m["total_taxes"] = refunds, taxes(m["tax_amounts"])
+		delete(m, "refund")
+		delete(m, "tax_amounts")
+		for _, l := range items(m["lines"]) {
+			l["taxes"] = taxes(l["tax_amounts"])
+			delete(l, "tax_amounts")
+			delete(l, "amount_excluding_tax")
+		}
+	case "charge", "payment_intent":
+		delete(m, "invoice")
 	}
-	return obj
+}
+
+// cloverRender moves every discount in v (a rendered object, at any depth) as API versions from
+// clover on render it: its coupon is no longer embedded, source names it (type coupon).
+func cloverRender(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if x["object"] == "discount" {
+			var coupon any
+			if c, ok := x["coupon"].(map[string]any); ok {
+				coupon = c["id"]
+			}
+			x["source"] = map[string]any{"type": "coupon", "coupon": coupon}
+			delete(x, "coupon")
+		}
+		for _, child := range x {
+			cloverRender(child)
+		}
+	case []any:
+		for _, child := range x {
+			cloverRender(child)
+		}
+	}
+}
+
+// taxes are tax amounts (total_tax_amounts, a line's tax_amounts) as basil's taxes render them.
+func taxes(amounts any) []any {
+	out := []any{}
+	list, _ := amounts.([]any)
+	for _, a := range list {
+		t := a.(map[string]any)
+		behavior := "exclusive"
+		if t["inclusive"] == true {
+			behavior = "inclusive"
+		}
+		out = append(out, map[string]any{"amount": t["amount"], "tax_behavior": behavior, "type": "tax_rate_details",
+			"tax_rate_details": map[string]any{"tax_rate": t["tax_rate"]}, "taxability_reason": t["taxability_reason"],
+			"taxable_amount": t["taxable_amount"]})
+	}
+	return out
+}
+
+// items are the objects of a list's data (a subscription's items, an invoice's lines).
+func items(list any) []map[string]any {
+	l, _ := list.(map[string]any)
+	data, _ := l["data"].([]any)
+	out := make([]map[string]any, 0, len(data))
+	for _, d := range data {
+		out = append(out, d.(map[string]any))
+	}
+	return out
+}
+
+// asMap is v as a JSON object, numbers kept exact.
+func asMap(v any) map[string]any {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic("stripesim: " + err.Error())
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		panic("stripesim: " + err.Error())
+	}
+	return m
 }
 
 // objects holds the account's current state: per kind, the objects in creation order.
