@@ -332,18 +332,55 @@ type rawLine struct {
 	} `json:"period"`
 	Proration    bool `json:"proration"`
 	Subscription *ref `json:"subscription"`
+	// From 2025-03-31 (basil): the price is pricing's, the proration and subscription the
+	// parent's, the taxes taxes'.
+	Pricing *struct {
+		PriceDetails *struct {
+			Price *ref `json:"price"`
+		} `json:"price_details"`
+	} `json:"pricing"`
+	Parent *struct {
+		SubscriptionItemDetails *lineParent `json:"subscription_item_details"`
+		InvoiceItemDetails      *lineParent `json:"invoice_item_details"`
+	} `json:"parent"`
+	Taxes []struct {
+		Amount int64 `json:"amount"`
+	} `json:"taxes"`
+}
+
+// lineParent is what generated an invoice line, from basil on.
+type lineParent struct {
+	Proration    bool `json:"proration"`
+	Subscription *ref `json:"subscription"`
 }
 
 func lineRow(invoice string, l rawLine) InvoiceLineRow {
 	row := InvoiceLineRow{Invoice: invoice, ID: l.ID, Price: expandedID(l.Price), Quantity: l.Quantity, Amount: l.Amount,
 		Currency: l.Currency, PeriodStart: l.Period.Start, PeriodEnd: l.Period.End, Proration: l.Proration,
 		Subscription: expandedID(l.Subscription)}
+	if row.Price == nil && l.Pricing != nil && l.Pricing.PriceDetails != nil {
+		row.Price = expandedID(l.Pricing.PriceDetails.Price)
+	}
+	if l.Parent != nil {
+		for _, p := range []*lineParent{l.Parent.SubscriptionItemDetails, l.Parent.InvoiceItemDetails} {
+			if p != nil {
+				row.Proration = row.Proration || p.Proration
+				if row.Subscription == nil {
+					row.Subscription = expandedID(p.Subscription)
+				}
+			}
+		}
+	}
 	for _, d := range l.DiscountAmounts {
 		row.DiscountAmount += d.Amount
 	}
-	if len(l.TaxAmounts) > 0 {
+	taxes := l.TaxAmounts
+	if len(taxes) == 0 {
+		taxes = l.Taxes
+	}
+	if len(taxes) > 0 {
 		var tax int64
-		for _, t := range l.TaxAmounts {
+		for _, t := range taxes {
 			tax += t.Amount
 		}
 		row.TaxAmount = &tax

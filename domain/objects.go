@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // The rows below are snapshots of Stripe objects as finance reads them: the object as of the latest
@@ -59,6 +60,9 @@ type InvoiceRow struct {
 	// when Stripe says lines.has_more (LinesHasMore).
 	Lines        []InvoiceLineRow
 	LinesHasMore bool
+	// Attention says why a person should look at the row: a link the invoice's events do not
+	// carry at their API version; nil when nothing.
+	Attention *string
 	Provenance
 }
 
@@ -132,30 +136,44 @@ func fold(facts []Fact, v any) (Fact, error) {
 	return f, decodeObject(f, v)
 }
 
-// FoldInvoice is an invoice's row from its events.
-func FoldInvoice(facts []Fact) (InvoiceRow, error) {
-	var o struct {
-		ID, Currency                           string
-		Customer, Subscription, Charge, Status *string
-		PaymentIntent                          *string `json:"payment_intent"`
-		BillingReason                          *string `json:"billing_reason"`
-		AmountDue                              int64   `json:"amount_due"`
-		AmountPaid                             int64   `json:"amount_paid"`
-		AmountRemaining                        int64   `json:"amount_remaining"`
-		Total                                  int64
-		Subtotal                               int64
-		Tax                                    *int64
-		TotalDiscountAmounts                   []struct{ Amount int64 } `json:"total_discount_amounts"`
-		TotalExcludingTax                      *int64                   `json:"total_excluding_tax"`
-		Lines                                  struct {
-			Data    []rawLine
-			HasMore bool `json:"has_more"`
-		}
-		AttemptCount int64 `json:"attempt_count"`
-		PeriodStart  int64 `json:"period_start"`
-		PeriodEnd    int64 `json:"period_end"`
-		Created      int64
+// rawInvoice is the invoice as every API version renders it: the fields of 2023-10-16 and those
+// that replaced them from 2025-03-31 (basil), read into one row by FoldInvoice.
+type rawInvoice struct {
+	ID, Currency                           string
+	Customer, Subscription, Charge, Status *string
+	PaymentIntent                          *string `json:"payment_intent"`
+	BillingReason                          *string `json:"billing_reason"`
+	AmountDue                              int64   `json:"amount_due"`
+	AmountPaid                             int64   `json:"amount_paid"`
+	AmountRemaining                        int64   `json:"amount_remaining"`
+	Total                                  int64
+	Subtotal                               int64
+	Tax                                    *int64
+	TotalDiscountAmounts                   []struct{ Amount int64 } `json:"total_discount_amounts"`
+	TotalExcludingTax                      *int64                   `json:"total_excluding_tax"`
+	Lines                                  struct {
+		Data    []rawLine
+		HasMore bool `json:"has_more"`
 	}
+	AttemptCount int64 `json:"attempt_count"`
+	PeriodStart  int64 `json:"period_start"`
+	PeriodEnd    int64 `json:"period_end"`
+	Created      int64
+	// From basil: the subscription is the parent's, the tax total_taxes' sum.
+	Parent *struct {
+		SubscriptionDetails *struct {
+			Subscription *ref `json:"subscription"`
+		} `json:"subscription_details"`
+	} `json:"parent"`
+	TotalTaxes []struct{ Amount int64 } `json:"total_taxes"`
+}
+
+// FoldInvoice is an invoice's row from its events, whatever API version each was rendered at.
+// From 2025-03-31 (basil) an invoice names its subscription through parent, its tax through
+// total_taxes, and no longer carries its charge or payment intent (they are its invoice
+// payments'): those two are then nil and attention says why.
+func FoldInvoice(facts []Fact) (InvoiceRow, error) {
+	var o rawInvoice
 	f, err := fold(facts, &o)
 	if err != nil {
 		return InvoiceRow{}, err
@@ -166,6 +184,16 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 		TotalExcludingTax: o.TotalExcludingTax, AttemptCount: o.AttemptCount, Charge: o.Charge,
 		PaymentIntent: o.PaymentIntent, PeriodStart: o.PeriodStart, PeriodEnd: o.PeriodEnd, Created: o.Created,
 		Provenance: provenance(f)}
+	if row.Subscription == nil && o.Parent != nil && o.Parent.SubscriptionDetails != nil {
+		row.Subscription = expandedID(o.Parent.SubscriptionDetails.Subscription)
+	}
+	if row.Tax == nil && len(o.TotalTaxes) > 0 {
+		var tax int64
+		for _, t := range o.TotalTaxes {
+			tax += t.Amount
+		}
+		row.Tax = &tax
+	}
 	for _, d := range o.TotalDiscountAmounts {
 		row.TotalDiscounts += d.Amount
 	}
@@ -173,7 +201,34 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 		row.Lines = append(row.Lines, lineRow(o.ID, l))
 	}
 	row.LinesHasMore = o.Lines.HasMore
+	if invoicePaymentsApart(f.APIVersion) {
+		row.paymentLinksApart(f)
+	}
 	return row, nil
+}
+
+// invoicePaymentsApart says whether an invoice rendered at version leaves its charge and
+// payment intent to its invoice payments: from 2025-03-31 (basil), and at any version the
+// ledger does not know that sorts after it.
+func invoicePaymentsApart(version string) bool { return version >= "2025-03-31" }
+
+// paymentLinksApart says in attention which of the charge and payment intent the latest event
+// (at a version that leaves them to the invoice payments) left nil. An older rendering of the
+// invoice does not stand in for them: a charge retried since would be the wrong one.
+func (r *InvoiceRow) paymentLinksApart(latest Fact) {
+	var missing []string
+	if r.Charge == nil {
+		missing = append(missing, "charge")
+	}
+	if r.PaymentIntent == nil {
+		missing = append(missing, "payment_intent")
+	}
+	// A draft has no payment yet; any other invoice may have had one, which its events at this
+	// version do not show.
+	if len(missing) > 0 && (r.Status == nil || *r.Status != "draft") {
+		why := fmt.Sprintf("%s not known: an invoice at API version %q does not carry them (its invoice payments do)", strings.Join(missing, " and "), latest.APIVersion)
+		r.Attention = &why
+	}
 }
 
 // FoldRefund is a refund's row from its events (charge.refund.updated, refund.*).

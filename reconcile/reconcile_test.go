@@ -140,7 +140,8 @@ func (a *account) matchesTruth(t *testing.T, kinds ...string) {
 		"charges": `SELECT count(*) FROM ledger.charges c JOIN jsonb_array_elements($1::jsonb) o ON o->>'id' = c.id
 			WHERE (o->>'amount')::bigint <> c.amount OR (o->>'amount_refunded')::bigint <> c.amount_refunded OR o->>'status' <> c.status`,
 		"invoices": `SELECT count(*) FROM ledger.invoices i JOIN jsonb_array_elements($1::jsonb) o ON o->>'id' = i.id
-			WHERE o->>'status' <> i.status OR (o->>'amount_paid')::bigint <> i.amount_paid`,
+			WHERE o->>'status' <> i.status OR (o->>'amount_paid')::bigint <> i.amount_paid
+			   OR o->>'subscription' IS DISTINCT FROM i.subscription OR (o->>'tax')::bigint IS DISTINCT FROM i.tax`,
 	}
 	for _, kind := range kinds {
 		q, ok := queries[kind]
@@ -381,6 +382,31 @@ func TestObjectDriftRepairedBySnapshots(t *testing.T) {
 	again, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobObjects})
 	if err != nil || again.Repaired != 0 || len(again.Drift) != 0 {
 		t.Fatalf("second run: %+v %v", again, err)
+	}
+}
+
+// On an account whose default API version is dahlia, the events the outage lost are repaired
+// as the Events API renders them, at dahlia: their invoices name the subscription through
+// parent and their tax through total_taxes, and the read models still equal the account. The
+// invoices whose latest event is a dahlia one say in attention that their charge and payment
+// intent are not known.
+func TestEventsRunRepairsAtDahlia(t *testing.T) {
+	t.Parallel()
+	a := play(t, "outage-4d", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
+		c.AccountAPIVersion = "2026-08-26.dahlia"
+	}, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil || run.Repaired == 0 {
+		t.Fatalf("run %+v %v", run, err)
+	}
+	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
+	var dahlia, unlinked int
+	_ = a.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE api_version = '2026-08-26.dahlia' AND type LIKE 'invoice.%'),
+		(SELECT count(*) FROM ledger.invoices WHERE attention LIKE 'charge and payment_intent not known%')
+		FROM ledger.events WHERE source = 'reconcile'`).Scan(&dahlia, &unlinked)
+	if dahlia == 0 || unlinked == 0 {
+		t.Fatalf("%d dahlia invoice events repaired, %d invoices without their payment links", dahlia, unlinked)
 	}
 }
 

@@ -43,7 +43,8 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	ev.Webhook = renderEvent(ev, APIVersion, obj, prev, reqID, s.cfg.Livemode, s.cfg.Account)
 	ev.API = ev.Webhook
 	if s.cfg.AccountAPIVersion != APIVersion {
-		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, s.versioned(s.cfg.AccountAPIVersion, obj), prev, reqID, s.cfg.Livemode, s.cfg.Account)
+		v := s.versioned(s.cfg.AccountAPIVersion, obj)
+		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, v, versionedPrev(v, prev), reqID, s.cfg.Livemode, s.cfg.Account)
 	}
 	s.events = append(s.events, ev)
 	s.byID[ev.ID] = ev
@@ -148,6 +149,26 @@ func (s *Sim) versioned(version string, obj any) any {
 		cloverRender(m)
 	}
 	return m
+}
+
+// versionedPrev is prev (previous_attributes) for the rendering v of an object: without the
+// fields that rendering does not have (a basil invoice's paid, say), as Stripe only reports
+// fields of the version it renders. nil when none is left.
+func versionedPrev(v any, prev map[string]any) map[string]any {
+	m, ok := v.(map[string]any)
+	if !ok || prev == nil {
+		return prev
+	}
+	out := map[string]any{}
+	for k, p := range prev {
+		if _, ok := m[k]; ok {
+			out[k] = p
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // basil and clover are the first API versions of the 2025-03-31.basil and 2025-09-30.clover

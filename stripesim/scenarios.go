@@ -75,6 +75,16 @@ var Scenarios = map[string]Scenario{
 			cfg.AccountAPIVersion = "2020-08-27"
 		},
 	},
+	"dahlia-account": {
+		Name: "dahlia-account",
+		Description: "As steady, but the account's default API version is 2026-08-26.dahlia: webhooks (endpoint pinned to " +
+			"2023-10-16) and the Events API render the same event in different shapes (invoices name their subscription " +
+			"through parent and carry no charge or payment intent; discounts name their coupon in source).",
+		Apply: func(cfg *Config, dc *DeliveryConfig) {
+			cfg.Customers, cfg.Duration = 100, 60*day
+			cfg.AccountAPIVersion = "2026-08-26.dahlia"
+		},
+	},
 }
 
 // ScenarioNames lists the scenarios in a stable order.

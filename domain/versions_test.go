@@ -1,0 +1,102 @@
+package domain
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stripeledger/ledger/stripesim"
+)
+
+// One invoice history, rendered at 2023-10-16 (the webhooks), at 2026-08-26.dahlia (the
+// Events API of an account on dahlia) and mixed event by event, folds to the same invoice and
+// lines. The exception is what dahlia's invoice does not carry (its charge and payment intent
+// are invoice payments'): nil when the latest event is a dahlia one, and attention says so (an
+// older rendering's charge is not kept: the invoice may have been paid by another since).
+func TestInvoicesFoldAlikeAtEveryVersion(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 5, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
+		AccountAPIVersion: "2026-08-26.dahlia"})
+	sim.Run(time.Time{})
+	renderings := map[string]map[string][]Fact{} // old, new, mixed → invoice → facts
+	for _, k := range []string{"old", "new", "mixed"} {
+		renderings[k] = map[string][]Fact{}
+	}
+	for i, ev := range sim.Events() {
+		if !json.Valid(ev.API) || !isInvoiceEvent(ev.Type) {
+			continue
+		}
+		old, err := DecodeFact(ev.Webhook)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nu, err := DecodeFact(ev.API)
+		if err != nil {
+			t.Fatal(err)
+		}
+		renderings["old"][ev.ObjectID] = append(renderings["old"][ev.ObjectID], old)
+		renderings["new"][ev.ObjectID] = append(renderings["new"][ev.ObjectID], nu)
+		mixed := old
+		if i%2 == 1 {
+			mixed = nu
+		}
+		renderings["mixed"][ev.ObjectID] = append(renderings["mixed"][ev.ObjectID], mixed)
+	}
+	var subscribed, taxed, lines, unlinked int
+	for id, facts := range renderings["old"] {
+		want, err := FoldInvoice(facts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Attention != nil {
+			t.Fatalf("%s at 2023-10-16: attention %q", id, *want.Attention)
+		}
+		for _, k := range []string{"new", "mixed"} {
+			got, err := FoldInvoice(renderings[k][id])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if latest, _ := Latest(renderings[k][id]); latest.APIVersion != "2023-10-16" {
+				if got.Charge != nil || got.PaymentIntent != nil {
+					t.Fatalf("%s (%s): charge %v, payment_intent %v from a dahlia invoice", id, k, got.Charge, got.PaymentIntent)
+				}
+				if (want.Charge != nil || want.PaymentIntent != nil) && got.Attention == nil {
+					t.Fatalf("%s (%s): no charge or payment_intent, and no attention", id, k)
+				}
+				got.Charge, got.PaymentIntent = want.Charge, want.PaymentIntent
+				unlinked++
+			} else if got.Attention != nil {
+				t.Fatalf("%s (%s): attention %q from a 2023-10-16 invoice", id, k, *got.Attention)
+			}
+			got.Attention = nil
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(want)
+			if string(g) != string(w) {
+				t.Fatalf("%s folds otherwise at %s:\n got %s\nwant %s", id, k, g, w)
+			}
+		}
+		if want.Subscription != nil {
+			subscribed++
+		}
+		if want.Tax != nil {
+			taxed++
+		}
+		for _, l := range want.Lines {
+			if l.Price != nil && l.Subscription != nil && l.TaxAmount != nil {
+				lines++
+			}
+		}
+	}
+	if subscribed == 0 || taxed == 0 || lines == 0 || unlinked == 0 {
+		t.Fatalf("%d invoices with a subscription, %d with tax, %d lines with price, subscription and tax, %d without their payment links: the history should have each",
+			subscribed, taxed, lines, unlinked)
+	}
+}
+
+func isInvoiceEvent(typ string) bool {
+	return len(typ) > 8 && typ[:8] == "invoice."
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
