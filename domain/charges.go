@@ -2,6 +2,7 @@ package domain
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 )
 
@@ -31,6 +32,10 @@ type ChargeRow struct {
 	Fee                *int64
 	Net                *int64
 	SettlementCurrency *string
+	// Attention says why a person should look at the row: its invoice is not known (a charge's
+	// events do not name it from basil on, and no invoice payment of its payment intent has
+	// said); nil when nothing.
+	Attention *string
 	Provenance
 }
 
@@ -68,8 +73,23 @@ func FoldCharge(charge []Fact, disputes []DisputeRow) (ChargeRow, error) {
 		FailureCode: c.FailureCode, FailureMessage: c.FailureMessage, PaymentIntent: c.PaymentIntent,
 		Invoice: c.Invoice, Customer: c.Customer, BalanceTransaction: expandedID(c.BalanceTransaction), Provenance: provenance(f),
 	}
+	if row.Invoice == nil && row.PaymentIntent != nil && invoicePaymentsApart(f.APIVersion) {
+		why := fmt.Sprintf("invoice not known: a charge at API version %q does not carry it (an invoice payment of its payment intent names it, when it pays one)", f.APIVersion)
+		row.Attention = &why
+	}
 	row.SetDisputes(disputes)
 	return row, nil
+}
+
+// SetIntent fills the invoice a charge's own events did not carry (from basil on: Stripe dropped
+// Charge.invoice) from its payment intent's row, whose invoice the invoice payments give.
+func (r *ChargeRow) SetIntent(intents []PaymentIntentRow) {
+	if r.Invoice == nil && len(intents) > 0 {
+		r.Invoice = intents[0].Invoice
+	}
+	if r.Invoice != nil {
+		r.Attention = nil
+	}
 }
 
 // SetDisputes sets the row's dispute columns from the rows of the charge's disputes: of several,

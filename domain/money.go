@@ -64,10 +64,12 @@ type PayoutRow struct {
 
 // PaymentIntentRow is a payment intent.
 type PaymentIntentRow struct {
-	ID             string
-	Amount         int64
+	ID string
+	// Amount and Currency are nil when Stripe leaves them out (from dahlia's spec on, a payment
+	// intent need not carry them).
+	Amount         *int64
 	AmountReceived *int64 // Stripe may leave it out
-	Currency       string
+	Currency       *string
 	Status         string
 	Customer       *string
 	Invoice        *string
@@ -259,15 +261,15 @@ func FoldPayout(facts []Fact) (PayoutRow, error) {
 // FoldPaymentIntent is a payment intent's row from its events (payment_intent.*) and snapshots.
 func FoldPaymentIntent(facts []Fact) (PaymentIntentRow, error) {
 	var o struct {
-		ID             string `json:"id"`
-		Amount         int64  `json:"amount"`
-		AmountReceived *int64 `json:"amount_received"`
-		Currency       string `json:"currency"`
-		Status         string `json:"status"`
-		Customer       *ref   `json:"customer"`
-		Invoice        *ref   `json:"invoice"`
-		LatestCharge   *ref   `json:"latest_charge"`
-		Created        int64  `json:"created"`
+		ID             string  `json:"id"`
+		Amount         *int64  `json:"amount"`
+		AmountReceived *int64  `json:"amount_received"`
+		Currency       *string `json:"currency"`
+		Status         string  `json:"status"`
+		Customer       *ref    `json:"customer"`
+		Invoice        *ref    `json:"invoice"`
+		LatestCharge   *ref    `json:"latest_charge"`
+		Created        int64   `json:"created"`
 	}
 	f, err := fold(facts, &o)
 	if err != nil {
@@ -276,6 +278,25 @@ func FoldPaymentIntent(facts []Fact) (PaymentIntentRow, error) {
 	return PaymentIntentRow{ID: o.ID, Amount: o.Amount, AmountReceived: o.AmountReceived, Currency: o.Currency,
 		Status: o.Status, Customer: expandedID(o.Customer), Invoice: expandedID(o.Invoice), LatestCharge: expandedID(o.LatestCharge),
 		Created: o.Created, Provenance: provenance(f)}, nil
+}
+
+// SetPayments fills the invoice a payment intent's own events did not carry (from basil on:
+// Stripe dropped PaymentIntent.invoice) from the invoice payments made with it; the first one's
+// invoice when several.
+func (r *PaymentIntentRow) SetPayments(payments []InvoicePaymentRow) {
+	if r.Invoice != nil {
+		return
+	}
+	var first *InvoicePaymentRow
+	for i := range payments {
+		if p := &payments[i]; first == nil || p.Created < first.Created || p.Created == first.Created && p.ID < first.ID {
+			first = p
+		}
+	}
+	if first != nil {
+		inv := first.Invoice
+		r.Invoice = &inv
+	}
 }
 
 // FoldCreditNote is a credit note's row from its events (credit_note.*) and snapshots.
@@ -293,7 +314,11 @@ func FoldCreditNote(facts []Fact) (CreditNoteRow, error) {
 		Total    int64   `json:"total"`
 		Currency string  `json:"currency"`
 		Refund   *ref    `json:"refund"`
-		Created  int64   `json:"created"`
+		// From 2025-03-31.basil a credit note lists its refunds instead.
+		Refunds []struct {
+			Refund *ref `json:"refund"`
+		} `json:"refunds"`
+		Created int64 `json:"created"`
 	}
 	f, err := fold(facts, &o)
 	if err != nil {
@@ -302,6 +327,9 @@ func FoldCreditNote(facts []Fact) (CreditNoteRow, error) {
 	row := CreditNoteRow{ID: o.ID, Customer: expandedID(o.Customer), Number: o.Number, Status: o.Status, Type: o.Type,
 		Reason: o.Reason, Amount: o.Amount, Subtotal: o.Subtotal, Total: o.Total, Currency: o.Currency,
 		Refund: expandedID(o.Refund), Created: o.Created, Provenance: provenance(f)}
+	if row.Refund == nil && len(o.Refunds) > 0 {
+		row.Refund = expandedID(o.Refunds[0].Refund) // the first: the row holds one refund
+	}
 	if inv := expandedID(o.Invoice); inv != nil {
 		row.Invoice = *inv
 	} else {

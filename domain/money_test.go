@@ -217,17 +217,21 @@ func TestFoldPaymentIntent(t *testing.T) {
 	}{{
 		name:  "created: nothing received, nothing related",
 		facts: []domain.Fact{event(t, "evt_1", "payment_intent.created", 1700000000, created)},
-		want:  domain.PaymentIntentRow{ID: "pi_1", Amount: 1099, AmountReceived: ptr[int64](0), Currency: "usd", Status: "requires_payment_method", Created: 1700000000},
+		want:  domain.PaymentIntentRow{ID: "pi_1", Amount: ptr[int64](1099), AmountReceived: ptr[int64](0), Currency: ptr("usd"), Status: "requires_payment_method", Created: 1700000000},
 	}, {
 		name: "succeeded in the same second: the success wins; an expanded customer is its ID",
 		facts: []domain.Fact{event(t, "evt_a", "payment_intent.succeeded", 1700000000, succeeded),
 			event(t, "evt_b", "payment_intent.created", 1700000000, created)},
-		want: domain.PaymentIntentRow{ID: "pi_1", Amount: 1099, AmountReceived: ptr[int64](1099), Currency: "usd", Status: "succeeded",
+		want: domain.PaymentIntentRow{ID: "pi_1", Amount: ptr[int64](1099), AmountReceived: ptr[int64](1099), Currency: ptr("usd"), Status: "succeeded",
 			Customer: ptr("cus_1"), Invoice: ptr("in_1"), LatestCharge: ptr("ch_1"), Created: 1700000000},
 	}, {
 		name:  "amount_received left out: NULL, never 0",
 		facts: []domain.Fact{event(t, "evt_1", "payment_intent.created", 1700000000, noReceived)},
-		want:  domain.PaymentIntentRow{ID: "pi_2", Amount: 500, Currency: "eur", Status: "processing", Created: 1700000000},
+		want:  domain.PaymentIntentRow{ID: "pi_2", Amount: ptr[int64](500), Currency: ptr("eur"), Status: "processing", Created: 1700000000},
+	}, {
+		name:  "amount and currency left out (dahlia may): NULL, never 0 or ''",
+		facts: []domain.Fact{event(t, "evt_1", "payment_intent.created", 1700000000, `{"created": 1700000000, "id": "pi_3", "object": "payment_intent", "status": "requires_payment_method"}`)},
+		want:  domain.PaymentIntentRow{ID: "pi_3", Status: "requires_payment_method", Created: 1700000000},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,8 +1,10 @@
 package domain
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -64,6 +66,60 @@ type InvoiceRow struct {
 	// carry at their API version; nil when nothing.
 	Attention *string
 	Provenance
+}
+
+// InvoicePaymentRow is a payment of an invoice (API versions from 2025-03-31.basil): made with a
+// payment intent or a charge.
+type InvoicePaymentRow struct {
+	ID              string
+	Invoice         string
+	Status          string // open, paid, canceled
+	AmountPaid      *int64 // nil until paid
+	AmountRequested int64
+	Currency        string
+	IsDefault       bool
+	PaymentType     string // payment_intent, charge, payment_record, …
+	PaymentIntent   *string
+	Charge          *string
+	PaidAt          *int64
+	CanceledAt      *int64
+	Created         int64
+	Provenance
+}
+
+// FoldInvoicePayment is an invoice payment's row from its events (invoice_payment.*).
+func FoldInvoicePayment(facts []Fact) (InvoicePaymentRow, error) {
+	var o struct {
+		ID              string `json:"id"`
+		Invoice         *ref   `json:"invoice"`
+		Status          string `json:"status"`
+		AmountPaid      *int64 `json:"amount_paid"`
+		AmountRequested int64  `json:"amount_requested"`
+		Currency        string `json:"currency"`
+		IsDefault       bool   `json:"is_default"`
+		Payment         struct {
+			Type          string `json:"type"`
+			PaymentIntent *ref   `json:"payment_intent"`
+			Charge        *ref   `json:"charge"`
+		} `json:"payment"`
+		StatusTransitions struct {
+			PaidAt     *int64 `json:"paid_at"`
+			CanceledAt *int64 `json:"canceled_at"`
+		} `json:"status_transitions"`
+		Created int64 `json:"created"`
+	}
+	f, err := fold(facts, &o)
+	if err != nil {
+		return InvoicePaymentRow{}, err
+	}
+	if o.Invoice == nil || *o.Invoice == "" {
+		return InvoicePaymentRow{}, fmt.Errorf("event %s: invoice payment %s names no invoice", f.EventID, o.ID)
+	}
+	return InvoicePaymentRow{ID: o.ID, Invoice: string(*o.Invoice), Status: o.Status, AmountPaid: o.AmountPaid,
+		AmountRequested: o.AmountRequested, Currency: o.Currency, IsDefault: o.IsDefault, PaymentType: o.Payment.Type,
+		PaymentIntent: expandedID(o.Payment.PaymentIntent), Charge: expandedID(o.Payment.Charge),
+		PaidAt: o.StatusTransitions.PaidAt, CanceledAt: o.StatusTransitions.CanceledAt, Created: o.Created,
+		Provenance: provenance(f)}, nil
 }
 
 // RefundRow is a refund.
@@ -202,7 +258,7 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 	}
 	row.LinesHasMore = o.Lines.HasMore
 	if invoicePaymentsApart(f.APIVersion) {
-		row.paymentLinksApart(f)
+		row.paymentLinksApart(f.APIVersion)
 	}
 	return row, nil
 }
@@ -212,10 +268,57 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 // ledger does not know that sorts after it.
 func invoicePaymentsApart(version string) bool { return version >= "2025-03-31" }
 
-// paymentLinksApart says in attention which of the charge and payment intent the latest event
-// (at a version that leaves them to the invoice payments) left nil. An older rendering of the
-// invoice does not stand in for them: a charge retried since would be the wrong one.
-func (r *InvoiceRow) paymentLinksApart(latest Fact) {
+// SetPayments fills the payment intent and charge the invoice's own events did not carry (from
+// basil on) from its invoice payments and from the charges made for it (those whose invoice is
+// this one: their own, or their payment intent's), and says in attention what stays unknown.
+// Links the invoice's events carried are kept. The payment intent is the default payment's
+// (the one Stripe attempts), else the latest paid one's; the charge, as Stripe's invoice.charge
+// was, the latest charge made for the invoice.
+func (r *InvoiceRow) SetPayments(payments []InvoicePaymentRow, charges []ChargeRow) {
+	if r.Charge != nil && r.PaymentIntent != nil || r.Attention == nil {
+		return // the invoice's events carried its links (or had none to carry)
+	}
+	ps := slices.Clone(payments)
+	slices.SortFunc(ps, func(a, b InvoicePaymentRow) int {
+		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	if r.PaymentIntent == nil {
+		var pick *InvoicePaymentRow
+		for i := range ps {
+			if p := &ps[i]; p.PaymentIntent != nil && (p.IsDefault || p.Status == "paid" && (pick == nil || !pick.IsDefault)) {
+				pick = p
+			}
+		}
+		if pick != nil {
+			r.PaymentIntent = pick.PaymentIntent
+		}
+	}
+	if r.Charge == nil {
+		var latest *ChargeRow
+		for i := range charges {
+			c := &charges[i]
+			if latest == nil || c.Created > latest.Created || c.Created == latest.Created && c.ID > latest.ID {
+				latest = c
+			}
+		}
+		if latest != nil {
+			r.Charge = &latest.ID
+		}
+		for i := range ps {
+			if p := &ps[i]; p.Charge != nil && r.Charge == nil {
+				r.Charge = p.Charge
+			}
+		}
+	}
+	r.paymentLinksApart("")
+}
+
+// paymentLinksApart says in attention which of the charge and payment intent are nil on an
+// invoice whose latest event, at version, does not carry them (version "": the attention it
+// has names the version; only its list of what is missing is brought up to date). An older
+// rendering of the invoice does not stand in for them: a charge retried since would be the
+// wrong one.
+func (r *InvoiceRow) paymentLinksApart(version string) {
 	var missing []string
 	if r.Charge == nil {
 		missing = append(missing, "charge")
@@ -225,10 +328,20 @@ func (r *InvoiceRow) paymentLinksApart(latest Fact) {
 	}
 	// A draft has no payment yet; any other invoice may have had one, which its events at this
 	// version do not show.
-	if len(missing) > 0 && (r.Status == nil || *r.Status != "draft") {
-		why := fmt.Sprintf("%s not known: an invoice at API version %q does not carry them (its invoice payments do)", strings.Join(missing, " and "), latest.APIVersion)
-		r.Attention = &why
+	if len(missing) == 0 || r.Status != nil && *r.Status == "draft" {
+		r.Attention = nil
+		return
 	}
+	why := fmt.Sprintf(" not known: an invoice at API version %q does not carry them (its invoice payments do)", version)
+	if version == "" {
+		if r.Attention == nil {
+			return
+		}
+		_, rest, _ := strings.Cut(*r.Attention, " not known:")
+		why = " not known:" + rest
+	}
+	why = strings.Join(missing, " and ") + why
+	r.Attention = &why
 }
 
 // FoldRefund is a refund's row from its events (charge.refund.updated, refund.*).

@@ -20,6 +20,8 @@ const (
 	KindPayouts             Kind = "payouts"
 	KindPaymentIntents      Kind = "payment_intents"
 	KindCreditNotes         Kind = "credit_notes"
+	// Invoice payments (from API version 2025-03-31.basil) come by invoice_payment.* events.
+	KindInvoicePayments Kind = "invoice_payments"
 )
 
 // Route says which read model an event type feeds, "" for types no read model folds (they stay
@@ -74,6 +76,8 @@ func Route(eventType string) Kind {
 		return KindPaymentIntents
 	case strings.HasPrefix(eventType, "credit_note."):
 		return KindCreditNotes
+	case strings.HasPrefix(eventType, "invoice_payment."):
+		return KindInvoicePayments
 	}
 	return ""
 }

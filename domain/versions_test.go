@@ -93,6 +93,53 @@ func TestInvoicesFoldAlikeAtEveryVersion(t *testing.T) {
 	}
 }
 
+// A credit note folds to the same row from its 2023-10-16 and its dahlia renderings, whose
+// refund is the first of refunds[].
+func TestCreditNotesFoldAlikeAtEveryVersion(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 5, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
+		AccountAPIVersion: "2026-08-26.dahlia"})
+	sim.Run(time.Time{})
+	old, nu := map[string][]Fact{}, map[string][]Fact{}
+	for _, ev := range sim.Events() {
+		if len(ev.Type) < 12 || ev.Type[:12] != "credit_note." {
+			continue
+		}
+		for _, r := range []struct {
+			raw []byte
+			to  map[string][]Fact
+		}{{ev.Webhook, old}, {ev.API, nu}} {
+			f, err := DecodeFact(r.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.to[ev.ObjectID] = append(r.to[ev.ObjectID], f)
+		}
+	}
+	refunded := 0
+	for id := range old {
+		want, err := FoldCreditNote(old[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FoldCreditNote(nu[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Fatalf("%s folds otherwise at dahlia:\n got %s\nwant %s", id, g, w)
+		}
+		if want.Refund != nil {
+			refunded++
+		}
+	}
+	if refunded == 0 {
+		t.Fatalf("none of %d credit notes made a refund", len(old))
+	}
+}
+
 func isInvoiceEvent(typ string) bool {
 	return len(typ) > 8 && typ[:8] == "invoice."
 }

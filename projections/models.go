@@ -13,8 +13,8 @@ import (
 // walks through it.
 
 // Models is every read model, each after the models it reads.
-var Models = []*Model{Customers, Disputes, CheckoutSessions, Subscriptions, Invoices, BalanceTransactions, Charges, Refunds,
-	Payouts, PaymentIntents, CreditNotes}
+var Models = []*Model{Customers, Disputes, CheckoutSessions, Subscriptions, BalanceTransactions, InvoicePayments, PaymentIntents,
+	Charges, Invoices, Refunds, Payouts, CreditNotes}
 
 // ModelByTable finds a model by its table name.
 func ModelByTable(name string) (*Model, bool) {
@@ -256,12 +256,46 @@ func movementValues(m *domain.Movement, livemode bool, account *string) []any {
 		m.SourceEvents, ts(m.At), tsp(m.PeriodStart), livemode, account}
 }
 
+// InvoicePayments are the payments of invoices (invoice_payment.*, API versions from
+// 2025-05-28.basil): what gives an invoice, a payment intent and a charge their links from basil
+// on, when Stripe no longer puts them on the objects.
+var InvoicePayments = declare(spec[domain.InvoicePaymentRow]{
+	table: "invoice_payments", kind: domain.KindInvoicePayments, objectType: "invoice_payment",
+	comment: "Stripe invoice payments as of their latest event (invoice_payment.*; API versions from 2025-05-28.basil send them): each payment of an invoice, made with a payment intent or a charge. An invoice paid in parts has one row per payment. Money in the currency's minor unit.",
+	fold:    domain.FoldInvoicePayment,
+	source:  func(r *domain.InvoicePaymentRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.InvoicePaymentRow]{
+		text("id", "Stripe invoice payment ID (inpay_...).", "id", func(r *domain.InvoicePaymentRow) *string { return &r.ID }),
+		text("invoice", "The invoice it pays (in_...).", "invoice", func(r *domain.InvoicePaymentRow) *string { return &r.Invoice }),
+		text("status", "open, paid or canceled.", "status", func(r *domain.InvoicePaymentRow) *string { return &r.Status }),
+		nullInteger("amount_paid", "Amount paid, minor units; NULL until paid.", "amount_paid", func(r *domain.InvoicePaymentRow) **int64 { return &r.AmountPaid }),
+		integer("amount_requested", "Amount requested, minor units.", "amount_requested", func(r *domain.InvoicePaymentRow) *int64 { return &r.AmountRequested }),
+		text("currency", currencyComment, "currency", func(r *domain.InvoicePaymentRow) *string { return &r.Currency }),
+		boolean("is_default", "True for the invoice's default payment (the one Stripe attempts).", "is_default", func(r *domain.InvoicePaymentRow) *bool { return &r.IsDefault }),
+		text("payment_type", "What it was made with: payment_intent, charge (a charge without a payment intent), payment_record, ... (payment.type).", "payment", func(r *domain.InvoicePaymentRow) *string { return &r.PaymentType }),
+		nullText("payment_intent", "The payment intent (payment.payment_intent); NULL when made otherwise.", "payment", func(r *domain.InvoicePaymentRow) **string { return &r.PaymentIntent }),
+		nullText("charge", "The charge (payment.charge) of a payment made with a charge alone; NULL otherwise (a payment intent's charges are in charges, by payment_intent).", "payment", func(r *domain.InvoicePaymentRow) **string { return &r.Charge }),
+		nullTimestamp("paid_at", "When it was paid; NULL while not.", "status_transitions", func(r *domain.InvoicePaymentRow) **int64 { return &r.PaidAt }),
+		nullTimestamp("canceled_at", "When it was canceled; NULL while not.", "status_transitions", func(r *domain.InvoicePaymentRow) **int64 { return &r.CanceledAt }),
+		timestamp("created", createdComment, "created", func(r *domain.InvoicePaymentRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC", "invoice", "payment_intent"},
+	filters: []string{"status", "invoice", "payment_intent", "currency"},
+	brief:   []string{"id", "invoice", "status", "currency", "amount_paid", "payment_intent", "created"},
+})
+
 // Invoices are Stripe invoices.
 var Invoices = declare(spec[domain.InvoiceRow]{
 	table: "invoices", kind: domain.KindInvoices, objectType: "invoice",
 	comment: "Stripe invoices as of their latest event. Money in the currency's minor unit.",
 	fold:    domain.FoldInvoice,
 	source:  func(r *domain.InvoiceRow) *domain.Provenance { return r.Source() },
+	// From basil an invoice's events carry neither its payment intent nor its charge: its
+	// invoice payments and the charges made for it give them.
+	reads: []Relation{{Model: InvoicePayments, Column: "invoice"}, {Model: Charges, Column: "invoice"}},
+	derive: func(r *domain.InvoiceRow, in inputs, _ env) {
+		r.SetPayments(related[domain.InvoicePaymentRow](in, InvoicePayments, r.ID), related[domain.ChargeRow](in, Charges, r.ID))
+	},
 	columns: []column[domain.InvoiceRow]{
 		text("id", "Stripe invoice ID (in_...).", "id", func(r *domain.InvoiceRow) *string { return &r.ID }),
 		nullText("customer", "Stripe customer ID; NULL when none.", "customer", func(r *domain.InvoiceRow) **string { return &r.Customer }),
@@ -358,8 +392,10 @@ var Charges = declare(spec[domain.ChargeRow]{
 	comment: "Stripe charges as of their latest event, with refunds (amount_refunded) and the latest dispute folded in. Money in the currency's minor unit.",
 	fold:    func(facts []domain.Fact) (domain.ChargeRow, error) { return domain.FoldCharge(facts, nil) },
 	source:  func(r *domain.ChargeRow) *domain.Provenance { return r.Source() },
-	reads:   []Relation{{Model: Disputes, Column: "charge"}, {Model: BalanceTransactions, Via: "balance_transaction"}},
+	// From basil a charge's events do not name its invoice: its payment intent's row does.
+	reads: []Relation{{Model: Disputes, Column: "charge"}, {Model: BalanceTransactions, Via: "balance_transaction"}, {Model: PaymentIntents, Via: "payment_intent"}},
 	derive: func(r *domain.ChargeRow, in inputs, _ env) {
+		r.SetIntent(related[domain.PaymentIntentRow](in, PaymentIntents, domain.Deref(r.PaymentIntent)))
 		r.SetDisputes(related[domain.DisputeRow](in, Disputes, r.ID))
 		r.SetBalanceTransaction(related[domain.BalanceTransactionRow](in, BalanceTransactions, domain.Deref(r.BalanceTransaction)))
 	},
@@ -375,10 +411,11 @@ var Charges = declare(spec[domain.ChargeRow]{
 		nullText("failure_code", "Stripe's failure code; NULL when none.", "failure_code", func(r *domain.ChargeRow) **string { return &r.FailureCode }),
 		nullText("failure_message", "Stripe's failure message; NULL when none.", "failure_message", func(r *domain.ChargeRow) **string { return &r.FailureMessage }),
 		nullText("payment_intent", "PaymentIntent ID; NULL when none.", "payment_intent", func(r *domain.ChargeRow) **string { return &r.PaymentIntent }),
-		nullText("invoice", "The invoice it paid; NULL when none.", "invoice", func(r *domain.ChargeRow) **string { return &r.Invoice }),
+		nullText("invoice", "The invoice it paid (invoice, or from 2025-03-31.basil its payment intent's, from the invoice payments); NULL when none, or when not known (attention).", "invoice", func(r *domain.ChargeRow) **string { return &r.Invoice }),
 		nullText("customer", "Stripe customer ID; NULL for guest payments.", "customer", func(r *domain.ChargeRow) **string { return &r.Customer }),
 		nullText("dispute_id", "The latest dispute on the charge (the last opened); NULL when none.", "", func(r *domain.ChargeRow) **string { return &r.DisputeID }),
 		nullText("dispute_status", "That dispute's status (needs_response, under_review, won, lost, ...); NULL when none.", "", func(r *domain.ChargeRow) **string { return &r.DisputeStatus }),
+		nullText("attention", "Why a person should look at this row: its invoice is not known because its latest event is at an API version (2025-03-31.basil or later) whose charge does not name it, and no invoice payment of its payment intent has; NULL when nothing.", "", func(r *domain.ChargeRow) **string { return &r.Attention }),
 		nullText("balance_transaction", "The charge's balance transaction (txn_...); NULL while Stripe has none.", "balance_transaction", func(r *domain.ChargeRow) **string { return &r.BalanceTransaction }),
 		nullInteger("fee", "Stripe's fee, from the balance transaction's row, minor units of settlement_currency; NULL until the ledger holds the transaction.", "", func(r *domain.ChargeRow) **int64 { return &r.Fee }),
 		nullInteger("net", "amount less the fee, from the balance transaction's row, minor units of settlement_currency (converted when the charge's currency differs); NULL until the ledger holds the transaction.", "", func(r *domain.ChargeRow) **int64 { return &r.Net }),
@@ -441,11 +478,16 @@ var PaymentIntents = declare(spec[domain.PaymentIntentRow]{
 	comment: "Stripe payment intents as of their latest event (payment_intent.*). Money in the currency's minor unit.",
 	fold:    domain.FoldPaymentIntent,
 	source:  func(r *domain.PaymentIntentRow) *domain.Provenance { return r.Source() },
+	// From basil a payment intent's events do not name its invoice: its invoice payments do.
+	reads: []Relation{{Model: InvoicePayments, Column: "payment_intent"}},
+	derive: func(r *domain.PaymentIntentRow, in inputs, _ env) {
+		r.SetPayments(related[domain.InvoicePaymentRow](in, InvoicePayments, r.ID))
+	},
 	columns: []column[domain.PaymentIntentRow]{
 		text("id", "Stripe payment intent ID (pi_...).", "id", func(r *domain.PaymentIntentRow) *string { return &r.ID }),
-		integer("amount", "Amount intended to be collected, minor units.", "amount", func(r *domain.PaymentIntentRow) *int64 { return &r.Amount }),
+		nullInteger("amount", "Amount intended to be collected, minor units; NULL when Stripe sent none.", "amount", func(r *domain.PaymentIntentRow) **int64 { return &r.Amount }),
 		nullInteger("amount_received", "Amount received, minor units; NULL when Stripe sent none.", "amount_received", func(r *domain.PaymentIntentRow) **int64 { return &r.AmountReceived }),
-		text("currency", currencyComment, "currency", func(r *domain.PaymentIntentRow) *string { return &r.Currency }),
+		nullText("currency", "ISO 4217 currency, lowercase (the minor unit of amount); NULL when Stripe sent none.", "currency", func(r *domain.PaymentIntentRow) **string { return &r.Currency }),
 		text("status", "requires_payment_method, requires_confirmation, requires_action, processing, requires_capture, canceled, succeeded.", "status", func(r *domain.PaymentIntentRow) *string { return &r.Status }),
 		nullText("customer", "Stripe customer ID; NULL for a guest payment.", "customer", func(r *domain.PaymentIntentRow) **string { return &r.Customer }),
 		nullText("invoice", "The invoice it pays; NULL when none.", "invoice", func(r *domain.PaymentIntentRow) **string { return &r.Invoice }),
@@ -475,7 +517,7 @@ var CreditNotes = declare(spec[domain.CreditNoteRow]{
 		integer("subtotal", "Amount before discounts and taxes, minor units.", "subtotal", func(r *domain.CreditNoteRow) *int64 { return &r.Subtotal }),
 		integer("total", "Amount after discounts and taxes, minor units.", "total", func(r *domain.CreditNoteRow) *int64 { return &r.Total }),
 		text("currency", currencyComment, "currency", func(r *domain.CreditNoteRow) *string { return &r.Currency }),
-		nullText("refund", "The refund it made (re_...); NULL when none.", "refund", func(r *domain.CreditNoteRow) **string { return &r.Refund }),
+		nullText("refund", "The refund it made (re_...; refund, or from 2025-03-31.basil the first of refunds[]); NULL when none.", "refund", func(r *domain.CreditNoteRow) **string { return &r.Refund }),
 		timestamp("created", createdComment, "created", func(r *domain.CreditNoteRow) *int64 { return &r.Created }),
 	},
 	indexes: []string{"created DESC, id DESC", "invoice"},

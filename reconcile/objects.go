@@ -250,7 +250,7 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 		if p.AmountReceived != nil {
 			received = *p.AmountReceived
 		}
-		return compared{"amount": p.Amount, "amount_received": received, "currency": p.Currency, "status": p.Status,
+		return compared{"amount": nullable(p.Amount), "amount_received": received, "currency": opt(p.Currency), "status": p.Status,
 			"customer": opt(p.Customer), "latest_charge": opt(p.LatestCharge)}, nil
 	case domain.KindCreditNotes:
 		c, err := domain.FoldCreditNote(facts)

@@ -225,6 +225,7 @@ func (s *Sim) pay(sub *Subscription, inv *Invoice) {
 		inv.Status, inv.Paid, inv.AmountPaid, inv.AmountRemaining, inv.NextPaymentAt = "paid", true, inv.AmountDue, 0, nil
 		inv.Charge = ptr(ch.ID)
 		s.emit("invoice.paid", inv, inv.ID, prev, false)
+		s.invoicePaid(inv, ch)
 		s.emit("invoice.payment_succeeded", inv, inv.ID, nil, false)
 		if sub.Status == "past_due" || sub.Status == "unpaid" {
 			old := sub.Status
@@ -445,6 +446,28 @@ func (s *Sim) cancelNow(sub *Subscription, request bool) {
 	s.emit("customer.subscription.deleted", sub, sub.ID, nil, request)
 }
 
+// invoicePaymentsFrom is the API version from which Stripe sends invoice_payment.paid: an
+// account on it or later gets one for each payment that pays an invoice.
+const invoicePaymentsFrom = "2025-05-28"
+
+// invoicePaid records the invoice payment ch made of inv, and sends invoice_payment.paid when
+// the account's version has the event. The payment is the invoice's payment intent's when it has
+// one (Stripe's default payment), else the charge's.
+func (s *Sim) invoicePaid(inv *Invoice, ch *Charge) {
+	if s.cfg.AccountAPIVersion < invoicePaymentsFrom {
+		return
+	}
+	p := &InvoicePayment{ID: randomID(s.payments, "inpay", 24), Object: "invoice_payment", AmountPaid: ptr(ch.Amount),
+		AmountRequested: inv.AmountDue, Created: s.unix(), Currency: inv.Currency, Invoice: inv.ID, IsDefault: true,
+		Livemode: s.cfg.Livemode, Payment: AssociatedPayment{Type: "charge", Charge: ptr(ch.ID)}, Status: "paid",
+		StatusTransitions: PaymentTransitions{PaidAt: ptr(s.unix())}}
+	if inv.PaymentIntent != nil && ch.PaymentIntent != nil && *ch.PaymentIntent == *inv.PaymentIntent {
+		p.Payment = AssociatedPayment{Type: "payment_intent", PaymentIntent: inv.PaymentIntent}
+	}
+	s.objs.add("invoice_payments", p.ID, p.Created, p)
+	s.emitFrom(s.payments, "invoice_payment.paid", p, p.ID, nil, false)
+}
+
 // settle pays an uncollectible invoice out of band and reactivates its unpaid subscription.
 func (s *Sim) settle(sub *Subscription, inv *Invoice) {
 	if inv.Status != "uncollectible" || sub.Status != "unpaid" {
@@ -454,6 +477,7 @@ func (s *Sim) settle(sub *Subscription, inv *Invoice) {
 	prev := map[string]any{"status": "uncollectible", "paid": false, "amount_paid": inv.AmountPaid, "amount_remaining": inv.AmountRemaining}
 	inv.Status, inv.Paid, inv.AmountPaid, inv.AmountRemaining, inv.Charge = "paid", true, inv.AmountDue, 0, ptr(ch.ID)
 	s.emit("invoice.paid", inv, inv.ID, prev, true)
+	s.invoicePaid(inv, ch)
 	sub.Status = "active"
 	s.emit("customer.subscription.updated", sub, sub.ID, map[string]any{"status": "unpaid"}, false)
 }

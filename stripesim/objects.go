@@ -303,6 +303,36 @@ type Invoice struct {
 	TotalTaxAmounts      []TaxAmount      `json:"total_tax_amounts"`
 }
 
+// InvoicePayment is a payment of an invoice (from 2025-03-31.basil; its invoice_payment.paid
+// event from 2025-05-28).
+type InvoicePayment struct {
+	ID                string             `json:"id"`
+	Object            string             `json:"object"`
+	AmountPaid        *int64             `json:"amount_paid"` // null until paid
+	AmountRequested   int64              `json:"amount_requested"`
+	Created           int64              `json:"created"`
+	Currency          string             `json:"currency"`
+	Invoice           string             `json:"invoice"`
+	IsDefault         bool               `json:"is_default"`
+	Livemode          bool               `json:"livemode"`
+	Payment           AssociatedPayment  `json:"payment"`
+	Status            string             `json:"status"` // open, paid, canceled
+	StatusTransitions PaymentTransitions `json:"status_transitions"`
+}
+
+// AssociatedPayment is what an invoice payment was made with: a payment intent, or a charge
+// made without one.
+type AssociatedPayment struct {
+	Type          string  `json:"type"` // payment_intent or charge
+	PaymentIntent *string `json:"payment_intent,omitempty"`
+	Charge        *string `json:"charge,omitempty"`
+}
+
+type PaymentTransitions struct {
+	CanceledAt *int64 `json:"canceled_at"`
+	PaidAt     *int64 `json:"paid_at"`
+}
+
 type Charge struct {
 	ID             string `json:"id"`
 	Object         string `json:"object"`

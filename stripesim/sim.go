@@ -101,6 +101,10 @@ type Sim struct {
 	// quirks draws the rare same-second reversals (secondThoughts), and their events' IDs, apart
 	// from rng: adding them left the rest of every seed's account as it was, event for event.
 	quirks *rand.Rand
+	// payments draws the invoice payments of accounts on 2025-05-28 or later (invoicePaid),
+	// and their events' IDs, apart from rng too: an account's history is the same at every
+	// version, but for those events.
+	payments *rand.Rand
 
 	now         time.Time
 	queue       timeQueue[func()]
@@ -119,10 +123,11 @@ func New(cfg Config) *Sim {
 		cfg: cfg,
 		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		// Another stream of the same seed.
-		quirks: rand.New(rand.NewPCG(cfg.Seed^0xc2b2ae3d27d4eb4f, cfg.Seed)),
-		now:    cfg.Start,
-		byID:   map[string]*Event{},
-		objs:   newObjects(),
+		quirks:   rand.New(rand.NewPCG(cfg.Seed^0xc2b2ae3d27d4eb4f, cfg.Seed)),
+		payments: rand.New(rand.NewPCG(cfg.Seed^0x165667b19e3779f9, cfg.Seed^0x27d4eb2f165667c5)),
+		now:      cfg.Start,
+		byID:     map[string]*Event{},
+		objs:     newObjects(),
 	}
 	for i := range cfg.Customers {
 		at := cfg.Start.Add(time.Duration(s.rng.Int64N(int64(cfg.ArrivalWindow))))

@@ -148,7 +148,7 @@ func TestDahliaShapesFollowStripe(t *testing.T) {
 	if parents == 0 {
 		t.Fatal("no dahlia invoice names its subscription through parent")
 	}
-	for _, obj := range []string{"subscription", "invoice", "line_item", "charge", "refund"} {
+	for _, obj := range []string{"subscription", "invoice", "line_item", "charge", "refund", "invoice_payment", "discount", "credit_note"} {
 		if seen[obj] == 0 {
 			t.Errorf("no %s was rendered", obj)
 		}
