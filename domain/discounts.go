@@ -132,8 +132,13 @@ func readDiscount(d *rawDiscount) Discount {
 		}
 	}
 	if !isObject(coupon) {
+		// The coupon's ID: the discount's coupon, or from 2025-09-30.clover its source's.
 		var id string
-		_ = json.Unmarshal(coupon, &id)
+		for _, c := range []json.RawMessage{coupon, sourceCoupon(d)} {
+			if id == "" && len(c) > 0 {
+				_ = json.Unmarshal(c, &id)
+			}
+		}
 		out.Coupon = id
 		out.Unvalued = fmt.Sprintf("discount %s: its coupon %q is not expanded", d.ID, id)
 		return out

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,6 +138,53 @@ func TestCreditNotesFoldAlikeAtEveryVersion(t *testing.T) {
 	}
 	if refunded == 0 {
 		t.Fatalf("none of %d credit notes made a refund", len(old))
+	}
+}
+
+// From clover a discount names its coupon instead of embedding it: a subscription whose discount
+// is rendered so is not valued blind. Its MRR is NULL and attention says which coupon is not
+// expanded, where the 2023-10-16 rendering of the same events values it.
+func TestCloverDiscountsAreNotValuedBlind(t *testing.T) {
+	t.Parallel()
+	sim := stripesim.New(stripesim.Config{Seed: 5, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
+		AccountAPIVersion: "2026-08-26.dahlia"})
+	sim.Run(time.Time{})
+	old, nu := map[string][]Fact{}, map[string][]Fact{}
+	for _, ev := range sim.Events() {
+		if len(ev.Type) < 22 || ev.Type[:22] != "customer.subscription." {
+			continue
+		}
+		for _, r := range []struct {
+			raw []byte
+			to  map[string][]Fact
+		}{{ev.Webhook, old}, {ev.API, nu}} {
+			f, err := DecodeFact(r.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.to[ev.ObjectID] = append(r.to[ev.ObjectID], f)
+		}
+	}
+	blind := 0
+	for id := range old {
+		want, err := FoldSubscription(old[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FoldSubscription(nu[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want.Discounts) == 0 || want.MRR == nil || *want.MRR == 0 {
+			continue
+		}
+		if got.MRR != nil || !strings.Contains(Deref(got.Attention), "is not expanded") || strings.Contains(Deref(got.Attention), `coupon "" `) {
+			t.Fatalf("%s at dahlia: mrr %v, attention %q; want NULL and attention naming the coupon", id, got.MRR, Deref(got.Attention))
+		}
+		blind++
+	}
+	if blind == 0 {
+		t.Fatal("no discounted subscription with MRR in the account")
 	}
 }
 
