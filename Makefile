@@ -11,9 +11,10 @@ BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
 
 .PHONY: run test bench lint fuzz build chaos clean-data
 
-## run: the ledger on its embedded default database (Ctrl-C stops it)
+## run: the ledger on its embedded default database (Ctrl-C stops it); SCENARIO=name plays
+## another of the simulator's scenarios (`ledger dev --help` lists them)
 run:
-	$(GO) run ./cmd/ledger dev
+	$(GO) run ./cmd/ledger dev $(if $(SCENARIO),--sim-scenario $(SCENARIO))
 
 ## build: the ledger binary in ./bin
 build:

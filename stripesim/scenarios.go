@@ -31,11 +31,7 @@ var Scenarios = map[string]Scenario{
 		Description: "Live mode, 200 customers over 90 days; the endpoint is unreachable for 4 days starting 20 days " +
 			"before the end. Stripe retries for 3 days, so events from the outage's first ~day are never delivered; " +
 			"they stay in the Events API (30 days) for reconciliation to find.",
-		Apply: func(cfg *Config, dc *DeliveryConfig) {
-			cfg.Customers, cfg.Duration, cfg.Livemode = 200, 90*day, true
-			from := cfg.End.Add(-20 * day)
-			dc.Outages = []Window{{From: from, To: from.Add(4 * day)}}
-		},
+		Apply: outage4d,
 	},
 	"burst-retry": {
 		Name: "burst-retry",
@@ -77,14 +73,22 @@ var Scenarios = map[string]Scenario{
 	},
 	"dahlia-account": {
 		Name: "dahlia-account",
-		Description: "As steady, but the account's default API version is 2026-08-26.dahlia: webhooks (endpoint pinned to " +
-			"2023-10-16) and the Events API render the same event in different shapes (invoices name their subscription " +
-			"through parent and carry no charge or payment intent; discounts name their coupon in source).",
+		Description: "As outage-4d, but the account's default API version is 2026-08-26.dahlia: webhooks (endpoint pinned to " +
+			"2023-10-16) and the Events API render the same event in different shapes, so the events reconciliation repairs " +
+			"come at dahlia (invoices name their subscription through parent and carry no charge or payment intent, " +
+			"discounts name their coupon in source), and invoice_payment.paid is sent.",
 		Apply: func(cfg *Config, dc *DeliveryConfig) {
-			cfg.Customers, cfg.Duration = 100, 60*day
+			outage4d(cfg, dc)
 			cfg.AccountAPIVersion = "2026-08-26.dahlia"
 		},
 	},
+}
+
+// outage4d is the outage-4d scenario's setting.
+func outage4d(cfg *Config, dc *DeliveryConfig) {
+	cfg.Customers, cfg.Duration, cfg.Livemode = 200, 90*day, true
+	from := cfg.End.Add(-20 * day)
+	dc.Outages = []Window{{From: from, To: from.Add(4 * day)}}
 }
 
 // ScenarioNames lists the scenarios in a stable order.
