@@ -18,7 +18,7 @@ type EndpointProblem struct {
 	Livemode bool     `json:"livemode"`
 	Connect  bool     `json:"connect"` // a Connect endpoint (connected accounts' events)
 	URL      string   `json:"url"`
-	Problem  string   `json:"problem"` // none, disabled, missing_events, api_version
+	Problem  string   `json:"problem"` // none, disabled, missing_events, unpinned, api_version
 	Detail   string   `json:"detail"`
 	Missing  []string `json:"missing_events,omitempty"`
 }
@@ -60,16 +60,30 @@ func CheckEndpoint(ep *stripe.WebhookEndpoint) []EndpointProblem {
 			out = append(out, e)
 		}
 	}
-	if ep.APIVersion != domain.PinnedAPIVersion {
-		v := ep.APIVersion
-		if v == "" {
-			v = "the account's default"
-		}
+	switch ep.APIVersion {
+	case domain.PinnedAPIVersion:
+	case "":
+		// Unpinned: each event comes at the account's default when it was created, so an
+		// account upgrade changes the shapes the endpoint sends without any change to it.
+		out = append(out, p("unpinned", fmt.Sprintf("no API version is pinned: events are rendered at the account's default version, "+
+			"which an upgrade changes; the read models read %s; `ledger endpoints setup` creates a pinned endpoint", domain.PinnedAPIVersion)))
+	default:
 		out = append(out, p("api_version", fmt.Sprintf("events are rendered at API version %s, the read models read %s; "+
-			"Stripe cannot change an endpoint's version: `ledger endpoints setup` creates a new endpoint", v, domain.PinnedAPIVersion)))
+			"Stripe cannot change an endpoint's version: `ledger endpoints setup` creates a new endpoint", ep.APIVersion, domain.PinnedAPIVersion)))
 	}
 	return out
 }
+
+// replaceHint names the endpoint a new one would replace, for the limit's error.
+func replaceHint(replaces string) string {
+	if replaces != "" {
+		return "such as " + replaces + ", the endpoint at this URL on another API version"
+	}
+	return "the Dashboard lists them"
+}
+
+// MaxEndpoints is how many webhook endpoints Stripe lets an account have in a mode.
+const MaxEndpoints = 16
 
 // runEndpoints reports a mode's endpoints that are disabled, miss event types or use another API
 // version (only those pointing at URL when the reconciler is given the ledger's public URL). A
@@ -233,6 +247,10 @@ func SetupEndpoint(ctx context.Context, cfg StripeConfig, setup Setup) (SetupRes
 		}
 		res.Endpoint = updated
 		return res, nil
+	}
+	if len(eps) >= MaxEndpoints {
+		return res, fmt.Errorf("the %s account already has %d webhook endpoints, Stripe's limit: delete one it no longer needs (%s) before `ledger endpoints setup` can create one",
+			map[bool]string{true: "live", false: "test"}[live], len(eps), replaceHint(res.Replaces))
 	}
 	params := &stripe.WebhookEndpointParams{URL: stripe.String(url), EnabledEvents: events,
 		APIVersion: stripe.String(domain.PinnedAPIVersion), Description: stripe.String("stripe ledger")}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -435,11 +436,13 @@ func TestEndpoints(t *testing.T) {
 	old := "2020-08-27"
 	a.server.AddWebhookEndpoint(stripesim.WebhookEndpoint{URL: "https://a.example/webhooks/stripe", APIVersion: &v, EnabledEvents: []string{"*"}, Status: "disabled"})
 	a.server.AddWebhookEndpoint(stripesim.WebhookEndpoint{URL: "https://b.example/webhooks/stripe", APIVersion: &old, EnabledEvents: []string{"charge.succeeded"}})
+	a.server.AddWebhookEndpoint(stripesim.WebhookEndpoint{URL: "https://c.example/webhooks/stripe", EnabledEvents: []string{"*"}})
 	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEndpoints})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Drift["endpoints.disabled"] != 1 || run.Drift["endpoints.missing_events"] != 1 || run.Drift["endpoints.api_version"] != 1 || run.ObjectsChecked != 2 {
+	if run.Drift["endpoints.disabled"] != 1 || run.Drift["endpoints.missing_events"] != 1 || run.Drift["endpoints.api_version"] != 1 ||
+		run.Drift["endpoints.unpinned"] != 1 || run.ObjectsChecked != 3 {
 		t.Fatalf("endpoints run: %+v", run.Drift)
 	}
 
@@ -460,6 +463,14 @@ func TestEndpoints(t *testing.T) {
 	replaced, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: "https://b.example/webhooks/stripe"})
 	if err != nil || !replaced.Created || replaced.Replaces == "" {
 		t.Fatalf("setup over an old version: %+v %v", replaced, err)
+	}
+	// Stripe allows 16 endpoints a mode: setup says so before asking for a seventeenth.
+	for i := 0; i < reconcile.MaxEndpoints; i++ {
+		a.server.AddWebhookEndpoint(stripesim.WebhookEndpoint{URL: fmt.Sprintf("https://x%d.example/webhooks/stripe", i), APIVersion: &v, EnabledEvents: []string{"*"}})
+	}
+	if _, err := reconcile.SetupEndpoint(ctx, cfg, reconcile.Setup{URL: "https://new.example/webhooks/stripe"}); err == nil ||
+		!strings.Contains(err.Error(), "16 webhook endpoints") && !strings.Contains(err.Error(), "Stripe's limit") {
+		t.Fatalf("setup past the limit: %v", err)
 	}
 }
 
