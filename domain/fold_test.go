@@ -285,6 +285,17 @@ func TestAnotherAPIVersion(t *testing.T) {
 	if err != nil || row.CurrentPeriodEnd == nil || *row.CurrentPeriodEnd != 500 || row.Attention != nil || row.MRR == nil || *row.MRR != 2000 {
 		t.Fatalf("%+v %v", row, err)
 	}
+	// A mixed-interval subscription's items keep their own periods; the subscription's is the
+	// earliest start and the latest end of theirs.
+	mixed := fact("evt_3", "customer.subscription.updated", 10, `{"id":"sub_1","object":"subscription","status":"active","currency":"usd",
+		"items":{"data":[{"id":"si_1","quantity":1,"current_period_start":100,"current_period_end":400,"price":{"id":"p","unit_amount":1000,"recurring":{"interval":"month","interval_count":1}}},
+		{"id":"si_2","quantity":1,"current_period_start":50,"current_period_end":9000,"price":{"id":"q","unit_amount":12000,"recurring":{"interval":"year","interval_count":1}}}]}}`, "")
+	mixed.APIVersion = "2025-09-30.clover"
+	row, err = domain.FoldSubscription([]domain.Fact{mixed})
+	if err != nil || row.CurrentPeriodStart == nil || *row.CurrentPeriodStart != 50 || row.CurrentPeriodEnd == nil || *row.CurrentPeriodEnd != 9000 ||
+		*row.Items[0].CurrentPeriodEnd != 400 || *row.Items[1].CurrentPeriodStart != 50 || row.MRR == nil || *row.MRR != 2000 {
+		t.Fatalf("%+v %v", row, err)
+	}
 	// A shape the reducer does not know is flagged, never read as zero.
 	unknown := fact("evt_2", "customer.subscription.updated", 10, `{"id":"sub_1","object":"subscription","status":"active","items":{"data":[]}}`, "")
 	unknown.APIVersion = "2099-01-01.future"

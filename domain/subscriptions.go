@@ -58,6 +58,10 @@ type SubscriptionItemRow struct {
 	TransformQuantity *TransformQuantity `json:"transform_quantity"`
 	Tiers             []PriceTier        `json:"tiers,omitempty"`
 	Discounts         []Discount         `json:"discounts,omitempty"`
+	// The item's own billing period, from API version 2025-03-31 (basil), where each item has
+	// one (a mixed-interval subscription's differ); left out before.
+	CurrentPeriodStart *int64 `json:"current_period_start,omitempty"`
+	CurrentPeriodEnd   *int64 `json:"current_period_end,omitempty"`
 }
 
 type rawSubscription struct {
@@ -154,7 +158,7 @@ func foldEvent(f Fact) (SubscriptionRow, MRRState, error) {
 		p := &it.Price
 		item := SubscriptionItemRow{ID: it.ID, Price: p.ID, Product: p.Product, Quantity: it.Quantity,
 			BillingScheme: p.BillingScheme, TiersMode: p.TiersMode, UnitAmount: p.UnitAmount, UnitAmountDecimal: p.UnitAmountDecimal,
-			TransformQuantity: p.TransformQuantity, Tiers: p.Tiers}
+			TransformQuantity: p.TransformQuantity, Tiers: p.Tiers, CurrentPeriodStart: it.CurrentPeriodStart, CurrentPeriodEnd: it.CurrentPeriodEnd}
 		if len(it.Discounts) > 0 {
 			item.Discounts = resolve(it.Discounts, known)
 		}
@@ -162,9 +166,15 @@ func foldEvent(f Fact) (SubscriptionRow, MRRState, error) {
 			item.Interval, item.IntervalCount, item.UsageType = r.Interval, r.IntervalCount, r.UsageType
 		}
 		row.Items = append(row.Items, item)
-		// From API version 2025-03-31 the billing period lives on the items: map it back.
-		if row.CurrentPeriodEnd == nil && it.CurrentPeriodEnd != nil {
-			row.CurrentPeriodStart, row.CurrentPeriodEnd = it.CurrentPeriodStart, it.CurrentPeriodEnd
+		// From API version 2025-03-31 the billing period lives on the items: the subscription's
+		// is the earliest start and the latest end of its items'.
+		if s.CurrentPeriodEnd == nil {
+			if it.CurrentPeriodStart != nil && (row.CurrentPeriodStart == nil || *it.CurrentPeriodStart < *row.CurrentPeriodStart) {
+				row.CurrentPeriodStart = it.CurrentPeriodStart
+			}
+			if it.CurrentPeriodEnd != nil && (row.CurrentPeriodEnd == nil || *it.CurrentPeriodEnd > *row.CurrentPeriodEnd) {
+				row.CurrentPeriodEnd = it.CurrentPeriodEnd
+			}
 		}
 		switch {
 		case p.Recurring == nil:
