@@ -278,6 +278,53 @@ func (s *Store) Get(ctx context.Context, eventID string) (Record, error) {
 	return recs[0], nil
 }
 
+// Rendering is another rendering of a stored event, at another API version
+// (ledger.event_renderings): kept for audit, never folded.
+type Rendering struct {
+	APIVersion string    `json:"api_version"`
+	Source     string    `json:"source"`
+	ReceivedAt time.Time `json:"received_at"`
+	Endpoint   *string   `json:"endpoint"`
+	Payload    []byte    `json:"-"`
+}
+
+// Renderings are the other renderings of event eventID, by API version.
+func (s *Store) Renderings(ctx context.Context, eventID string) ([]Rendering, error) {
+	rows, err := s.q.Query(ctx, `SELECT api_version, source, received_at, endpoint, payload FROM ledger.event_renderings
+		WHERE event_id = $1 ORDER BY api_version`, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("could not read the renderings of event %s: %w", eventID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Rendering, error) {
+		var r Rendering
+		err := row.Scan(&r.APIVersion, &r.Source, &r.ReceivedAt, &r.Endpoint, &r.Payload)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("could not read the renderings of event %s: %w", eventID, err)
+	}
+	return out, nil
+}
+
+// Versions returns, for each of the given event IDs the log holds, the API versions it holds it
+// at: the stored event's and its other renderings' (ledger.event_renderings).
+func (s *Store) Versions(ctx context.Context, eventIDs []string) (map[string][]string, error) {
+	rows, err := s.q.Query(ctx, `SELECT event_id, api_version FROM ledger.events WHERE event_id = ANY($1)
+		UNION ALL SELECT event_id, api_version FROM ledger.event_renderings WHERE event_id = ANY($1)`, eventIDs)
+	if err != nil {
+		return nil, fmt.Errorf("could not look events up in the log: %w", err)
+	}
+	out := map[string][]string{}
+	var id, version string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &version}, func() error {
+		out[id] = append(out[id], version)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("could not look events up in the log: %w", err)
+	}
+	return out, nil
+}
+
 // Known returns which of the given event IDs the log holds, in no particular order.
 func (s *Store) Known(ctx context.Context, eventIDs []string) ([]string, error) {
 	rows, err := s.q.Query(ctx, `SELECT event_id FROM ledger.events WHERE event_id = ANY($1)`, eventIDs)

@@ -35,6 +35,12 @@ func Redact(ctx context.Context, tx pgx.Tx, by int64, payloads []RedactedPayload
 	if int(tag.RowsAffected()) != len(payloads) {
 		return fmt.Errorf("could not redact %d events: %d of them are in the log", len(payloads), tag.RowsAffected())
 	}
+	// Their other renderings (ledger.event_renderings) carry the same personal data and are
+	// copies outside the chain: they go.
+	if _, err := tx.Exec(ctx, `DELETE FROM ledger.event_renderings r USING ledger.events e
+		WHERE e.position = ANY($1::bigint[]) AND r.event_id = e.event_id`, positions); err != nil {
+		return fmt.Errorf("could not erase the redacted events' other renderings: %w", err)
+	}
 	return nil
 }
 

@@ -493,3 +493,41 @@ func TestFailedCommitAppendsNothing(t *testing.T) {
 		t.Fatalf("%+v %v", v, err)
 	}
 }
+
+// The same event ID at another API version is another rendering of the stored event: the first
+// stays the event (its payload, position and chain unchanged), the later one is kept beside it,
+// once per version. (A redaction erases it: redaction's tests.)
+func TestRenderingsKeptBeside(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	body := func(version, extra string) domain.Event {
+		raw := fmt.Sprintf(`{"id":"evt_r1","object":"event","api_version":%q,"created":1700000000,"livemode":false,"type":"invoice.paid","data":{"object":{"id":"in_1","object":"invoice"%s}}}`, version, extra)
+		e, err := domain.NewEvent([]byte(raw), domain.SourceImport, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	first := body("2023-10-16", `,"subscription":"sub_1"`)
+	if _, err := b.store.Append(ctx, []domain.Event{first}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []domain.Event{body("2026-08-26.dahlia", `,"parent":{"type":"subscription_details"}`), body("2026-08-26.dahlia", `,"other":1`), body("2023-10-16", `,"x":2`)} {
+		res, err := b.store.Append(ctx, []domain.Event{e})
+		if err != nil || !res[0].Duplicate || res[0].Position != 1 {
+			t.Fatalf("%+v %v", res, err)
+		}
+	}
+	stored, err := b.store.Get(ctx, "evt_r1")
+	if err != nil || !bytes.Equal(stored.Payload, first.Payload) {
+		t.Fatalf("the stored event changed: %s %v", stored.Payload, err)
+	}
+	rs, err := b.store.Renderings(ctx, "evt_r1")
+	if err != nil || len(rs) != 1 || rs[0].APIVersion != "2026-08-26.dahlia" || !bytes.Contains(rs[0].Payload, []byte(`"parent"`)) || rs[0].Source != "import" {
+		t.Fatalf("renderings %+v %v", rs, err)
+	}
+	if v, err := b.store.Verify(ctx); err != nil || v.Broken != nil || v.Count != 1 {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+}

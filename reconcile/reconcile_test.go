@@ -406,6 +406,23 @@ func TestEventsRunRepairsAtDahlia(t *testing.T) {
 		t.Fatalf("run %+v %v", run, err)
 	}
 	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
+	// The events the webhooks brought are kept at dahlia too, beside them, as the Events API
+	// rendered them; the log holds each event once.
+	var logged, renderings, webhookRenderings int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger.events),
+		(SELECT count(*) FROM ledger.event_renderings WHERE api_version = '2026-08-26.dahlia' AND source = 'reconcile'),
+		(SELECT count(*) FROM ledger.events e JOIN ledger.event_renderings r USING (event_id) WHERE e.source = 'webhook')`).Scan(&logged, &renderings, &webhookRenderings); err != nil {
+		t.Fatal(err)
+	}
+	if logged != len(a.sim.Events()) || renderings == 0 || renderings != webhookRenderings {
+		t.Fatalf("%d events logged of %d; %d dahlia renderings, %d of webhook events", logged, len(a.sim.Events()), renderings, webhookRenderings)
+	}
+	again, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	var after int
+	_ = a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.event_renderings`).Scan(&after)
+	if err != nil || again.Repaired != 0 || again.MissingFound != 0 || after != renderings {
+		t.Fatalf("second run: %+v %v; %d renderings, %d before", again, err, after, renderings)
+	}
 	// The rows whose latest event is a repaired (dahlia) one.
 	var invoices, linked, unlinked, charges, chargesLinked, payments int
 	if err := a.db.Pool.QueryRow(ctx, `SELECT

@@ -154,6 +154,26 @@ func setup(t *testing.T) *testBundle {
 	if _, err := b.store.Append(ctx, appended); err != nil {
 		t.Fatal(err)
 	}
+	// Some of the subject's events arrive again at another API version (an upgraded endpoint):
+	// those renderings are kept beside the events, personal data and all.
+	var again []domain.Event
+	for _, e := range appended {
+		if strings.Contains(string(e.Payload), "Storgata 1") && strings.Contains(string(e.Payload), `"api_version":"2023-10-16"`) && len(again) < 3 {
+			raw := strings.Replace(string(e.Payload), `"api_version":"2023-10-16"`, `"api_version":"2026-08-26.dahlia"`, 1)
+			r, err := domain.NewEvent([]byte(raw), domain.SourceImport, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			again = append(again, r)
+		}
+	}
+	if _, err := b.store.Append(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	var renderings int
+	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.event_renderings`).Scan(&renderings); err != nil || renderings == 0 || renderings != len(again) {
+		t.Fatalf("%d renderings kept of %d (%v)", renderings, len(again), err)
+	}
 	if _, err := projections.Rebuild(ctx, b.db.Pool, projections.Config{}); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +255,8 @@ func (b *testBundle) leftovers(t *testing.T) []string {
 	var found []string
 	for _, v := range b.personal {
 		var ids []string
-		rows, err := b.db.Pool.Query(ctx, `SELECT event_id FROM ledger.events WHERE strpos(convert_from(payload, 'UTF8'), $1) > 0`, v)
+		rows, err := b.db.Pool.Query(ctx, `SELECT event_id FROM ledger.events WHERE strpos(convert_from(payload, 'UTF8'), $1) > 0
+			UNION ALL SELECT event_id || ' (' || api_version || ')' FROM ledger.event_renderings WHERE strpos(convert_from(payload, 'UTF8'), $1) > 0`, v)
 		if err == nil {
 			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		}
@@ -247,7 +268,7 @@ func (b *testBundle) leftovers(t *testing.T) []string {
 		}
 	}
 	rows, err := b.db.Pool.Query(ctx, `SELECT table_name FROM information_schema.tables
-		WHERE table_schema = 'ledger' AND table_type = 'BASE TABLE' AND table_name <> 'events'`)
+		WHERE table_schema = 'ledger' AND table_type = 'BASE TABLE' AND table_name NOT IN ('events', 'event_renderings')`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,15 @@ type eventRow struct {
 	HoldReason *string         `json:"hold_reason"`
 	Released   bool            `json:"released"`
 	Payload    json.RawMessage `json:"payload,omitempty"`
+	// Renderings are the event's other renderings, at other API versions (show only): the same
+	// evt_ as an upgraded endpoint or the Events API sent it, kept for audit.
+	Renderings []rendering `json:"renderings,omitempty"`
+}
+
+// rendering is one other rendering of an event as show prints it.
+type rendering struct {
+	eventstore.Rendering
+	Payload json.RawMessage `json:"payload"`
 }
 
 // eventsCmd reads the log: what arrived, from where, in which order, and each event's exact bytes.
@@ -110,8 +119,10 @@ The last --limit events (default 50) that match are printed. Exit code 2 for a b
 		Short: "Show one event: where it sits in the log and its payload exactly as received",
 		Long: `show prints an event's place in the log and its payload, the exact bytes Stripe sent (webhook)
 or listed (reconcile). A webhook's endpoint is the one whose signing secret verified it; an event
-held because it disagrees with its endpoint shows the reason, and whether it was released. --raw prints only the payload, byte for byte. Exit code 1 when the log does
-not hold the event.`,
+held because it disagrees with its endpoint shows the reason, and whether it was released. The
+same event as it arrived again at another API version (an upgraded endpoint, the Events API) is
+shown after it: kept for audit, never folded. --raw prints only the payload, byte for byte. Exit
+code 1 when the log does not hold the event.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -129,6 +140,13 @@ not hold the event.`,
 			}
 			e := rowOf(&r)
 			e.Payload = r.Payload
+			others, err := eventstore.New(pool).Renderings(ctx, r.ID)
+			if err != nil {
+				return err
+			}
+			for _, o := range others {
+				e.Renderings = append(e.Renderings, rendering{o, o.Payload})
+			}
 			if raw {
 				_, err := os.Stdout.Write(e.Payload)
 				return err
@@ -150,6 +168,10 @@ not hold the event.`,
 			}
 			fmt.Println()
 			fmt.Println(strings.TrimRight(string(e.Payload), "\n"))
+			for _, o := range e.Renderings {
+				fmt.Printf("\nalso rendered at %s (%s, received %s; kept for audit, not folded)\n%s\n", o.APIVersion, o.Source,
+					o.ReceivedAt.UTC().Format(time.RFC3339Nano), strings.TrimRight(string(o.Payload), "\n"))
+			}
 			return nil
 		},
 	}

@@ -48,6 +48,29 @@ func TestEventsCommands(t *testing.T) {
 	if r := ledger(t, env, "events", "show", "evt_c"); r.code != 0 || !strings.Contains(r.stdout, "position     3") {
 		t.Fatalf("show: %+v", r)
 	}
+	// evt_c arrives again at another API version: show lists that rendering after the event.
+	dahlia, err := domain.NewEvent([]byte(strings.Replace(string(evs[2].Payload), `"api_version":"2023-10-16"`, `"api_version":"2026-08-26.dahlia"`, 1)), domain.SourceImport, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := eventstore.New(db.Pool).Append(context.Background(), []domain.Event{dahlia}); err != nil || !res[0].Duplicate {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if r := ledger(t, env, "events", "show", "evt_c"); r.code != 0 || !strings.Contains(r.stdout, "also rendered at 2026-08-26.dahlia") {
+		t.Fatalf("show with another rendering: %+v", r)
+	}
+	r = ledger(t, env, "events", "show", "evt_c", "--json")
+	var shown struct {
+		APIVersion string `json:"api_version"`
+		Renderings []struct {
+			APIVersion string          `json:"api_version"`
+			Payload    json.RawMessage `json:"payload"`
+		} `json:"renderings"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || shown.APIVersion != "2023-10-16" || len(shown.Renderings) != 1 ||
+		shown.Renderings[0].APIVersion != "2026-08-26.dahlia" || !strings.Contains(string(shown.Renderings[0].Payload), "dahlia") {
+		t.Fatalf("show --json: %v %+v", err, r)
+	}
 	if r := ledger(t, env, "events", "show", "evt_missing"); r.code != 1 || !strings.Contains(r.stderr, "no event evt_missing") {
 		t.Fatalf("show of a missing event: %+v", r)
 	}
