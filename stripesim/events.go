@@ -44,7 +44,7 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	ev.API = ev.Webhook
 	if s.cfg.AccountAPIVersion != APIVersion {
 		v := s.versioned(s.cfg.AccountAPIVersion, obj)
-		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, v, versionedPrev(v, prev), reqID, s.cfg.Livemode, s.cfg.Account)
+		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, v, versionedPrev(s.cfg.AccountAPIVersion, obj, v, prev), reqID, s.cfg.Livemode, s.cfg.Account)
 	}
 	s.events = append(s.events, ev)
 	s.byID[ev.ID] = ev
@@ -114,36 +114,34 @@ func renderEvent(ev *Event, version string, obj any, prev map[string]any, reqID 
 //   - from 2025-09-30 (clover) a discount names its coupon in source instead of embedding it
 //     (cloverRender).
 func (s *Sim) versioned(version string, obj any) any {
-	switch o := obj.(type) {
-	case *Charge:
-		if version < "2022-11-15" {
-			var refunds []Refund
-			for _, l := range s.objs.kinds["refunds"] {
-				if re := l.v.(*Refund); re.Charge == o.ID {
-					refunds = append(refunds, *re)
-				}
+	if o, ok := obj.(*Charge); ok && version < "2022-11-15" {
+		var refunds []Refund
+		for _, l := range s.objs.kinds["refunds"] {
+			if re := l.v.(*Refund); re.Charge == o.ID {
+				refunds = append(refunds, *re)
 			}
-			return struct {
-				*Charge
-				Refunds List[Refund] `json:"refunds"`
-			}{o, newList("/v1/charges/"+o.ID+"/refunds", refunds)}
 		}
-	case *Subscription:
-		if version >= basil {
-			c := *o
-			c.Items.Data = append([]SubscriptionItem(nil), o.Items.Data...)
-			for i := range c.Items.Data {
-				c.Items.Data[i].CurrentPeriodStart = o.CurrentPeriodStart
-				c.Items.Data[i].CurrentPeriodEnd = o.CurrentPeriodEnd
-			}
-			c.CurrentPeriodStart, c.CurrentPeriodEnd = 0, 0
-			obj = &c
-		}
+		return struct {
+			*Charge
+			Refunds List[Refund] `json:"refunds"`
+		}{o, newList("/v1/charges/"+o.ID+"/refunds", refunds)}
 	}
 	if version < basil {
 		return obj
 	}
-	m := asMap(obj)
+	return versionedMap(version, asMap(obj))
+}
+
+// versionedMap makes basil's moves, and clover's from clover on, in m (an object rendered at
+// 2023-10-16, as a JSON object).
+func versionedMap(version string, m map[string]any) map[string]any {
+	if m["object"] == "subscription" {
+		for _, it := range items(m["items"]) {
+			it["current_period_start"], it["current_period_end"] = m["current_period_start"], m["current_period_end"]
+		}
+		delete(m, "current_period_start")
+		delete(m, "current_period_end")
+	}
 	basilRender(m)
 	if version >= clover {
 		cloverRender(m)
@@ -151,24 +149,42 @@ func (s *Sim) versioned(version string, obj any) any {
 	return m
 }
 
-// versionedPrev is prev (previous_attributes) for the rendering v of an object: without the
-// fields that rendering does not have (a basil invoice's paid, say), as Stripe only reports
-// fields of the version it renders. nil when none is left.
-func versionedPrev(v any, prev map[string]any) map[string]any {
-	m, ok := v.(map[string]any)
+// versionedPrev is previous_attributes at version for the change of obj that prev (its fields'
+// values before, at 2023-10-16) describes, v being obj's rendering at version: as Stripe
+// computes them, the fields whose rendering at version differs between the object before the
+// change and after (a basil subscription's new period is a change of its items; a basil
+// invoice's paid is no field at all). nil when none.
+func versionedPrev(version string, obj, v any, prev map[string]any) map[string]any {
+	now, ok := v.(map[string]any)
 	if !ok || prev == nil {
 		return prev
 	}
+	before := asMap(obj)
+	for k, p := range asMap(prev) {
+		before[k] = p
+	}
+	before = versionedMap(version, before)
 	out := map[string]any{}
-	for k, p := range prev {
-		if _, ok := m[k]; ok {
-			out[k] = p
+	for k, b := range before {
+		if !sameJSON(b, now[k]) {
+			out[k] = b
+		}
+	}
+	for k := range now {
+		if _, ok := before[k]; !ok {
+			out[k] = nil
 		}
 	}
 	if len(out) == 0 {
 		return nil
 	}
 	return out
+}
+
+func sameJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
 }
 
 // basil and clover are the first API versions of the 2025-03-31.basil and 2025-09-30.clover
