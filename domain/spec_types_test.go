@@ -2,13 +2,12 @@ package domain
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stripeledger/ledger/internal/stripemock"
 )
 
 // Every numeric field the subscription, price, coupon and discount decoders read has the type
@@ -18,18 +17,7 @@ import (
 func TestDecodersReadStripesNumericTypes(t *testing.T) {
 	t.Parallel()
 	for _, version := range []string{"v0.183.0", "v0.203.0"} {
-		out, err := exec.Command("go", "mod", "download", "-json", "github.com/stripe/stripe-mock@"+version).Output()
-		if err != nil {
-			t.Fatalf("go mod download stripe-mock: %v", err)
-		}
-		var mod struct{ Dir string }
-		if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-			t.Fatalf("go mod download stripe-mock: %s %v", out, err)
-		}
-		raw, err := os.ReadFile(filepath.Join(mod.Dir, "embedded", "openapi", "spec3.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := stripemock.Spec(t, version)
 		var spec struct {
 			Components struct {
 				Schemas map[string]*schema `json:"schemas"`

@@ -98,25 +98,7 @@ func TestInvoicesFoldAlikeAtEveryVersion(t *testing.T) {
 // refund is the first of refunds[].
 func TestCreditNotesFoldAlikeAtEveryVersion(t *testing.T) {
 	t.Parallel()
-	sim := stripesim.New(stripesim.Config{Seed: 5, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
-		AccountAPIVersion: "2026-08-26.dahlia"})
-	sim.Run(time.Time{})
-	old, nu := map[string][]Fact{}, map[string][]Fact{}
-	for _, ev := range sim.Events() {
-		if len(ev.Type) < 12 || ev.Type[:12] != "credit_note." {
-			continue
-		}
-		for _, r := range []struct {
-			raw []byte
-			to  map[string][]Fact
-		}{{ev.Webhook, old}, {ev.API, nu}} {
-			f, err := DecodeFact(r.raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.to[ev.ObjectID] = append(r.to[ev.ObjectID], f)
-		}
-	}
+	old, nu := dahliaRenderings(t, "credit_note.")
 	refunded := 0
 	for id := range old {
 		want, err := FoldCreditNote(old[id])
@@ -146,25 +128,7 @@ func TestCreditNotesFoldAlikeAtEveryVersion(t *testing.T) {
 // expanded, where the 2023-10-16 rendering of the same events values it.
 func TestCloverDiscountsAreNotValuedBlind(t *testing.T) {
 	t.Parallel()
-	sim := stripesim.New(stripesim.Config{Seed: 5, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
-		AccountAPIVersion: "2026-08-26.dahlia"})
-	sim.Run(time.Time{})
-	old, nu := map[string][]Fact{}, map[string][]Fact{}
-	for _, ev := range sim.Events() {
-		if len(ev.Type) < 22 || ev.Type[:22] != "customer.subscription." {
-			continue
-		}
-		for _, r := range []struct {
-			raw []byte
-			to  map[string][]Fact
-		}{{ev.Webhook, old}, {ev.API, nu}} {
-			f, err := DecodeFact(r.raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.to[ev.ObjectID] = append(r.to[ev.ObjectID], f)
-		}
-	}
+	old, nu := dahliaRenderings(t, "customer.subscription.")
 	blind := 0
 	for id := range old {
 		want, err := FoldSubscription(old[id])
@@ -186,6 +150,33 @@ func TestCloverDiscountsAreNotValuedBlind(t *testing.T) {
 	if blind == 0 {
 		t.Fatal("no discounted subscription with MRR in the account")
 	}
+}
+
+// dahliaRenderings are the facts of the events whose type starts with prefix, of the
+// simulator's account on dahlia, by object: as its webhooks rendered them (2023-10-16) and as
+// its Events API did (dahlia).
+func dahliaRenderings(t *testing.T, prefix string) (old, nu map[string][]Fact) {
+	t.Helper()
+	sim := stripesim.New(stripesim.Config{Seed: 5, Customers: 150, End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
+		AccountAPIVersion: "2026-08-26.dahlia"})
+	sim.Run(time.Time{})
+	old, nu = map[string][]Fact{}, map[string][]Fact{}
+	for _, ev := range sim.Events() {
+		if !strings.HasPrefix(ev.Type, prefix) {
+			continue
+		}
+		for _, r := range []struct {
+			raw []byte
+			to  map[string][]Fact
+		}{{ev.Webhook, old}, {ev.API, nu}} {
+			f, err := DecodeFact(r.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.to[ev.ObjectID] = append(r.to[ev.ObjectID], f)
+		}
+	}
+	return old, nu
 }
 
 func isInvoiceEvent(typ string) bool {

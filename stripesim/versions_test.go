@@ -2,13 +2,11 @@ package stripesim_test
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stripeledger/ledger/internal/stripemock"
 	"github.com/stripeledger/ledger/stripesim"
 )
 
@@ -19,18 +17,7 @@ const dahlia = "2026-08-26.dahlia"
 // stripe-mock v0.203.0 in the module cache (fetched from the module proxy when missing).
 func dahliaSchemas(t *testing.T) map[string]*specSchema {
 	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", "github.com/stripe/stripe-mock@v0.203.0").Output()
-	if err != nil {
-		t.Fatalf("go mod download stripe-mock@v0.203.0: %v", err)
-	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		t.Fatalf("go mod download stripe-mock@v0.203.0: %s %v", out, err)
-	}
-	raw, err := os.ReadFile(filepath.Join(mod.Dir, "embedded", "openapi", "spec3.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := stripemock.Spec(t, "v0.203.0")
 	var spec struct {
 		Components struct {
 			Schemas map[string]*specSchema `json:"schemas"`
