@@ -182,7 +182,3 @@ func dahliaRenderings(t *testing.T, prefix string) (old, nu map[string][]Fact) {
 func isInvoiceEvent(typ string) bool {
 	return len(typ) > 8 && typ[:8] == "invoice."
 }
-
-func equalPtr[T comparable](a, b *T) bool {
-	return (a == nil) == (b == nil) && (a == nil || *a == *b)
-}
