@@ -82,10 +82,17 @@ func FoldCharge(charge []Fact, disputes []DisputeRow) (ChargeRow, error) {
 }
 
 // SetIntent fills the invoice a charge's own events did not carry (from basil on: Stripe dropped
-// Charge.invoice) from its payment intent's row, whose invoice the invoice payments give.
-func (r *ChargeRow) SetIntent(intents []PaymentIntentRow) {
+// Charge.invoice) from its payment intent's row, whose invoice the invoice payments give, or
+// from the invoice payment made with the charge alone.
+func (r *ChargeRow) SetIntent(intents []PaymentIntentRow, payments []InvoicePaymentRow) {
 	if r.Invoice == nil && len(intents) > 0 {
 		r.Invoice = intents[0].Invoice
+	}
+	for _, p := range payments {
+		if r.Invoice == nil {
+			inv := p.Invoice
+			r.Invoice = &inv
+		}
 	}
 	if r.Invoice != nil {
 		r.Attention = nil

@@ -248,6 +248,7 @@ func follows(b, a *Fact) bool {
 		// A field b reports is absent from a's snapshot (describes then compares it with
 		// null), or the snapshot does not scan: decide on its decoded fields.
 	}
+	compared := 0
 	for k, prev := range b.Prev {
 		cur := a.Field(k)
 		if cur == nil && a.APIVersion != b.APIVersion {
@@ -258,8 +259,9 @@ func follows(b, a *Fact) bool {
 		if !describes(prev, cur) {
 			return false
 		}
+		compared++
 	}
-	return true
+	return compared > 0 // nothing compared is no evidence that b came after a
 }
 
 var (

@@ -327,8 +327,10 @@ func FoldCreditNote(facts []Fact) (CreditNoteRow, error) {
 	row := CreditNoteRow{ID: o.ID, Customer: expandedID(o.Customer), Number: o.Number, Status: o.Status, Type: o.Type,
 		Reason: o.Reason, Amount: o.Amount, Subtotal: o.Subtotal, Total: o.Total, Currency: o.Currency,
 		Refund: expandedID(o.Refund), Created: o.Created, Provenance: provenance(f)}
-	if row.Refund == nil && len(o.Refunds) > 0 {
-		row.Refund = expandedID(o.Refunds[0].Refund) // the first: the row holds one refund
+	for _, r := range o.Refunds { // the first refund (an entry may be a payment record's): the row holds one
+		if row.Refund == nil {
+			row.Refund = expandedID(r.Refund)
+		}
 	}
 	if inv := expandedID(o.Invoice); inv != nil {
 		row.Invoice = *inv

@@ -269,19 +269,17 @@ func FoldInvoice(facts []Fact) (InvoiceRow, error) {
 func invoicePaymentsApart(version string) bool { return version >= "2025-03-31" }
 
 // SetPayments fills the payment intent and charge the invoice's own events did not carry (from
-// basil on) from its invoice payments and from the charges made for it (those whose invoice is
-// this one: their own, or their payment intent's), and says in attention what stays unknown.
-// Links the invoice's events carried are kept. The payment intent is the default payment's
-// (the one Stripe attempts), else the latest paid one's; the charge, as Stripe's invoice.charge
-// was, the latest charge made for the invoice.
-func (r *InvoiceRow) SetPayments(payments []InvoicePaymentRow, charges []ChargeRow) {
+// basil on) from its invoice payments, and says in attention what stays unknown. Links the
+// invoice's events carried are kept. The payment intent is the default payment's (the one
+// Stripe attempts), else the latest paid one's; the charge the latest charge-only payment's (a
+// payment intent's charges are in charges, by payment_intent: the invoice payment does not name
+// them, and the charges' own invoice is no longer said).
+func (r *InvoiceRow) SetPayments(payments []InvoicePaymentRow) {
 	if r.Charge != nil && r.PaymentIntent != nil || r.Attention == nil {
 		return // the invoice's events carried its links (or had none to carry)
 	}
 	ps := slices.Clone(payments)
-	slices.SortFunc(ps, func(a, b InvoicePaymentRow) int {
-		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(ps, func(a, b InvoicePaymentRow) int { return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID)) })
 	if r.PaymentIntent == nil {
 		var pick *InvoicePaymentRow
 		for i := range ps {
@@ -293,22 +291,8 @@ func (r *InvoiceRow) SetPayments(payments []InvoicePaymentRow, charges []ChargeR
 			r.PaymentIntent = pick.PaymentIntent
 		}
 	}
-	if r.Charge == nil {
-		var latest *ChargeRow
-		for i := range charges {
-			c := &charges[i]
-			if latest == nil || c.Created > latest.Created || c.Created == latest.Created && c.ID > latest.ID {
-				latest = c
-			}
-		}
-		if latest != nil {
-			r.Charge = &latest.ID
-		}
-		for i := range ps {
-			if p := &ps[i]; p.Charge != nil && r.Charge == nil {
-				r.Charge = p.Charge
-			}
-		}
+	for i := len(ps) - 1; i >= 0 && r.Charge == nil; i-- {
+		r.Charge = ps[i].Charge
 	}
 	r.paymentLinksApart("")
 }
@@ -326,9 +310,9 @@ func (r *InvoiceRow) paymentLinksApart(version string) {
 	if r.PaymentIntent == nil {
 		missing = append(missing, "payment_intent")
 	}
-	// A draft has no payment yet; any other invoice may have had one, which its events at this
-	// version do not show.
-	if len(missing) == 0 || r.Status != nil && *r.Status == "draft" {
+	// A draft has no payment yet, nor has an invoice with nothing due; any other invoice may have
+	// had one, which its events at this version do not show.
+	if len(missing) == 0 || r.Status != nil && *r.Status == "draft" || r.AmountDue == 0 {
 		r.Attention = nil
 		return
 	}

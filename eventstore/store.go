@@ -146,6 +146,10 @@ type pendingAppend struct {
 	cols    appendArrays
 	sent    []int // event index -> index in cols, -1 when invalid
 	answers []Result
+	// renderings are repeats within the call at another API version than the first copy (two
+	// endpoints' deliveries of one event, batched together): kept as renderings once the first
+	// is in the log (renderingsSQL).
+	renderings []*Record
 }
 
 // prepareAppend does everything that does not need the log's tip: validation, folding repeats,
@@ -170,6 +174,13 @@ func (s *Store) prepareAppend(events []domain.Event, endpoints []Endpoint) *pend
 		}
 		if k, ok := first[events[i].ID]; ok {
 			p.sent[i] = k // a repeat within the call: answered like the first
+			if events[i].APIVersion != p.cols.apiVersion[k] {
+				r := &Record{Event: events[i], Endpoint: ep}
+				if r.ReceivedAt.IsZero() {
+					r.ReceivedAt = now
+				}
+				p.renderings = append(p.renderings, r)
+			}
 			continue
 		}
 		r := Record{Event: events[i], Endpoint: ep, HoldReason: ep.HoldReason(events[i].Livemode, events[i].Account)}
@@ -186,8 +197,20 @@ func (s *Store) prepareAppend(events []domain.Event, endpoints []Endpoint) *pend
 	return p
 }
 
+// renderingsSQL keeps renderings of events at other API versions than the log holds them at, as
+// ledger.append_events does for a duplicate of a stored event (migrations/024), for the repeats
+// of one call: queued after the append, so the first copy is in the log. Never for a redacted
+// event, whose personal data an unredacted copy would bring back.
+const renderingsSQL = `INSERT INTO ledger.event_renderings (event_id, api_version, payload, source, received_at, endpoint)
+	SELECT u.id, u.version, u.payload, u.source, u.received_at, nullif(u.endpoint, '')
+	FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::timestamptz[], $6::text[]) AS u(id, version, payload, source, received_at, endpoint)
+	JOIN ledger.events e ON e.event_id = u.id
+	WHERE e.api_version <> u.version AND e.redacted_by_position IS NULL
+	ON CONFLICT (event_id, api_version) DO NOTHING`
+
 // queue puts the append statement on b; its answers land in p.answers when b's results are read.
 func (p *pendingAppend) queue(b *pgx.Batch) {
+	defer p.queueRenderings(b)
 	b.Queue(appendSQL, p.cols.args()...).Query(func(rows pgx.Rows) error {
 		var idx int32
 		var pos int64
@@ -201,6 +224,20 @@ func (p *pendingAppend) queue(b *pgx.Batch) {
 		})
 		return err
 	})
+}
+
+// queueRenderings puts the insert of the call's repeats at other API versions on b.
+func (p *pendingAppend) queueRenderings(b *pgx.Batch) {
+	if len(p.renderings) == 0 {
+		return
+	}
+	n := len(p.renderings)
+	ids, versions, sources, endpoints := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads, received := make([][]byte, n), make([]time.Time, n)
+	for i, r := range p.renderings {
+		ids[i], versions[i], payloads[i], sources[i], received[i], endpoints[i] = r.ID, r.APIVersion, r.Payload, string(r.Source), r.ReceivedAt, string(r.Endpoint)
+	}
+	b.Queue(renderingsSQL, ids, versions, payloads, sources, received, endpoints)
 }
 
 // answer maps the statement's answers back to the events of the call.

@@ -527,7 +527,33 @@ func TestRenderingsKeptBeside(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].APIVersion != "2026-08-26.dahlia" || !bytes.Contains(rs[0].Payload, []byte(`"parent"`)) || rs[0].Source != "import" {
 		t.Fatalf("renderings %+v %v", rs, err)
 	}
-	if v, err := b.store.Verify(ctx); err != nil || v.Broken != nil || v.Count != 1 {
+	// Two endpoints' deliveries batched into one call: a new event and its other rendering, and
+	// two more renderings of a stored one.
+	other := func(id, version string) domain.Event {
+		e := body(version, "")
+		raw := strings.Replace(string(e.Payload), `"evt_r1"`, `"`+id+`"`, 1)
+		e, err := domain.NewEvent([]byte(raw), domain.SourceImport, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	res, err := b.store.Append(ctx, []domain.Event{other("evt_r2", "2023-10-16"), other("evt_r2", "2026-08-26.dahlia"),
+		body("2025-03-31.basil", ""), body("2025-09-30.clover", "")})
+	if err != nil || res[0].Duplicate || res[0].Position != 2 || !res[1].Duplicate || res[1].Position != 2 || !res[2].Duplicate || !res[3].Duplicate {
+		t.Fatalf("batched renderings: %+v %v", res, err)
+	}
+	for id, want := range map[string][]string{"evt_r1": {"2025-03-31.basil", "2025-09-30.clover", "2026-08-26.dahlia"}, "evt_r2": {"2026-08-26.dahlia"}} {
+		rs, err := b.store.Renderings(ctx, id)
+		var got []string
+		for _, r := range rs {
+			got = append(got, r.APIVersion)
+		}
+		if err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("%s: renderings %v, want %v (%v)", id, got, want, err)
+		}
+	}
+	if v, err := b.store.Verify(ctx); err != nil || v.Broken != nil || v.Count != 2 {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
 }

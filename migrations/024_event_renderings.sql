@@ -7,7 +7,8 @@
 -- version. One row per (event, version): the first of each.
 --
 -- Erasure deletes an erased event's renderings (eventstore.Redact): they carry the same
--- personal data, and are copies outside the chain that nothing has to prove.
+-- personal data, and are copies outside the chain that nothing has to prove. A rendering of a
+-- redacted event that arrives later (a retry, the Events API within its 30 days) is not kept.
 --
 -- Production roles (001): GRANT SELECT, INSERT, DELETE ON ledger.event_renderings TO ledger_app;
 CREATE TABLE ledger.event_renderings (
@@ -79,6 +80,7 @@ BEGIN
     FROM generate_series(1, n) AS u(i)
     JOIN ledger.events e ON e.event_id = p_event_id[u.i]
     WHERE dups[u.i] AND e.api_version <> p_api_version[u.i]
+      AND e.redacted_by_position IS NULL  -- an erased event's personal data must not come back
     ON CONFLICT (event_id, api_version) DO NOTHING;
 
     FOR i IN 1..n LOOP

@@ -291,10 +291,12 @@ var Invoices = declare(spec[domain.InvoiceRow]{
 	fold:    domain.FoldInvoice,
 	source:  func(r *domain.InvoiceRow) *domain.Provenance { return r.Source() },
 	// From basil an invoice's events carry neither its payment intent nor its charge: its
-	// invoice payments and the charges made for it give them.
-	reads: []Relation{{Model: InvoicePayments, Column: "invoice"}, {Model: Charges, Column: "invoice"}},
+	// invoice payments give them. (Not the charges whose invoice is this one: from basil that
+	// column is itself derived, and a relation keys on what the object's own events say, which
+	// is what a read at a cut finds in the history.)
+	reads: []Relation{{Model: InvoicePayments, Column: "invoice"}},
 	derive: func(r *domain.InvoiceRow, in inputs, _ env) {
-		r.SetPayments(related[domain.InvoicePaymentRow](in, InvoicePayments, r.ID), related[domain.ChargeRow](in, Charges, r.ID))
+		r.SetPayments(related[domain.InvoicePaymentRow](in, InvoicePayments, r.ID))
 	},
 	columns: []column[domain.InvoiceRow]{
 		text("id", "Stripe invoice ID (in_...).", "id", func(r *domain.InvoiceRow) *string { return &r.ID }),
@@ -392,10 +394,12 @@ var Charges = declare(spec[domain.ChargeRow]{
 	comment: "Stripe charges as of their latest event, with refunds (amount_refunded) and the latest dispute folded in. Money in the currency's minor unit.",
 	fold:    func(facts []domain.Fact) (domain.ChargeRow, error) { return domain.FoldCharge(facts, nil) },
 	source:  func(r *domain.ChargeRow) *domain.Provenance { return r.Source() },
-	// From basil a charge's events do not name its invoice: its payment intent's row does.
-	reads: []Relation{{Model: Disputes, Column: "charge"}, {Model: BalanceTransactions, Via: "balance_transaction"}, {Model: PaymentIntents, Via: "payment_intent"}},
+	// From basil a charge's events do not name its invoice: its payment intent's row does, or
+	// the invoice payment made with the charge alone.
+	reads: []Relation{{Model: Disputes, Column: "charge"}, {Model: BalanceTransactions, Via: "balance_transaction"},
+		{Model: PaymentIntents, Via: "payment_intent"}, {Model: InvoicePayments, Column: "charge"}},
 	derive: func(r *domain.ChargeRow, in inputs, _ env) {
-		r.SetIntent(related[domain.PaymentIntentRow](in, PaymentIntents, domain.Deref(r.PaymentIntent)))
+		r.SetIntent(related[domain.PaymentIntentRow](in, PaymentIntents, domain.Deref(r.PaymentIntent)), related[domain.InvoicePaymentRow](in, InvoicePayments, r.ID))
 		r.SetDisputes(related[domain.DisputeRow](in, Disputes, r.ID))
 		r.SetBalanceTransaction(related[domain.BalanceTransactionRow](in, BalanceTransactions, domain.Deref(r.BalanceTransaction)))
 	},

@@ -28,8 +28,8 @@ func rendered(events []*stripesim.Event, pick func(i int) bool) []*stripesim.Eve
 
 // An account on dahlia, folded live from its dahlia renderings (in a random order, some twice)
 // and from those mixed event by event with its 2023-10-16 ones, ends with the rows a replay of
-// the same log gives: the links basil moved off the objects (an invoice's payment intent and
-// charge, a payment intent's and a charge's invoice) are derived from the invoice payments
+// the same log gives: the links basil moved off the objects (an invoice's payment intent, a
+// payment intent's and a charge's invoice) are derived from the invoice payments
 // through the relations, and a change of an invoice payment reaches the invoice, the payment
 // intent and the charge live as in a replay. In the dahlia log the invoices, payment intents
 // and charges are linked wherever an invoice payment says so.
@@ -66,7 +66,7 @@ func TestLiveEqualsReplayAtDahlia(t *testing.T) {
 			}
 			var payments, invoices, intents, charges int
 			if err := reference.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM ledger.invoice_payments),
-				(SELECT count(*) FROM ledger.invoices i WHERE i.payment_intent IS NOT NULL AND i.charge IS NOT NULL),
+				(SELECT count(*) FROM ledger.invoices i WHERE i.payment_intent IS NOT NULL),
 				(SELECT count(*) FROM ledger.payment_intents p WHERE p.invoice IS NOT NULL),
 				(SELECT count(*) FROM ledger.charges c WHERE c.invoice IS NOT NULL)`).Scan(&payments, &invoices, &intents, &charges); err != nil {
 				t.Fatal(err)

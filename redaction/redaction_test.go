@@ -37,6 +37,9 @@ type testBundle struct {
 	decoy    string // another customer's event that mentions the subject's ID: out of scope
 	// objectTypes are the kinds of object given personal data, which the redaction must reach.
 	objectTypes []string
+	// again are other renderings of some of the subject's events (kept beside them), and
+	// againWithEvents each of those events followed by its other rendering, in one call.
+	again, againWithEvents []domain.Event
 }
 
 const end = 1780272000 // 2026-06-01
@@ -165,8 +168,10 @@ func setup(t *testing.T) *testBundle {
 				t.Fatal(err)
 			}
 			again = append(again, r)
+			b.againWithEvents = append(b.againWithEvents, e, r)
 		}
 	}
+	b.again = again
 	if _, err := b.store.Append(ctx, again); err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +318,17 @@ func TestRedactionErasesPersonalDataAndKeepsFiguresAndChain(t *testing.T) {
 	}
 	if left := b.leftovers(t); len(left) > 0 {
 		t.Fatalf("personal data left after the redaction:\n%s", strings.Join(left, "\n"))
+	}
+	// The erased events' other renderings arrive again (a retry, the Events API within its 30
+	// days), alone and batched with their events: nothing of them is kept.
+	if _, err := b.store.Append(ctx, b.again); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Append(ctx, b.againWithEvents); err != nil {
+		t.Fatal(err)
+	}
+	if left := b.leftovers(t); len(left) > 0 {
+		t.Fatalf("personal data back after a redelivery:\n%s", strings.Join(left, "\n"))
 	}
 
 	// The figures, the chain and the decoy are as they were.
