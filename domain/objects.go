@@ -279,7 +279,9 @@ func (r *InvoiceRow) SetPayments(payments []InvoicePaymentRow) {
 		return // the invoice's events carried its links (or had none to carry)
 	}
 	ps := slices.Clone(payments)
-	slices.SortFunc(ps, func(a, b InvoicePaymentRow) int { return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID)) })
+	slices.SortFunc(ps, func(a, b InvoicePaymentRow) int {
+		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.ID, b.ID))
+	})
 	if r.PaymentIntent == nil {
 		var pick *InvoicePaymentRow
 		for i := range ps {

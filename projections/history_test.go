@@ -33,7 +33,9 @@ type repairedAccount struct {
 	repaired, end int64
 }
 
-func playRepaired(t *testing.T, customers int) *repairedAccount { return playRepairedAt(t, customers, "") }
+func playRepaired(t *testing.T, customers int) *repairedAccount {
+	return playRepairedAt(t, customers, "")
+}
 
 // playRepairedAt is playRepaired with the account's default API version (its Events API, and
 // so the repair, renders at it; "" for 2023-10-16).
