@@ -33,12 +33,9 @@ type repairedAccount struct {
 	repaired, end int64
 }
 
-func playRepaired(t *testing.T, customers int) *repairedAccount {
-	return playRepairedAt(t, customers, "")
-}
-
-// playRepairedAt is playRepaired with the account's default API version (its Events API, and
-// so the repair, renders at it; "" for 2023-10-16).
+// playRepairedAt plays an account of customers into a fresh ledger (see repairedAccount); version
+// is the account's default API version (its Events API, and so the repair, renders at it), ""
+// for 2023-10-16.
 func playRepairedAt(t *testing.T, customers int, version string) *repairedAccount {
 	t.Helper()
 	const secret = "whsec_history_test"
