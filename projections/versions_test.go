@@ -71,14 +71,20 @@ func TestLiveEqualsReplayAtDahlia(t *testing.T) {
 				(SELECT count(*) FROM ledger.charges c WHERE c.invoice IS NOT NULL)`).Scan(&payments, &invoices, &intents, &charges); err != nil {
 				t.Fatal(err)
 			}
-			var unlinked int
+			var unlinked, disagree int
 			if err := reference.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.invoice_payments p
 				JOIN ledger.invoices i ON i.id = p.invoice WHERE i.payment_intent IS DISTINCT FROM p.payment_intent AND p.payment_type = 'payment_intent'`).Scan(&unlinked); err != nil {
 				t.Fatal(err)
 			}
-			if payments == 0 || invoices == 0 || intents == 0 || charges == 0 || unlinked != 0 {
-				t.Fatalf("%d invoice payments; linked: %d invoices, %d payment intents, %d charges; %d invoices not linked to their payment's intent",
-					payments, invoices, intents, charges, unlinked)
+			// What an invoice's paid payments add up to is its amount_paid.
+			if err := reference.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger.invoices i
+				JOIN (SELECT invoice, sum(amount_paid) AS paid FROM ledger.invoice_payments WHERE status = 'paid' GROUP BY invoice) p ON p.invoice = i.id
+				WHERE p.paid IS DISTINCT FROM i.amount_paid`).Scan(&disagree); err != nil {
+				t.Fatal(err)
+			}
+			if payments == 0 || invoices == 0 || intents == 0 || charges == 0 || unlinked != 0 || disagree != 0 {
+				t.Fatalf("%d invoice payments; linked: %d invoices, %d payment intents, %d charges; %d invoices not linked to their payment's intent, %d whose payments do not add up to amount_paid",
+					payments, invoices, intents, charges, unlinked, disagree)
 			}
 		})
 	}
