@@ -442,6 +442,28 @@ func TestEventsRunRepairsAtDahlia(t *testing.T) {
 		invoices, linked, unlinked, charges, chargesLinked, payments)
 }
 
+// An account upgraded to dahlia halfway through, whose endpoint pins no version: the log holds
+// webhooks at both versions, the repairs come at the default in force when each event was
+// created, and the read models still equal the account.
+func TestEventsRunRepairsAcrossAnUpgrade(t *testing.T) {
+	t.Parallel()
+	a := play(t, "dahlia-upgrade", nil, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobEvents})
+	if err != nil || run.Repaired == 0 {
+		t.Fatalf("run %+v %v", run, err)
+	}
+	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
+	var old, dahlia int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE api_version = '2023-10-16'), count(*) FILTER (WHERE api_version = '2026-08-26.dahlia')
+		FROM ledger.events WHERE source = 'webhook'`).Scan(&old, &dahlia); err != nil || old == 0 || dahlia == 0 {
+		t.Fatalf("webhooks at 2023-10-16: %d, at dahlia: %d (%v)", old, dahlia, err)
+	}
+	if logged := len(a.logged(t)); logged != len(a.sim.Events()) {
+		t.Fatalf("%d events logged of %d", logged, len(a.sim.Events()))
+	}
+}
+
 // The endpoints job reports disabled endpoints, missing event types and other API versions;
 // setup creates an endpoint with the right events and version (showing its secret once) and then
 // updates it in place.

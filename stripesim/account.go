@@ -454,7 +454,7 @@ const invoicePaymentsFrom = "2025-05-28"
 // the account's version has the event. The payment is the invoice's payment intent's when it has
 // one (Stripe's default payment), else the charge's.
 func (s *Sim) invoicePaid(inv *Invoice, ch *Charge) {
-	if s.cfg.AccountAPIVersion < invoicePaymentsFrom {
+	if s.accountVersion() < invoicePaymentsFrom {
 		return
 	}
 	p := &InvoicePayment{ID: randomID(s.payments, "inpay", 24), Object: "invoice_payment", AmountPaid: ptr(ch.Amount),

@@ -15,8 +15,8 @@ type Event struct {
 	Created  int64
 	ObjectID string
 	Seq      int    // emission order, 0-based
-	Webhook  []byte // the body delivered to the endpoint (API version 2023-10-16)
-	API      []byte // as the Events API renders it (the account's default version)
+	Webhook  []byte // the body delivered to the endpoint (at its version: Config.WebhookAPIVersion)
+	API      []byte // as the Events API renders it (the account's default version when it was created)
 
 	// Delivery state, guarded by the Sim's lock.
 	Delivered bool // some attempt was answered 2xx
@@ -40,11 +40,21 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	if request {
 		reqID = randomID(rng, "req", 14)
 	}
-	ev.Webhook = renderEvent(ev, APIVersion, obj, prev, reqID, s.cfg.Livemode, s.cfg.Account)
+	render := func(version string) []byte {
+		if version == APIVersion {
+			return renderEvent(ev, APIVersion, obj, prev, reqID, s.cfg.Livemode, s.cfg.Account)
+		}
+		v := s.versioned(version, obj)
+		return renderEvent(ev, version, v, versionedPrev(version, obj, v, prev), reqID, s.cfg.Livemode, s.cfg.Account)
+	}
+	account, webhook := s.accountVersion(), s.cfg.WebhookAPIVersion
+	if webhook == Unpinned {
+		webhook = account
+	}
+	ev.Webhook = render(webhook)
 	ev.API = ev.Webhook
-	if s.cfg.AccountAPIVersion != APIVersion {
-		v := s.versioned(s.cfg.AccountAPIVersion, obj)
-		ev.API = renderEvent(ev, s.cfg.AccountAPIVersion, v, versionedPrev(s.cfg.AccountAPIVersion, obj, v, prev), reqID, s.cfg.Livemode, s.cfg.Account)
+	if account != webhook {
+		ev.API = render(account)
 	}
 	s.events = append(s.events, ev)
 	s.byID[ev.ID] = ev

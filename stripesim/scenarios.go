@@ -82,6 +82,16 @@ var Scenarios = map[string]Scenario{
 			cfg.AccountAPIVersion = "2026-08-26.dahlia"
 		},
 	},
+	"dahlia-upgrade": {
+		Name: "dahlia-upgrade",
+		Description: "As outage-4d, but the account is on 2023-10-16 until halfway through, then upgraded to " +
+			"2026-08-26.dahlia, and its webhook endpoint pins no version: webhooks and the Events API change shape at the " +
+			"upgrade, so the log holds both, and the repairs come at the default in force when each event was created.",
+		Apply: func(cfg *Config, dc *DeliveryConfig) {
+			outage4d(cfg, dc)
+			cfg.UpgradeTo, cfg.UpgradeAt, cfg.WebhookAPIVersion = "2026-08-26.dahlia", cfg.End.Add(-cfg.Duration/2), Unpinned
+		},
+	},
 }
 
 // outage4d is the outage-4d scenario's setting.

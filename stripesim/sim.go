@@ -31,8 +31,12 @@ import (
 	"time"
 )
 
-// APIVersion is the version events are rendered in for the webhook endpoint.
+// APIVersion is the version events are rendered in for the webhook endpoint, unless
+// Config.WebhookAPIVersion says otherwise.
 const APIVersion = "2023-10-16"
+
+// Unpinned is Config.WebhookAPIVersion for an endpoint with no API version of its own.
+const Unpinned = "unpinned"
 
 // Config describes the simulated account. Zero values take the documented defaults.
 type Config struct {
@@ -52,6 +56,14 @@ type Config struct {
 	// Stripe renders each event in the account's default version: the same event ID can then
 	// differ in shape between webhook and API. "" means APIVersion.
 	AccountAPIVersion string
+	// UpgradeTo, when set, is the account's default API version from UpgradeAt on (an account
+	// upgraded partway through its history): events created from then are rendered at it.
+	UpgradeTo string
+	UpgradeAt time.Time
+	// WebhookAPIVersion is the webhook endpoint's version: "" pins it to APIVersion; Unpinned
+	// renders each webhook at the account's default when its event was created, as Stripe does
+	// for an endpoint made without a version; any other value pins it there.
+	WebhookAPIVersion string
 	// SettlementCurrency is the currency the account's balance and payouts are in (charges in
 	// other currencies are converted at the day's rate); default SettlementCurrency. A
 	// platform's connected accounts settle in their default currency.
@@ -89,6 +101,17 @@ func (c *Config) setDefaults() {
 	if c.SettlementCurrency == "" {
 		c.SettlementCurrency = SettlementCurrency
 	}
+	if c.WebhookAPIVersion == "" {
+		c.WebhookAPIVersion = APIVersion
+	}
+}
+
+// accountVersion is the account's default API version at the simulated now.
+func (s *Sim) accountVersion() string {
+	if s.cfg.UpgradeTo != "" && !s.now.Before(s.cfg.UpgradeAt) {
+		return s.cfg.UpgradeTo
+	}
+	return s.cfg.AccountAPIVersion
 }
 
 // Sim is the simulated account. Its methods are safe for concurrent use: the API server reads

@@ -141,3 +141,41 @@ func TestDahliaShapesFollowStripe(t *testing.T) {
 		}
 	}
 }
+
+// An account upgraded partway through renders each event at the default in force when it was
+// created, in the Events API and, for an endpoint with no version of its own, in its webhooks;
+// a pinned endpoint keeps its version.
+func TestUpgradePartwayThrough(t *testing.T) {
+	t.Parallel()
+	at := end.Add(-45 * 24 * time.Hour)
+	for _, webhook := range []string{stripesim.Unpinned, ""} {
+		sim := stripesim.New(stripesim.Config{Seed: 3, Customers: 30, End: end, UpgradeTo: dahlia, UpgradeAt: at, WebhookAPIVersion: webhook})
+		sim.Run(time.Time{})
+		counts := map[string]int{}
+		for _, ev := range sim.Events() {
+			want := "2023-10-16"
+			if !time.Unix(ev.Created, 0).Before(at) {
+				want = dahlia
+			}
+			wantWebhook := want
+			if webhook == "" {
+				wantWebhook = "2023-10-16"
+			}
+			for _, r := range []struct {
+				raw  []byte
+				want string
+			}{{ev.API, want}, {ev.Webhook, wantWebhook}} {
+				var v struct {
+					APIVersion string `json:"api_version"`
+				}
+				if err := json.Unmarshal(r.raw, &v); err != nil || v.APIVersion != r.want {
+					t.Fatalf("%s created %d (upgrade at %d), webhook %q: rendered at %q, want %q", ev.ID, ev.Created, at.Unix(), webhook, v.APIVersion, r.want)
+				}
+			}
+			counts[want]++
+		}
+		if counts["2023-10-16"] == 0 || counts[dahlia] == 0 {
+			t.Fatalf("events by version: %v", counts)
+		}
+	}
+}
