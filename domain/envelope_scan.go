@@ -331,11 +331,35 @@ func scanEnvelopeOf(raw []byte, validate bool) (rawEnvelope, error) {
 			return s.optString("api_version", &r.APIVersion)
 		case "account":
 			return s.optString("account", &r.Account)
-		case "created":
+		case "context":
+			return s.optString("context", &r.Context)
+		case "related_object":
 			if s.peek() == 'n' {
 				s.literal()
-				r.Created = nil
+				r.Related = nil
 				return nil
+			}
+			if s.peek() != '{' {
+				return &typeError{"related_object"}
+			}
+			r.Related = new(rawRelated)
+			return s.lastWins(func(key string) error {
+				switch key {
+				case "id":
+					return s.optString("related_object.id", &r.Related.ID)
+				case "type":
+					return s.optString("related_object.type", &r.Related.Type)
+				}
+				return s.skip()
+			})
+		case "created":
+			r.Created, r.CreatedAt = nil, nil
+			if s.peek() == 'n' {
+				s.literal()
+				return nil
+			}
+			if s.peek() == '"' { // a thin event's RFC 3339 time; decodeEnvelope says whether that may be
+				return s.optString("created", &r.CreatedAt)
 			}
 			c := s.peek()
 			if c != '-' && (c < '0' || c > '9') {

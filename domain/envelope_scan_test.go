@@ -19,9 +19,20 @@ func referenceEnvelope(raw []byte) (rawEnvelope, bool) {
 		return !ok || json.Unmarshal(v, dst) == nil
 	}
 	ok := str(top, "id", &r.ID) && str(top, "object", &r.Object) && str(top, "type", &r.Type) &&
-		str(top, "api_version", &r.APIVersion) && str(top, "account", &r.Account)
+		str(top, "api_version", &r.APIVersion) && str(top, "account", &r.Account) && str(top, "context", &r.Context)
 	if v, has := top["created"]; has && ok {
-		ok = json.Unmarshal(v, &r.Created) == nil
+		if len(v) > 0 && v[0] == '"' {
+			ok = json.Unmarshal(v, &r.CreatedAt) == nil
+		} else {
+			ok = json.Unmarshal(v, &r.Created) == nil
+		}
+	}
+	if v, has := top["related_object"]; has && ok && string(v) != "null" {
+		var rel map[string]json.RawMessage
+		if ok = json.Unmarshal(v, &rel) == nil && rel != nil; ok {
+			r.Related = new(rawRelated)
+			ok = str(rel, "id", &r.Related.ID) && str(rel, "type", &r.Related.Type)
+		}
 	}
 	if v, has := top["livemode"]; has && ok {
 		ok = json.Unmarshal(v, &r.Livemode) == nil
@@ -50,6 +61,9 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		`{"created":1.5}`, `{"created":1e3}`, `{"created":99999999999999999999}`, `{"livemode":"yes"}`,
 		`{"data":"x"}`, `{"data":{"object":[]}}`, `[]`, `"s"`, `null`, `{`, ` {"id" : "evt_1" , "type":"t" } `,
 		`{"ID":"evt_1"}`, `{"id":null,"type":null,"created":null}`,
+		// Thin events: created an RFC 3339 string, the account the context, the object related.
+		`{"id":"evt_test_65x","object":"v2.core.event","type":"v1.invoice.paid","created":"2026-10-01T12:00:00.123Z","livemode":false,"context":"acct_1","related_object":{"id":"in_1","type":"invoice","url":"/v1/invoices/in_1"}}`,
+		`{"created":"x","created":1}`, `{"created":1,"created":"2026-10-01T12:00:00Z"}`, `{"related_object":[]}`, `{"related_object":{"id":1}}`,
 		// Repeated and null keys: the envelope (the log's columns, the hold) and the fact (the
 		// row's scope) must read them alike.
 		`{"id":"evt_1","livemode":true,"account":"acct_x","type":"charge.succeeded","created":1,"data":{"object":{"id":"ch_1","object":"charge"}},"livemode":false,"account":null}`,

@@ -85,6 +85,16 @@ type rawEnvelope struct {
 	Livemode   bool     `json:"livemode"`
 	Account    *string  `json:"account"`
 	Data       *rawData `json:"data"`
+	// A thin event's (object "v2.core.event"): created is an RFC 3339 string, the connected
+	// account is its context, and the object it is about its related_object.
+	CreatedAt *string
+	Context   *string
+	Related   *rawRelated
+}
+
+type rawRelated struct {
+	ID   *string
+	Type *string
 }
 
 type rawData struct {
@@ -112,8 +122,14 @@ func decodeEnvelope(raw []byte, validate bool) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, &EnvelopeError{Reason: ReasonNotJSON, Detail: "body is not a JSON object: " + shortJSONError(err)}
 	}
+	if r.Object != nil && *r.Object == ThinObject {
+		return thinEnvelope(r)
+	}
 	if r.Object != nil && *r.Object != "event" {
 		return Envelope{}, &EnvelopeError{Reason: ReasonNotAnEvent, Detail: fmt.Sprintf("object is %q, not \"event\"", clip(*r.Object))}
+	}
+	if r.CreatedAt != nil {
+		return Envelope{}, &EnvelopeError{Reason: ReasonNoCreated, Detail: "created is a string: only a thin event (object \"v2.core.event\") dates itself so"}
 	}
 	if r.ID == nil || *r.ID == "" {
 		return Envelope{}, &EnvelopeError{Reason: ReasonNoID, Detail: "no id"}

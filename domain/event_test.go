@@ -40,7 +40,7 @@ func TestDecodeEnvelope(t *testing.T) {
 		{"no type", `{"id":"evt_1","created":1}`, ReasonNoType},
 		{"no created", `{"id":"evt_1","type":"a.b"}`, ReasonNoCreated},
 		{"zero created", `{"id":"evt_1","type":"a.b","created":0}`, ReasonNoCreated},
-		{"string created", `{"id":"evt_1","type":"a.b","created":"1"}`, ReasonNotJSON},
+		{"string created", `{"id":"evt_1","type":"a.b","created":"1"}`, ReasonNoCreated}, // a thin event's kind of created, on a snapshot event
 		{"nul in id", `{"id":"evt_\u0000","type":"a.b","created":1}`, ReasonBadField},
 		{"long type", `{"id":"evt_1","type":"` + strings.Repeat("a", 300) + `","created":1}`, ReasonBadField},
 		{"raw control char", "{\"id\":\"evt_1\",\"type\":\"a\x01\",\"created\":1}", ReasonNotJSON},

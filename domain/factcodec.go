@@ -25,7 +25,8 @@ func (f Fact) AppendBinary(b []byte) []byte {
 		b = appendString(b, k)
 		b = appendString(b, string(v))
 	}
-	return appendString(b, f.ListedBy)
+	b = appendString(b, f.ListedBy)
+	return appendString(b, f.ThinType)
 }
 
 var errShortFact = errors.New("truncated fact")
@@ -87,6 +88,10 @@ func ReadFact(b []byte) (Fact, []byte, error) {
 		return Fact{}, nil, errShortFact
 	}
 	f.ListedBy = string(s)
+	if s, b, ok = readBytes(b); !ok {
+		return Fact{}, nil, errShortFact
+	}
+	f.ThinType = string(s)
 	return f, b, nil
 }
 

@@ -27,6 +27,10 @@ type Fact struct {
 	// balance-transaction snapshot's object (the envelope's ledger_listed_by; see
 	// NewBalanceTransactionSnapshot), "" for every other event.
 	ListedBy string
+	// ThinType is the thin event a thin snapshot was fetched for (the envelope's
+	// ledger_thin_type, e.g. v1.invoice.paid; see NewThinSnapshot): the fact ranks as that
+	// event within its second. "" for every other event.
+	ThinType string
 
 	fields map[string]json.RawMessage // data.object's top-level fields, decoded on first use
 }
@@ -106,6 +110,8 @@ func decodeFact(raw []byte) (Fact, error) {
 			return str(&f.Account)
 		case ListedByKey:
 			return str(&f.ListedBy)
+		case ThinTypeKey:
+			return str(&f.ThinType)
 		case "livemode":
 			switch lit := string(s.literal()); lit {
 			case "true":
@@ -390,7 +396,7 @@ func OrderReport(facts []Fact) ([]Fact, []Ambiguity) {
 	}
 	keys := make([]keyed, len(facts))
 	for i := range facts {
-		keys[i] = keyed{Rank(facts[i].Type), &facts[i]}
+		keys[i] = keyed{Rank(facts[i].rankType()), &facts[i]}
 	}
 	slices.SortFunc(keys, func(a, b keyed) int {
 		if c := cmp.Compare(a.f.Created, b.f.Created); c != 0 {
