@@ -56,6 +56,7 @@ type Server struct {
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // a platform's, per key
 	revoked  map[string]bool          // connected accounts whose access is revoked
+	faults   map[string]int           // path prefix: the status every request under it answers (Fail)
 }
 
 // NewServer serves sim; deliverer may be nil. The Stripe-Account header is ignored: the sim is
@@ -120,6 +121,7 @@ func newServer(cfg ServerConfig) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), eps: endpoints{byID: map[string]*WebhookEndpoint{}}}
 	s.mux.HandleFunc("GET /v1/events", s.listEvents)
 	s.mux.HandleFunc("GET /v1/events/{id}", s.getEvent)
+	s.mux.HandleFunc("GET /v2/core/events/{id}", s.getV2Event)
 	for _, kind := range []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes"} {
 		s.mux.HandleFunc("GET /v1/"+kind, s.listObjects(kind))
 		s.mux.HandleFunc("GET /v1/"+kind+"/{id}", s.getObject(kind))
@@ -196,7 +198,7 @@ func (s *Server) simFor(r *http.Request) *Sim {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/v1/") {
+	if strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/v2/") {
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || key == "" {
 			stripeError(w, http.StatusUnauthorized, "", "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').", "")
@@ -218,6 +220,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				rateLimited(w)
 				return
 			}
+		}
+		if s.fault(w, r) {
+			return
 		}
 	}
 	w.Header().Set("Request-Id", "req_sim")
@@ -251,6 +256,9 @@ func (s *Server) routePlatform(w http.ResponseWriter, r *http.Request, key strin
 		s.limiters[key] = lim
 	}
 	acct := r.Header.Get("Stripe-Account")
+	if strings.HasPrefix(r.URL.Path, "/v2/") {
+		acct = r.Header.Get("Stripe-Context") // v2's name for it
+	}
 	revoked := s.revoked[acct]
 	s.mu.Unlock()
 	if lim != nil && !lim.Allow() {

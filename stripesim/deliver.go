@@ -59,6 +59,9 @@ type DeliveryConfig struct {
 	// Disabled are windows in which the endpoint was disabled: events created in them are never
 	// sent either (unlike Outages, whose events are attempted and retried).
 	Disabled []Window
+	// Thin makes the endpoint a thin event destination: it is sent each event's unversioned
+	// thin notification (v1.*, naming the object; thin.go) instead of the event itself.
+	Thin bool
 }
 
 // sends reports whether the endpoint existed and was enabled when an event was created.
@@ -163,6 +166,11 @@ func newDeliverer(sims []*Sim, live bool, seed uint64, cfg DeliveryConfig) *Deli
 	}
 	d := &Deliverer{sims: sims, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 1))}
 	for _, sim := range sims {
+		if cfg.Thin {
+			sim.mu.Lock()
+			sim.thin = true
+			sim.mu.Unlock()
+		}
 		sim.OnEvent(func(ev *Event) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -286,14 +294,18 @@ func (d *Deliverer) attempt(ctx context.Context, a *pendingAttempt) Attempt {
 		}
 	}
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL, bytes.NewReader(a.ev.Webhook))
+	body := a.ev.Webhook
+	if d.cfg.Thin {
+		body = a.ev.Thin
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
-	req.Header.Set("Stripe-Signature", SignatureHeader(a.ev.Webhook, time.Now(), d.cfg.Secrets...))
+	req.Header.Set("Stripe-Signature", SignatureHeader(body, time.Now(), d.cfg.Secrets...))
 	resp, err := d.cfg.Client.Do(req)
 	r.Took = time.Since(start)
 	if err != nil {

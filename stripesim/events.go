@@ -17,6 +17,10 @@ type Event struct {
 	Seq      int    // emission order, 0-based
 	Webhook  []byte // the body delivered to the endpoint (at its version: Config.WebhookAPIVersion)
 	API      []byte // as the Events API renders it (the account's default version when it was created)
+	// Thin and ThinAPI are the thin event that stands for it (thin.go): the notification a thin
+	// destination is sent and GET /v2/core/events/{id}'s answer. Rendered only for an account
+	// with a thin destination (DeliveryConfig.Thin).
+	Thin, ThinAPI []byte
 
 	// Delivery state, guarded by the Sim's lock.
 	Delivered bool // some attempt was answered 2xx
@@ -55,6 +59,9 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	ev.API = ev.Webhook
 	if account != webhook {
 		ev.API = render(account)
+	}
+	if s.thin {
+		ev.Thin, ev.ThinAPI = s.renderThin(ev, obj, prev)
 	}
 	s.events = append(s.events, ev)
 	s.byID[ev.ID] = ev

@@ -82,6 +82,16 @@ var Scenarios = map[string]Scenario{
 			cfg.AccountAPIVersion = "2026-08-26.dahlia"
 		},
 	},
+	"thin-destination": {
+		Name: "thin-destination",
+		Description: "Test mode, 100 customers over 60 days, sent to a thin event destination (event destinations, " +
+			"API 2026-09-30.endive): each event arrives as an unversioned v1.* notification naming its object, and " +
+			"the ledger fetches the object and the v2 Event's changes itself. 2% duplicate deliveries.",
+		Apply: func(cfg *Config, dc *DeliveryConfig) {
+			cfg.Customers, cfg.Duration = 100, 60*day
+			dc.Thin, dc.DupRate = true, 0.02
+		},
+	},
 	"dahlia-upgrade": {
 		Name: "dahlia-upgrade",
 		Description: "As outage-4d, but the account is on 2023-10-16 until halfway through, then upgraded to " +

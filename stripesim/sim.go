@@ -137,6 +137,7 @@ type Sim struct {
 	money       *moneyState    // balance, payouts, payment intents, credit notes (money.go)
 	subscribers []func(*Event) // called for each new event, under mu
 	hist        truthHistory   // every state of every subscription and customer, for the MRR truth
+	thin        bool           // a thin destination takes its events: render each as a thin event too
 }
 
 // New creates the account and schedules its customers' arrivals; Run plays it.
