@@ -148,6 +148,10 @@ type stripeAPI struct {
 	*client.API
 	livemode bool
 	counters *Counters
+	// For raw requests stripe-go v76 cannot make (the v2 API): the same limited client.
+	http *http.Client
+	key  string
+	base string
 }
 
 // newStripeAPI is a client of key sharing limiter (nil: a limiter of its own at the key's mode's
@@ -166,15 +170,19 @@ func newStripeAPI(cfg StripeConfig, key string, limiter *rate.Limiter, counters 
 		counters: counters,
 	}
 	noRetries := int64(0) // ours do it, with the limiter and 429s
+	hc := &http.Client{Transport: t, Timeout: 60 * time.Second}
 	bc := &stripe.BackendConfig{
-		HTTPClient:        &http.Client{Transport: t, Timeout: 60 * time.Second},
+		HTTPClient:        hc,
 		MaxNetworkRetries: &noRetries,
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 	}
+	base := stripe.APIURL
 	if cfg.APIBase != "" {
 		bc.URL = stripe.String(cfg.APIBase)
+		base = strings.TrimRight(cfg.APIBase, "/")
 	}
-	return &stripeAPI{API: client.New(key, stripe.NewBackendsWithConfig(bc)), livemode: live, counters: counters}
+	return &stripeAPI{API: client.New(key, stripe.NewBackendsWithConfig(bc)), livemode: live, counters: counters,
+		http: hc, key: key, base: base}
 }
 
 // newLimiter is a key's limiter: its mode's rate, no burst (requests spread evenly).

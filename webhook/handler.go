@@ -161,10 +161,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 		return h.quarantineBody(w, r, err, sig, body)
 	}
 	ev.ReceivedAt = h.cfg.Now()
-	if !domain.KnownEventType(ev.Type) {
+	thin := domain.IsThin(ev.Type) // unversioned; the ledger fetches its object (package reconcile)
+	if known := domain.KnownEventType(ev.Type) || thin && domain.KnownEventType(ev.Type[3:]); !known {
 		h.metrics.UnknownTypes.Inc()
 	}
-	if ev.APIVersion != domain.PinnedAPIVersion {
+	if ev.APIVersion != domain.PinnedAPIVersion && !thin {
 		h.metrics.OtherVersions.WithLabelValues(versionLabel(ev.APIVersion)).Inc()
 	}
 

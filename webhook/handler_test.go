@@ -357,3 +357,37 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// A signed thin event (an event destination's unversioned notification) is stored byte for
+// byte, indexed by its related object, and counted neither as an unknown type nor as another
+// API version; a thin event that is not one (created a number) is kept in quarantine.
+func TestAcceptsThinEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	created := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	body := []byte(`{"id":"evt_test_65thin","object":"v2.core.event","type":"v1.invoice.paid","created":"` + created +
+		`","livemode":false,"context":null,"reason":null,"related_object":{"id":"in_thin","type":"invoice","url":"/v1/invoices/in_thin"}}`)
+	if a := deliver(t, b.url, body, signed(body, secretA, time.Time{})); a.Status != http.StatusOK || a.Duplicate {
+		t.Fatalf("%+v", a)
+	}
+	rec, err := b.store.Get(context.Background(), "evt_test_65thin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(rec.Payload, body) || rec.ObjectType != "invoice" || rec.ObjectID != "in_thin" || rec.APIVersion != "" || rec.Source != domain.SourceWebhook {
+		t.Fatalf("stored %+v", rec.Envelope)
+	}
+	if n := testutil.ToFloat64(b.metrics.UnknownTypes); n != 0 {
+		t.Fatalf("%v unknown types", n)
+	}
+	if n := testutil.CollectAndCount(b.metrics.OtherVersions); n != 0 {
+		t.Fatalf("%d other-version series", n)
+	}
+	bad := []byte(`{"id":"evt_test_65bad","object":"v2.core.event","type":"v1.invoice.paid","created":1790856000}`)
+	if a := deliver(t, b.url, bad, signed(bad, secretA, time.Time{})); a.Status != http.StatusBadRequest || !strings.Contains(a.Error, "RFC 3339") {
+		t.Fatalf("%+v", a)
+	}
+	if events, quarantined := b.logSize(t); events != 1 || quarantined != 1 {
+		t.Fatalf("%d events, %d quarantined", events, quarantined)
+	}
+}
