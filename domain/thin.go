@@ -3,6 +3,8 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +41,9 @@ var thinKinds = map[string]Kind{
 	"checkout.session": KindCheckoutSessions, "payout": KindPayouts,
 	"payment_intent": KindPaymentIntents, "credit_note": KindCreditNotes,
 }
+
+// ThinObjectTypes are the related_object types ThinKind knows.
+func ThinObjectTypes() []string { return slices.Sorted(maps.Keys(thinKinds)) }
 
 // ThinKind is the read model that holds a thin event's related object, false when none does
 // (a v2 object, an invoice payment, a billing meter): such a thin event is kept in the log and

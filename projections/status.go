@@ -34,6 +34,31 @@ type Status struct {
 	// Ambiguous is how many same-second groups of events the ordering rule could not order by
 	// their previous_attributes and ordered by event ID (ledger.ordering_ambiguities).
 	Ambiguous int64 `json:"ambiguous_orderings"`
+	// Thin is how the fetches of thin events' objects stand (ledger.thin_fetches).
+	Thin ThinStatus `json:"thin_events"`
+}
+
+// ThinStatus counts thin events by how their object's fetch stands, and lists those whose fetch
+// has failed (retrying or given up), oldest first, at most 100.
+type ThinStatus struct {
+	Pending     int         `json:"pending"` // to fetch, the retrying ones included
+	Retrying    int         `json:"retrying"`
+	Failed      int         `json:"failed"`
+	Fetched     int         `json:"fetched"`
+	Covered     int         `json:"covered"`
+	Unsupported int         `json:"unsupported"`
+	Failing     []ThinFetch `json:"failing"`
+}
+
+// ThinFetch is one thin event whose fetch failed.
+type ThinFetch struct {
+	EventID   string     `json:"event_id"`
+	Type      string     `json:"type"`
+	ObjectID  string     `json:"object_id"`
+	Status    string     `json:"status"` // pending (to be tried again at NextAt) or failed
+	Attempts  int        `json:"attempts"`
+	LastError string     `json:"last_error"`
+	NextAt    *time.Time `json:"next_attempt_at"`
 }
 
 // QuarantinedEvent is an event kept out of the read models: it could not be folded, or it is
@@ -94,7 +119,35 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 		ELSE (SELECT count(*) FROM ledger.ordering_ambiguities) END`).Scan(&st.Ambiguous); err != nil {
 		return st, fmt.Errorf("could not count the ambiguous orderings: %w", err)
 	}
+	if st.Thin, err = readThinStatus(ctx, pool); err != nil {
+		return st, err
+	}
 	return st, nil
+}
+
+func readThinStatus(ctx context.Context, pool *pgxpool.Pool) (ThinStatus, error) {
+	ts := ThinStatus{Failing: []ThinFetch{}}
+	err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'pending' AND attempts > 0),
+		count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'fetched'),
+		count(*) FILTER (WHERE status = 'covered'), count(*) FILTER (WHERE status = 'unsupported') FROM ledger.thin_fetches`).Scan(
+		&ts.Pending, &ts.Retrying, &ts.Failed, &ts.Fetched, &ts.Covered, &ts.Unsupported)
+	if err != nil {
+		return ts, fmt.Errorf("could not count the thin events: %w", err)
+	}
+	rows, err := pool.Query(ctx, `SELECT event_id, type, object_id, status, attempts, coalesce(last_error, ''), next_attempt_at
+		FROM ledger.thin_fetches WHERE (status = 'pending' AND attempts > 0) OR status = 'failed' ORDER BY position LIMIT 100`)
+	if err != nil {
+		return ts, fmt.Errorf("could not read the failing thin events: %w", err)
+	}
+	ts.Failing, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ThinFetch, error) {
+		var f ThinFetch
+		err := r.Scan(&f.EventID, &f.Type, &f.ObjectID, &f.Status, &f.Attempts, &f.LastError, &f.NextAt)
+		return f, err
+	})
+	if err != nil {
+		return ts, fmt.Errorf("could not read the failing thin events: %w", err)
+	}
+	return ts, nil
 }
 
 // RetryConfig says which quarantined events to fold again.

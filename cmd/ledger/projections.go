@@ -82,7 +82,10 @@ process runs the live projection, and every quarantined event with its error: ev
 models could not fold, and events held because they disagree with the Stripe endpoint they came
 to (a live event signed with the test endpoint's secret, a connected account's event on a
 platform endpoint, a platform event on a Connect endpoint), whose error starts with the reason.
-Exit code 0 when nothing needs attention, 1 when events are quarantined, 2 when it could not run.`,
+It also counts the thin events (event destinations' v1.* notifications) by how the fetch of their
+object stands, and lists each whose fetch failed: its attempts, last error and next attempt.
+Exit code 0 when nothing needs attention, 1 when events are quarantined or a thin event's fetch
+has been given up, 2 when it could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pool, err := openMigrated(cmd.Context())
@@ -110,6 +113,10 @@ Exit code 0 when nothing needs attention, 1 when events are quarantined, 2 when 
 			}
 			if len(st.Quarantine) > 0 {
 				return failed("%d event(s) quarantined; fix the cause, then: ledger projections retry --all", len(st.Quarantine))
+			}
+			if st.Thin.Failed > 0 {
+				return failed("%d thin event(s) whose object could not be fetched after every attempt; their objects are "+
+					"repaired by: ledger reconcile objects", st.Thin.Failed)
 			}
 			return nil
 		},
@@ -189,17 +196,32 @@ func printStatus(st projections.Status) {
 	fmt.Fprintf(w, "tables\t%s\n", schema)
 	fmt.Fprintf(w, "ambiguous\t%d same-second group(s) of events ordered by event ID (ledger.ordering_ambiguities)\n", st.Ambiguous)
 	fmt.Fprintf(w, "quarantined\t%d\n", len(st.Quarantine))
+	t := st.Thin
+	fmt.Fprintf(w, "thin events\t%d to fetch (%d retrying after a failure), %d failed, %d fetched, %d covered by a later fetch, %d about objects no read model holds\n",
+		t.Pending, t.Retrying, t.Failed, t.Fetched, t.Covered, t.Unsupported)
 	_ = w.Flush()
-	if len(st.Quarantine) == 0 {
-		return
+	if len(st.Quarantine) > 0 {
+		fmt.Println()
+		w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "POSITION\tEVENT\tTYPE\tOBJECT\tATTEMPTS\tERROR")
+		for _, q := range st.Quarantine {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", q.Position, q.EventID, q.EventType, q.ObjectID, q.Attempts, strings.ReplaceAll(q.Error, "\n", " "))
+		}
+		_ = w.Flush()
 	}
-	fmt.Println()
-	w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "POSITION\tEVENT\tTYPE\tOBJECT\tATTEMPTS\tERROR")
-	for _, q := range st.Quarantine {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", q.Position, q.EventID, q.EventType, q.ObjectID, q.Attempts, strings.ReplaceAll(q.Error, "\n", " "))
+	if len(t.Failing) > 0 {
+		fmt.Println()
+		w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "THIN EVENT\tTYPE\tOBJECT\tSTATUS\tATTEMPTS\tNEXT ATTEMPT\tLAST ERROR")
+		for _, f := range t.Failing {
+			next := "never (given up)"
+			if f.NextAt != nil {
+				next = f.NextAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", f.EventID, f.Type, f.ObjectID, f.Status, f.Attempts, next, strings.ReplaceAll(f.LastError, "\n", " "))
+		}
+		_ = w.Flush()
 	}
-	_ = w.Flush()
 }
 
 func fmtTime(t *time.Time) string {

@@ -72,3 +72,40 @@ func TestProjectionsCommands(t *testing.T) {
 		t.Fatalf("retry --all: %+v", r)
 	}
 }
+
+// The status counts thin events by how their fetch stands and lists the failing ones; one given
+// up makes it exit 1.
+func TestProjectionsStatusShowsThinFetches(t *testing.T) {
+	t.Parallel()
+	db := testkit.New(t)
+	ctx := context.Background()
+	for _, id := range []string{"evt_test_65a", "evt_test_65b", "evt_test_65c"} {
+		ev, err := domain.NewEvent([]byte(`{"id":"`+id+`","object":"v2.core.event","type":"v1.invoice.paid","created":"2026-10-01T12:00:00.000Z",`+
+			`"livemode":false,"related_object":{"id":"in_`+id+`","type":"invoice","url":"/v1/invoices/in_`+id+`"}}`), domain.SourceImport, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eventstore.New(db.Pool).Append(ctx, []domain.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As the fetcher leaves them: one fetched, one retrying, one given up.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO ledger.thin_fetches (event_id, position, type, created, livemode, object_type, object_id,
+		status, attempts, next_attempt_at, last_error, done_at) VALUES
+		('evt_test_65a', 1, 'v1.invoice.paid', now(), false, 'invoice', 'in_a', 'fetched', 0, NULL, NULL, now()),
+		('evt_test_65b', 2, 'v1.invoice.paid', now(), false, 'invoice', 'in_b', 'pending', 2, '2026-12-01T00:02:00Z', 'GET /v1/invoices/in_b: Stripe answered 429 rate_limit: slow down', NULL),
+		('evt_test_65c', 3, 'v1.invoice.paid', now(), false, 'invoice', 'in_c', 'failed', 10, NULL, 'GET /v1/invoices/in_c: Stripe answered 404 resource_missing: No such invoice', now())`); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DATABASE_URL=" + db.URL}
+	r := ledger(t, env, "projections", "status")
+	for _, want := range []string{"1 to fetch (1 retrying after a failure), 1 failed, 1 fetched", "evt_test_65b", "2026-12-01T00:02:00Z", "429 rate_limit",
+		"evt_test_65c", "never (given up)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "1 thin event(s)") || strings.Contains(r.stdout, "evt_test_65a\t") {
+		t.Fatalf("status: %+v", r)
+	}
+}

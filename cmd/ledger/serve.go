@@ -377,9 +377,28 @@ func serve(ctx context.Context, o serveOptions) error {
 		stopRunner()
 		<-schedDone
 	}()
+	// The thin fetcher: the objects thin events name, fetched and appended (one process across
+	// replicas, a lease).
+	thinDone := make(chan struct{})
+	defer func() {
+		stopRunner()
+		<-thinDone
+	}()
+	if sc.Configured() {
+		thin, err := reconcile.NewThinFetcher(pool, reconcile.ThinConfig{Stripe: sc, Store: store, Logger: log})
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(thinDone)
+			_ = thin.Run(runnerCtx)
+		}()
+	} else {
+		close(thinDone)
+	}
 	switch {
 	case !sc.Configured():
-		log.Info("reconciliation off: STRIPE_SECRET_KEY is not set")
+		log.Info("reconciliation off, and thin events are stored but their objects not fetched: STRIPE_SECRET_KEY is not set")
 		close(schedDone)
 	default:
 		sched, err := reconcile.NewScheduler(reconcile.New(pool, reconcile.Config{Stripe: sc, Logger: log,
