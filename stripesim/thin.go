@@ -40,7 +40,9 @@ func thinPrefix(livemode bool) string {
 }
 
 // ThinID is the ID of the thin event that stands for ev, in its account's mode.
-func ThinID(ev *Event, livemode bool) string { return thinPrefix(livemode) + strings.TrimPrefix(ev.ID, "evt_") }
+func ThinID(ev *Event, livemode bool) string {
+	return thinPrefix(livemode) + strings.TrimPrefix(ev.ID, "evt_")
+}
 
 // eventOfThin is the event a thin event's ID stands for.
 func (s *Sim) eventOfThin(id string) (*Event, bool) {
