@@ -233,6 +233,12 @@ func (a thinKey) compare(b thinKey) int {
 	return cmp.Or(cmp.Compare(a.created, b.created), cmp.Compare(a.rank, b.rank), cmp.Compare(a.id, b.id))
 }
 
+// dueThin selects the thin events (t, joined to their events e) due at $1. Held thin events
+// (they disagree with their endpoint) wait for their release: fetching would bring their object
+// in by the back door.
+const dueThin = `t.status = 'pending' AND t.next_attempt_at <= $1
+	AND (e.hold_reason IS NULL OR EXISTS (SELECT 1 FROM ledger.event_releases r WHERE r.event_id = t.event_id))`
+
 // Pass queues the thin events appended since the last, then fetches for every thin event due
 // now (up to BatchSize), object by object.
 func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
@@ -241,13 +247,10 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 		return p, err
 	}
 	now := f.cfg.Clock.Now()
-	// Held thin events (they disagree with their endpoint) wait for their release: fetching
-	// would bring their object in by the back door.
 	rows, err := f.pool.Query(ctx, `SELECT t.event_id, t.type, extract(epoch FROM t.created)::bigint, t.livemode, t.account,
 			t.object_type, t.object_id, t.attempts
 		FROM ledger.thin_fetches t JOIN ledger.events e USING (event_id)
-		WHERE t.status = 'pending' AND t.next_attempt_at <= $1
-		  AND (e.hold_reason IS NULL OR EXISTS (SELECT 1 FROM ledger.event_releases r WHERE r.event_id = t.event_id))
+		WHERE `+dueThin+`
 		ORDER BY t.next_attempt_at, t.position LIMIT $2`, now, f.cfg.BatchSize)
 	if err != nil {
 		return p, fmt.Errorf("could not read the thin events due: %w", err)
@@ -277,7 +280,14 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 		return p, fmt.Errorf("could not read the thin events due: %w", err)
 	}
 	for _, k := range order {
-		if err := f.object(ctx, groups[k], &p); err != nil {
+		// Every thin event of the object due now, not only the batch's: a backlog split over
+		// batches would otherwise fetch the newest state for an early thin event, dating it
+		// there (a discount that starts later would seem known before it starts).
+		group, err := f.due(ctx, groups[k][0].env, now)
+		if err != nil {
+			return p, err
+		}
+		if err := f.object(ctx, group, &p); err != nil {
 			return p, err
 		}
 	}
@@ -290,6 +300,27 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 	}
 	f.Signals.Passed.Signal(p)
 	return p, nil
+}
+
+// due is every pending thin event of e's object due at now.
+func (f *ThinFetcher) due(ctx context.Context, e domain.Envelope, now time.Time) ([]thinRow, error) {
+	rows, err := f.pool.Query(ctx, `SELECT t.event_id, t.type, extract(epoch FROM t.created)::bigint, t.attempts
+		FROM ledger.thin_fetches t JOIN ledger.events e USING (event_id)
+		WHERE `+dueThin+` AND t.object_id = $2 AND t.livemode = $3 AND t.account = $4 AND t.object_type = $5`,
+		now, e.ObjectID, e.Livemode, e.Account, e.ObjectType)
+	if err != nil {
+		return nil, fmt.Errorf("could not read the thin events of %s: %w", e.ObjectID, err)
+	}
+	defer rows.Close()
+	var out []thinRow
+	for rows.Next() {
+		r := thinRow{env: e}
+		if err := rows.Scan(&r.env.ID, &r.env.Type, &r.env.Created, &r.attempts); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // object fetches for one object's due thin events: once, for the latest of them, unless a fetch

@@ -2,11 +2,13 @@ package reconcile_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/clock"
 	"github.com/stripeledger/ledger/internal/testkit"
@@ -172,5 +174,107 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
 	if st, err = projections.ReadStatus(ctx, a.db.Pool); err != nil || st.Thin.Failed != sessions || st.Thin.Failing[0].NextAt != nil {
 		t.Fatalf("status %+v %v", st.Thin, err)
+	}
+}
+
+// A Connect platform whose four endpoints are thin destinations, live and test: each thin
+// event's object is fetched with its mode's key, for its connected account (Stripe-Account on
+// v1, Stripe-Context on v2), and every scope's read models equal the account's.
+func TestThinDestinationsOnAPlatform(t *testing.T) {
+	t.Parallel()
+	pl := playPlatform(t, "connect", func(_ *stripesim.PlatformConfig, dc *stripesim.PlatformDelivery) {
+		for _, e := range stripesim.Endpoints {
+			dc[e].Thin, dc[e].Outages = true, nil
+		}
+	})
+	ctx := context.Background()
+	f, err := reconcile.NewThinFetcher(pl.db.Pool, reconcile.ThinConfig{Clock: testkit.NewClock(pl.p.Now()),
+		Stripe: reconcile.StripeConfig{APIKey: liveKey + "," + testKey, APIBase: pl.api, RateLimit: 1000, BaseBackoff: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := f.Pass(ctx)
+		if err != nil || p.Retrying != 0 || p.Failed != 0 {
+			t.Fatalf("%+v %v", p, err)
+		}
+		if p.Fetched == 0 && p.Covered == 0 {
+			break
+		}
+	}
+	var accounts, fetched, pending int
+	if err := pl.db.Pool.QueryRow(ctx, `SELECT count(DISTINCT (livemode, account)), count(*) FILTER (WHERE status = 'fetched'),
+		count(*) FILTER (WHERE status = 'pending') FROM ledger.thin_fetches`).Scan(&accounts, &fetched, &pending); err != nil {
+		t.Fatal(err)
+	}
+	if accounts != len(pl.p.Scopes()) || fetched == 0 || pending != 0 {
+		t.Fatalf("thin events of %d scopes of %d, %d fetched, %d pending", accounts, len(pl.p.Scopes()), fetched, pending)
+	}
+	pl.readModelsMatch(t)
+}
+
+// A thin event held because it disagrees with its endpoint (a test-mode one signed for the
+// live endpoint) is not fetched until an operator releases it.
+func TestHeldThinEventsWaitForRelease(t *testing.T) {
+	t.Parallel()
+	a := play(t, "thin-destination", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
+		c.Customers, c.Duration = 5, 10*24*time.Hour
+	}, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	clk := testkit.NewClock(a.sim.Now())
+	f := a.thinFetcher(t, clk, reconcile.ThinConfig{})
+	for p, err := f.Pass(ctx); p.Fetched+p.Covered > 0 || err != nil; p, err = f.Pass(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var customer string
+	for _, ev := range a.sim.Events() {
+		if ev.Type == "customer.created" {
+			customer = ev.ObjectID
+			break
+		}
+	}
+	// A later thin event of the customer, arriving on the live endpoint.
+	held, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_65heldheld","object":"v2.core.event","type":"v1.customer.updated",`+
+		`"created":%q,"livemode":false,"related_object":{"id":%q,"type":"customer","url":"/v1/customers/%s"}}`,
+		a.sim.Now().UTC().Format(time.RFC3339), customer, customer), domain.SourceWebhook, "t=1,v1=00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := eventstore.NewAppender(eventstore.New(a.db.Pool), eventstore.AppenderConfig{})
+	defer app.Close()
+	res, err := app.AppendFrom(ctx, eventstore.EndpointLive, []domain.Event{held})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	status := func() (s string, attempts int) {
+		t.Helper()
+		if err := a.db.Pool.QueryRow(ctx, `SELECT status, attempts FROM ledger.thin_fetches WHERE event_id = $1`, held.ID).Scan(&s, &attempts); err != nil {
+			t.Fatal(err)
+		}
+		return s, attempts
+	}
+	if p, err := f.Pass(ctx); err != nil || p.Fetched+p.Covered != 0 {
+		t.Fatalf("a held thin event was answered: %+v %v", p, err)
+	}
+	if s, n := status(); s != "pending" || n != 0 {
+		t.Fatalf("held: %s after %d attempts", s, n)
+	}
+	tx, err := a.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := eventstore.Release(ctx, tx, held.ID); !ok || err != nil {
+		t.Fatalf("release: %t %v", ok, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := f.Pass(ctx); err != nil || p.Fetched+p.Covered != 1 {
+		t.Fatalf("released: %+v %v", p, err)
+	}
+	if s, _ := status(); s != "fetched" && s != "covered" {
+		t.Fatalf("released: %s", s)
 	}
 }
