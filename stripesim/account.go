@@ -219,7 +219,12 @@ func (s *Sim) pay(sub *Subscription, inv *Invoice) {
 	}
 	inv.AttemptCount++
 	inv.Attempted = true
-	ch := s.charge(&sub.Customer, inv, inv.Currency, inv.AmountDue, ok, "Subscription update")
+	amount := inv.AmountDue
+	if ok && inv.AmountDue >= 5 && s.accountVersion() >= invoicePaymentsFrom && s.cfg.PartialPayments > 0 &&
+		s.payments.Float64() < s.cfg.PartialPayments {
+		amount -= s.partialPayment(inv)
+	}
+	ch := s.charge(&sub.Customer, inv, inv.Currency, amount, ok, "Subscription update")
 	if ok {
 		prev := map[string]any{"status": "open", "paid": false, "amount_paid": inv.AmountPaid, "amount_remaining": inv.AmountRemaining}
 		inv.Status, inv.Paid, inv.AmountPaid, inv.AmountRemaining, inv.NextPaymentAt = "paid", true, inv.AmountDue, 0, nil
@@ -273,7 +278,10 @@ func (s *Sim) charge(customer *string, inv *Invoice, currency string, amount int
 		Customer: customer, Description: desc, Livemode: s.cfg.Livemode, Metadata: map[string]string{},
 		PaymentIntent: ptr(s.newID("pi", 24))}
 	if inv != nil {
-		ch.Invoice, ch.PaymentIntent = ptr(inv.ID), inv.PaymentIntent
+		ch.Invoice = ptr(inv.ID)
+		if !s.ownIntent {
+			ch.PaymentIntent = inv.PaymentIntent
+		}
 	}
 	s.objs.add("charges", ch.ID, ch.Created, ch)
 	pi := s.intentFor(ch, inv)
@@ -453,16 +461,34 @@ const invoicePaymentsFrom = "2025-05-28"
 // invoicePaid records the invoice payment ch made of inv, and sends invoice_payment.paid when
 // the account's version has the event. The payment is the invoice's payment intent's when it has
 // one (Stripe's default payment), else the charge's.
-func (s *Sim) invoicePaid(inv *Invoice, ch *Charge) {
+func (s *Sim) invoicePaid(inv *Invoice, ch *Charge) { s.invoicePayment(inv, ch, true) }
+
+// partialPayment pays 40 % of an open invoice with a payment intent of its own, before the
+// rest is charged: the invoice's amount_paid and amount_remaining move (invoice.updated) and an
+// invoice payment that is not the default records it. It returns the amount paid.
+func (s *Sim) partialPayment(inv *Invoice) int64 {
+	part := inv.AmountDue * 2 / 5
+	s.ownIntent = true
+	ch := s.charge(&inv.Customer, inv, inv.Currency, part, true, "Partial payment")
+	s.ownIntent = false
+	s.invoicePayment(inv, ch, false)
+	prev := map[string]any{"amount_paid": inv.AmountPaid, "amount_remaining": inv.AmountRemaining}
+	inv.AmountPaid, inv.AmountRemaining = part, inv.AmountDue-part
+	s.emit("invoice.updated", inv, inv.ID, prev, false)
+	return part
+}
+
+// invoicePayment records a paid invoice payment of ch for inv, for accounts that have them.
+func (s *Sim) invoicePayment(inv *Invoice, ch *Charge, isDefault bool) {
 	if s.accountVersion() < invoicePaymentsFrom {
 		return
 	}
 	p := &InvoicePayment{ID: randomID(s.payments, "inpay", 24), Object: "invoice_payment", AmountPaid: ptr(ch.Amount),
-		AmountRequested: inv.AmountDue, Created: s.unix(), Currency: inv.Currency, Invoice: inv.ID, IsDefault: true,
+		AmountRequested: ch.Amount, Created: s.unix(), Currency: inv.Currency, Invoice: inv.ID, IsDefault: isDefault,
 		Livemode: s.cfg.Livemode, Payment: AssociatedPayment{Type: "charge", Charge: ptr(ch.ID)}, Status: "paid",
 		StatusTransitions: PaymentTransitions{PaidAt: ptr(s.unix())}}
-	if inv.PaymentIntent != nil && ch.PaymentIntent != nil && *ch.PaymentIntent == *inv.PaymentIntent {
-		p.Payment = AssociatedPayment{Type: "payment_intent", PaymentIntent: inv.PaymentIntent}
+	if inv.PaymentIntent != nil && ch.PaymentIntent != nil && (*ch.PaymentIntent == *inv.PaymentIntent || !isDefault) {
+		p.Payment = AssociatedPayment{Type: "payment_intent", PaymentIntent: ch.PaymentIntent}
 	}
 	s.objs.add("invoice_payments", p.ID, p.Created, p)
 	s.emitFrom(s.payments, "invoice_payment.paid", p, p.ID, nil, false)

@@ -76,10 +76,11 @@ var Scenarios = map[string]Scenario{
 		Description: "As outage-4d, but the account's default API version is 2026-08-26.dahlia: webhooks (endpoint pinned to " +
 			"2023-10-16) and the Events API render the same event in different shapes, so the events reconciliation repairs " +
 			"come at dahlia (invoices name their subscription through parent and carry no charge or payment intent, " +
-			"discounts name their coupon in source), and invoice_payment.paid is sent.",
+			"discounts name their coupon in source), and invoice_payment.paid is sent; 10% of subscription invoices are paid " +
+			"in two parts, each its own invoice payment.",
 		Apply: func(cfg *Config, dc *DeliveryConfig) {
 			outage4d(cfg, dc)
-			cfg.AccountAPIVersion = "2026-08-26.dahlia"
+			cfg.AccountAPIVersion, cfg.PartialPayments = "2026-08-26.dahlia", 0.1
 		},
 	},
 	"thin-destination": {

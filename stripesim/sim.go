@@ -73,6 +73,11 @@ type Config struct {
 	// parts do not add up, for a reconciliation to find. Its own payout transaction carries
 	// the wrong amount too, as the payout's.
 	PayoutMismatch int64
+	// PartialPayments is the chance that a subscription invoice of an account on 2025-05-28 or
+	// later is paid in two parts: 40 % first, with a payment intent of its own (an invoice
+	// payment that is not the default), then the rest with the invoice's own. Drawn from the
+	// invoice payments' random stream; 0 (the default) pays every invoice at once.
+	PartialPayments float64
 }
 
 func (c *Config) setDefaults() {
@@ -138,6 +143,7 @@ type Sim struct {
 	subscribers []func(*Event) // called for each new event, under mu
 	hist        truthHistory   // every state of every subscription and customer, for the MRR truth
 	thin        bool           // a thin destination takes its events: render each as a thin event too
+	ownIntent   bool           // the next invoice charge gets a payment intent of its own (a partial payment)
 }
 
 // New creates the account and schedules its customers' arrivals; Run plays it.
