@@ -62,6 +62,11 @@ type DeliveryConfig struct {
 	// Thin makes the endpoint a thin event destination: it is sent each event's unversioned
 	// thin notification (v1.*, naming the object; thin.go) instead of the event itself.
 	Thin bool
+	// APIVersion is the endpoint's own version, when it is not the account's webhook version
+	// (Config.WebhookAPIVersion): a version pins it, Unpinned renders each event at the
+	// account's default when it was created. Two endpoints at two versions are sent the same
+	// event in two shapes, as during an endpoint upgrade.
+	APIVersion string
 }
 
 // sends reports whether the endpoint existed and was enabled when an event was created.
@@ -166,11 +171,15 @@ func newDeliverer(sims []*Sim, live bool, seed uint64, cfg DeliveryConfig) *Deli
 	}
 	d := &Deliverer{sims: sims, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 1))}
 	for _, sim := range sims {
-		if cfg.Thin {
-			sim.mu.Lock()
-			sim.thin = true
-			sim.mu.Unlock()
+		sim.mu.Lock()
+		sim.thin = sim.thin || cfg.Thin
+		if cfg.APIVersion != "" {
+			if sim.endpointVersions == nil {
+				sim.endpointVersions = map[string]bool{}
+			}
+			sim.endpointVersions[cfg.APIVersion] = true
 		}
+		sim.mu.Unlock()
 		sim.OnEvent(func(ev *Event) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -295,8 +304,11 @@ func (d *Deliverer) attempt(ctx context.Context, a *pendingAttempt) Attempt {
 	}
 	start := time.Now()
 	body := a.ev.Webhook
-	if d.cfg.Thin {
+	switch {
+	case d.cfg.Thin:
 		body = a.ev.Thin
+	case d.cfg.APIVersion != "":
+		body = a.ev.Renderings[d.cfg.APIVersion]
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL, bytes.NewReader(body))
 	if err != nil {

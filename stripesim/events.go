@@ -21,6 +21,9 @@ type Event struct {
 	// destination is sent and GET /v2/core/events/{id}'s answer. Rendered only for an account
 	// with a thin destination (DeliveryConfig.Thin).
 	Thin, ThinAPI []byte
+	// Renderings are the webhook bodies of endpoints with an API version of their own
+	// (DeliveryConfig.APIVersion), by that version (Unpinned: the account's default then).
+	Renderings map[string][]byte
 
 	// Delivery state, guarded by the Sim's lock.
 	Delivered bool // some attempt was answered 2xx
@@ -62,6 +65,16 @@ func (s *Sim) emitFrom(rng *rand.Rand, typ string, obj any, objectID string, pre
 	}
 	if s.thin {
 		ev.Thin, ev.ThinAPI = s.renderThin(ev, obj, prev)
+	}
+	for v := range s.endpointVersions {
+		at := v
+		if at == Unpinned {
+			at = account
+		}
+		if ev.Renderings == nil {
+			ev.Renderings = map[string][]byte{}
+		}
+		ev.Renderings[v] = render(at)
 	}
 	s.events = append(s.events, ev)
 	s.byID[ev.ID] = ev

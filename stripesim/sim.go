@@ -144,6 +144,9 @@ type Sim struct {
 	hist        truthHistory   // every state of every subscription and customer, for the MRR truth
 	thin        bool           // a thin destination takes its events: render each as a thin event too
 	ownIntent   bool           // the next invoice charge gets a payment intent of its own (a partial payment)
+	// endpointVersions are the versions of endpoints with one of their own
+	// (DeliveryConfig.APIVersion): each event is rendered at each (Event.Renderings).
+	endpointVersions map[string]bool
 }
 
 // New creates the account and schedules its customers' arrivals; Run plays it.
