@@ -1,6 +1,9 @@
 package domain
 
-import "slices"
+import (
+	"regexp"
+	"slices"
+)
 
 // ReadModelEventTypes are the Stripe event types the read models fold. A webhook endpoint should
 // be subscribed to these (`ledger endpoints setup` and the README list them). Events of other
@@ -57,6 +60,31 @@ var ReadModelEventTypes = []string{
 
 // PinnedAPIVersion is the Stripe API version the read models are written against.
 const PinnedAPIVersion = "2023-10-16"
+
+// KnownAPIVersions are the Stripe API versions whose shapes the reducers were checked against
+// (README, API versions). An event at any other is read as the nearest older one of these
+// (version strings sort by date); the metrics count it apart (KnownAPIVersion).
+var KnownAPIVersions = []string{"2020-08-27", "2022-11-15", PinnedAPIVersion, "2024-09-30.acacia", "2025-03-31.basil",
+	"2025-05-28.basil", "2025-09-30.clover", "2026-08-26.dahlia"}
+
+// KnownAPIVersion reports whether v is one of KnownAPIVersions, or "" (a thin event or a
+// ledger record: unversioned).
+func KnownAPIVersion(v string) bool { return v == "" || slices.Contains(KnownAPIVersions, v) }
+
+var versionPattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$`)
+
+// VersionLabel is an API version as a metric label: itself when it looks like one, "none" when
+// the event carries none, "other" otherwise, so that the label set stays bounded whatever a
+// signed body claims.
+func VersionLabel(v string) string {
+	switch {
+	case v == "":
+		return "none"
+	case versionPattern.MatchString(v):
+		return v
+	}
+	return "other"
+}
 
 // KnownEventType reports whether a read model folds events of this type.
 func KnownEventType(t string) bool {

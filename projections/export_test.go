@@ -1,5 +1,7 @@
 package projections
 
+import "github.com/prometheus/client_golang/prometheus"
+
 // SetHistory turns the writing of history on or off, for the benchmarks of what it costs.
 func SetHistory(on bool) { historyOff.Store(!on) }
 
@@ -10,3 +12,6 @@ func SetRevalueChunk(n int) (restore func()) {
 	revalueChunk = n
 	return func() { revalueChunk = old }
 }
+
+// ByVersion is the runner's events-by-API-version counter.
+func (m *Metrics) ByVersion() *prometheus.CounterVec { return m.byVersion }

@@ -277,6 +277,7 @@ func (r *Runner) handle(ctx context.Context, tx pgx.Tx, b eventstore.Batch) erro
 func (r *Runner) committed(b eventstore.Batch) {
 	for _, ev := range b.Events {
 		r.cfg.Metrics.applied(ev.Position, ev.ReceivedAt)
+		r.cfg.Metrics.version(ev.APIVersion)
 	}
 	r.cfg.Logger.Debug("projection batch folded", "projection", StateName, "position", b.Last(), "events", len(b.Events))
 	r.Signals.FoldedBatch.Signal(b.Last())

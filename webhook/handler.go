@@ -22,7 +22,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -166,7 +165,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 		h.metrics.UnknownTypes.Inc()
 	}
 	if ev.APIVersion != domain.PinnedAPIVersion && !thin {
-		h.metrics.OtherVersions.WithLabelValues(versionLabel(ev.APIVersion)).Inc()
+		h.metrics.OtherVersions.WithLabelValues(domain.VersionLabel(ev.APIVersion)).Inc()
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.AppendTimeout)
@@ -295,19 +294,6 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rj *rejection) 
 	}
 	writeJSON(w, rj.status, map[string]any{"error": rj.message, "reason": rj.reason})
 	return rj.status
-}
-
-var versionPattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$`)
-
-// versionLabel keeps the metric's label set bounded whatever a signed body claims.
-func versionLabel(v string) string {
-	switch {
-	case v == "":
-		return "none"
-	case versionPattern.MatchString(v):
-		return v
-	}
-	return "other"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
