@@ -530,3 +530,27 @@ type v2Error struct {
 func (e *v2Error) Error() string {
 	return fmt.Sprintf("GET %s: Stripe answered %d %s: %s", e.path, e.status, e.code, e.message)
 }
+
+// ErrNoThinEvent is returned by Refetch for a named event the fetcher has not queued.
+var ErrNoThinEvent = errors.New("no such thin event in ledger.thin_fetches")
+
+// Refetch puts thin events back in the queue, due now and with their attempts reset: the named
+// ones (whatever became of them, but for those about objects no read model holds), or with
+// failed every one whose fetch was given up. A running fetcher takes them at its next pass. It
+// answers how many were queued again.
+func Refetch(ctx context.Context, pool *pgxpool.Pool, ids []string, failed bool) (int, error) {
+	where, args := `status = 'failed'`, []any{}
+	if !failed {
+		where, args = `event_id = ANY($1) AND status <> 'unsupported'`, []any{ids}
+	}
+	tag, err := pool.Exec(ctx, `UPDATE ledger.thin_fetches SET status = 'pending', attempts = 0, next_attempt_at = now(),
+		done_at = NULL, covered_by = NULL WHERE `+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("could not queue the thin events again: %w", err)
+	}
+	n := int(tag.RowsAffected())
+	if !failed && n < len(ids) {
+		return n, fmt.Errorf("%d of the %d named: %w (or about an object no read model holds)", len(ids)-n, len(ids), ErrNoThinEvent)
+	}
+	return n, nil
+}

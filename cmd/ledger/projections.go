@@ -15,6 +15,7 @@ import (
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/reconcile"
 )
 
 // identityFlags are how app user IDs are found. serve (the live runner), replay and
@@ -115,8 +116,8 @@ has been given up, 2 when it could not run.`,
 				return failed("%d event(s) quarantined; fix the cause, then: ledger projections retry --all", len(st.Quarantine))
 			}
 			if st.Thin.Failed > 0 {
-				return failed("%d thin event(s) whose object could not be fetched after every attempt; their objects are "+
-					"repaired by: ledger reconcile objects", st.Thin.Failed)
+				return failed("%d thin event(s) whose object could not be fetched after every attempt; fix the cause, then: "+
+					"ledger projections refetch --failed (or let ledger reconcile objects repair their objects)", st.Thin.Failed)
 			}
 			return nil
 		},
@@ -173,7 +174,37 @@ Exit code 0 when every retried event was folded, 1 when some are still quarantin
 		}
 		return nil
 	}
-	cmd.AddCommand(status, retry)
+	var failedOnly bool
+	refetch := &cobra.Command{
+		Use:   "refetch [THIN_EVENT_ID...]",
+		Short: "Fetch thin events' objects again (name them, or --failed for every one given up)",
+		Long: `refetch puts thin events back in the thin fetcher's queue, due now and with their attempts
+reset: the named ones (fetched, covered or failed), or with --failed every one whose fetch was
+given up after its last attempt (ledger projections status lists them). The fetcher in a running
+ledger serve takes them at its next pass, within a second.
+Exit code 0 when every named event was queued, 1 when one is not a queued thin event.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if failedOnly == (len(args) > 0) {
+				return errors.New("name the thin events to fetch again, or pass --failed (not both)")
+			}
+			pool, err := openMigrated(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			n, err := reconcile.Refetch(cmd.Context(), pool, args, failedOnly)
+			if errors.Is(err, reconcile.ErrNoThinEvent) {
+				return failed("queued %d; %v", n, err)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Printf("queued %d thin event(s) to fetch again\n", n)
+			return nil
+		},
+	}
+	refetch.Flags().BoolVar(&failedOnly, "failed", false, "every thin event whose fetch was given up")
+	cmd.AddCommand(status, retry, refetch)
 	return cmd
 }
 

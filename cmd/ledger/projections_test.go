@@ -105,7 +105,29 @@ func TestProjectionsStatusShowsThinFetches(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if r.code != 1 || !strings.Contains(r.stderr, "1 thin event(s)") || strings.Contains(r.stdout, "evt_test_65a\t") {
+	if r.code != 1 || !strings.Contains(r.stderr, "1 thin event(s)") || !strings.Contains(r.stderr, "ledger projections refetch --failed") ||
+		strings.Contains(r.stdout, "evt_test_65a\t") {
 		t.Fatalf("status: %+v", r)
+	}
+	// The given-up one is queued again, due now, its attempts reset; then nothing is left failed.
+	if r := ledger(t, env, "projections", "refetch", "--failed"); r.code != 0 || !strings.Contains(r.stdout, "queued 1 thin event(s)") {
+		t.Fatalf("refetch --failed: %+v", r)
+	}
+	var status string
+	var attempts int
+	if err := db.Pool.QueryRow(ctx, `SELECT status, attempts FROM ledger.thin_fetches WHERE event_id = 'evt_test_65c'`).Scan(&status, &attempts); err != nil ||
+		status != "pending" || attempts != 0 {
+		t.Fatalf("after refetch: %s, %d attempts, %v", status, attempts, err)
+	}
+	if r := ledger(t, env, "projections", "status"); r.code != 0 {
+		t.Fatalf("status after refetch: %+v", r)
+	}
+	// A named one is queued again whatever became of it; an unknown name is an error.
+	if r := ledger(t, env, "projections", "refetch", "evt_test_65a", "evt_nope"); r.code != 1 || !strings.Contains(r.stderr, "queued 1") ||
+		!strings.Contains(r.stderr, "1 of the 2 named") {
+		t.Fatalf("refetch by name: %+v", r)
+	}
+	if r := ledger(t, env, "projections", "refetch"); r.code != 2 || !strings.Contains(r.stderr, "--failed") {
+		t.Fatalf("refetch with nothing named: %+v", r)
 	}
 }
