@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/stripeledger/ledger/domain"
@@ -73,6 +74,9 @@ type ThinConfig struct {
 	// MinInterval is the least time between two passes woken by appends, so a burst of webhooks
 	// costs one pass per interval, not one per event. Default 100 ms.
 	MinInterval time.Duration
+	// Registerer, if set, takes the fetcher's metrics: ledger_thin_events_total{outcome} and
+	// ledger_thin_events_pending.
+	Registerer prometheus.Registerer
 }
 
 // ThinSignals are for tests (package testsignal).
@@ -121,6 +125,9 @@ type ThinFetcher struct {
 	apis  map[bool]*stripeAPI // by mode; a mode without a key has none
 	lease *lease.Lease
 	wake  chan struct{}
+	// outcomes counts thin events by what a pass did with them; pending is the queue after it.
+	outcomes *prometheus.CounterVec
+	pending  prometheus.Gauge
 	// Signals are for tests: Init them before Run.
 	Signals ThinSignals
 }
@@ -132,7 +139,21 @@ func NewThinFetcher(pool *pgxpool.Pool, cfg ThinConfig) (*ThinFetcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &ThinFetcher{pool: pool, cfg: cfg, apis: map[bool]*stripeAPI{}, wake: make(chan struct{}, 1)}
+	f := &ThinFetcher{pool: pool, cfg: cfg, apis: map[bool]*stripeAPI{}, wake: make(chan struct{}, 1),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_thin_events_total",
+			Help: "Thin events the fetcher has dealt with, by outcome: fetched (a snapshot appended), covered (answered by a " +
+				"fetch for a later one), retrying (a fetch failed; tried again later) and failed (given up)."}, []string{"outcome"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_thin_events_pending",
+			Help: "Thin events waiting for their object's fetch after the fetcher's last pass, the retrying ones included."}),
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(f.outcomes); err != nil {
+			return nil, err
+		}
+		if err := cfg.Registerer.Register(f.pending); err != nil {
+			return nil, err
+		}
+	}
 	for live, key := range keys {
 		f.apis[live] = newStripeAPI(cfg.Stripe, key, sharedLimiter(cfg.Stripe, key, live), &Counters{})
 	}
@@ -292,12 +313,17 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 		}
 	}
 	var next *time.Time
-	if err := f.pool.QueryRow(ctx, `SELECT min(next_attempt_at) FROM ledger.thin_fetches WHERE status = 'pending'`).Scan(&next); err != nil {
+	var pending int
+	if err := f.pool.QueryRow(ctx, `SELECT min(next_attempt_at), count(*) FROM ledger.thin_fetches WHERE status = 'pending'`).Scan(&next, &pending); err != nil {
 		return p, fmt.Errorf("could not read when the next thin event is due: %w", err)
 	}
 	if next != nil {
 		p.Next = *next
 	}
+	for outcome, n := range map[string]int{"fetched": p.Fetched, "covered": p.Covered, "retrying": p.Retrying, "failed": p.Failed} {
+		f.outcomes.WithLabelValues(outcome).Add(float64(n))
+	}
+	f.pending.Set(float64(pending))
 	f.Signals.Passed.Signal(p)
 	return p, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/clock"
@@ -109,7 +111,27 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	a := play(t, "thin-destination", nil, stripesim.ServerConfig{RateLimit: -1})
 	ctx := context.Background()
 	clk := testkit.NewClock(a.sim.Now())
-	f := a.thinFetcher(t, clk, reconcile.ThinConfig{MaxAttempts: 2, FirstBackoff: 30 * time.Second})
+	reg := prometheus.NewRegistry()
+	f := a.thinFetcher(t, clk, reconcile.ThinConfig{MaxAttempts: 2, FirstBackoff: 30 * time.Second, Registerer: reg})
+	metric := func(name, outcome string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if mf.GetName() != name || outcome != "" && m.GetLabel()[0].GetValue() != outcome {
+					continue
+				}
+				if m.Counter != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		return 0
+	}
 	a.server.Fail("/v1/invoices/", http.StatusTooManyRequests)
 	a.server.Fail("/v1/checkout/sessions/", http.StatusNotFound)
 	drain := func() {
@@ -142,6 +164,11 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 		rows.Close()
 		t.Fatalf("%d invoice and %d session thin events; %+v", invoices, sessions, c)
 	}
+	if metric("ledger_thin_events_total", "retrying") != float64(c.retrying) || metric("ledger_thin_events_pending", "") != float64(c.pending) ||
+		metric("ledger_thin_events_total", "fetched") != float64(c.fetched) {
+		t.Fatalf("metrics: retrying %v, pending %v, fetched %v; %+v", metric("ledger_thin_events_total", "retrying"),
+			metric("ledger_thin_events_pending", ""), metric("ledger_thin_events_total", "fetched"), c)
+	}
 	st, err := projections.ReadStatus(ctx, a.db.Pool)
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +199,9 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
+	if metric("ledger_thin_events_total", "failed") != float64(sessions) || metric("ledger_thin_events_pending", "") != 0 {
+		t.Fatalf("metrics: failed %v, pending %v", metric("ledger_thin_events_total", "failed"), metric("ledger_thin_events_pending", ""))
+	}
 	if st, err = projections.ReadStatus(ctx, a.db.Pool); err != nil || st.Thin.Failed != sessions || st.Thin.Failing[0].NextAt != nil {
 		t.Fatalf("status %+v %v", st.Thin, err)
 	}

@@ -385,7 +385,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		<-thinDone
 	}()
 	if sc.Configured() {
-		thin, err := reconcile.NewThinFetcher(pool, reconcile.ThinConfig{Stripe: sc, Store: store, Logger: log})
+		thin, err := reconcile.NewThinFetcher(pool, reconcile.ThinConfig{Stripe: sc, Store: store, Logger: log, Registerer: reg})
 		if err != nil {
 			return err
 		}
