@@ -16,7 +16,7 @@ func Ambiguities(facts []Fact) []Ambiguity {
 	}
 	keys := make([]key, len(facts))
 	for i := range facts {
-		keys[i] = key{facts[i].Created, Rank(facts[i].rankType()), facts[i].EventID}
+		keys[i] = key{facts[i].Created, facts[i].rank(), facts[i].EventID}
 	}
 	slices.SortFunc(keys, func(a, b key) int {
 		switch {

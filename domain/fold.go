@@ -396,7 +396,7 @@ func OrderReport(facts []Fact) ([]Fact, []Ambiguity) {
 	}
 	keys := make([]keyed, len(facts))
 	for i := range facts {
-		keys[i] = keyed{Rank(facts[i].rankType()), &facts[i]}
+		keys[i] = keyed{facts[i].rank(), &facts[i]}
 	}
 	slices.SortFunc(keys, func(a, b keyed) int {
 		if c := cmp.Compare(a.f.Created, b.f.Created); c != 0 {

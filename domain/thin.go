@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -72,6 +74,9 @@ func thinEnvelope(r rawEnvelope) (Envelope, error) {
 	if r.Type == nil || *r.Type == "" {
 		return Envelope{}, &EnvelopeError{Reason: ReasonNoType, Detail: "thin event has no type"}
 	}
+	if !IsThin(*r.Type) {
+		return Envelope{}, &EnvelopeError{Reason: ReasonBadField, Detail: fmt.Sprintf("thin event type %q is neither v1.* nor v2.*", clip(*r.Type))}
+	}
 	if r.CreatedAt == nil {
 		return Envelope{}, &EnvelopeError{Reason: ReasonNoCreated, Detail: "thin event has no created time (an RFC 3339 string)"}
 	}
@@ -101,8 +106,13 @@ func thinEnvelope(r rawEnvelope) (Envelope, error) {
 // object as GET /v1/… returned it at apiVersion, fetched at fetchedAt, and before, the
 // `changes.before` of the thin event's v2 Event (nil when it has none), as previous_attributes.
 // It is dated at the thin event's created and has the snapshot type of the object's read model.
-// Its ID is derived from the thin event's ID and the object's bytes: fetching the same state for
-// the same thin event again appends nothing.
+//
+// Its ID is evt_ledger_thin_<the thin event's ID>.<fetchedAt>.<a digest of the object>: where
+// the ordering rule falls back to event IDs (two thin events of one second and one rank), thin
+// snapshots sort as their thin events do, and two fetches for one thin event by when they were
+// made, the later (newer) state last; the same state fetched for it in the same second appends
+// nothing. ('.' sorts below every character of a Stripe ID, so a shorter thin ID that is a
+// prefix of a longer one sorts first here too.)
 //
 // changes.after is not kept: the object is the state it describes or a later one, and
 // previous_attributes is where redaction looks for personal values of earlier states.
@@ -112,7 +122,8 @@ func NewThinSnapshot(thin Envelope, object, before json.RawMessage, fetchedAt in
 		return Event{}, fmt.Errorf("thin event %s is about a %q, which no read model holds", thin.ID, thin.ObjectType)
 	}
 	typ := SnapshotTypes[kind]
-	id := SnapshotID(typ, append([]byte(thin.ID+"\x00"), object...))
+	sum := sha256.Sum256(object)
+	id := fmt.Sprintf("evt_ledger_thin_%s.%010d.%s", strings.TrimPrefix(thin.ID, "evt_"), fetchedAt, hex.EncodeToString(sum[:6]))
 	body := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":%q,"created":%d,"livemode":%s,`,
 		id, apiVersion, thin.Created, strconv.FormatBool(thin.Livemode))
 	if thin.Account != "" {
@@ -129,11 +140,15 @@ func NewThinSnapshot(thin Envelope, object, before json.RawMessage, fetchedAt in
 	return NewEvent(body, SourceSnapshot, "")
 }
 
-// rankType is the type a fact ranks by within its second: a thin snapshot's thin event type (a
-// snapshot fetched for v1.invoice.paid ranks as invoice.paid), every other fact's own.
-func (f *Fact) rankType() string {
+// ThinRank is a thin event's lifecycle rank within its second (see Rank): that of the v1 event
+// it stands for (v1.invoice.paid ranks as invoice.paid).
+func ThinRank(thinType string) int { return Rank(strings.TrimPrefix(thinType, "v1.")) }
+
+// rank is a fact's lifecycle rank within its second: a thin snapshot's is its thin event's
+// (ThinRank), every other fact's its own type's.
+func (f *Fact) rank() int {
 	if f.ThinType != "" {
-		return strings.TrimPrefix(f.ThinType, "v1.")
+		return ThinRank(f.ThinType)
 	}
-	return f.Type
+	return Rank(f.Type)
 }

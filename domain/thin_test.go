@@ -40,6 +40,7 @@ func TestThinEventEnvelope(t *testing.T) {
 		{`{"id":"evt_1","object":"v2.core.event","type":"v1.invoice.paid","created":"yesterday"}`, domain.ReasonNoCreated},
 		{`{"id":"x_1","object":"v2.core.event","type":"v1.invoice.paid","created":"2026-10-01T12:00:00Z"}`, domain.ReasonNoID},
 		{`{"id":"evt_1","object":"v2.core.event","created":"2026-10-01T12:00:00Z"}`, domain.ReasonNoType},
+		{`{"id":"evt_1","object":"v2.core.event","type":"invoice.paid","created":"2026-10-01T12:00:00Z"}`, domain.ReasonBadField},
 	} {
 		_, err := domain.DecodeEnvelope([]byte(tc.body))
 		var ee *domain.EnvelopeError
@@ -66,9 +67,18 @@ func TestThinSnapshot(t *testing.T) {
 		snap.ObjectID != "in_1" || snap.Source != domain.SourceSnapshot || snap.APIVersion != "2023-10-16" {
 		t.Fatalf("snapshot %+v", snap.Envelope)
 	}
-	again, _ := domain.NewThinSnapshot(thin, object, json.RawMessage(`{"status":"open"}`), 1790856999, "2023-10-16")
-	if again.ID != snap.ID {
-		t.Fatal("the same state fetched again for the same thin event is a new event")
+	// The same state fetched for it in the same second is the same event; a later fetch of it
+	// sorts after, and so does a snapshot of a thin event whose ID sorts after.
+	if again, _ := domain.NewThinSnapshot(thin, object, json.RawMessage(`{"status":"open"}`), 1790856100, "2023-10-16"); again.ID != snap.ID {
+		t.Fatal("the same state fetched again in the same second for the same thin event is a new event")
+	}
+	if later, _ := domain.NewThinSnapshot(thin, json.RawMessage(`{"id":"in_1","object":"invoice","status":"void"}`), nil, 1790856101, "2023-10-16"); later.ID <= snap.ID {
+		t.Fatalf("a later fetch's snapshot %s sorts before %s", later.ID, snap.ID)
+	}
+	next := thin
+	next.ID = "evt_test_65Rabd"
+	if other, _ := domain.NewThinSnapshot(next, object, nil, 1, "2023-10-16"); other.ID <= snap.ID {
+		t.Fatalf("the snapshot %s of a later thin event sorts before %s", other.ID, snap.ID)
 	}
 	fact, err := domain.DecodeFact(snap.Payload)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -124,7 +125,6 @@ type ThinFetcher struct {
 	cfg   ThinConfig
 	apis  map[bool]*stripeAPI // by mode; a mode without a key has none
 	lease *lease.Lease
-	wake  chan struct{}
 	// outcomes counts thin events by what a pass did with them; pending is the queue after it.
 	outcomes *prometheus.CounterVec
 	pending  prometheus.Gauge
@@ -139,7 +139,7 @@ func NewThinFetcher(pool *pgxpool.Pool, cfg ThinConfig) (*ThinFetcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &ThinFetcher{pool: pool, cfg: cfg, apis: map[bool]*stripeAPI{}, wake: make(chan struct{}, 1),
+	f := &ThinFetcher{pool: pool, cfg: cfg, apis: map[bool]*stripeAPI{},
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_thin_events_total",
 			Help: "Thin events the fetcher has dealt with, by outcome: fetched (a snapshot appended), covered (answered by a " +
 				"fetch for a later one), retrying (a fetch failed; tried again later) and failed (given up)."}, []string{"outcome"}),
@@ -241,7 +241,7 @@ type thinRow struct {
 
 // key orders thin events as the read models order their snapshots.
 func (r thinRow) key() thinKey {
-	return thinKey{r.env.Created, domain.Rank(r.env.Type[3:]), r.env.ID}
+	return thinKey{r.env.Created, domain.ThinRank(r.env.Type), r.env.ID}
 }
 
 type thinKey struct {
@@ -254,11 +254,14 @@ func (a thinKey) compare(b thinKey) int {
 	return cmp.Or(cmp.Compare(a.created, b.created), cmp.Compare(a.rank, b.rank), cmp.Compare(a.id, b.id))
 }
 
-// dueThin selects the thin events (t, joined to their events e) due at $1. Held thin events
-// (they disagree with their endpoint) wait for their release: fetching would bring their object
-// in by the back door.
-const dueThin = `t.status = 'pending' AND t.next_attempt_at <= $1
+// waitingThin selects the thin events (t, joined to their events e) waiting for a fetch. Held
+// thin events (they disagree with their endpoint) wait for their release: fetching would bring
+// their object in by the back door.
+const waitingThin = `t.status = 'pending'
 	AND (e.hold_reason IS NULL OR EXISTS (SELECT 1 FROM ledger.event_releases r WHERE r.event_id = t.event_id))`
+
+// dueThin selects those due at $1.
+const dueThin = waitingThin + ` AND t.next_attempt_at <= $1`
 
 // Pass queues the thin events appended since the last, then fetches for every thin event due
 // now (up to BatchSize), object by object.
@@ -314,7 +317,8 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 	}
 	var next *time.Time
 	var pending int
-	if err := f.pool.QueryRow(ctx, `SELECT min(next_attempt_at), count(*) FROM ledger.thin_fetches WHERE status = 'pending'`).Scan(&next, &pending); err != nil {
+	if err := f.pool.QueryRow(ctx, `SELECT min(t.next_attempt_at), count(*) FROM ledger.thin_fetches t JOIN ledger.events e USING (event_id)
+		WHERE `+waitingThin).Scan(&next, &pending); err != nil {
 		return p, fmt.Errorf("could not read when the next thin event is due: %w", err)
 	}
 	if next != nil {
@@ -349,36 +353,31 @@ func (f *ThinFetcher) due(ctx context.Context, e domain.Envelope, now time.Time)
 	return out, rows.Err()
 }
 
-// object fetches for one object's due thin events: once, for the latest of them, unless a fetch
-// for a thin event at least as late answered them already.
+// thinSkew is how far ahead of Stripe's the ledger's clock may be, in seconds: a fetch answers a
+// thin event only when it was made more than this after the event's created second.
+const thinSkew = 5
+
+// object fetches for one object's due thin events, once, unless the object's last fetch
+// answers them already: it was made for a thin event at least as late in the read models' order,
+// and after they happened. Otherwise the fetch is made for the latest thin event known of the
+// object — the newest due one, or the one last fetched when that one ranks later (a thin event
+// of its second that ranks below it can still happen after its fetch) — so that the new
+// snapshot is ordered after every earlier one.
 func (f *ThinFetcher) object(ctx context.Context, group []thinRow, p *ThinPass) error {
 	slices.SortFunc(group, func(a, b thinRow) int { return a.key().compare(b.key()) })
 	e := group[0].env
-	fetched, err := f.pool.Query(ctx, `SELECT event_id, type, extract(epoch FROM created)::bigint FROM ledger.thin_fetches
-		WHERE status = 'fetched' AND object_id = $1 AND livemode = $2 AND account = $3`, e.ObjectID, e.Livemode, e.Account)
+	latest, fetchedAt, err := f.lastFetch(ctx, e)
 	if err != nil {
-		return fmt.Errorf("could not read the fetches of %s: %w", e.ObjectID, err)
-	}
-	var latest *thinRow
-	for fetched.Next() {
-		var r thinRow
-		if err := fetched.Scan(&r.env.ID, &r.env.Type, &r.env.Created); err != nil {
-			fetched.Close()
-			return err
-		}
-		if latest == nil || r.key().compare(latest.key()) > 0 {
-			latest = &r
-		}
-	}
-	fetched.Close()
-	if err := fetched.Err(); err != nil {
 		return err
 	}
-	// Those no later than the latest fetched one are covered by it.
 	var covered []string
-	for len(group) > 0 && latest != nil && group[0].key().compare(latest.key()) <= 0 {
-		covered = append(covered, group[0].env.ID)
-		group = group[1:]
+	var rest []thinRow
+	for _, r := range group {
+		if latest != nil && r.key().compare(latest.key()) <= 0 && r.env.Created+thinSkew < fetchedAt {
+			covered = append(covered, r.env.ID)
+		} else {
+			rest = append(rest, r)
+		}
 	}
 	if len(covered) > 0 {
 		if err := f.cover(ctx, covered, latest.env.ID); err != nil {
@@ -386,41 +385,80 @@ func (f *ThinFetcher) object(ctx context.Context, group []thinRow, p *ThinPass) 
 		}
 		p.Covered += len(covered)
 	}
-	if len(group) == 0 {
+	if len(rest) == 0 {
 		return nil
 	}
-	target := group[len(group)-1]
-	snap, err := f.fetch(ctx, target.env)
+	target := rest[len(rest)-1].env
+	if latest != nil && latest.key().compare(rest[len(rest)-1].key()) > 0 {
+		target = latest.env
+	}
+	snap, at, err := f.fetch(ctx, target)
+	if err == nil {
+		var res []eventstore.Result
+		if res, err = f.cfg.Store.Append(ctx, []domain.Event{snap}); err == nil && res[0].Err != nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			err = fmt.Errorf("could not append the snapshot of %s: %w", target.ObjectID, err)
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return f.failed(ctx, group, err, p)
+		return f.failed(ctx, rest, err, p)
 	}
-	res, err := f.cfg.Store.Append(ctx, []domain.Event{snap})
-	if err == nil && res[0].Err != nil {
-		err = res[0].Err
-	}
-	if err != nil {
-		return fmt.Errorf("could not append the snapshot of %s: %w", target.env.ObjectID, err)
-	}
-	now := f.cfg.Clock.Now()
 	if _, err := f.pool.Exec(ctx, `UPDATE ledger.thin_fetches SET status = 'fetched', snapshot_id = $2, done_at = $3,
-		next_attempt_at = NULL WHERE event_id = $1`, target.env.ID, snap.ID, now); err != nil {
-		return fmt.Errorf("could not record the fetch for %s: %w", target.env.ID, err)
+		next_attempt_at = NULL, covered_by = NULL WHERE event_id = $1`, target.ID, snap.ID, time.Unix(at, 0)); err != nil {
+		return fmt.Errorf("could not record the fetch for %s: %w", target.ID, err)
 	}
 	p.Fetched++
-	var rest []string
-	for _, r := range group[:len(group)-1] {
-		rest = append(rest, r.env.ID)
+	var others []string
+	for _, r := range rest {
+		if r.env.ID != target.ID {
+			others = append(others, r.env.ID)
+		}
 	}
-	if len(rest) > 0 {
-		if err := f.cover(ctx, rest, target.env.ID); err != nil {
+	if len(others) > 0 {
+		if err := f.cover(ctx, others, target.ID); err != nil {
 			return err
 		}
-		p.Covered += len(rest)
+		p.Covered += len(others)
 	}
+	// Thin events of the object given up before this fetch are answered by it.
+	tag, err := f.pool.Exec(ctx, `UPDATE ledger.thin_fetches SET status = 'covered', covered_by = $5, done_at = $6
+		WHERE status = 'failed' AND object_id = $1 AND livemode = $2 AND account = $3 AND object_type = $4
+		AND extract(epoch FROM created) + $7 < $8`, e.ObjectID, e.Livemode, e.Account, e.ObjectType, target.ID, f.cfg.Clock.Now(), thinSkew, at)
+	if err != nil {
+		return fmt.Errorf("could not record thin events covered by %s: %w", target.ID, err)
+	}
+	p.Covered += int(tag.RowsAffected())
 	return nil
+}
+
+// lastFetch is the object's fetched thin event latest in the read models' order, and when that
+// fetch was made (Unix seconds); nil when none was fetched.
+func (f *ThinFetcher) lastFetch(ctx context.Context, e domain.Envelope) (*thinRow, int64, error) {
+	rows, err := f.pool.Query(ctx, `SELECT event_id, type, extract(epoch FROM created)::bigint, extract(epoch FROM done_at)::bigint
+		FROM ledger.thin_fetches WHERE status = 'fetched' AND object_id = $1 AND livemode = $2 AND account = $3 AND object_type = $4`,
+		e.ObjectID, e.Livemode, e.Account, e.ObjectType)
+	if err != nil {
+		return nil, 0, fmt.Errorf("could not read the fetches of %s: %w", e.ObjectID, err)
+	}
+	defer rows.Close()
+	var latest *thinRow
+	var at int64
+	for rows.Next() {
+		r := thinRow{env: e}
+		var done int64
+		if err := rows.Scan(&r.env.ID, &r.env.Type, &r.env.Created, &done); err != nil {
+			return nil, 0, err
+		}
+		if latest == nil || r.key().compare(latest.key()) > 0 {
+			latest, at = &r, done
+		}
+	}
+	return latest, at, rows.Err()
 }
 
 func (f *ThinFetcher) cover(ctx context.Context, ids []string, by string) error {
@@ -435,11 +473,13 @@ func (f *ThinFetcher) cover(ctx context.Context, ids []string, by string) error 
 func (f *ThinFetcher) failed(ctx context.Context, group []thinRow, cause error, p *ThinPass) error {
 	now := f.cfg.Clock.Now()
 	msg := cause.Error()
+	var perm permanent
+	given := errors.As(cause, &perm)
 	for _, r := range group {
 		attempts := r.attempts + 1
 		status, next := "pending", (*time.Time)(nil)
 		var done *time.Time
-		if attempts >= f.cfg.MaxAttempts {
+		if attempts >= f.cfg.MaxAttempts || given {
 			status, done = "failed", &now
 			p.Failed++
 		} else {
@@ -458,28 +498,45 @@ func (f *ThinFetcher) failed(ctx context.Context, group []thinRow, cause error, 
 	return nil
 }
 
-// fetch fetches a thin event's object and its v2 Event, and makes the snapshot.
-func (f *ThinFetcher) fetch(ctx context.Context, thin domain.Envelope) (domain.Event, error) {
+// permanent marks a fetch failure no retry can mend: its thin events are failed at once.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// fetch fetches a thin event's object and its v2 Event, and makes the snapshot; at is when the
+// object was asked for (its state is that of then or later).
+func (f *ThinFetcher) fetch(ctx context.Context, thin domain.Envelope) (snap domain.Event, at int64, err error) {
+	at = f.cfg.Clock.Now().Unix()
 	api := f.apis[thin.Livemode]
 	if api == nil {
 		mode := "test"
 		if thin.Livemode {
 			mode = "live"
 		}
-		return domain.Event{}, fmt.Errorf("no %s key to fetch %s with: set STRIPE_SECRET_KEY for %s mode", mode, thin.ObjectID, mode)
+		return domain.Event{}, at, fmt.Errorf("no %s key to fetch %s with: set STRIPE_SECRET_KEY for %s mode", mode, thin.ObjectID, mode)
 	}
 	kind, _ := domain.ThinKind(thin.ObjectType)
 	path, ok := kindPaths[kind]
 	if !ok {
-		return domain.Event{}, fmt.Errorf("no path to fetch a %s from", thin.ObjectType)
+		return domain.Event{}, at, permanent{fmt.Errorf("no path to fetch a %s from", thin.ObjectType)}
 	}
 	params := &stripe.Params{Context: ctx}
 	if thin.Account != "" {
 		params.SetStripeAccount(thin.Account)
 	}
 	object, err := callGet(api, path+"/"+url.PathEscape(thin.ObjectID), nil, params)
-	if err != nil {
-		return domain.Event{}, apiError(ctx, "GET "+path+"/"+thin.ObjectID, err)
+	var se *stripe.Error
+	switch {
+	case err != nil && strings.HasSuffix(thin.Type, ".deleted") && errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound:
+		// The object is gone: what its deletion says. A deleted customer is still answered
+		// ({"deleted":true}) by Stripe; for another kind the read model keeps the last state.
+		if kind != domain.KindCustomers {
+			return domain.Event{}, at, permanent{fmt.Errorf("GET %s/%s: Stripe answers 404 for the deleted %s; the read model keeps its last state",
+				path, thin.ObjectID, thin.ObjectType)}
+		}
+		object = domain.DeletedCustomer(thin.ObjectID)
+	case err != nil:
+		return domain.Event{}, at, apiError(ctx, "GET "+path+"/"+thin.ObjectID, err)
 	}
 	// The v2 Event adds only its changes, and Stripe keeps it 30 days: one it no longer has
 	// (a thin event fetched late) is fetched without them.
@@ -489,7 +546,7 @@ func (f *ThinFetcher) fetch(ctx context.Context, thin domain.Envelope) (domain.E
 	switch {
 	case errors.As(err, &gone) && gone.status == http.StatusNotFound:
 	case err != nil:
-		return domain.Event{}, err
+		return domain.Event{}, at, err
 	default:
 		var ev struct {
 			Changes *struct {
@@ -497,13 +554,14 @@ func (f *ThinFetcher) fetch(ctx context.Context, thin domain.Envelope) (domain.E
 			} `json:"changes"`
 		}
 		if err := json.Unmarshal(v2, &ev); err != nil {
-			return domain.Event{}, fmt.Errorf("GET /v2/core/events/%s: the answer is not a v2 Event: %v", thin.ID, err)
+			return domain.Event{}, at, fmt.Errorf("GET /v2/core/events/%s: the answer is not a v2 Event: %v", thin.ID, err)
 		}
 		if ev.Changes != nil {
 			before = ev.Changes.Before
 		}
 	}
-	return domain.NewThinSnapshot(thin, object, before, f.cfg.Clock.Now().Unix(), stripe.APIVersion)
+	snap, err = domain.NewThinSnapshot(thin, object, before, at, stripe.APIVersion)
+	return snap, at, err
 }
 
 // getV2 is a GET of Stripe's v2 API: JSON, the v2 version header, and the connected account

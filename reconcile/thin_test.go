@@ -285,8 +285,9 @@ func TestHeldThinEventsWaitForRelease(t *testing.T) {
 		}
 		return s, attempts
 	}
-	if p, err := f.Pass(ctx); err != nil || p.Fetched+p.Covered != 0 {
-		t.Fatalf("a held thin event was answered: %+v %v", p, err)
+	// Nothing is due while it is held: the pass says so, and a running fetcher sleeps.
+	if p, err := f.Pass(ctx); err != nil || p.Fetched+p.Covered != 0 || !p.Next.IsZero() {
+		t.Fatalf("a held thin event was answered, or is due: %+v %v", p, err)
 	}
 	if s, n := status(); s != "pending" || n != 0 {
 		t.Fatalf("held: %s after %d attempts", s, n)
@@ -306,5 +307,110 @@ func TestHeldThinEventsWaitForRelease(t *testing.T) {
 	}
 	if s, _ := status(); s != "fetched" && s != "covered" {
 		t.Fatalf("released: %s", s)
+	}
+}
+
+// A thin event of the same second as an object's last fetch, ranked below that fetch's thin event
+// but not shown to be older than the fetch, is not taken as answered: the object is fetched again
+// for the later-ranked thin event, and the new snapshot sorts after the old one.
+func TestThinEventsOfTheFetchsSecondAreFetchedAgain(t *testing.T) {
+	t.Parallel()
+	a := play(t, "thin-destination", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
+		c.Customers, c.Duration = 5, 10*24*time.Hour
+	}, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	var last time.Time
+	if err := a.db.Pool.QueryRow(ctx, `SELECT max(created) FROM ledger.events WHERE type LIKE 'v1.customer.%'`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	// The fetches are made in the second of the last customer event.
+	clk := testkit.NewClock(last)
+	f := a.thinFetcher(t, clk, reconcile.ThinConfig{})
+	for p, err := f.Pass(ctx); p.Fetched+p.Covered > 0 || err != nil; p, err = f.Pass(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var latest, customer, snapshot string
+	if err := a.db.Pool.QueryRow(ctx, `SELECT event_id, object_id, snapshot_id FROM ledger.thin_fetches
+		WHERE status = 'fetched' AND object_type = 'customer' AND created = $1 ORDER BY event_id DESC LIMIT 1`, last).Scan(&latest, &customer, &snapshot); err != nil {
+		t.Fatal(err)
+	}
+	// A creation (the lowest rank) in that second, which the fetch may have come before.
+	early, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_650000000000","object":"v2.core.event","type":"v1.customer.created",`+
+		`"created":%q,"livemode":false,"related_object":{"id":%q,"type":"customer","url":"/v1/customers/%s"}}`,
+		last.UTC().Format(time.RFC3339), customer, customer), domain.SourceImport, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := eventstore.New(a.db.Pool).Append(ctx, []domain.Event{early}); err != nil || res[0].Err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	clk.Advance(time.Second)
+	p, err := f.Pass(ctx)
+	if err != nil || p.Fetched != 1 || p.Covered != 1 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	var status, coveredBy, refetched string
+	if err := a.db.Pool.QueryRow(ctx, `SELECT e.status, e.covered_by, l.snapshot_id FROM ledger.thin_fetches e, ledger.thin_fetches l
+		WHERE e.event_id = $1 AND l.event_id = $2`, early.ID, latest).Scan(&status, &coveredBy, &refetched); err != nil {
+		t.Fatal(err)
+	}
+	if status != "covered" || coveredBy != latest || refetched <= snapshot {
+		t.Fatalf("the early event is %s (by %s); the latest's snapshot %s, before %s", status, coveredBy, refetched, snapshot)
+	}
+	// One the fetch came well after is answered without a fetch.
+	clk.Advance(time.Minute)
+	again, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_650000000001","object":"v2.core.event","type":"v1.customer.updated",`+
+		`"created":%q,"livemode":false,"related_object":{"id":%q,"type":"customer","url":"/v1/customers/%s"}}`,
+		last.Add(-10*time.Second).UTC().Format(time.RFC3339), customer, customer), domain.SourceImport, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := eventstore.New(a.db.Pool).Append(ctx, []domain.Event{again}); err != nil || res[0].Err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if p, err := f.Pass(ctx); err != nil || p.Fetched != 0 || p.Covered != 1 {
+		t.Fatalf("%+v %v", p, err)
+	}
+}
+
+// A deletion's thin event whose object Stripe no longer answers for: a customer's is the
+// deletion (Stripe's deleted customer), another kind's is given up at once, not retried.
+func TestThinDeletionsOfGoneObjects(t *testing.T) {
+	t.Parallel()
+	a := play(t, "thin-destination", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
+		c.Customers, c.Duration = 3, 5*24*time.Hour
+	}, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	var evs []domain.Event
+	for _, o := range []struct{ typ, id, path string }{{"invoice", "in_gone", "invoices"}, {"customer", "cus_gone", "customers"}} {
+		ev, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_65gone%s","object":"v2.core.event","type":"v1.%s.deleted",`+
+			`"created":%q,"livemode":false,"related_object":{"id":%q,"type":%q,"url":"/v1/%s/%s"}}`,
+			o.typ, o.typ, a.sim.Now().UTC().Format(time.RFC3339), o.id, o.typ, o.path, o.id), domain.SourceImport, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	if res, err := eventstore.New(a.db.Pool).Append(ctx, evs); err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	f := a.thinFetcher(t, testkit.NewClock(a.sim.Now()), reconcile.ThinConfig{})
+	for p, err := f.Pass(ctx); p.Fetched+p.Covered+p.Failed > 0 || err != nil; p, err = f.Pass(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var status, lastError string
+	var attempts int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT status, attempts, last_error FROM ledger.thin_fetches WHERE event_id = 'evt_test_65goneinvoice'`).Scan(&status, &attempts, &lastError); err != nil ||
+		status != "failed" || attempts != 1 || !strings.Contains(lastError, "404 for the deleted invoice") {
+		t.Fatalf("the gone invoice: %s after %d attempts (%s) %v", status, attempts, lastError, err)
+	}
+	var deleted bool
+	if err := a.db.Pool.QueryRow(ctx, `SELECT (payload->'data'->'object'->>'deleted')::boolean FROM ledger.events_json
+		WHERE type = 'ledger.snapshot.customer' AND object_id = 'cus_gone'`).Scan(&deleted); err != nil || !deleted {
+		t.Fatalf("the gone customer's snapshot: deleted %t, %v", deleted, err)
 	}
 }
