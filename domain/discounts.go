@@ -185,6 +185,41 @@ func promoCoupon(p *rawPromotionCode) json.RawMessage {
 	return p.Promotion.Coupon
 }
 
+// Coupons from the object's other events. A coupon's terms (percent_off, amount_off, duration)
+// never change once it is created, so a coupon embedded in any event of an object values a
+// discount that another of its events names by the coupon's ID alone (from 2025-09-30.clover,
+// discount.source.coupon). A log that holds an object's events at two versions — webhooks of an
+// endpoint pinned to 2023-10-16 beside the Events API's repairs at the account's dahlia — is so
+// valued whole; an object whose every event names the coupon by ID stays unvalued, and says so.
+// The terms taken are those of the last event, in the ordering rule's order, that embeds it.
+
+// needsCoupon says the discount names its coupon by ID only, so it carries no terms.
+func (d *Discount) needsCoupon() bool {
+	return d.Coupon != "" && d.Unvalued != "" && d.Duration == "" && d.PercentOff == nil && d.AmountOff == nil
+}
+
+// coupons collects into known the coupons ds embed with their terms.
+func coupons(known map[string]Discount, ds []Discount) {
+	for _, d := range ds {
+		if d.Coupon != "" && d.Unvalued == "" {
+			known[d.Coupon] = d
+		}
+	}
+}
+
+// fillCoupons gives each discount of ds that names its coupon by ID only the coupon's known
+// terms.
+func fillCoupons(ds []Discount, known map[string]Discount) {
+	for i := range ds {
+		d := &ds[i]
+		if c, ok := known[d.Coupon]; ok && d.needsCoupon() {
+			d.Duration, d.DurationInMonths, d.PercentOff, d.AmountOff = c.Duration, c.DurationInMonths, c.PercentOff, c.AmountOff
+			d.Currency, d.AmountOffIn, d.Unvalued, d.pct = c.Currency, c.AmountOffIn, "", c.pct
+			d.Prepare()
+		}
+	}
+}
+
 // resolve turns a discounts list into discounts, looking unexpanded IDs up in known.
 func resolve(refs []discountRef, known map[string]Discount) []Discount {
 	out := make([]Discount, 0, len(refs))

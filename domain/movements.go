@@ -505,5 +505,28 @@ func FoldSubscriptionHistory(facts []Fact) (SubscriptionRow, SubscriptionHistory
 			break
 		}
 	}
+	fillStateCoupons(&row, h.States)
 	return row, h, nil
+}
+
+// fillStateCoupons values the discounts of row and states that name their coupon by ID only
+// with the terms the same states' discounts embed (see needsCoupon).
+func fillStateCoupons(row *SubscriptionRow, states []MRRState) {
+	known := map[string]Discount{}
+	for i := range states {
+		coupons(known, states[i].Discounts)
+		for _, it := range states[i].Items {
+			coupons(known, it.Discounts)
+		}
+	}
+	if len(known) == 0 {
+		return
+	}
+	fillCoupons(row.Discounts, known)
+	for i := range states {
+		fillCoupons(states[i].Discounts, known)
+		for _, it := range states[i].Items {
+			fillCoupons(it.Discounts, known)
+		}
+	}
 }

@@ -385,9 +385,12 @@ func FoldCustomer(facts []Fact) (CustomerRow, error) {
 
 // customerDiscounts is the customer's discount after each of its events that changed it, in the
 // ordering rule's order, up to its deletion.
+//
+// A discount that names its coupon by ID only takes the terms another of the customer's events
+// embeds (see needsCoupon).
 func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
-	var out []CustomerDiscount
-	var last string
+	var all []CustomerDiscount
+	known := map[string]Discount{}
 	for _, f := range Order(facts) {
 		var o struct {
 			Discount *rawDiscount `json:"discount"`
@@ -399,15 +402,26 @@ func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
 		if o.Discount != nil {
 			d := readDiscount(o.Discount)
 			e.Discount = &d
+			coupons(known, []Discount{d})
+		}
+		all = append(all, e)
+		if terminal(f.Type) {
+			break
+		}
+	}
+	var out []CustomerDiscount
+	var last string
+	for _, e := range all {
+		if e.Discount != nil {
+			ds := []Discount{*e.Discount}
+			fillCoupons(ds, known)
+			e.Discount = &ds[0]
 		}
 		key, _ := json.Marshal(e.Discount)
 		if string(key) != last && (out != nil || e.Discount != nil) {
 			out = append(out, e)
 		}
 		last = string(key)
-		if terminal(f.Type) {
-			break
-		}
 	}
 	return out, nil
 }

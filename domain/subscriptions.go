@@ -108,6 +108,19 @@ func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
 	if err != nil {
 		return SubscriptionRow{}, err
 	}
+	// The coupons the subscription's other events embed value the latest's (fillStateCoupons);
+	// an event after a deletion is a late echo, as FoldSubscriptionHistory reads it.
+	states := []MRRState{}
+	for _, o := range Order(facts) {
+		if _, s, err := foldEvent(o); err == nil {
+			states = append(states, s)
+		}
+		if terminal(o.Type) {
+			break
+		}
+	}
+	states = append(states, st)
+	fillStateCoupons(&row, states)
 	h := SubscriptionHistory{ID: row.ID, Customer: row.Customer, Currency: row.Currency, States: []MRRState{st}}
 	h.Value(&row, nil, MRRSettings{})
 	return row, nil

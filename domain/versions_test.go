@@ -182,3 +182,67 @@ func dahliaRenderings(t *testing.T, prefix string) (old, nu map[string][]Fact) {
 func isInvoiceEvent(typ string) bool {
 	return len(typ) > 8 && typ[:8] == "invoice."
 }
+
+// In a log that holds a subscription's events at two versions (webhooks pinned to 2023-10-16,
+// repairs at dahlia), a dahlia event's discount that names its coupon by ID alone is valued with
+// the coupon another of its events embeds: the MRR is the 2023-10-16 log's. Only a subscription
+// none of whose events embeds the coupon stays unvalued, and says so.
+func TestCloverDiscountsValuedFromTheOtherRendering(t *testing.T) {
+	t.Parallel()
+	old, nu := dahliaRenderings(t, "customer.subscription.")
+	valued, blind := 0, 0
+	for id := range old {
+		want, err := FoldSubscription(old[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want.Discounts) == 0 || want.MRR == nil || *want.MRR == 0 || len(old[id]) < 2 {
+			continue
+		}
+		// The latest event at dahlia, the others at 2023-10-16.
+		mixed := append([]Fact(nil), old[id]...)
+		last := len(Order(mixed)) - 1
+		latest := Order(mixed)[last].EventID
+		for i := range mixed {
+			if mixed[i].EventID == latest {
+				for _, f := range nu[id] {
+					if f.EventID == latest {
+						mixed[i] = f
+					}
+				}
+			}
+		}
+		got, err := FoldSubscription(mixed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, h, err := FoldSubscriptionHistory(mixed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMoves, _ := Movements(old[id])
+		gotMoves := h.Value(&SubscriptionRow{}, nil, MRRSettings{})
+		switch {
+		case got.MRR != nil && *got.MRR == *want.MRR && string(mustJSON(t, gotMoves)) == string(mustJSON(t, wantMoves)):
+			valued++
+		case got.MRR == nil && strings.Contains(Deref(got.Attention), "is not expanded"):
+			blind++ // the discount came with the dahlia event alone
+		default:
+			t.Fatalf("%s: mrr %s (want %d), attention %q; movements %s, want %s", id, string(mustJSON(t, got.MRR)), *want.MRR, Deref(got.Attention),
+				mustJSON(t, gotMoves), mustJSON(t, wantMoves))
+		}
+	}
+	if valued == 0 {
+		t.Fatalf("no subscription valued from its other rendering (%d blind)", blind)
+	}
+	t.Logf("%d discounted subscriptions valued with their latest event at dahlia, %d not (the discount came with it)", valued, blind)
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
