@@ -210,7 +210,8 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 		if err != nil {
 			return nil, err
 		}
-		return compared{"email": opt(c.Email), "name": opt(c.Name), "currency": opt(c.Currency), "deleted": c.Deleted}, nil
+		return compared{"email": opt(c.Email), "name": opt(c.Name), "currency": opt(c.Currency), "deleted": c.Deleted,
+			"discount": discountTerms(c.Discount)}, nil
 	case domain.KindRefunds:
 		f, err := domain.FoldRefund(facts)
 		if err != nil {
@@ -260,6 +261,18 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 		return compared{"status": c.Status, "amount": c.Amount, "total": c.Total, "currency": c.Currency, "invoice": c.Invoice}, nil
 	}
 	return nil, fmt.Errorf("no drift check for %s", kind)
+}
+
+// discountTerms is what of a customer's discount its subscriptions are valued with: its coupon
+// and the coupon's terms. A discount whose event named the coupon by ID alone (from clover) has
+// no terms, so it differs from Stripe's listing (at the pinned version, the coupon embedded),
+// and the repair's snapshot brings the terms in.
+func discountTerms(d *domain.Discount) any {
+	if d == nil {
+		return nil
+	}
+	return fmt.Sprintf("%s %s %s %s/%s %s", d.Coupon, d.Duration, domain.Deref((*string)(d.PercentOff)), fmt.Sprint(nullable(d.AmountOff)),
+		domain.Deref(d.Currency), d.Unvalued)
 }
 
 // opt is a nullable field's value for comparison: nil when absent, never "".

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/projections"
+	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/stripesim"
 	"github.com/stripeledger/ledger/webhook"
 )
@@ -61,4 +63,46 @@ func TestAnEndpointUpgradeKeepsBothShapes(t *testing.T) {
 			logged, len(sim.Events()), after, twice, bothShapes, firstDahlia)
 	}
 	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
+}
+
+// An account on dahlia whose endpoint pins no version: every event names its discounts' coupons
+// by ID alone, so discounted subscriptions (and those of discounted customers) are unvalued.
+// An objects run lists them at the pinned version, coupons embedded, finds the difference, and
+// its snapshots value every one: the ledger's unvalued subscriptions are the account's.
+func TestObjectsRunValuesCouponsNamedByID(t *testing.T) {
+	t.Parallel()
+	a := play(t, "steady", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
+		c.Customers, c.AccountAPIVersion, c.WebhookAPIVersion = 80, "2026-08-26.dahlia", stripesim.Unpinned
+	}, stripesim.ServerConfig{RateLimit: -1})
+	ctx := context.Background()
+	blind := func() (subs, customers int) {
+		t.Helper()
+		if _, err := projections.Rebuild(ctx, a.db.Pool, projections.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger.subscriptions WHERE mrr IS NULL AND attention LIKE '%is not expanded%'),
+			(SELECT count(*) FROM ledger.customers WHERE discount->>'unvalued' LIKE '%is not expanded%')`).Scan(&subs, &customers); err != nil {
+			t.Fatal(err)
+		}
+		return subs, customers
+	}
+	subs, customers := blind()
+	if subs == 0 || customers == 0 {
+		t.Fatalf("%d subscriptions and %d customers with a coupon named by ID: the account should have both", subs, customers)
+	}
+	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobObjects})
+	if err != nil || run.Repaired == 0 {
+		t.Fatalf("run %+v %v", run, err)
+	}
+	if s, c := blind(); s != 0 || c != 0 {
+		t.Fatalf("after the objects run: %d subscriptions and %d customers still unvalued (before: %d, %d)", s, c, subs, customers)
+	}
+	var unvalued int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.subscriptions WHERE mrr IS NULL AND status IN ('active', 'past_due')`).Scan(&unvalued); err != nil {
+		t.Fatal(err)
+	}
+	if want := a.sim.TruthMetrics().Unvalued; unvalued != want {
+		t.Fatalf("%d subscriptions unvalued, the account %d", unvalued, want)
+	}
+	t.Logf("%d subscriptions and %d customers valued by the objects run's %d snapshots", subs, customers, run.Repaired)
 }
