@@ -266,12 +266,8 @@ func TestHeldThinEventsWaitForRelease(t *testing.T) {
 		}
 	}
 	// A later thin event of the customer, arriving on the live endpoint.
-	held, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_65heldheld","object":"v2.core.event","type":"v1.customer.updated",`+
-		`"created":%q,"livemode":false,"related_object":{"id":%q,"type":"customer","url":"/v1/customers/%s"}}`,
-		a.sim.Now().UTC().Format(time.RFC3339), customer, customer), domain.SourceWebhook, "t=1,v1=00")
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := thinEvent(t, "evt_test_65heldheld", "v1.customer.updated", "customer", customer, a.sim.Now())
+	held.Source, held.Signature = domain.SourceWebhook, "t=1,v1=00"
 	app := eventstore.NewAppender(eventstore.New(a.db.Pool), eventstore.AppenderConfig{})
 	defer app.Close()
 	res, err := app.AppendFrom(ctx, eventstore.EndpointLive, []domain.Event{held})
@@ -337,12 +333,7 @@ func TestThinEventsOfTheFetchsSecondAreFetchedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A creation (the lowest rank) in that second, which the fetch may have come before.
-	early, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_650000000000","object":"v2.core.event","type":"v1.customer.created",`+
-		`"created":%q,"livemode":false,"related_object":{"id":%q,"type":"customer","url":"/v1/customers/%s"}}`,
-		last.UTC().Format(time.RFC3339), customer, customer), domain.SourceImport, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	early := thinEvent(t, "evt_test_650000000000", "v1.customer.created", "customer", customer, last)
 	if res, err := eventstore.New(a.db.Pool).Append(ctx, []domain.Event{early}); err != nil || res[0].Err != nil {
 		t.Fatalf("%v %+v", err, res)
 	}
@@ -361,12 +352,7 @@ func TestThinEventsOfTheFetchsSecondAreFetchedAgain(t *testing.T) {
 	}
 	// One the fetch came well after is answered without a fetch.
 	clk.Advance(time.Minute)
-	again, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_650000000001","object":"v2.core.event","type":"v1.customer.updated",`+
-		`"created":%q,"livemode":false,"related_object":{"id":%q,"type":"customer","url":"/v1/customers/%s"}}`,
-		last.Add(-10*time.Second).UTC().Format(time.RFC3339), customer, customer), domain.SourceImport, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := thinEvent(t, "evt_test_650000000001", "v1.customer.updated", "customer", customer, last.Add(-10*time.Second))
 	if res, err := eventstore.New(a.db.Pool).Append(ctx, []domain.Event{again}); err != nil || res[0].Err != nil {
 		t.Fatalf("%v %+v", err, res)
 	}
@@ -383,16 +369,8 @@ func TestThinDeletionsOfGoneObjects(t *testing.T) {
 		c.Customers, c.Duration = 3, 5*24*time.Hour
 	}, stripesim.ServerConfig{RateLimit: -1})
 	ctx := context.Background()
-	var evs []domain.Event
-	for _, o := range []struct{ typ, id, path string }{{"invoice", "in_gone", "invoices"}, {"customer", "cus_gone", "customers"}} {
-		ev, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_test_65gone%s","object":"v2.core.event","type":"v1.%s.deleted",`+
-			`"created":%q,"livemode":false,"related_object":{"id":%q,"type":%q,"url":"/v1/%s/%s"}}`,
-			o.typ, o.typ, a.sim.Now().UTC().Format(time.RFC3339), o.id, o.typ, o.path, o.id), domain.SourceImport, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, ev)
-	}
+	evs := []domain.Event{thinEvent(t, "evt_test_65goneinvoice", "v1.invoice.deleted", "invoice", "in_gone", a.sim.Now()),
+		thinEvent(t, "evt_test_65gonecustomer", "v1.customer.deleted", "customer", "cus_gone", a.sim.Now())}
 	if res, err := eventstore.New(a.db.Pool).Append(ctx, evs); err != nil || res[0].Err != nil || res[1].Err != nil {
 		t.Fatalf("%v %+v", err, res)
 	}
@@ -413,4 +391,16 @@ func TestThinDeletionsOfGoneObjects(t *testing.T) {
 		WHERE type = 'ledger.snapshot.customer' AND object_id = 'cus_gone'`).Scan(&deleted); err != nil || !deleted {
 		t.Fatalf("the gone customer's snapshot: deleted %t, %v", deleted, err)
 	}
+}
+
+// thinEvent is a test-mode thin event about an object, imported (no signature).
+func thinEvent(t *testing.T, id, typ, objectType, objectID string, created time.Time) domain.Event {
+	t.Helper()
+	ev, err := domain.NewEvent(fmt.Appendf(nil, `{"id":%q,"object":"v2.core.event","type":%q,"created":%q,"livemode":false,`+
+		`"related_object":{"id":%q,"type":%q,"url":"/v1/%ss/%s"}}`, id, typ, created.UTC().Format(time.RFC3339), objectID, objectType,
+		objectType, objectID), domain.SourceImport, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }
