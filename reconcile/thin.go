@@ -78,6 +78,9 @@ type ThinConfig struct {
 	// Registerer, if set, takes the fetcher's metrics: ledger_thin_events_total{outcome} and
 	// ledger_thin_events_pending.
 	Registerer prometheus.Registerer
+	// FetchTimeout bounds one object's fetch (the object and its v2 Event, retries included);
+	// past it the fetch has failed and is tried again later. Default 30 s.
+	FetchTimeout time.Duration
 }
 
 // ThinSignals are for tests (package testsignal).
@@ -112,6 +115,9 @@ func (c *ThinConfig) setDefaults(pool *pgxpool.Pool) {
 	}
 	if c.MinInterval <= 0 {
 		c.MinInterval = 100 * time.Millisecond
+	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = 30 * time.Second
 	}
 	// The fetcher keeps its own back-off, recorded and visible: its client retries once.
 	if c.Stripe.MaxRetries <= 0 {
@@ -392,7 +398,9 @@ func (f *ThinFetcher) object(ctx context.Context, group []thinRow, p *ThinPass) 
 	if latest != nil && latest.key().compare(rest[len(rest)-1].key()) > 0 {
 		target = latest.env
 	}
-	snap, at, err := f.fetch(ctx, target)
+	fetchCtx, cancel := context.WithTimeout(ctx, f.cfg.FetchTimeout)
+	snap, at, err := f.fetch(fetchCtx, target)
+	cancel()
 	if err == nil {
 		var res []eventstore.Result
 		if res, err = f.cfg.Store.Append(ctx, []domain.Event{snap}); err == nil && res[0].Err != nil {

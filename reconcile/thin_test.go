@@ -104,15 +104,16 @@ func TestThinDestination(t *testing.T) {
 	}
 }
 
-// A fetch that fails is recorded on its thin events, shown by the status, retried after its
-// back-off and given up after MaxAttempts; it holds up no other object.
+// A fetch that fails (429, 404, a timeout) is recorded on its thin events, shown by the status,
+// retried after its back-off and given up after MaxAttempts; it holds up no other object.
 func TestThinFetchFailuresAreRetried(t *testing.T) {
 	t.Parallel()
 	a := play(t, "thin-destination", nil, stripesim.ServerConfig{RateLimit: -1})
 	ctx := context.Background()
 	clk := testkit.NewClock(a.sim.Now())
 	reg := prometheus.NewRegistry()
-	f := a.thinFetcher(t, clk, reconcile.ThinConfig{MaxAttempts: 2, FirstBackoff: 30 * time.Second, Registerer: reg})
+	f := a.thinFetcher(t, clk, reconcile.ThinConfig{MaxAttempts: 2, FirstBackoff: 30 * time.Second, Registerer: reg,
+		FetchTimeout: 250 * time.Millisecond})
 	metric := func(name, outcome string) float64 {
 		t.Helper()
 		mfs, err := reg.Gather()
@@ -134,6 +135,7 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	}
 	a.server.Fail("/v1/invoices/", http.StatusTooManyRequests)
 	a.server.Fail("/v1/checkout/sessions/", http.StatusNotFound)
+	a.server.Fail("/v1/credit_notes/", stripesim.Hang) // a timeout
 	drain := func() {
 		t.Helper()
 		for {
@@ -148,12 +150,12 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	}
 	drain()
 	c := a.thinCounts(t)
-	var invoices, sessions int
-	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE object_type = 'invoice'), count(*) FILTER (WHERE object_type = 'checkout.session')
-		FROM ledger.thin_fetches`).Scan(&invoices, &sessions); err != nil {
+	var invoices, sessions, notes int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE object_type = 'invoice'), count(*) FILTER (WHERE object_type = 'checkout.session'),
+		count(*) FILTER (WHERE object_type = 'credit_note') FROM ledger.thin_fetches`).Scan(&invoices, &sessions, &notes); err != nil {
 		t.Fatal(err)
 	}
-	if invoices == 0 || sessions == 0 || c.retrying != invoices+sessions || c.pending != c.retrying || c.fetched == 0 {
+	if invoices == 0 || sessions == 0 || notes == 0 || c.retrying != invoices+sessions+notes || c.pending != c.retrying || c.fetched == 0 {
 		rows, _ := a.db.Pool.Query(ctx, `SELECT object_type, left(last_error, 200), count(*) FROM ledger.thin_fetches WHERE attempts > 0 GROUP BY 1, 2`)
 		for rows.Next() {
 			var typ, msg string
@@ -179,8 +181,11 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	}
 	for _, fl := range st.Thin.Failing {
 		want := "429"
-		if strings.HasPrefix(fl.ObjectID, "cs_") {
+		switch {
+		case strings.HasPrefix(fl.ObjectID, "cs_"):
 			want = "404"
+		case strings.HasPrefix(fl.ObjectID, "cn_"):
+			want = "deadline exceeded"
 		}
 		if !strings.Contains(fl.LastError, want) || strings.Contains(fl.LastError, "sk_test_thin") {
 			t.Fatalf("%s: last error %q", fl.ObjectID, fl.LastError)
@@ -190,19 +195,20 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	if p, _ := f.Pass(ctx); p.Retrying != 0 || !p.Next.Equal(clk.Now().Add(30*time.Second)) {
 		t.Fatalf("a pass before the back-off: %+v", p)
 	}
-	// Stripe answers invoices again; the sessions still 404, their second attempt is the last.
+	// Stripe answers invoices again; the sessions still 404 and the credit note still times out:
+	// their second attempt is the last.
 	a.server.Heal("/v1/invoices/")
 	clk.Advance(31 * time.Second)
 	drain()
 	c = a.thinCounts(t)
-	if c.pending != 0 || c.failed != sessions || c.fetched+c.covered+c.unsupported+c.failed != c.thin {
+	if c.pending != 0 || c.failed != sessions+notes || c.fetched+c.covered+c.unsupported+c.failed != c.thin {
 		t.Fatalf("%+v", c)
 	}
 	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
-	if metric("ledger_thin_events_total", "failed") != float64(sessions) || metric("ledger_thin_events_pending", "") != 0 {
+	if metric("ledger_thin_events_total", "failed") != float64(sessions+notes) || metric("ledger_thin_events_pending", "") != 0 {
 		t.Fatalf("metrics: failed %v, pending %v", metric("ledger_thin_events_total", "failed"), metric("ledger_thin_events_pending", ""))
 	}
-	if st, err = projections.ReadStatus(ctx, a.db.Pool); err != nil || st.Thin.Failed != sessions || st.Thin.Failing[0].NextAt != nil {
+	if st, err = projections.ReadStatus(ctx, a.db.Pool); err != nil || st.Thin.Failed != sessions+notes || st.Thin.Failing[0].NextAt != nil {
 		t.Fatalf("status %+v %v", st.Thin, err)
 	}
 }

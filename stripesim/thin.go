@@ -134,9 +134,12 @@ func (s *Server) getV2Event(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
+// Hang is a Fail status: the request is never answered (the client gives up), as a timeout.
+const Hang = -1
+
 // Fail makes every API request whose path begins with prefix answer status (429 rate_limit,
-// 404 resource_missing, 500 api_error) until Heal: a fault for tests of what fails and is
-// retried.
+// 404 resource_missing, 500 api_error; Hang: no answer until the client gives up) until Heal: a
+// fault for tests of what fails and is retried.
 func (s *Server) Fail(prefix string, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,6 +169,8 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case status == 0:
 		return false
+	case status == Hang:
+		<-r.Context().Done()
 	case status == http.StatusTooManyRequests:
 		rateLimited(w)
 	case status == http.StatusNotFound:
