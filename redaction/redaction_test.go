@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -146,6 +147,18 @@ func setup(t *testing.T) *testBundle {
 	}
 	add(pm("pm_redact_1", "payment_method.attached", b.customer, nil), domain.SourceWebhook)
 	add(pm("pm_redact_2", "payment_method.detached", nil, map[string]any{"customer": b.customer}), domain.SourceReconcile)
+	// A thin event's snapshot of the subject (an event destination's): the object as fetched,
+	// and the v2 Event's changes.before, with earlier personal values, as previous_attributes.
+	fetched := maps.Clone(subject)
+	fetched["phone"], fetched["address"] = "+47 555 01 99", address
+	object, _ := json.Marshal(fetched)
+	before, _ := json.Marshal(map[string]any{"email": email, "name": name, "phone": "+47 555 01 99"})
+	thin := domain.Envelope{ID: "evt_test_65redactme", Type: "v1.customer.updated", Created: end - 40, ObjectType: "customer", ObjectID: b.customer}
+	snap, err := domain.NewThinSnapshot(thin, object, before, end-30, "2023-10-16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appended = append(appended, snap)
 	// Another customer's event whose metadata names the subject: it is not about the subject.
 	b.decoy = "evt_decoy_1"
 	add([]byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"type":"customer.updated",`+
