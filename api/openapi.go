@@ -167,7 +167,7 @@ var openAPI = sync.OnceValue(func() []byte {
 	paths["/api/v1/summary"] = map[string]any{"get": map[string]any{"summary": "Subscriptions by status of one mode and account, the modes and accounts there are, events per minute, log size, projection lag (the dashboard's header)",
 		"parameters": []any{param("livemode", "query", "true (default) or false", str), param("account", "query", "platform (default), acct_... or all", str)},
 		"responses":  with(jsonResponse(anyObject, "Summary."))}}
-	paths["/api/v1/projections/status"] = map[string]any{"get": map[string]any{"summary": "The live projection's position, lag and quarantine",
+	paths["/api/v1/projections/status"] = map[string]any{"get": map[string]any{"summary": "The live projection's position, lag and quarantine, and the thin events' fetches",
 		"responses": with(jsonResponse(anyObject, "Status."))}}
 	paths["/api/v1/reconcile/runs"] = map[string]any{"get": map[string]any{"summary": "Reconciliation runs, newest first",
 		"parameters": []any{param("job", "query", "events, events-fast, objects, balance or endpoints", str), param("limit", "query", "1–500", map[string]any{"type": "integer"})},

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76"
@@ -645,4 +646,29 @@ func Refetch(ctx context.Context, pool *pgxpool.Pool, ids []string, failed bool)
 		return n, fmt.Errorf("%d of the %d named: %w (or about an object no read model holds)", len(ids)-n, len(ids), ErrNoThinEvent)
 	}
 	return n, nil
+}
+
+// ThinState is where one thin event's fetch stands (its ledger.thin_fetches row).
+type ThinState struct {
+	Status     string     `json:"status"` // pending, fetched, covered, failed, unsupported
+	Attempts   int        `json:"attempts"`
+	LastError  *string    `json:"last_error"`
+	NextAt     *time.Time `json:"next_attempt_at"`
+	SnapshotID *string    `json:"snapshot_id"` // the snapshot appended, when fetched
+	CoveredBy  *string    `json:"covered_by"`  // the thin event whose fetch answers it, when covered
+	DoneAt     *time.Time `json:"done_at"`
+}
+
+// ThinStateOf is a thin event's fetch, nil when the fetcher has not queued it yet.
+func ThinStateOf(ctx context.Context, pool *pgxpool.Pool, eventID string) (*ThinState, error) {
+	var s ThinState
+	err := pool.QueryRow(ctx, `SELECT status, attempts, last_error, next_attempt_at, snapshot_id, covered_by, done_at
+		FROM ledger.thin_fetches WHERE event_id = $1`, eventID).Scan(&s.Status, &s.Attempts, &s.LastError, &s.NextAt, &s.SnapshotID, &s.CoveredBy, &s.DoneAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("could not read the fetch of thin event %s: %w", eventID, err)
+	}
+	return &s, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
+	"github.com/stripeledger/ledger/reconcile"
 )
 
 // eventRow is one event of the log as the events commands print it (the payload only in show).
@@ -35,6 +36,9 @@ type eventRow struct {
 	// Renderings are the event's other renderings, at other API versions (show only): the same
 	// evt_ as an upgraded endpoint or the Events API sent it, kept for audit.
 	Renderings []rendering `json:"renderings,omitempty"`
+	// ThinFetch is where a thin event's fetch of its object stands (show only; null for other
+	// events, and for a thin event the fetcher has not queued yet).
+	ThinFetch *reconcile.ThinState `json:"thin_fetch,omitempty"`
 }
 
 // rendering is one other rendering of an event as show prints it.
@@ -121,8 +125,9 @@ The last --limit events (default 50) that match are printed. Exit code 2 for a b
 or listed (reconcile). A webhook's endpoint is the one whose signing secret verified it; an event
 held because it disagrees with its endpoint shows the reason, and whether it was released. The
 same event as it arrived again at another API version (an upgraded endpoint, the Events API) is
-shown after it: kept for audit, never folded. --raw prints only the payload, byte for byte. Exit
-code 1 when the log does not hold the event.`,
+shown after it: kept for audit, never folded. For a thin event it says where the fetch of its
+object stands. --raw prints only the payload, byte for byte. Exit code 1 when the log does not
+hold the event.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -147,6 +152,12 @@ code 1 when the log does not hold the event.`,
 			for _, o := range others {
 				e.Renderings = append(e.Renderings, rendering{o, o.Payload})
 			}
+			thin := domain.IsThin(e.Type)
+			if thin {
+				if e.ThinFetch, err = reconcile.ThinStateOf(ctx, pool, e.EventID); err != nil {
+					return err
+				}
+			}
 			if raw {
 				_, err := os.Stdout.Write(e.Payload)
 				return err
@@ -165,6 +176,9 @@ code 1 when the log does not hold the event.`,
 				fmt.Printf("hold         %s (released: in the read models)\n", *e.HoldReason)
 			case e.HoldReason != nil:
 				fmt.Printf("hold         %s (held out of the read models; release: ledger projections retry %s)\n", *e.HoldReason, e.EventID)
+			}
+			if thin {
+				fmt.Printf("thin fetch   %s\n", thinFetchLine(e.ThinFetch))
 			}
 			fmt.Println()
 			fmt.Println(strings.TrimRight(string(e.Payload), "\n"))
@@ -201,4 +215,31 @@ func optional(v string) []string {
 		return nil
 	}
 	return []string{v}
+}
+
+// thinFetchLine says where a thin event's fetch stands, for show.
+func thinFetchLine(s *reconcile.ThinState) string {
+	if s == nil {
+		return "not queued yet (the thin fetcher runs in ledger serve when STRIPE_SECRET_KEY is set)"
+	}
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "?"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	switch s.Status {
+	case "fetched":
+		return fmt.Sprintf("fetched at %s: snapshot %s", at(s.DoneAt), domain.Deref(s.SnapshotID))
+	case "covered":
+		return fmt.Sprintf("covered by the fetch for %s", domain.Deref(s.CoveredBy))
+	case "failed":
+		return fmt.Sprintf("given up after %d attempt(s): %s (ledger projections refetch to try again)", s.Attempts, domain.Deref(s.LastError))
+	case "unsupported":
+		return "not fetched: no read model holds its object"
+	}
+	if s.Attempts > 0 {
+		return fmt.Sprintf("pending, %d attempt(s) failed, next at %s: %s", s.Attempts, at(s.NextAt), domain.Deref(s.LastError))
+	}
+	return "pending"
 }

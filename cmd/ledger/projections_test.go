@@ -109,6 +109,19 @@ func TestProjectionsStatusShowsThinFetches(t *testing.T) {
 		strings.Contains(r.stdout, "evt_test_65a\t") {
 		t.Fatalf("status: %+v", r)
 	}
+	// events show says the same of each thin event.
+	for id, want := range map[string]string{
+		"evt_test_65b": "thin fetch   pending, 2 attempt(s) failed, next at 2026-12-01T00:02:00Z: GET /v1/invoices/in_b: Stripe answered 429",
+		"evt_test_65c": "thin fetch   given up after 10 attempt(s): GET /v1/invoices/in_c: Stripe answered 404",
+		"evt_test_65a": "thin fetch   fetched at ",
+	} {
+		if r := ledger(t, env, "events", "show", id); r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("events show %s lacks %q: %+v", id, want, r)
+		}
+	}
+	if r := ledger(t, env, "events", "show", "evt_test_65b", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"thin_fetch":{"status":"pending","attempts":2`) {
+		t.Errorf("events show --json: %+v", r)
+	}
 	// The given-up one is queued again, due now, its attempts reset; then nothing is left failed.
 	if r := ledger(t, env, "projections", "refetch", "--failed"); r.code != 0 || !strings.Contains(r.stdout, "queued 1 thin event(s)") {
 		t.Fatalf("refetch --failed: %+v", r)
