@@ -185,13 +185,15 @@ func promoCoupon(p *rawPromotionCode) json.RawMessage {
 	return p.Promotion.Coupon
 }
 
-// Coupons from the object's other events. A coupon's terms (percent_off, amount_off, duration)
-// never change once it is created, so a coupon embedded in any event of an object values a
-// discount that another of its events names by the coupon's ID alone (from 2025-09-30.clover,
-// discount.source.coupon). A log that holds an object's events at two versions — webhooks of an
-// endpoint pinned to 2023-10-16 beside the Events API's repairs at the account's dahlia — is so
-// valued whole; an object whose every event names the coupon by ID stays unvalued, and says so.
-// The terms taken are those of the last event, in the ordering rule's order, that embeds it.
+// Coupons from the object's earlier events. A coupon's terms (percent_off, amount_off,
+// duration) never change once it is created, so a coupon embedded in an event of an object
+// values a discount that the same or a later event names by the coupon's ID alone (from
+// 2025-09-30.clover, discount.source.coupon). A log that holds an object's events at two
+// versions — webhooks of an endpoint pinned to 2023-10-16 beside the Events API's repairs at the
+// account's dahlia — is so valued from the first event that embeds the coupon on. Never from a
+// later event: a state is valued, and a movement timed, as a fold of the log cut there would. An
+// object none of whose events so far embeds the coupon stays unvalued, and says so. The terms
+// taken are those of the latest embedding event, in the ordering rule's order.
 
 // needsCoupon says the discount names its coupon by ID only, so it carries no terms.
 func (d *Discount) needsCoupon() bool {

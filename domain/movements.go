@@ -509,8 +509,11 @@ func FoldSubscriptionHistory(facts []Fact) (SubscriptionRow, SubscriptionHistory
 	return row, h, nil
 }
 
-// fillStateCoupons values the discounts of row and states that name their coupon by ID only
-// with the terms the same states' discounts embed (see needsCoupon).
+// fillStateCoupons values the discounts of states (in the ordering rule's order) that name
+// their coupon by ID only with the terms that state or an earlier one embeds (see needsCoupon),
+// and row's (the latest state's) with all of them. Only earlier states: a state's valuation, and
+// so every movement at its time, is what a fold of the log cut there gives — an event that
+// embeds the coupon later values the states from its own on.
 func fillStateCoupons(row *SubscriptionRow, states []MRRState) {
 	known := map[string]Discount{}
 	for i := range states {
@@ -518,15 +521,19 @@ func fillStateCoupons(row *SubscriptionRow, states []MRRState) {
 		for _, it := range states[i].Items {
 			coupons(known, it.Discounts)
 		}
+		if len(known) == 0 {
+			continue
+		}
+		fillCoupons(states[i].Discounts, known)
+		for _, it := range states[i].Items {
+			fillCoupons(it.Discounts, known)
+		}
 	}
 	if len(known) == 0 {
 		return
 	}
 	fillCoupons(row.Discounts, known)
-	for i := range states {
-		fillCoupons(states[i].Discounts, known)
-		for _, it := range states[i].Items {
-			fillCoupons(it.Discounts, known)
-		}
+	for i := range row.Items {
+		fillCoupons(row.Items[i].Discounts, known)
 	}
 }

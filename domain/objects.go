@@ -386,10 +386,11 @@ func FoldCustomer(facts []Fact) (CustomerRow, error) {
 // customerDiscounts is the customer's discount after each of its events that changed it, in the
 // ordering rule's order, up to its deletion.
 //
-// A discount that names its coupon by ID only takes the terms another of the customer's events
-// embeds (see needsCoupon).
+// A discount that names its coupon by ID only takes the terms that event or an earlier one of the
+// customer's embeds (see needsCoupon; only earlier ones, as fillStateCoupons).
 func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
-	var all []CustomerDiscount
+	var out []CustomerDiscount
+	var last string
 	known := map[string]Discount{}
 	for _, f := range Order(facts) {
 		var o struct {
@@ -400,20 +401,8 @@ func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
 		}
 		e := CustomerDiscount{At: f.Created, EventID: f.EventID}
 		if o.Discount != nil {
-			d := readDiscount(o.Discount)
-			e.Discount = &d
-			coupons(known, []Discount{d})
-		}
-		all = append(all, e)
-		if terminal(f.Type) {
-			break
-		}
-	}
-	var out []CustomerDiscount
-	var last string
-	for _, e := range all {
-		if e.Discount != nil {
-			ds := []Discount{*e.Discount}
+			ds := []Discount{readDiscount(o.Discount)}
+			coupons(known, ds)
 			fillCoupons(ds, known)
 			e.Discount = &ds[0]
 		}
@@ -422,6 +411,9 @@ func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
 			out = append(out, e)
 		}
 		last = string(key)
+		if terminal(f.Type) {
+			break
+		}
 	}
 	return out, nil
 }

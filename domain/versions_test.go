@@ -246,3 +246,48 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// The terms of a coupon come from the event that embeds it and value that event's state and the
+// later ones only: with a subscription's first event at dahlia (its coupon by ID) and the later
+// ones at 2023-10-16, every movement before the second event is what a fold of the log cut
+// there gives, though the full log knows the coupon.
+func TestCouponFillKeepsThePast(t *testing.T) {
+	t.Parallel()
+	old, nu := dahliaRenderings(t, "customer.subscription.")
+	checked := 0
+	for id := range old {
+		ordered := Order(old[id])
+		if len(ordered) < 2 || ordered[1].Created == ordered[0].Created {
+			continue
+		}
+		mixed := append([]Fact(nil), ordered...)
+		for _, f := range nu[id] {
+			if f.EventID == ordered[0].EventID {
+				mixed[0] = f
+			}
+		}
+		full, err := Movements(mixed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut, err := Movements(mixed[:1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before []Movement
+		for _, m := range full {
+			if m.At < ordered[1].Created {
+				before = append(before, m)
+			}
+		}
+		if string(mustJSON(t, before)) != string(mustJSON(t, cut)) {
+			t.Fatalf("%s: the full log's movements before its second event %s, the cut log's %s", id, mustJSON(t, before), mustJSON(t, cut))
+		}
+		if row, _ := FoldSubscription(mixed[:1]); len(row.Discounts) > 0 {
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no subscription whose first event carries a discount")
+	}
+}

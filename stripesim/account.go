@@ -475,6 +475,10 @@ func (s *Sim) partialPayment(inv *Invoice) int64 {
 	prev := map[string]any{"amount_paid": inv.AmountPaid, "amount_remaining": inv.AmountRemaining}
 	inv.AmountPaid, inv.AmountRemaining = part, inv.AmountDue-part
 	s.emit("invoice.updated", inv, inv.ID, prev, false)
+	// The invoice's own payment intent now asks for the rest (its success says so).
+	if pi := s.money.intents[*inv.PaymentIntent]; pi != nil {
+		pi.amountBefore, pi.Amount = ptr(pi.Amount), inv.AmountRemaining
+	}
 	return part
 }
 

@@ -483,6 +483,8 @@ type PaymentIntent struct {
 	Metadata           map[string]string `json:"metadata"`
 	PaymentMethodTypes []string          `json:"payment_method_types"`
 	Status             string            `json:"status"`
+
+	amountBefore *int64 // the amount its last event showed, when it changed since (partialPayment)
 }
 
 // PaymentError is a payment intent's last_payment_error (Stripe's api_errors).

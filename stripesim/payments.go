@@ -50,6 +50,9 @@ func (s *Sim) intentFor(ch *Charge, inv *Invoice) *PaymentIntent {
 // intentOutcome records the charge on its payment intent after the charge's own event.
 func (s *Sim) intentOutcome(pi *PaymentIntent, ch *Charge) {
 	prev := map[string]any{"status": pi.Status, "amount_received": pi.AmountReceived, "latest_charge": pi.LatestCharge}
+	if pi.amountBefore != nil { // its amount changed since its last event (a partial payment of its invoice)
+		prev["amount"], pi.amountBefore = *pi.amountBefore, nil
+	}
 	pi.LatestCharge = ptr(ch.ID)
 	if ch.Status == "succeeded" {
 		pi.Status, pi.AmountReceived, pi.LastPaymentError = "succeeded", ch.Amount, nil
