@@ -136,19 +136,7 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	a.server.Fail("/v1/invoices/", http.StatusTooManyRequests)
 	a.server.Fail("/v1/checkout/sessions/", http.StatusNotFound)
 	a.server.Fail("/v1/credit_notes/", stripesim.Hang) // a timeout
-	drain := func() {
-		t.Helper()
-		for {
-			p, err := f.Pass(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p.Fetched == 0 && p.Covered == 0 && p.Retrying == 0 && p.Failed == 0 {
-				return
-			}
-		}
-	}
-	drain()
+	drainThin(t, f)
 	c := a.thinCounts(t)
 	var invoices, sessions, notes int
 	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE object_type = 'invoice'), count(*) FILTER (WHERE object_type = 'checkout.session'),
@@ -199,7 +187,7 @@ func TestThinFetchFailuresAreRetried(t *testing.T) {
 	// their second attempt is the last.
 	a.server.Heal("/v1/invoices/")
 	clk.Advance(31 * time.Second)
-	drain()
+	drainThin(t, f)
 	c = a.thinCounts(t)
 	if c.pending != 0 || c.failed != sessions+notes || c.fetched+c.covered+c.unsupported+c.failed != c.thin {
 		t.Fatalf("%+v", c)
@@ -253,17 +241,11 @@ func TestThinDestinationsOnAPlatform(t *testing.T) {
 // live endpoint) is not fetched until an operator releases it.
 func TestHeldThinEventsWaitForRelease(t *testing.T) {
 	t.Parallel()
-	a := play(t, "thin-destination", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
-		c.Customers, c.Duration = 5, 10*24*time.Hour
-	}, stripesim.ServerConfig{RateLimit: -1})
+	a := smallThinAccount(t, 5, 10)
 	ctx := context.Background()
 	clk := testkit.NewClock(a.sim.Now())
 	f := a.thinFetcher(t, clk, reconcile.ThinConfig{})
-	for p, err := f.Pass(ctx); p.Fetched+p.Covered > 0 || err != nil; p, err = f.Pass(ctx) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	drainThin(t, f)
 	var customer string
 	for _, ev := range a.sim.Events() {
 		if ev.Type == "customer.created" {
@@ -317,9 +299,7 @@ func TestHeldThinEventsWaitForRelease(t *testing.T) {
 // for the later-ranked thin event, and the new snapshot sorts after the old one.
 func TestThinEventsOfTheFetchsSecondAreFetchedAgain(t *testing.T) {
 	t.Parallel()
-	a := play(t, "thin-destination", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
-		c.Customers, c.Duration = 5, 10*24*time.Hour
-	}, stripesim.ServerConfig{RateLimit: -1})
+	a := smallThinAccount(t, 5, 10)
 	ctx := context.Background()
 	var last time.Time
 	if err := a.db.Pool.QueryRow(ctx, `SELECT max(created) FROM ledger.events WHERE type LIKE 'v1.customer.%'`).Scan(&last); err != nil {
@@ -328,11 +308,7 @@ func TestThinEventsOfTheFetchsSecondAreFetchedAgain(t *testing.T) {
 	// The fetches are made in the second of the last customer event.
 	clk := testkit.NewClock(last)
 	f := a.thinFetcher(t, clk, reconcile.ThinConfig{})
-	for p, err := f.Pass(ctx); p.Fetched+p.Covered > 0 || err != nil; p, err = f.Pass(ctx) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	drainThin(t, f)
 	var latest, customer, snapshot string
 	if err := a.db.Pool.QueryRow(ctx, `SELECT event_id, object_id, snapshot_id FROM ledger.thin_fetches
 		WHERE status = 'fetched' AND object_type = 'customer' AND created = $1 ORDER BY event_id DESC LIMIT 1`, last).Scan(&latest, &customer, &snapshot); err != nil {
@@ -371,9 +347,7 @@ func TestThinEventsOfTheFetchsSecondAreFetchedAgain(t *testing.T) {
 // deletion (Stripe's deleted customer), another kind's is given up at once, not retried.
 func TestThinDeletionsOfGoneObjects(t *testing.T) {
 	t.Parallel()
-	a := play(t, "thin-destination", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
-		c.Customers, c.Duration = 3, 5*24*time.Hour
-	}, stripesim.ServerConfig{RateLimit: -1})
+	a := smallThinAccount(t, 3, 5)
 	ctx := context.Background()
 	evs := []domain.Event{thinEvent(t, "evt_test_65goneinvoice", "v1.invoice.deleted", "invoice", "in_gone", a.sim.Now()),
 		thinEvent(t, "evt_test_65gonecustomer", "v1.customer.deleted", "customer", "cus_gone", a.sim.Now())}
@@ -381,11 +355,7 @@ func TestThinDeletionsOfGoneObjects(t *testing.T) {
 		t.Fatalf("%v %+v", err, res)
 	}
 	f := a.thinFetcher(t, testkit.NewClock(a.sim.Now()), reconcile.ThinConfig{})
-	for p, err := f.Pass(ctx); p.Fetched+p.Covered+p.Failed > 0 || err != nil; p, err = f.Pass(ctx) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	drainThin(t, f)
 	var status, lastError string
 	var attempts int
 	if err := a.db.Pool.QueryRow(ctx, `SELECT status, attempts, last_error FROM ledger.thin_fetches WHERE event_id = 'evt_test_65goneinvoice'`).Scan(&status, &attempts, &lastError); err != nil ||
@@ -409,4 +379,26 @@ func thinEvent(t *testing.T, id, typ, objectType, objectID string, created time.
 		t.Fatal(err)
 	}
 	return ev
+}
+
+// smallThinAccount is a thin destination's account of a few customers over a few days.
+func smallThinAccount(t *testing.T, customers, days int) *account {
+	t.Helper()
+	return play(t, "thin-destination", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
+		c.Customers, c.Duration = customers, time.Duration(days)*24*time.Hour
+	}, stripesim.ServerConfig{RateLimit: -1})
+}
+
+// drainThin passes until a pass does nothing.
+func drainThin(t *testing.T, f *reconcile.ThinFetcher) {
+	t.Helper()
+	for {
+		p, err := f.Pass(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Fetched+p.Covered+p.Retrying+p.Failed == 0 {
+			return
+		}
+	}
 }
