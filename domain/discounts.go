@@ -200,13 +200,18 @@ func (d *Discount) needsCoupon() bool {
 	return d.Coupon != "" && d.Unvalued != "" && d.Duration == "" && d.PercentOff == nil && d.AmountOff == nil
 }
 
-// coupons collects into known the coupons ds embed with their terms.
-func coupons(known map[string]Discount, ds []Discount) {
+// coupons adds to known the coupons ds embed with their terms, and returns it: nil until one is
+// found, so an object with no discount (most, on a replay) allocates nothing.
+func coupons(known map[string]Discount, ds []Discount) map[string]Discount {
 	for _, d := range ds {
 		if d.Coupon != "" && d.Unvalued == "" {
+			if known == nil {
+				known = map[string]Discount{}
+			}
 			known[d.Coupon] = d
 		}
 	}
+	return known
 }
 
 // fillCoupons gives each discount of ds that names its coupon by ID only the coupon's known

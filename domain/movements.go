@@ -515,11 +515,11 @@ func FoldSubscriptionHistory(facts []Fact) (SubscriptionRow, SubscriptionHistory
 // so every movement at its time, is what a fold of the log cut there gives — an event that
 // embeds the coupon later values the states from its own on.
 func fillStateCoupons(row *SubscriptionRow, states []MRRState) {
-	known := map[string]Discount{}
+	var known map[string]Discount
 	for i := range states {
-		coupons(known, states[i].Discounts)
+		known = coupons(known, states[i].Discounts)
 		for _, it := range states[i].Items {
-			coupons(known, it.Discounts)
+			known = coupons(known, it.Discounts)
 		}
 		if len(known) == 0 {
 			continue

@@ -391,7 +391,7 @@ func FoldCustomer(facts []Fact) (CustomerRow, error) {
 func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
 	var out []CustomerDiscount
 	var last string
-	known := map[string]Discount{}
+	var known map[string]Discount
 	for _, f := range Order(facts) {
 		var o struct {
 			Discount *rawDiscount `json:"discount"`
@@ -402,7 +402,7 @@ func customerDiscounts(facts []Fact) ([]CustomerDiscount, error) {
 		e := CustomerDiscount{At: f.Created, EventID: f.EventID}
 		if o.Discount != nil {
 			ds := []Discount{readDiscount(o.Discount)}
-			coupons(known, ds)
+			known = coupons(known, ds)
 			fillCoupons(ds, known)
 			e.Discount = &ds[0]
 		}

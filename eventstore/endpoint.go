@@ -103,3 +103,16 @@ func Release(ctx context.Context, tx pgx.Tx, eventID string) (bool, error) {
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// Released is which of eventIDs an operator has released (Release).
+func (s *Store) Released(ctx context.Context, eventIDs []string) ([]string, error) {
+	rows, err := s.q.Query(ctx, `SELECT event_id FROM ledger.event_releases WHERE event_id = ANY($1)`, eventIDs)
+	if err != nil {
+		return nil, fmt.Errorf("could not read the releases: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("could not read the releases: %w", err)
+	}
+	return ids, nil
+}

@@ -170,6 +170,22 @@ func (s *Store) Tail(ctx context.Context, cfg TailConfig, handle func(ctx contex
 	return nil
 }
 
+// CatchUp is Tail until the checkpoint reaches the head as it finds it, then it returns: for a
+// consumer that works in passes of its own (the thin fetcher). Any failure is returned, the
+// batch it happened in rolled back.
+func (s *Store) CatchUp(ctx context.Context, cfg TailConfig, handle func(ctx context.Context, tx pgx.Tx, b Batch) error) error {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	for {
+		n, _, err := s.tailOnce(ctx, cfg, handle)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
 // tailOnce handles one batch: how many events it had and the checkpoint after it.
 func (s *Store) tailOnce(ctx context.Context, cfg TailConfig, handle func(context.Context, pgx.Tx, Batch) error) (int, int64, error) {
 	tx, err := s.pool.Begin(ctx)

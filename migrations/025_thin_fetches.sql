@@ -23,6 +23,7 @@ CREATE TABLE ledger.thin_fetches (
     object_id       text        NOT NULL,
     status          text        NOT NULL DEFAULT 'pending'
                     CHECK (status IN ('pending', 'fetched', 'covered', 'failed', 'unsupported')),
+    held            boolean     NOT NULL DEFAULT false,
     attempts        integer     NOT NULL DEFAULT 0,
     next_attempt_at timestamptz,
     last_error      text,
@@ -30,7 +31,8 @@ CREATE TABLE ledger.thin_fetches (
     covered_by      text,
     done_at         timestamptz
 );
-CREATE INDEX thin_fetches_due_idx ON ledger.thin_fetches (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX thin_fetches_due_idx ON ledger.thin_fetches (next_attempt_at) WHERE status = 'pending' AND NOT held;
+CREATE INDEX thin_fetches_held_idx ON ledger.thin_fetches (event_id) WHERE status = 'pending' AND held;
 CREATE INDEX thin_fetches_object_idx ON ledger.thin_fetches (object_id, livemode, account);
 
 COMMENT ON TABLE ledger.thin_fetches IS 'Thin events (v2.core.event notifications) and the fetch of the object each names: the fetched object is appended to the log as a thin snapshot.';
@@ -43,6 +45,7 @@ COMMENT ON COLUMN ledger.thin_fetches.account IS 'Its context: the connected acc
 COMMENT ON COLUMN ledger.thin_fetches.object_type IS 'related_object.type, e.g. invoice.';
 COMMENT ON COLUMN ledger.thin_fetches.object_id IS 'related_object.id.';
 COMMENT ON COLUMN ledger.thin_fetches.status IS 'pending (to fetch, at next_attempt_at), fetched (snapshot_id appended), covered (a fetch for a later thin event of the object answers it: covered_by), failed (max attempts spent; last_error says why) or unsupported (no read model holds the object: nothing to fetch).';
+COMMENT ON COLUMN ledger.thin_fetches.held IS 'The thin event disagrees with its endpoint (ledger.events.hold_reason) and no operator has released it yet: it is not fetched (that would bring its object in by the back door).';
 COMMENT ON COLUMN ledger.thin_fetches.attempts IS 'Fetches tried and failed so far.';
 COMMENT ON COLUMN ledger.thin_fetches.next_attempt_at IS 'When a pending row is next tried; NULL once done.';
 COMMENT ON COLUMN ledger.thin_fetches.last_error IS 'Why the last attempt failed (Stripe''s status and message, never a key); NULL when none failed.';

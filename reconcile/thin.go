@@ -206,27 +206,65 @@ func (f *ThinFetcher) Run(ctx context.Context) error {
 	})
 }
 
-// queue records the thin events appended since the last pass in ledger.thin_fetches, and moves
-// the checkpoint past them, in one statement: the log's head and the events below it are read in
-// one snapshot, and positions commit in order (the append takes the head lock), so none is
-// skipped. A thin event about an object no read model holds is recorded unsupported.
+// queue records the thin events appended since the last pass in ledger.thin_fetches, through
+// the log's tail (checkpoint ThinCheckpoint, moved in the same transaction), so none is skipped
+// or queued twice. A thin event about an object no read model holds is recorded unsupported; one
+// held because it disagrees with its endpoint, held until it is released (release).
 func (f *ThinFetcher) queue(ctx context.Context) error {
-	_, err := f.pool.Exec(ctx, `WITH head AS (SELECT coalesce(max(position), 0) AS p FROM ledger.events),
-		cp AS (SELECT coalesce((SELECT position FROM ledger.projection_state WHERE name = $1), 0) AS p),
-		thin AS (SELECT e.*, e.object_type = ANY($2) AND e.object_id <> '' AS supported
-			FROM ledger.events e, cp, head WHERE e.position > cp.p AND e.position <= head.p
-			AND (e.type LIKE 'v1.%' OR e.type LIKE 'v2.%')),
-		queued AS (INSERT INTO ledger.thin_fetches
-			(event_id, position, type, created, livemode, account, object_type, object_id, status, next_attempt_at, done_at)
-			SELECT event_id, position, type, created, livemode, account, object_type, object_id,
-				CASE WHEN supported THEN 'pending' ELSE 'unsupported' END,
-				CASE WHEN supported THEN $3::timestamptz END, CASE WHEN NOT supported THEN $3::timestamptz END
-			FROM thin ON CONFLICT (event_id) DO NOTHING)
-		INSERT INTO ledger.projection_state (name, position) SELECT $1, head.p FROM head, cp WHERE head.p > cp.p
-		ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()`,
-		ThinCheckpoint, domain.ThinObjectTypes(), f.cfg.Clock.Now())
+	now := f.cfg.Clock.Now()
+	err := f.cfg.Store.CatchUp(ctx, eventstore.TailConfig{Checkpoint: ThinCheckpoint}, func(ctx context.Context, tx pgx.Tx, b eventstore.Batch) error {
+		var ids, types, accounts, objectTypes, objectIDs, statuses []string
+		var positions []int64
+		var created []time.Time
+		var livemodes, held []bool
+		for _, e := range b.Events {
+			if !domain.IsThin(e.Type) {
+				continue
+			}
+			status := "unsupported"
+			if _, ok := domain.ThinKind(e.ObjectType); ok && e.ObjectID != "" {
+				status = "pending"
+			}
+			ids, types, accounts, objectTypes, objectIDs = append(ids, e.ID), append(types, e.Type), append(accounts, e.Account),
+				append(objectTypes, e.ObjectType), append(objectIDs, e.ObjectID)
+			statuses, positions, created = append(statuses, status), append(positions, e.Position), append(created, e.CreatedTime())
+			livemodes, held = append(livemodes, e.Livemode), append(held, e.HoldReason != "" && !e.Released)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO ledger.thin_fetches
+			(event_id, position, type, created, livemode, account, object_type, object_id, status, held, next_attempt_at, done_at)
+			SELECT id, position, type, created, livemode, account, object_type, object_id, status, held,
+				CASE WHEN status = 'pending' THEN $11::timestamptz END, CASE WHEN status <> 'pending' THEN $11::timestamptz END
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::boolean[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::boolean[]) AS q(id, position, type, created, livemode, account, object_type, object_id, status, held)
+			ON CONFLICT (event_id) DO NOTHING`,
+			ids, positions, types, created, livemodes, accounts, objectTypes, objectIDs, statuses, held, now)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("could not queue the thin events: %w", err)
+	}
+	return nil
+}
+
+// release lets the held thin events an operator has released since be fetched.
+func (f *ThinFetcher) release(ctx context.Context) error {
+	rows, err := f.pool.Query(ctx, `SELECT event_id FROM ledger.thin_fetches WHERE status = 'pending' AND held`)
+	if err != nil {
+		return fmt.Errorf("could not read the held thin events: %w", err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	released, err := f.cfg.Store.Released(ctx, held)
+	if err != nil || len(released) == 0 {
+		return err
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE ledger.thin_fetches SET held = false WHERE event_id = ANY($1)`, released); err != nil {
+		return fmt.Errorf("could not release thin events: %w", err)
 	}
 	return nil
 }
@@ -261,11 +299,10 @@ func (a thinKey) compare(b thinKey) int {
 	return cmp.Or(cmp.Compare(a.created, b.created), cmp.Compare(a.rank, b.rank), cmp.Compare(a.id, b.id))
 }
 
-// waitingThin selects the thin events (t, joined to their events e) waiting for a fetch. Held
-// thin events (they disagree with their endpoint) wait for their release: fetching would bring
-// their object in by the back door.
-const waitingThin = `t.status = 'pending'
-	AND (e.hold_reason IS NULL OR EXISTS (SELECT 1 FROM ledger.event_releases r WHERE r.event_id = t.event_id))`
+// waitingThin selects the thin events (t) waiting for a fetch. Held thin events (they disagree
+// with their endpoint) wait for their release: fetching would bring their object in by the back
+// door.
+const waitingThin = `t.status = 'pending' AND NOT t.held`
 
 // dueThin selects those due at $1.
 const dueThin = waitingThin + ` AND t.next_attempt_at <= $1`
@@ -277,10 +314,13 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 	if err := f.queue(ctx); err != nil {
 		return p, err
 	}
+	if err := f.release(ctx); err != nil {
+		return p, err
+	}
 	now := f.cfg.Clock.Now()
 	rows, err := f.pool.Query(ctx, `SELECT t.event_id, t.type, extract(epoch FROM t.created)::bigint, t.livemode, t.account,
 			t.object_type, t.object_id, t.attempts
-		FROM ledger.thin_fetches t JOIN ledger.events e USING (event_id)
+		FROM ledger.thin_fetches t
 		WHERE `+dueThin+`
 		ORDER BY t.next_attempt_at, t.position LIMIT $2`, now, f.cfg.BatchSize)
 	if err != nil {
@@ -324,7 +364,7 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 	}
 	var next *time.Time
 	var pending int
-	if err := f.pool.QueryRow(ctx, `SELECT min(t.next_attempt_at), count(*) FROM ledger.thin_fetches t JOIN ledger.events e USING (event_id)
+	if err := f.pool.QueryRow(ctx, `SELECT min(t.next_attempt_at), count(*) FROM ledger.thin_fetches t
 		WHERE `+waitingThin).Scan(&next, &pending); err != nil {
 		return p, fmt.Errorf("could not read when the next thin event is due: %w", err)
 	}
@@ -342,7 +382,7 @@ func (f *ThinFetcher) Pass(ctx context.Context) (ThinPass, error) {
 // due is every pending thin event of e's object due at now.
 func (f *ThinFetcher) due(ctx context.Context, e domain.Envelope, now time.Time) ([]thinRow, error) {
 	rows, err := f.pool.Query(ctx, `SELECT t.event_id, t.type, extract(epoch FROM t.created)::bigint, t.attempts
-		FROM ledger.thin_fetches t JOIN ledger.events e USING (event_id)
+		FROM ledger.thin_fetches t
 		WHERE `+dueThin+` AND t.object_id = $2 AND t.livemode = $3 AND t.account = $4 AND t.object_type = $5`,
 		now, e.ObjectID, e.Livemode, e.Account, e.ObjectType)
 	if err != nil {
