@@ -105,7 +105,7 @@ func (a *asOf) fold(ctx context.Context, m *Model, ids []string) (map[string]any
 		} else {
 			set := idSet{}
 			for _, r := range rows {
-				set.add(textValue(m.impl.values(r)[columnIndex(m, rel.Via)]))
+				set.add(viaKeys(m, r, rel.Via)...)
 			}
 			keys = set.sorted()
 			if len(keys) == 0 {

@@ -86,9 +86,11 @@ var dependents = func() map[*Model][]dependent {
 // idSet is a set of object IDs.
 type idSet map[string]bool
 
-func (s idSet) add(id string) {
-	if id != "" {
-		s[id] = true
+func (s idSet) add(ids ...string) {
+	for _, id := range ids {
+		if id != "" {
+			s[id] = true
+		}
 	}
 }
 
@@ -257,7 +259,7 @@ func (e *engine) foldModel(ctx context.Context, tx pgx.Tx, m *Model, ids []strin
 		}
 		set := next[d.model]
 		dm, values := d.model, d.rel.Values
-		w.b.Queue(fmt.Sprintf(`SELECT id FROM %s WHERE %s = ANY($1)`, e.table(d.model.Table), d.rel.Via), ids).
+		w.b.Queue(fmt.Sprintf(`SELECT id FROM %s WHERE %s`, e.table(d.model.Table), viaMatch(d.model, d.rel.Via)), ids).
 			Query(func(rows pgx.Rows) error {
 				var id string
 				_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
@@ -403,7 +405,7 @@ func (e *engine) readInputs(ctx context.Context, tx pgx.Tx, m *Model, out []fold
 			if rel.Column != "" {
 				keys.add(f.id)
 			} else {
-				keys.add(textValue(m.impl.values(f.row)[columnIndex(m, rel.Via)]))
+				keys.add(viaKeys(m, f.row, rel.Via)...)
 			}
 		}
 		by, keyCol := "id", "id"
@@ -437,6 +439,24 @@ func queueRows(b *pgx.Batch, t string, rm *Model, by string, keys []string, keyC
 			}
 			return rows.Err()
 		})
+}
+
+// viaKeys are the IDs row's Via column holds: its one ID, or the IDs of a jsonb array of them.
+func viaKeys(m *Model, row any, via string) []string {
+	switch v := m.impl.values(row)[columnIndex(m, via)].(type) {
+	case []string:
+		return v
+	default:
+		return []string{textValue(v)}
+	}
+}
+
+// viaMatch is the condition that finds the rows of m whose Via column holds one of the IDs $1.
+func viaMatch(m *Model, via string) string {
+	if c, _ := m.Column(via); c.Type == "jsonb" {
+		return via + ` ?| $1::text[]`
+	}
+	return via + ` = ANY($1)`
 }
 
 func columnIndex(m *Model, name string) int {

@@ -636,7 +636,7 @@ func readAt(ctx context.Context, q Querier, m *Model, cut Cut, sel Select, e env
 			}
 		} else {
 			for _, r := range out {
-				keys.add(textValue(m.impl.values(r)[columnIndex(m, rel.Via)]))
+				keys.add(viaKeys(m, r, rel.Via)...)
 			}
 		}
 		if len(keys) == 0 {

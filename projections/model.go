@@ -62,7 +62,8 @@ type Model struct {
 //   - Column: the rows of Model whose Column holds this object's ID (a charge reads the
 //     disputes whose charge is the charge's ID);
 //   - Via: the row of Model whose ID this object's Via column holds (a subscription reads the
-//     customer whose ID is its customer).
+//     customer whose ID is its customer), or the rows whose IDs it holds when the column is a
+//     jsonb array of IDs (a subscription reads the coupons its discounts name).
 //
 // An object is folded again whenever a row it reads changes, and its reads are served from the
 // tables as written so far in the same transaction, so live and replayed rows agree.
@@ -331,6 +332,10 @@ func boolean[R any](name, comment, stripe string, f func(*R) *bool) column[R] {
 	return column[R]{Column{name, "boolean", false, comment, stripe}, func(r *R) any { return *f(r) }, func(r *R) any { return f(r) }}
 }
 
+func nullBoolean[R any](name, comment, stripe string, f func(*R) **bool) column[R] {
+	return column[R]{Column{name, "boolean", true, comment, stripe}, func(r *R) any { return *f(r) }, func(r *R) any { return f(r) }}
+}
+
 // timestamp is a timestamptz column over Unix seconds.
 func timestamp[R any](name, comment, stripe string, f func(*R) *int64) column[R] {
 	return column[R]{Column{name, "timestamptz", false, comment, stripe},
@@ -475,8 +480,12 @@ func (m *Model) tables() []table {
 		}
 	}
 	for _, r := range m.Reads {
-		if r.Via != "" && !slices.Contains(indexes, r.Via) {
-			indexes = append(indexes, r.Via) // what a change of the related row finds its dependents by
+		ix := r.Via
+		if c, _ := m.Column(r.Via); c.Type == "jsonb" {
+			ix = ginIndex + r.Via // an array of IDs is searched by its elements
+		}
+		if r.Via != "" && !slices.Contains(indexes, ix) {
+			indexes = append(indexes, ix) // what a change of the related row finds its dependents by
 		}
 	}
 	out := []table{{name: m.Table, comment: m.Comment, columns: m.Columns, primaryKey: []string{"id"}, indexes: indexes}}
@@ -539,7 +548,11 @@ func (t table) createSQL(name string) string {
 func (t table) indexSQL(name, suffix string) []string {
 	out := []string{fmt.Sprintf("ALTER TABLE ledger.%s ADD CONSTRAINT %s_pkey%s PRIMARY KEY (%s)", name, t.name, suffix, strings.Join(t.primaryKey, ", "))}
 	for _, ix := range t.indexes {
-		out = append(out, fmt.Sprintf("CREATE INDEX %s%s ON ledger.%s (%s)", t.indexName(ix), suffix, name, ix))
+		using := ""
+		if cols, ok := strings.CutPrefix(ix, ginIndex); ok {
+			using, ix = "USING gin ", cols
+		}
+		out = append(out, fmt.Sprintf("CREATE INDEX %s%s ON ledger.%s %s(%s)", t.indexName(ix), suffix, name, using, ix))
 	}
 	return out
 }
@@ -553,7 +566,11 @@ func (t table) indexNames() []string {
 	return out
 }
 
+// ginIndex starts an index's column list for a GIN index (a jsonb array searched by element).
+const ginIndex = "gin:"
+
 func (t table) indexName(cols string) string {
+	cols = strings.TrimPrefix(cols, ginIndex)
 	if l := t.labels[cols]; l != "" {
 		return t.name + "_" + l + "_idx"
 	}
