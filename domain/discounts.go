@@ -148,6 +148,15 @@ func readDiscount(d *rawDiscount) Discount {
 		out.Unvalued = fmt.Sprintf("discount %s: coupon: %v", d.ID, err)
 		return out
 	}
+	terms := couponTerms(&c)
+	terms.ID, terms.PromotionCode, terms.Start, terms.End = out.ID, out.PromotionCode, out.Start, out.End
+	return terms
+}
+
+// couponTerms is a discount of coupon c's terms, as a discount that embeds c reads: its ID and
+// times are the discount's, left to the caller.
+func couponTerms(c *rawCoupon) Discount {
+	var out Discount
 	out.Coupon, out.Duration, out.DurationInMonths = c.ID, c.Duration, c.DurationInMonths
 	out.PercentOff, out.AmountOff, out.Currency = c.PercentOff, c.AmountOff, c.Currency
 	for cur, o := range c.CurrencyOptions {

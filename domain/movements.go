@@ -506,6 +506,7 @@ func FoldSubscriptionHistory(facts []Fact) (SubscriptionRow, SubscriptionHistory
 		}
 	}
 	fillStateCoupons(&row, h.States)
+	row.Coupons = h.Coupons()
 	return row, h, nil
 }
 

@@ -161,6 +161,8 @@ type CustomerRow struct {
 	// DiscountHistory is the customer's discount from each event that changed it, oldest
 	// first (nil when it never had one): a subscription's MRR at t reads the entry in force at t.
 	DiscountHistory []CustomerDiscount
+	// Coupons are the IDs of every coupon its discount history names, sorted; nil when none.
+	Coupons []string
 	Provenance
 }
 
@@ -380,6 +382,7 @@ func FoldCustomer(facts []Fact) (CustomerRow, error) {
 	if n := len(row.DiscountHistory); n > 0 {
 		row.Discount = row.DiscountHistory[n-1].Discount
 	}
+	row.Coupons = couponsOfHistory(row.DiscountHistory)
 	return row, nil
 }
 

@@ -22,6 +22,9 @@ const (
 	KindCreditNotes         Kind = "credit_notes"
 	// Invoice payments (from API version 2025-03-31.basil) come by invoice_payment.* events.
 	KindInvoicePayments Kind = "invoice_payments"
+	// Coupons come by coupon.* events: what discounts that name their coupon by ID (from API
+	// version 2025-09-30.clover) are valued with.
+	KindCoupons Kind = "coupons"
 )
 
 // Route says which read model an event type feeds, "" for types no read model folds (they stay
@@ -78,6 +81,8 @@ func Route(eventType string) Kind {
 		return KindCreditNotes
 	case strings.HasPrefix(eventType, "invoice_payment."):
 		return KindInvoicePayments
+	case strings.HasPrefix(eventType, "coupon."):
+		return KindCoupons
 	}
 	return ""
 }

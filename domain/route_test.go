@@ -27,6 +27,7 @@ func TestRoute(t *testing.T) {
 		"payment_intent.amount_capturable_updated": "",
 		"payout.paid":                              domain.KindPayouts,
 		"credit_note.voided":                       domain.KindCreditNotes,
+		"coupon.deleted":                           domain.KindCoupons,
 		"balance.available":                        "",
 		domain.SnapshotBalanceTransaction:          domain.KindBalanceTransactions,
 	} {
@@ -51,7 +52,7 @@ func TestRoute(t *testing.T) {
 		`"customer"`: domain.KindCustomers, `"subscription"`: domain.KindSubscriptions, `"invoice"`: domain.KindInvoices,
 		`"charge"`: domain.KindCharges, `"refund"`: domain.KindRefunds, `"dispute"`: domain.KindDisputes,
 		`"checkout.session"`: domain.KindCheckoutSessions, `"payout"`: domain.KindPayouts, `"payment_intent"`: domain.KindPaymentIntents,
-		`"credit_note"`: domain.KindCreditNotes,
+		`"credit_note"`: domain.KindCreditNotes, `"coupon"`: domain.KindCoupons,
 	}
 	for _, ev := range a.sim.Events() {
 		var e struct {

@@ -27,6 +27,10 @@ type SubscriptionRow struct {
 	// Discounts are the subscription's own discounts (discounts[], or the legacy discount),
 	// in Stripe's order; nil when it has none (the customer's discount then applies).
 	Discounts []Discount
+	// Coupons are the IDs of every coupon its discounts (its own and its items') have named, in
+	// any of its events, sorted; nil when none. The valuation reads their terms from the
+	// coupons read model where an event names a coupon without embedding it (clover on).
+	Coupons []string
 	// MRR is the monthly recurring revenue as of the latest event, by the MRR settings (README,
 	// "Revenue metrics"); nil when the subscription cannot be valued (Attention says why).
 	MRR *int64
@@ -121,6 +125,7 @@ func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
 	}
 	states = append(states, st)
 	fillStateCoupons(&row, states)
+	row.Coupons = (&SubscriptionHistory{States: states}).Coupons()
 	h := SubscriptionHistory{ID: row.ID, Customer: row.Customer, Currency: row.Currency, States: []MRRState{st}}
 	h.Value(&row, nil, MRRSettings{})
 	return row, nil

@@ -9,6 +9,9 @@ import (
 // be subscribed to these (`ledger endpoints setup` and the README list them). Events of other
 // types are still stored when they arrive; they are counted as unknown and ignored by projections.
 var ReadModelEventTypes = []string{
+	"coupon.created",
+	"coupon.updated",
+	"coupon.deleted",
 	"customer.created",
 	"customer.updated",
 	"customer.deleted",

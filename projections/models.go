@@ -13,7 +13,7 @@ import (
 // walks through it.
 
 // Models is every read model, each after the models it reads.
-var Models = []*Model{Customers, Disputes, CheckoutSessions, Subscriptions, BalanceTransactions, InvoicePayments, PaymentIntents,
+var Models = []*Model{Coupons, Customers, Disputes, CheckoutSessions, Subscriptions, BalanceTransactions, InvoicePayments, PaymentIntents,
 	Charges, Invoices, Refunds, Payouts, CreditNotes}
 
 // ModelByTable finds a model by its table name.
@@ -30,12 +30,56 @@ const (
 	createdComment  = "When the object was created in Stripe."
 )
 
+// Coupons are Stripe coupons: what a discount that names its coupon by ID (API versions from
+// 2025-09-30.clover) is valued with.
+var Coupons = declare(spec[domain.CouponRow]{
+	table: "coupons", kind: domain.KindCoupons, objectType: "coupon",
+	comment: "Stripe coupons as of their latest event (coupon.*); deleted coupons stay, with deleted = true (their discounts still apply). A coupon ID is one row even where several modes or accounts chose it: scopes holds each one's terms, and a discount is valued with those of its own mode and account.",
+	fold:    domain.FoldCoupon,
+	source:  func(r *domain.CouponRow) *domain.Provenance { return r.Source() },
+	columns: []column[domain.CouponRow]{
+		text("id", "Stripe coupon ID, chosen by the account (e.g. LAUNCH20).", "id", func(r *domain.CouponRow) *string { return &r.ID }),
+		nullText("name", "Name shown to customers; NULL when none.", "name", func(r *domain.CouponRow) **string { return &r.Name }),
+		text("duration", "forever, once or repeating.", "duration", func(r *domain.CouponRow) *string { return &r.Duration }),
+		nullInteger("duration_in_months", "Months a repeating coupon applies for; NULL for forever and once.", "duration_in_months", func(r *domain.CouponRow) **int64 { return &r.DurationInMonths }),
+		nullDecimal("percent_off", "Percent off (an exact decimal, 12.5 stays 12.5); NULL for an amount-off coupon.", "percent_off", func(r *domain.CouponRow) **string { return &r.PercentOff }),
+		nullInteger("amount_off", "Amount off in minor units of currency; NULL for a percent-off coupon.", "amount_off", func(r *domain.CouponRow) **int64 { return &r.AmountOff }),
+		nullText("currency", "Currency of amount_off (ISO 4217, lowercase); NULL for a percent-off coupon.", "currency", func(r *domain.CouponRow) **string { return &r.Currency }),
+		nullJSON("amount_off_in", "amount_off in the coupon's other currencies (currency_options): JSON object of currency → minor units; NULL when the event carried none.", "currency_options", func(r *domain.CouponRow) *map[string]int64 { return &r.AmountOffIn }),
+		nullBoolean("valid", "Whether it can still be redeemed; NULL when the event did not say.", "valid", func(r *domain.CouponRow) **bool { return &r.Valid }),
+		boolean("deleted", "True once the coupon was deleted in Stripe (discounts that use it go on).", "", func(r *domain.CouponRow) *bool { return &r.Deleted }),
+		metadata("metadata", "The coupon's Stripe metadata; NULL when the event carried none.", "metadata", func(r *domain.CouponRow) *map[string]string { return &r.Metadata }),
+		jsonColumn("scopes", "The coupons of this ID, one per mode and account, each as of its own latest event: JSON array of {livemode, account, deleted, event_id, terms {coupon, duration, duration_in_months, percent_off, amount_off, currency, amount_off_in, unvalued}}. A subscription's or customer's discount naming the ID is valued with the terms of its own mode and account.", "", func(r *domain.CouponRow) *[]domain.CouponScope { return &r.Scopes }),
+		timestamp("created", createdComment, "created", func(r *domain.CouponRow) *int64 { return &r.Created }),
+	},
+	indexes: []string{"created DESC, id DESC"},
+	filters: []string{"duration", "currency"},
+	brief:   []string{"id", "name", "duration", "percent_off", "amount_off", "currency", "deleted", "created"},
+})
+
+// couponTerms are the terms of the coupons in in (read by a Via relation on a list of coupon
+// IDs) in the given mode and account.
+func couponTerms(in inputs, ids []string, livemode bool, account *string) map[string]domain.Discount {
+	var rows []domain.CouponRow
+	for _, id := range ids {
+		rows = append(rows, related[domain.CouponRow](in, Coupons, id)...)
+	}
+	return domain.CouponTerms(rows, livemode, account)
+}
+
 // Customers are Stripe customers.
 var Customers = declare(spec[domain.CustomerRow]{
 	table: "customers", kind: domain.KindCustomers, objectType: "customer",
 	comment: "Stripe customers as of their latest event. Deleted customers stay, with deleted = true.",
 	fold:    domain.FoldCustomer,
 	source:  func(r *domain.CustomerRow) *domain.Provenance { return r.Source() },
+	reads:   []Relation{{Model: Coupons, Via: "coupons"}},
+	// A discount that names its coupon by ID takes the coupon's terms (clover on).
+	derive: func(r *domain.CustomerRow, in inputs, e env) {
+		if known := couponTerms(in, r.Coupons, r.Livemode, r.Account); known != nil {
+			r.FillCoupons(known)
+		}
+	},
 	columns: []column[domain.CustomerRow]{
 		text("id", "Stripe customer ID (cus_...).", "id", func(r *domain.CustomerRow) *string { return &r.ID }),
 		nullText("email", "Email address; NULL when none.", "email", func(r *domain.CustomerRow) **string { return &r.Email }),
@@ -45,6 +89,7 @@ var Customers = declare(spec[domain.CustomerRow]{
 		boolean("deleted", "True once the customer was deleted in Stripe.", "", func(r *domain.CustomerRow) *bool { return &r.Deleted }),
 		nullJSON("discount", "The customer's discount as of its latest event (JSON: id, coupon, promotion_code, duration, percent_off as a decimal string, amount_off, currency, start, end); NULL when none. It applies to the customer's subscriptions that have no discount of their own.", "discount", func(r *domain.CustomerRow) **domain.Discount { return &r.Discount }),
 		nullJSON("discount_history", "The customer's discount after each event that changed it, oldest first (JSON array of {at, event_id, discount}, discount null once removed); NULL when it never had one. A subscription's MRR at t reads the entry in force at t.", "discount", func(r *domain.CustomerRow) *[]domain.CustomerDiscount { return &r.DiscountHistory }),
+		nullJSON("coupons", "The IDs of every coupon its discount history names (JSON array of strings); NULL when none. A discount that names its coupon without embedding it (API versions from 2025-09-30.clover) takes the terms of ledger.coupons'.", "", func(r *domain.CustomerRow) *[]string { return &r.Coupons }),
 		timestamp("created", createdComment, "created", func(r *domain.CustomerRow) *int64 { return &r.Created }),
 	},
 	indexes: []string{"created DESC, id DESC", "email"},
@@ -138,6 +183,15 @@ func valueSubscription(r *subscriptionFold, in inputs, e env) {
 	if c := related[domain.CustomerRow](in, Customers, r.Customer); len(c) > 0 {
 		discounts = c[0].DiscountHistory
 	}
+	// Discounts that name their coupon by ID (clover on) take the coupon's terms. The inputs are
+	// encoded again with them: the movement log's recompute and a reader at a cut value the
+	// inputs without the coupons.
+	if known := couponTerms(in, r.Coupons, r.Livemode, r.Account); known != nil && r.history.FillCoupons(known) {
+		r.SubscriptionRow.FillCoupons(known)
+		if inputs, err := encodeInputs(r.attention, &r.history); err == nil {
+			r.inputs, r.sensitive = inputs, r.history.Sensitivity().Names()
+		}
+	}
 	r.Attention = r.attention
 	r.moves = r.history.Value(&r.SubscriptionRow, discounts, e.mrr)
 }
@@ -148,7 +202,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 	comment: "Stripe subscriptions as of their latest event, with monthly recurring revenue (mrr) by the MRR settings (Stripe's definition by default; README, Revenue metrics). Money in the currency's minor unit.",
 	fold:    foldSubscription,
 	source:  func(r *subscriptionFold) *domain.Provenance { return r.Source() },
-	reads:   []Relation{{Model: Customers, Via: "customer", Values: true}, {Model: CheckoutSessions, Column: "subscription"}},
+	reads:   []Relation{{Model: Customers, Via: "customer", Values: true}, {Model: CheckoutSessions, Column: "subscription"}, {Model: Coupons, Via: "coupons", Values: true}},
 	derive: func(r *subscriptionFold, in inputs, e env) {
 		id := domain.IdentityInput{Customer: r.Customer, SubscriptionMeta: r.Metadata}
 		if c := related[domain.CustomerRow](in, Customers, r.Customer); len(c) > 0 {
@@ -195,6 +249,7 @@ var Subscriptions = declare(spec[subscriptionFold]{
 		nullText("pause_behavior", "pause_collection.behavior while collection is paused; NULL otherwise.", "pause_collection", func(r *subscriptionFold) **string { return &r.PauseBehavior }),
 		boolean("paused", "True while collection is paused (pause_collection set). With LEDGER_MRR_PAUSED=zero its MRR is 0, recorded as a pause movement.", "", func(r *subscriptionFold) *bool { return &r.Paused }),
 		nullJSON("discounts", "The subscription's own discounts in Stripe's order (discounts[], or the legacy discount): JSON array of {id, coupon, promotion_code, duration, duration_in_months, percent_off (decimal string), amount_off, currency, amount_off_in (coupon currency_options), start, end, unvalued}; NULL when it has none (the customer's discount then applies).", "discount", func(r *subscriptionFold) *[]domain.Discount { return &r.Discounts }),
+		nullJSON("coupons", "The IDs of every coupon its discounts (its own and its items') have named in any of its events (JSON array of strings); NULL when none. A discount that names its coupon without embedding it (API versions from 2025-09-30.clover) is valued with the terms of ledger.coupons'.", "", func(r *subscriptionFold) *[]string { return &r.Coupons }),
 		metadata("metadata", "The subscription's Stripe metadata; NULL when the event carried none.", "metadata", func(r *subscriptionFold) *map[string]string { return &r.Metadata }),
 		nullInteger("mrr", "Monthly recurring revenue in minor units as of the newest of its events and its customer's discount changes, by the MRR settings (README, Revenue metrics): active and past_due only; each licensed item valued exactly from its price's shape, per month (year / 12, week * 52 / 12, day * 365 / 12, over interval_count); item discounts, then the subscription's (or the customer's); rounded down once. NULL when a price or discount cannot be valued (attention says why).", "", func(r *subscriptionFold) **int64 { return &r.MRR }),
 		nullText("attention", "Why a person should look at this row: an event of another API version without a billing period, a price or discount that cannot be valued (mrr is then NULL), metered prices left out of mrr; NULL when nothing.", "", func(r *subscriptionFold) **string { return &r.Attention }),

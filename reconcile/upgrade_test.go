@@ -4,11 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/projections"
@@ -65,14 +67,23 @@ func TestAnEndpointUpgradeKeepsBothShapes(t *testing.T) {
 	a.matchesTruth(t, "subscriptions", "charges", "invoices", "customers")
 }
 
-// An account on dahlia whose endpoint pins no version: every event names its discounts' coupons
-// by ID alone, so discounted subscriptions (and those of discounted customers) are unvalued.
-// An objects run lists them at the pinned version, coupons embedded, finds the difference, and
-// its snapshots value every one: the ledger's unvalued subscriptions are the account's.
+// An account on dahlia whose endpoint pins no version and is not subscribed to coupon.* (it
+// was set up with an older list of types): every event names its discounts' coupons by ID alone
+// and the log has no coupon, so discounted subscriptions (and those of discounted customers) are
+// unvalued. An objects run lists them at the pinned version, coupons embedded, finds the
+// difference, and its snapshots value every one: the ledger's unvalued subscriptions are the
+// account's.
 func TestObjectsRunValuesCouponsNamedByID(t *testing.T) {
 	t.Parallel()
-	a := play(t, "steady", func(c *stripesim.Config, _ *stripesim.DeliveryConfig) {
+	var enabled []string
+	for _, typ := range domain.ReadModelEventTypes {
+		if !strings.HasPrefix(typ, "coupon.") {
+			enabled = append(enabled, typ)
+		}
+	}
+	a := play(t, "steady", func(c *stripesim.Config, d *stripesim.DeliveryConfig) {
 		c.Customers, c.AccountAPIVersion, c.WebhookAPIVersion = 80, "2026-08-26.dahlia", stripesim.Unpinned
+		d.EnabledEvents = enabled
 	}, stripesim.ServerConfig{RateLimit: -1})
 	ctx := context.Background()
 	blind := func() (subs, customers int) {

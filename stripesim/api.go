@@ -122,7 +122,7 @@ func newServer(cfg ServerConfig) *Server {
 	s.mux.HandleFunc("GET /v1/events", s.listEvents)
 	s.mux.HandleFunc("GET /v1/events/{id}", s.getEvent)
 	s.mux.HandleFunc("GET /v2/core/events/{id}", s.getV2Event)
-	for _, kind := range []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes"} {
+	for _, kind := range []string{"customers", "subscriptions", "invoices", "charges", "refunds", "disputes", "coupons"} {
 		s.mux.HandleFunc("GET /v1/"+kind, s.listObjects(kind))
 		s.mux.HandleFunc("GET /v1/"+kind+"/{id}", s.getObject(kind))
 	}
@@ -509,7 +509,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 
 var nouns = map[string]string{
 	"customers": "customer", "subscriptions": "subscription", "invoices": "invoice", "charges": "charge",
-	"refunds": "refund", "disputes": "dispute", "checkout_sessions": "checkout.session",
+	"refunds": "refund", "disputes": "dispute", "checkout_sessions": "checkout.session", "coupons": "coupon",
 }
 
 func (s *Server) listObjects(kind string) http.HandlerFunc {

@@ -193,8 +193,24 @@ var (
 	couponRetain  = couponDef{id: "RETAIN25", name: "Retention 25 %", duration: "repeating", months: 2, percent: "25"}
 )
 
+// coupon is the account's coupon of d, made (with its coupon.created event) when it is first
+// used: the account creates a coupon before it can apply it.
 func (s *Sim) coupon(d couponDef) Coupon {
-	c := Coupon{ID: d.id, Object: "coupon", Created: s.cfg.Start.Add(-30 * day).Unix(), Duration: d.duration,
+	if c, ok := s.coupons[d.id]; ok {
+		return c
+	}
+	c := s.newCoupon(d)
+	if s.coupons == nil {
+		s.coupons = map[string]Coupon{}
+	}
+	s.coupons[d.id] = c
+	s.objs.add("coupons", c.ID, c.Created, &c)
+	s.emitFrom(s.couponRNG, "coupon.created", &c, c.ID, nil, true)
+	return c
+}
+
+func (s *Sim) newCoupon(d couponDef) Coupon {
+	c := Coupon{ID: d.id, Object: "coupon", Created: s.unix(), Duration: d.duration,
 		Livemode: s.cfg.Livemode, Metadata: map[string]string{}, Name: ptr(d.name), Valid: true}
 	if d.months > 0 {
 		c.DurationInMonths = ptr(d.months)

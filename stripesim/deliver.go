@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -67,6 +68,14 @@ type DeliveryConfig struct {
 	// account's default when it was created. Two endpoints at two versions are sent the same
 	// event in two shapes, as during an endpoint upgrade.
 	APIVersion string
+	// EnabledEvents are the event types the endpoint is subscribed to, as Stripe's
+	// enabled_events; nil or "*" sends every type.
+	EnabledEvents []string
+}
+
+// enabled reports whether the endpoint is subscribed to events of type typ.
+func (c *DeliveryConfig) enabled(typ string) bool {
+	return len(c.EnabledEvents) == 0 || slices.Contains(c.EnabledEvents, "*") || slices.Contains(c.EnabledEvents, typ)
 }
 
 // sends reports whether the endpoint existed and was enabled when an event was created.
@@ -120,6 +129,8 @@ type DeliveryStats struct {
 	// BeforeEndpoint counts events never sent because they were created before the endpoint
 	// existed (Since) or while it was disabled.
 	BeforeEndpoint int `json:"before_endpoint,omitempty"`
+	// NotEnabled counts events of types the endpoint is not subscribed to (EnabledEvents).
+	NotEnabled int `json:"not_enabled,omitempty"`
 }
 
 type pendingAttempt struct {
@@ -185,6 +196,10 @@ func newDeliverer(sims []*Sim, live bool, seed uint64, cfg DeliveryConfig) *Deli
 			defer d.mu.Unlock()
 			if !d.cfg.sends(ev.Created) {
 				d.stats.BeforeEndpoint++
+				return
+			}
+			if !d.cfg.enabled(ev.Type) {
+				d.stats.NotEnabled++
 				return
 			}
 			d.stats.Events++

@@ -133,6 +133,10 @@ type Sim struct {
 	// and their events' IDs, apart from rng too: an account's history is the same at every
 	// version, but for those events.
 	payments *rand.Rand
+	// couponRNG draws the IDs of the coupon.created events, apart from rng too: the events
+	// around them are the same as before there were any.
+	couponRNG *rand.Rand
+	coupons   map[string]Coupon // the coupons made so far, by ID (coupon)
 
 	now         time.Time
 	queue       timeQueue[func()]
@@ -156,11 +160,12 @@ func New(cfg Config) *Sim {
 		cfg: cfg,
 		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		// Another stream of the same seed.
-		quirks:   rand.New(rand.NewPCG(cfg.Seed^0xc2b2ae3d27d4eb4f, cfg.Seed)),
-		payments: rand.New(rand.NewPCG(cfg.Seed^0x165667b19e3779f9, cfg.Seed^0x27d4eb2f165667c5)),
-		now:      cfg.Start,
-		byID:     map[string]*Event{},
-		objs:     newObjects(),
+		quirks:    rand.New(rand.NewPCG(cfg.Seed^0xc2b2ae3d27d4eb4f, cfg.Seed)),
+		payments:  rand.New(rand.NewPCG(cfg.Seed^0x165667b19e3779f9, cfg.Seed^0x27d4eb2f165667c5)),
+		couponRNG: rand.New(rand.NewPCG(cfg.Seed^0x9e3779b97f4a7c15, cfg.Seed^0xbf58476d1ce4e5b9)),
+		now:       cfg.Start,
+		byID:      map[string]*Event{},
+		objs:      newObjects(),
 	}
 	for i := range cfg.Customers {
 		at := cfg.Start.Add(time.Duration(s.rng.Int64N(int64(cfg.ArrivalWindow))))

@@ -28,7 +28,7 @@ var thinPaths = map[string]string{
 	"charge": "/v1/charges", "refund": "/v1/refunds", "dispute": "/v1/disputes",
 	"checkout.session": "/v1/checkout/sessions", "payout": "/v1/payouts",
 	"payment_intent": "/v1/payment_intents", "credit_note": "/v1/credit_notes",
-	"invoice_payment": "/v1/invoice_payments",
+	"invoice_payment": "/v1/invoice_payments", "coupon": "/v1/coupons",
 }
 
 // thinPrefix is how a thin event's ID begins in a mode: Stripe's v2 IDs say test mode in them.
