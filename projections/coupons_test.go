@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/stripeledger/ledger/domain"
 	"github.com/stripeledger/ledger/internal/testkit"
 	"github.com/stripeledger/ledger/projections"
 )
@@ -105,4 +106,11 @@ func TestCouponsValueDiscountsNamedByIDInTheirOwnScope(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT string_agg(kind || ' ' || amount, ', ' ORDER BY seq) FROM ledger.subscription_movements WHERE subscription = 'sub_late'`).Scan(&moves); err != nil || moves != "new 5000" {
 		t.Fatalf("sub_late's movements %q (%v), want new 5000", moves, err)
 	}
+
+	// A settings change recomputes from the inputs the coupons valued: with one-time discounts
+	// only, these forever coupons reduce nothing.
+	if _, err := projections.Recompute(ctx, db.Pool, projections.RecomputeConfig{MRR: domain.MRRSettings{Discounts: domain.DiscountsOneTime}}); err != nil {
+		t.Fatal(err)
+	}
+	check("recomputed with one-time discounts", map[string]string{"sub_test": "10000", "sub_live": "10000", "sub_conn": "10000", "sub_late": "10000"})
 }
