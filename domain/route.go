@@ -54,6 +54,8 @@ func Route(eventType string) Kind {
 		return KindPaymentIntents
 	case SnapshotCreditNote:
 		return KindCreditNotes
+	case SnapshotCoupon:
+		return KindCoupons
 	}
 	if !KnownEventType(eventType) {
 		return ""

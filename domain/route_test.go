@@ -38,7 +38,7 @@ func TestRoute(t *testing.T) {
 	// Each read model's snapshot type routes to it, and every read model has one.
 	for _, kind := range []domain.Kind{domain.KindCustomers, domain.KindSubscriptions, domain.KindInvoices, domain.KindCharges,
 		domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions, domain.KindBalanceTransactions, domain.KindPayouts,
-		domain.KindPaymentIntents, domain.KindCreditNotes} {
+		domain.KindPaymentIntents, domain.KindCreditNotes, domain.KindCoupons} {
 		typ, ok := domain.SnapshotTypes[kind]
 		if !ok {
 			t.Errorf("no snapshot type for %s", kind)

@@ -27,6 +27,7 @@ const (
 	SnapshotPayout             = "ledger.snapshot.payout"
 	SnapshotPaymentIntent      = "ledger.snapshot.payment_intent"
 	SnapshotCreditNote         = "ledger.snapshot.credit_note"
+	SnapshotCoupon             = "ledger.snapshot.coupon"
 )
 
 // SnapshotTypes maps each read model reconciliation can repair to its snapshot event type.
@@ -43,6 +44,7 @@ var SnapshotTypes = map[Kind]string{
 	KindPayouts:             SnapshotPayout,
 	KindPaymentIntents:      SnapshotPaymentIntent,
 	KindCreditNotes:         SnapshotCreditNote,
+	KindCoupons:             SnapshotCoupon,
 }
 
 // DeletedCustomer is the object Stripe answers for a customer that was deleted

@@ -103,7 +103,11 @@ type rawSubscription struct {
 // FoldSubscription is a subscription's row from the set of its events, its MRR by the default
 // settings and without its customer's discount (the projection derives both; see
 // SubscriptionHistory).
-func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
+func FoldSubscription(facts []Fact) (SubscriptionRow, error) { return FoldSubscriptionWith(facts, nil) }
+
+// FoldSubscriptionWith is FoldSubscription with the terms of the coupons its discounts may name
+// by ID (CouponTerms; nil: none known), as the projection values it with ledger.coupons.
+func FoldSubscriptionWith(facts []Fact, coupons map[string]Discount) (SubscriptionRow, error) {
 	f, ok := Latest(facts)
 	if !ok {
 		return SubscriptionRow{}, fmt.Errorf("no events")
@@ -127,6 +131,10 @@ func FoldSubscription(facts []Fact) (SubscriptionRow, error) {
 	fillStateCoupons(&row, states)
 	row.Coupons = (&SubscriptionHistory{States: states}).Coupons()
 	h := SubscriptionHistory{ID: row.ID, Customer: row.Customer, Currency: row.Currency, States: []MRRState{st}}
+	if coupons != nil {
+		h.FillCoupons(coupons)
+		row.FillCoupons(coupons)
+	}
 	h.Value(&row, nil, MRRSettings{})
 	return row, nil
 }

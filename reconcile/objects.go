@@ -17,9 +17,11 @@ import (
 	"github.com/stripeledger/ledger/projections"
 )
 
-// checkedKinds are the objects the drift check lists from Stripe, in order: customers first, so
-// that the oldest customer's creation dates the account for the progress estimate of the others.
-var checkedKinds = []domain.Kind{domain.KindCustomers, domain.KindSubscriptions, domain.KindInvoices, domain.KindCharges,
+// checkedKinds are the objects the drift check lists from Stripe, in order. Coupons first: a
+// run that repairs a coupon compares the customers and subscriptions whose discounts name it
+// with its terms. Then customers, so that the oldest creation of the two dates the account for
+// the progress estimate of the others.
+var checkedKinds = []domain.Kind{domain.KindCoupons, domain.KindCustomers, domain.KindSubscriptions, domain.KindInvoices, domain.KindCharges,
 	domain.KindRefunds, domain.KindDisputes, domain.KindCheckoutSessions, domain.KindPayouts, domain.KindPaymentIntents,
 	domain.KindCreditNotes}
 
@@ -28,11 +30,11 @@ var (
 	kindPaths = map[domain.Kind]string{domain.KindCustomers: "/v1/customers", domain.KindSubscriptions: "/v1/subscriptions",
 		domain.KindInvoices: "/v1/invoices", domain.KindCharges: "/v1/charges", domain.KindRefunds: "/v1/refunds",
 		domain.KindDisputes: "/v1/disputes", domain.KindCheckoutSessions: "/v1/checkout/sessions", domain.KindPayouts: "/v1/payouts",
-		domain.KindPaymentIntents: "/v1/payment_intents", domain.KindCreditNotes: "/v1/credit_notes"}
+		domain.KindPaymentIntents: "/v1/payment_intents", domain.KindCreditNotes: "/v1/credit_notes", domain.KindCoupons: "/v1/coupons"}
 	objectTypes = map[domain.Kind]string{domain.KindCustomers: "customer", domain.KindSubscriptions: "subscription",
 		domain.KindInvoices: "invoice", domain.KindCharges: "charge", domain.KindRefunds: "refund",
 		domain.KindDisputes: "dispute", domain.KindCheckoutSessions: "checkout.session", domain.KindPayouts: "payout",
-		domain.KindPaymentIntents: "payment_intent", domain.KindCreditNotes: "credit_note"}
+		domain.KindPaymentIntents: "payment_intent", domain.KindCreditNotes: "credit_note", domain.KindCoupons: "coupon"}
 )
 
 // Drift is one field of one object where the ledger and Stripe disagree.
@@ -181,11 +183,13 @@ func listObjects(ctx context.Context, api *stripeAPI, sc Scope, kind domain.Kind
 // compared is an object's state as the read models see it.
 type compared map[string]any
 
-// view folds facts into the fields the drift check compares.
-func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
+// view folds facts into the fields the drift check compares; coupons are the terms of the
+// scope's coupons in the log, which value the discounts that name a coupon by ID (clover on) as
+// the read models do.
+func view(kind domain.Kind, facts []domain.Fact, coupons map[string]domain.Discount) (compared, error) {
 	switch kind {
 	case domain.KindSubscriptions:
-		s, err := domain.FoldSubscription(facts)
+		s, err := domain.FoldSubscriptionWith(facts, coupons)
 		if err != nil {
 			return nil, err
 		}
@@ -209,6 +213,9 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 		c, err := domain.FoldCustomer(facts)
 		if err != nil {
 			return nil, err
+		}
+		if coupons != nil {
+			c.FillCoupons(coupons)
 		}
 		return compared{"email": opt(c.Email), "name": opt(c.Name), "currency": opt(c.Currency), "deleted": c.Deleted,
 			"discount": discountTerms(c.Discount)}, nil
@@ -253,6 +260,13 @@ func view(kind domain.Kind, facts []domain.Fact) (compared, error) {
 		}
 		return compared{"amount": nullable(p.Amount), "amount_received": received, "currency": opt(p.Currency), "status": p.Status,
 			"customer": opt(p.Customer), "latest_charge": opt(p.LatestCharge)}, nil
+	case domain.KindCoupons:
+		c, err := domain.FoldCoupon(facts)
+		if err != nil {
+			return nil, err
+		}
+		return compared{"duration": c.Duration, "duration_in_months": nullable(c.DurationInMonths), "percent_off": opt(c.PercentOff),
+			"amount_off": nullable(c.AmountOff), "currency": opt(c.Currency), "deleted": c.Deleted}, nil
 	case domain.KindCreditNotes:
 		c, err := domain.FoldCreditNote(facts)
 		if err != nil {
@@ -299,6 +313,31 @@ func deref(p *int64) int64 {
 	return *p
 }
 
+// couponTerms are the terms of the scope's coupons, folded from the log as the coupons read
+// model folds them: those a repair of this run appended included.
+func (r *Reconciler) couponTerms(ctx context.Context, sc Scope) (map[string]domain.Discount, error) {
+	byID := map[string][]domain.Fact{}
+	err := r.store.Scan(ctx, eventstore.Filter{ObjectType: "coupon", Payload: true}, func(ev *eventstore.Record) error {
+		if domain.Route(ev.Type) != domain.KindCoupons || ev.Held() || ev.Livemode != sc.Livemode || ev.Account != sc.Account {
+			return nil
+		}
+		if f, err := domain.DecodeStoredFact(ev.Payload); err == nil {
+			byID[ev.ObjectID] = append(byID[ev.ObjectID], f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("could not read the ledger's coupons: %w", err)
+	}
+	var rows []domain.CouponRow
+	for _, facts := range byID {
+		if c, err := domain.FoldCoupon(facts); err == nil {
+			rows = append(rows, c)
+		}
+	}
+	return domain.CouponTerms(rows, sc.Livemode, sc.account()), nil
+}
+
 // comparePage compares one page of Stripe objects with the ledger, reading the page's histories
 // from the log in one query (and their quarantined events in another).
 // seen, when not nil, collects the page's IDs for the check of deleted objects.
@@ -338,18 +377,24 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, sc Scope, k
 		return fmt.Errorf("could not read the ledger's %s: %w", kind, err)
 	}
 
+	var coupons map[string]domain.Discount
+	if kind == domain.KindSubscriptions || kind == domain.KindCustomers {
+		if coupons, err = r.couponTerms(ctx, sc); err != nil {
+			return err
+		}
+	}
 	now := r.cfg.Now().Unix()
 	var snapshots []domain.Event
 	for i, raw := range items {
 		id := ids[i]
 		rec.run.ObjectsChecked++
-		stripeView, err := view(kind, []domain.Fact{{EventID: "stripe", Type: domain.SnapshotTypes[kind], Created: now, ObjectRaw: raw}})
+		stripeView, err := view(kind, []domain.Fact{{EventID: "stripe", Type: domain.SnapshotTypes[kind], Created: now, ObjectRaw: raw}}, nil)
 		if err != nil {
 			return fmt.Errorf("could not read Stripe's %s %s: %w", kind, id, err)
 		}
 		var ledgerView compared
 		if facts := hist[id]; len(facts) > 0 {
-			if ledgerView, err = view(kind, facts); err != nil {
+			if ledgerView, err = view(kind, facts, coupons); err != nil {
 				ledgerView = nil // the ledger cannot fold it: as good as missing
 			}
 		}

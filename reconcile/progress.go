@@ -13,9 +13,9 @@ import (
 // of a scope the same, and within a kind the share of time already walked back, since lists
 // come newest first: (newest created − created reached) / (newest created − origin). The origin
 // is the connected account's own creation (GET /v1/accounts gives it), or else the oldest
-// creation the scope's earlier kinds reached — customers are listed first, and an account's
-// other objects are not older than its first customer; until one is known, the kind under way
-// counts as not begun.
+// creation the scope's earlier kinds reached — coupons and customers are listed first, and an
+// account's other objects are not older than its first customer; until one is known, the kind
+// under way counts as not begun.
 type Progress struct {
 	Scope      Scope
 	Kind       domain.Kind // the kind being listed; "" for the events jobs

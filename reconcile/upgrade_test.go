@@ -70,9 +70,10 @@ func TestAnEndpointUpgradeKeepsBothShapes(t *testing.T) {
 // An account on dahlia whose endpoint pins no version and is not subscribed to coupon.* (it
 // was set up with an older list of types): every event names its discounts' coupons by ID alone
 // and the log has no coupon, so discounted subscriptions (and those of discounted customers) are
-// unvalued. An objects run lists them at the pinned version, coupons embedded, finds the
-// difference, and its snapshots value every one: the ledger's unvalued subscriptions are the
-// account's.
+// unvalued. An objects run lists the coupons first and appends a snapshot of each; the
+// subscriptions and customers are then compared with those terms, so none needs a snapshot of
+// its own for its coupon, and every version of their history is valued: the ledger's unvalued
+// subscriptions, and its movement log, are the account's.
 func TestObjectsRunValuesCouponsNamedByID(t *testing.T) {
 	t.Parallel()
 	var enabled []string
@@ -102,11 +103,15 @@ func TestObjectsRunValuesCouponsNamedByID(t *testing.T) {
 		t.Fatalf("%d subscriptions and %d customers with a coupon named by ID: the account should have both", subs, customers)
 	}
 	run, err := a.reconciler(0).Run(ctx, reconcile.Options{Job: reconcile.JobObjects})
-	if err != nil || run.Repaired == 0 {
+	if err != nil || run.Repaired == 0 || run.Drift["coupons.missing"] == 0 || run.Drift["subscriptions.mrr"] != 0 || run.Drift["customers.discount"] != 0 {
 		t.Fatalf("run %+v %v", run, err)
 	}
 	if s, c := blind(); s != 0 || c != 0 {
 		t.Fatalf("after the objects run: %d subscriptions and %d customers still unvalued (before: %d, %d)", s, c, subs, customers)
+	}
+	var unvaluedMoves int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.subscriptions_history WHERE mrr IS NULL AND attention LIKE '%is not expanded%'`).Scan(&unvaluedMoves); err != nil || unvaluedMoves != 0 {
+		t.Fatalf("%d versions of the subscriptions' history still unvalued (%v)", unvaluedMoves, err)
 	}
 	var unvalued int
 	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.subscriptions WHERE mrr IS NULL AND status IN ('active', 'past_due')`).Scan(&unvalued); err != nil {
@@ -115,5 +120,5 @@ func TestObjectsRunValuesCouponsNamedByID(t *testing.T) {
 	if want := a.sim.TruthMetrics().Unvalued; unvalued != want {
 		t.Fatalf("%d subscriptions unvalued, the account %d", unvalued, want)
 	}
-	t.Logf("%d subscriptions and %d customers valued by the objects run's %d snapshots", subs, customers, run.Repaired)
+	t.Logf("%d subscriptions and %d customers valued by the objects run's %d snapshots (%d coupons)", subs, customers, run.Repaired, run.Drift["coupons.missing"])
 }

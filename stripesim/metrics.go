@@ -19,6 +19,8 @@ type TruthMetrics struct {
 	Unvalued int `json:"unvalued"`
 	// Counts is the number of objects per kind (Kinds), canceled subscriptions included.
 	Counts map[string]int `json:"counts"`
+	// Coupons is the number of coupons the account has made (GET /v1/coupons lists them).
+	Coupons int `json:"coupons"`
 	// SucceededCharges is the sum of the amounts of succeeded charges per currency, before
 	// refunds and disputes.
 	SucceededCharges map[string]int64 `json:"succeeded_charges"`
@@ -37,6 +39,7 @@ func (s *Sim) truthMetrics() TruthMetrics {
 	for _, kind := range Kinds {
 		m.Counts[kind] = len(s.objs.kinds[kind])
 	}
+	m.Coupons = len(s.objs.kinds["coupons"])
 	values := s.rowMRR()
 	for _, l := range s.objs.kinds["subscriptions"] {
 		sub := l.v.(*Subscription)
