@@ -61,6 +61,7 @@ type rawCouponObject struct {
 	Valid    *bool             `json:"valid"`
 	Created  int64             `json:"created"`
 	Metadata map[string]string `json:"metadata"`
+	Deleted  bool              `json:"deleted"`
 }
 
 // FoldCoupon is a coupon ID's row from its events, of every mode and account.
@@ -90,13 +91,24 @@ func FoldCoupon(facts []Fact) (CouponRow, error) {
 		return row, fmt.Errorf("no events")
 	}
 	for _, k := range keys {
-		f, _ := Latest(byScope[k])
+		// The latest event's coupon, and the terms of the latest that carries them: a deletion
+		// answer ({"deleted":true}, DeletedCoupon) carries none, and the coupon's terms go on.
 		var o rawCouponObject
-		if err := decodeObject(f, &o); err != nil {
-			return CouponRow{}, err
+		var f Fact
+		deleted := false
+		for _, e := range Order(byScope[k]) {
+			var x rawCouponObject
+			if err := decodeObject(e, &x); err != nil {
+				return CouponRow{}, err
+			}
+			deleted = deleted || terminal(e.Type) || x.Deleted
+			if x.Duration == "" && x.Deleted {
+				x.rawCoupon, x.Name, x.Valid, x.Created, x.Metadata = o.rawCoupon, o.Name, o.Valid, o.Created, o.Metadata
+			}
+			o, f = x, e
 		}
 		p := provenance(f)
-		s := CouponScope{Livemode: f.Livemode, Account: p.Account, Deleted: terminal(f.Type), EventID: f.EventID, Terms: couponTerms(&o.rawCoupon)}
+		s := CouponScope{Livemode: f.Livemode, Account: p.Account, Deleted: deleted, EventID: f.EventID, Terms: couponTerms(&o.rawCoupon)}
 		row.Scopes = append(row.Scopes, s)
 		if k.livemode == latest.Livemode && k.account == latest.Account {
 			row = CouponRow{ID: o.ID, Name: o.Name, Duration: o.Duration, DurationInMonths: o.DurationInMonths, PercentOff: (*string)(o.PercentOff),

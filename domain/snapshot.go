@@ -54,6 +54,13 @@ func DeletedCustomer(id string) json.RawMessage {
 	return fmt.Appendf(nil, `{"id":%q,"object":"customer","deleted":true}`, id)
 }
 
+// DeletedCoupon is what Stripe answers when a coupon is deleted ({"id":…,"object":"coupon",
+// "deleted":true}): a snapshot carrying it marks the coupon deleted and keeps its terms (they
+// are its earlier events'), when a coupon's deletion is known and its object no longer is.
+func DeletedCoupon(id string) json.RawMessage {
+	return fmt.Appendf(nil, `{"id":%q,"object":"coupon","deleted":true}`, id)
+}
+
 // SnapshotID is a snapshot's event ID. It is derived from the object's exact bytes, so
 // reconciling the same Stripe state again makes the same event, which the log then ignores.
 func SnapshotID(eventType string, object []byte) string {

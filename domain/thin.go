@@ -41,7 +41,7 @@ var thinKinds = map[string]Kind{
 	"customer": KindCustomers, "subscription": KindSubscriptions, "invoice": KindInvoices,
 	"charge": KindCharges, "refund": KindRefunds, "dispute": KindDisputes,
 	"checkout.session": KindCheckoutSessions, "payout": KindPayouts,
-	"payment_intent": KindPaymentIntents, "credit_note": KindCreditNotes,
+	"payment_intent": KindPaymentIntents, "credit_note": KindCreditNotes, "coupon": KindCoupons,
 }
 
 // ThinObjectTypes are the related_object types ThinKind knows.

@@ -578,12 +578,18 @@ func (f *ThinFetcher) fetch(ctx context.Context, thin domain.Envelope) (snap dom
 	switch {
 	case err != nil && strings.HasSuffix(thin.Type, ".deleted") && errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound:
 		// The object is gone: what its deletion says. A deleted customer is still answered
-		// ({"deleted":true}) by Stripe; for another kind the read model keeps the last state.
-		if kind != domain.KindCustomers {
+		// ({"deleted":true}) by Stripe, and a deleted coupon's deletion is all there is to
+		// know (its terms are its earlier events'); for another kind the read model keeps the
+		// last state.
+		switch kind {
+		case domain.KindCustomers:
+			object = domain.DeletedCustomer(thin.ObjectID)
+		case domain.KindCoupons:
+			object = domain.DeletedCoupon(thin.ObjectID)
+		default:
 			return domain.Event{}, at, permanent{fmt.Errorf("GET %s/%s: Stripe answers 404 for the deleted %s; the read model keeps its last state",
 				path, thin.ObjectID, thin.ObjectType)}
 		}
-		object = domain.DeletedCustomer(thin.ObjectID)
 	case err != nil:
 		return domain.Event{}, at, apiError(ctx, "GET "+path+"/"+thin.ObjectID, err)
 	}

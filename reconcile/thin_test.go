@@ -349,9 +349,17 @@ func TestThinDeletionsOfGoneObjects(t *testing.T) {
 	t.Parallel()
 	a := smallThinAccount(t, 3, 5)
 	ctx := context.Background()
+	created, err := domain.NewEvent(fmt.Appendf(nil, `{"id":"evt_gonecoupon","object":"event","api_version":"2026-08-26.dahlia","created":%d,"livemode":false,`+
+		`"type":"coupon.created","data":{"object":{"id":"GONE10","object":"coupon","created":%d,"duration":"forever","duration_in_months":null,`+
+		`"percent_off":10,"amount_off":null,"currency":null,"livemode":false,"metadata":{},"name":"Gone","valid":true}}}`, a.sim.Now().Unix()-60, a.sim.Now().Unix()-60),
+		domain.SourceImport, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	evs := []domain.Event{thinEvent(t, "evt_test_65goneinvoice", "v1.invoice.deleted", "invoice", "in_gone", a.sim.Now()),
-		thinEvent(t, "evt_test_65gonecustomer", "v1.customer.deleted", "customer", "cus_gone", a.sim.Now())}
-	if res, err := eventstore.New(a.db.Pool).Append(ctx, evs); err != nil || res[0].Err != nil || res[1].Err != nil {
+		thinEvent(t, "evt_test_65gonecustomer", "v1.customer.deleted", "customer", "cus_gone", a.sim.Now()),
+		created, thinEvent(t, "evt_test_65gonecoupon", "v1.coupon.deleted", "coupon", "GONE10", a.sim.Now())}
+	if res, err := eventstore.New(a.db.Pool).Append(ctx, evs); err != nil || res[0].Err != nil || res[1].Err != nil || res[2].Err != nil || res[3].Err != nil {
 		t.Fatalf("%v %+v", err, res)
 	}
 	f := a.thinFetcher(t, testkit.NewClock(a.sim.Now()), reconcile.ThinConfig{})
@@ -366,6 +374,14 @@ func TestThinDeletionsOfGoneObjects(t *testing.T) {
 	if err := a.db.Pool.QueryRow(ctx, `SELECT (payload->'data'->'object'->>'deleted')::boolean FROM ledger.events_json
 		WHERE type = 'ledger.snapshot.customer' AND object_id = 'cus_gone'`).Scan(&deleted); err != nil || !deleted {
 		t.Fatalf("the gone customer's snapshot: deleted %t, %v", deleted, err)
+	}
+	// A gone coupon is deleted and keeps its terms: discounts that use it go on.
+	if _, err := projections.Rebuild(ctx, a.db.Pool, projections.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	var pct string
+	if err := a.db.Pool.QueryRow(ctx, `SELECT deleted, percent_off::text FROM ledger.coupons WHERE id = 'GONE10'`).Scan(&deleted, &pct); err != nil || !deleted || pct != "10" {
+		t.Fatalf("the gone coupon: deleted %t, percent_off %s, %v", deleted, pct, err)
 	}
 }
 
