@@ -69,7 +69,8 @@ type Drift struct {
 // Objects the ledger holds that Stripe no longer lists (deleted while no webhook arrived) are
 // found once a kind has been listed in full in one run: each is asked for by ID, and one Stripe
 // answers 404 for, or shows deleted, is a finding (field "deleted"). A customer's is repaired
-// with a snapshot of Stripe's deleted customer object, which marks it deleted in the read model.
+// with a snapshot of Stripe's deleted customer object, which marks it deleted in the read model,
+// and a coupon's with Stripe's deletion answer, which marks it deleted and keeps its terms.
 // Charges, refunds, disputes and Checkout sessions cannot be deleted in Stripe, and a deleted
 // subscription or invoice has no object to carry: for those the finding stands alone, for an
 // operator to look into, and the ledger keeps the last state Stripe showed.
@@ -443,10 +444,23 @@ func (r *Reconciler) comparePage(ctx context.Context, rec *recorder, sc Scope, k
 	return r.repair(ctx, rec, snapshots, "snapshots")
 }
 
+// deletion is the object that repairs a deletion of kind the ledger missed, false for a kind
+// whose deletion leaves nothing to carry: a deleted customer ({"deleted":true}, as Stripe answers
+// for it) and a deleted coupon (its terms stay, from its earlier events).
+func deletion(kind domain.Kind, id string) (json.RawMessage, bool) {
+	switch kind {
+	case domain.KindCustomers:
+		return domain.DeletedCustomer(id), true
+	case domain.KindCoupons:
+		return domain.DeletedCoupon(id), true
+	}
+	return nil, false
+}
+
 // findDeleted looks for objects of kind the ledger holds in the scope (it has their events, and
 // none deleted them) that a full listing of Stripe did not show. Each is asked for by ID — it
 // may have been created after the listing passed its place — and one Stripe answers 404 for, or
-// shows deleted, is a finding; a customer's is repaired (see runObjects).
+// shows deleted, is a finding; a customer's or a coupon's is repaired (see runObjects).
 func (r *Reconciler) findDeleted(ctx context.Context, api *stripeAPI, rec *recorder, sc Scope, kind domain.Kind, seen map[string]bool, dryRun bool) error {
 	held, err := r.store.Undeleted(ctx, sc.Livemode, sc.Account, objectTypes[kind])
 	if err != nil {
@@ -461,12 +475,13 @@ func (r *Reconciler) findDeleted(ctx context.Context, api *stripeAPI, rec *recor
 	if len(gone) == 0 {
 		return nil
 	}
-	// A customer already marked deleted by an earlier repair is not found again.
+	// An object already marked deleted by an earlier repair is not found again.
 	snapIDs := map[string]string{}
-	if kind == domain.KindCustomers {
+	if _, repairable := deletion(kind, ""); repairable {
 		var ids []string
 		for _, id := range gone {
-			sid := domain.SnapshotID(domain.SnapshotCustomer, domain.DeletedCustomer(id))
+			obj, _ := deletion(kind, id)
+			sid := domain.SnapshotID(domain.SnapshotTypes[kind], obj)
 			snapIDs[sid] = id
 			ids = append(ids, sid)
 		}
@@ -500,8 +515,8 @@ func (r *Reconciler) findDeleted(ctx context.Context, api *stripeAPI, rec *recor
 			}
 		}
 		d := Drift{Kind: kind, Object: id, Livemode: sc.Livemode, Account: sc.account(), Field: "deleted", Stripe: "deleted", Ledger: "present"}
-		if kind == domain.KindCustomers {
-			snap, err := domain.NewSnapshot(kind, domain.DeletedCustomer(id), now, sc.Livemode, sc.Account, stripe.APIVersion)
+		if obj, repairable := deletion(kind, id); repairable {
+			snap, err := domain.NewSnapshot(kind, obj, now, sc.Livemode, sc.Account, stripe.APIVersion)
 			if err != nil {
 				return err
 			}

@@ -474,7 +474,16 @@ func TestBackfill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eventstore.New(pl.db.Pool).Append(ctx, []domain.Event{ev}); err != nil {
+	// And a coupon deleted the same way: it is marked deleted, and keeps its terms.
+	ghostCoupon := fmt.Sprintf(`{"id":"evt_ghostcoupon01","object":"event","api_version":"2023-10-16","created":%d,"livemode":false,`+
+		`"type":"coupon.created","data":{"object":{"id":"GHOST15","object":"coupon","created":%d,"duration":"forever","duration_in_months":null,`+
+		`"percent_off":15,"amount_off":null,"currency":null,"livemode":false,"metadata":{},"name":null,"valid":true}}}`,
+		end.Add(-40*24*time.Hour).Unix(), end.Add(-40*24*time.Hour).Unix())
+	cev, err := domain.NewEvent([]byte(ghostCoupon), domain.SourceImport, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eventstore.New(pl.db.Pool).Append(ctx, []domain.Event{ev, cev}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -544,13 +553,17 @@ func TestBackfill(t *testing.T) {
 			t.Errorf("no %s found missing: %v", kind, drift)
 		}
 	}
-	if drift["customers.deleted"] != 1 {
-		t.Errorf("the deleted customer was not found: %v", drift)
+	if drift["customers.deleted"] != 1 || drift["coupons.deleted"] != 1 {
+		t.Errorf("the deleted customer and coupon were not found: %v", drift)
 	}
 	pl.readModelsMatch(t)
 	var deleted bool
 	if err := pl.db.Pool.QueryRow(ctx, `SELECT deleted FROM ledger.customers WHERE id = 'cus_ghost01'`).Scan(&deleted); err != nil || !deleted {
 		t.Fatalf("the customer Stripe deleted reads deleted=%v (%v)", deleted, err)
+	}
+	var pct string
+	if err := pl.db.Pool.QueryRow(ctx, `SELECT deleted, percent_off::text FROM ledger.coupons WHERE id = 'GHOST15'`).Scan(&deleted, &pct); err != nil || !deleted || pct != "15" {
+		t.Fatalf("the coupon Stripe deleted reads deleted=%v percent_off %s (%v)", deleted, pct, err)
 	}
 
 	var before, after int
