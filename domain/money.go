@@ -75,6 +75,10 @@ type PaymentIntentRow struct {
 	Invoice        *string
 	LatestCharge   *string
 	Created        int64
+	// Attention says why a person should look at the row: its invoice is not known (a payment
+	// intent's events do not name it from basil on, and no invoice payment made with it has
+	// said); nil when nothing.
+	Attention *string
 	Provenance
 }
 
@@ -275,9 +279,14 @@ func FoldPaymentIntent(facts []Fact) (PaymentIntentRow, error) {
 	if err != nil {
 		return PaymentIntentRow{}, err
 	}
-	return PaymentIntentRow{ID: o.ID, Amount: o.Amount, AmountReceived: o.AmountReceived, Currency: o.Currency,
+	row := PaymentIntentRow{ID: o.ID, Amount: o.Amount, AmountReceived: o.AmountReceived, Currency: o.Currency,
 		Status: o.Status, Customer: expandedID(o.Customer), Invoice: expandedID(o.Invoice), LatestCharge: expandedID(o.LatestCharge),
-		Created: o.Created, Provenance: provenance(f)}, nil
+		Created: o.Created, Provenance: provenance(f)}
+	if row.Invoice == nil && invoicePaymentsApart(f.APIVersion) {
+		why := fmt.Sprintf("invoice not known: a payment intent at API version %q does not carry it (an invoice payment made with it names it, when it pays one)", f.APIVersion)
+		row.Attention = &why
+	}
+	return row, nil
 }
 
 // SetPayments fills the invoice a payment intent's own events did not carry (from basil on:
@@ -296,6 +305,7 @@ func (r *PaymentIntentRow) SetPayments(payments []InvoicePaymentRow) {
 	if first != nil {
 		inv := first.Invoice
 		r.Invoice = &inv
+		r.Attention = nil
 	}
 }
 
