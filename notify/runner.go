@@ -121,6 +121,9 @@ type Runner struct {
 	byType map[string][]*Rule // Stripe rules by event type
 	// sweptTo is where the last sweep looked up to (database time); zero before the first.
 	sweptTo time.Time
+	// thinSweptTo is where the last sweep of fetched thin events looked up to, by the runner's
+	// clock (the thin fetcher dates its rows by its own); zero before the first.
+	thinSweptTo time.Time
 	// Signals are off unless a test initialises them.
 	Signals Signals
 }

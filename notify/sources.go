@@ -21,6 +21,8 @@ import (
 //     fires once however often it is read; a rule fires only for findings recorded after it was
 //     first seen;
 //   - held events released since the last sweep are matched as if they had just arrived;
+//   - thin events (v1.*, from an event destination) whose object the thin fetcher has fetched
+//     since the last sweep are matched as the Stripe event they announce (see thinResolved);
 //   - digest rows whose period has ended are gathered into one message per rule, channel and
 //     period: a digest row (event_id digest:RULE:CHANNEL:PERIOD:FIRST) is added, and its members
 //     are marked digested with digest_of naming it, in one transaction.
@@ -72,6 +74,11 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	added += n
+	thinNow := r.cfg.Clock.Now()
+	if n, err = r.thinResolved(ctx, tx, seen); err != nil {
+		return 0, err
+	}
+	added += n
 	if n, err = r.flushDigests(ctx, tx); err != nil {
 		return 0, err
 	}
@@ -79,7 +86,7 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("could not commit a sweep: %w", err)
 	}
-	r.sweptTo = dbNow
+	r.sweptTo, r.thinSweptTo = dbNow, thinNow
 	r.Signals.Swept.Signal(added)
 	return added, nil
 }
@@ -265,6 +272,79 @@ func (r *Runner) released(ctx context.Context, tx pgx.Tx, seen map[string]RuleSe
 	events, err := eventstore.On(tx).List(ctx, eventstore.Filter{EventIDs: ids, Payload: true})
 	if err != nil {
 		return 0, err
+	}
+	return r.fill(ctx, tx, events, seen, false)
+}
+
+// thinResolved matches the thin events resolved since then: fetched, or covered by the fetch
+// for a later thin event of the same object. A thin event carries no object, so the tail has
+// nothing to match it by; once its object is fetched it is matched as the event it announces
+// (v1.invoice.paid as invoice.paid), keyed by the thin event's own ID (it notifies once, like
+// any event), at its own position (a rule fires for it when it came after the rule), with the
+// fields of the object as the fetch that answers it returned it: its state at the thin event
+// or later. A thin event whose fetch failed notifies nothing until it is fetched.
+//
+// The rows are read by when the fetcher resolved them, by the fetcher's clock, from a little
+// before the last sweep (sweepOverlap: the two clocks may differ); the first sweep of a runner
+// reads those after the earliest position any rule fires from. Rows are keyed, so reading one
+// twice adds nothing.
+func (r *Runner) thinResolved(ctx context.Context, tx pgx.Tx, seen map[string]RuleSeen) (int, error) {
+	if len(r.byType) == 0 {
+		return 0, nil // no rule on Stripe events
+	}
+	since, from := r.thinSweptTo.Add(-sweepOverlap), int64(0)
+	if r.thinSweptTo.IsZero() {
+		since, from = time.Time{}, -1
+		for _, s := range seen {
+			if from < 0 || s.FirstPosition < from {
+				from = s.FirstPosition
+			}
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT t.event_id, coalesce(t.snapshot_id, c.snapshot_id) FROM ledger.thin_fetches t
+		LEFT JOIN ledger.thin_fetches c ON c.event_id = t.covered_by
+		WHERE t.status IN ('fetched', 'covered') AND t.done_at >= $1 AND t.position > $2
+		  AND coalesce(t.snapshot_id, c.snapshot_id) IS NOT NULL
+		ORDER BY t.position`, since, from)
+	if err != nil {
+		return 0, fmt.Errorf("could not read the fetched thin events: %w", err)
+	}
+	var thinIDs, snapIDs []string
+	var thin, snap string
+	if _, err := pgx.ForEachRow(rows, []any{&thin, &snap}, func() error {
+		thinIDs, snapIDs = append(thinIDs, thin), append(snapIDs, snap)
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("could not read the fetched thin events: %w", err)
+	}
+	if len(thinIDs) == 0 {
+		return 0, nil
+	}
+	thins, err := eventstore.On(tx).List(ctx, eventstore.Filter{EventIDs: thinIDs})
+	if err != nil {
+		return 0, err
+	}
+	snaps, err := eventstore.On(tx).List(ctx, eventstore.Filter{EventIDs: snapIDs, Payload: true})
+	if err != nil {
+		return 0, err
+	}
+	byID := map[string]*eventstore.Record{}
+	for i := range thins {
+		byID[thins[i].ID] = &thins[i]
+	}
+	for i := range snaps {
+		byID[snaps[i].ID] = &snaps[i]
+	}
+	var events []eventstore.Record
+	for i, id := range thinIDs {
+		t, s := byID[id], byID[snapIDs[i]]
+		if t == nil || s == nil || t.Held() {
+			continue
+		}
+		ev := *s
+		ev.ID, ev.Type, ev.Position, ev.Created = t.ID, strings.TrimPrefix(t.Type, "v1."), t.Position, t.Created
+		ev.Source, ev.ReceivedAt, ev.Endpoint, ev.HoldReason, ev.Released = t.Source, t.ReceivedAt, t.Endpoint, t.HoldReason, t.Released
+		events = append(events, ev)
 	}
 	return r.fill(ctx, tx, events, seen, false)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stripeledger/ledger/eventstore"
 	"github.com/stripeledger/ledger/internal/clock"
 	"github.com/stripeledger/ledger/internal/testkit"
+	"github.com/stripeledger/ledger/notify"
 	"github.com/stripeledger/ledger/projections"
 	"github.com/stripeledger/ledger/reconcile"
 	"github.com/stripeledger/ledger/stripesim"
@@ -417,4 +418,61 @@ func drainThin(t *testing.T, f *reconcile.ThinFetcher) {
 			return
 		}
 	}
+}
+
+// A thin destination's events notify once their object is fetched: each as the Stripe event it
+// announces (v1.invoice.paid as invoice.paid), once, keyed by the thin event, with the fields of
+// the object the fetch brought; those a fetch for a later one covered too. Nothing notifies
+// before the fetch, and a second sweep adds nothing.
+func TestThinEventsNotifyOnceFetched(t *testing.T) {
+	t.Parallel()
+	a := smallThinAccount(t, 3, 5)
+	ctx := context.Background()
+	cfg, err := notify.Parse([]byte(`
+channels:
+  pay: {type: slack, url_env: PAY_URL}
+rules:
+  - name: billing
+    events: [customer.subscription.created, invoice.paid]
+    channel: pay
+    subject: "{{.type}} {{.object_id}} {{.amount_formatted}}"
+`), "thin.yaml", func(k string) string { return map[string]string{"PAY_URL": "http://127.0.0.1:1/hook"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := testkit.NewClock(a.sim.Now())
+	r, err := notify.NewRunner(a.db.Pool, notify.RunnerConfig{Config: cfg, Clock: clk, SweepInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The rule was in force before the account's events came: it fires for all of them.
+	if _, err := a.db.Pool.Exec(ctx, `UPDATE ledger.notify_rules_seen SET first_position = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("a sweep before any fetch added %d (%v)", n, err)
+	}
+	drainThin(t, a.thinFetcher(t, clk, reconcile.ThinConfig{}))
+	var want, covered int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'covered') FROM ledger.thin_fetches
+		WHERE type IN ('v1.customer.subscription.created', 'v1.invoice.paid') AND status IN ('fetched', 'covered')`).Scan(&want, &covered); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.Sweep(ctx)
+	if err != nil || n != want || want == 0 {
+		t.Fatalf("the sweep after the fetches added %d of %d (%v)", n, want, err)
+	}
+	if n, err := r.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("a second sweep added %d (%v)", n, err)
+	}
+	var wrong int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger.notify_outbox o JOIN ledger.thin_fetches t ON t.event_id = o.event_id
+		WHERE o.message->>'subject' NOT LIKE substr(t.type, 4) || ' ' || t.object_id || '%'
+		   OR (t.type = 'v1.invoice.paid' AND o.message->>'subject' !~ ' [0-9]+\.[0-9]{2} [A-Z]{3}$')`).Scan(&wrong); err != nil || wrong != 0 {
+		t.Fatalf("%d notifications do not name their event, object and amount (%v)", wrong, err)
+	}
+	t.Logf("%d thin events notified, %d of them covered by a later fetch", want, covered)
 }
